@@ -1,0 +1,135 @@
+//! What a node tells its driver: events (`poll_event`) and counters (`stats`).
+
+use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::peers::PeerState;
+use crate::wire::{DecodeError, MessageType};
+
+/// Something that happened to this node's view of the cluster. Events carry no
+/// time: the driver knows the `now` it passed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A node entered the peer table (from gossip, a MEET, or an answered `meet`).
+    PeerDiscovered {
+        /// The node.
+        id: NodeId,
+        /// Where it listens.
+        endpoint: Endpoint,
+    },
+    /// A peer answered its handshake and is a full member.
+    PeerJoined {
+        /// The node.
+        id: NodeId,
+    },
+    /// A peer went PFAIL here (our ping unanswered for node_timeout).
+    PeerPfail {
+        /// The node.
+        id: NodeId,
+    },
+    /// A peer went FAIL here.
+    PeerFail {
+        /// The node.
+        id: NodeId,
+        /// Whether this node reached the quorum itself (and broadcast FAIL) or
+        /// was told by a FAIL message.
+        by_quorum: bool,
+    },
+    /// A PFAIL or FAIL peer answered again and is alive.
+    PeerAlive {
+        /// The node.
+        id: NodeId,
+        /// What it was.
+        was: PeerState,
+    },
+    /// A peer came back with a higher incarnation (it restarted).
+    PeerRestarted {
+        /// The node.
+        id: NodeId,
+        /// Its new incarnation.
+        incarnation: Incarnation,
+    },
+    /// A peer never answered its handshake and was forgotten.
+    HandshakeTimedOut {
+        /// The node.
+        id: NodeId,
+    },
+    /// Nobody answered a `meet` at this endpoint in time.
+    MeetTimedOut {
+        /// The endpoint met.
+        endpoint: Endpoint,
+    },
+}
+
+/// Datagrams and bytes (UDP payload) of one message type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Datagrams.
+    pub datagrams: u64,
+    /// UDP payload bytes.
+    pub bytes: u64,
+}
+
+impl Traffic {
+    pub(crate) fn add(&mut self, bytes: usize) {
+        self.datagrams += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// Input that was dropped without being an undecodable datagram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// A well-formed message from a node we do not know, other than MEET, PING,
+    /// or the PONG that answers our `meet`.
+    pub unknown_sender: u64,
+    /// A message from an older incarnation of a peer (delayed from its last life).
+    pub stale_incarnation: u64,
+    /// A message carrying our own id (a loop, or an id clash).
+    pub own_id: u64,
+    /// A message for another slot behind our socket.
+    pub wrong_slot: u64,
+    /// A new peer refused because the table was full.
+    pub peer_table_full: u64,
+    /// A failure report refused because the report table was full.
+    pub report_table_full: u64,
+    /// An outgoing message refused because the transmit queue was full.
+    pub transmit_queue_full: u64,
+    /// An outgoing message that did not fit the caller's buffer.
+    pub transmit_buffer_too_small: u64,
+    /// An event dropped because the event queue was full.
+    pub event_queue_full: u64,
+}
+
+/// Counters of one node, cumulative since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Sent, by type code.
+    pub sent: [Traffic; MessageType::COUNT],
+    /// Received and accepted by decoding, by type code.
+    pub received: [Traffic; MessageType::COUNT],
+    /// Datagrams refused by the decoder, by [`DecodeError::index`].
+    pub decode_errors: [u64; DecodeError::COUNT],
+    /// Other input dropped.
+    pub drops: Drops,
+    /// Cron ticks run.
+    pub ticks: u64,
+    /// Ticks that ran more than one tick period after their deadline.
+    pub late_ticks: u64,
+}
+
+impl Stats {
+    /// Sent traffic of one type.
+    pub fn sent(&self, kind: MessageType) -> Traffic {
+        self.sent[usize::from(kind.code())]
+    }
+
+    /// Received traffic of one type.
+    pub fn received(&self, kind: MessageType) -> Traffic {
+        self.received[usize::from(kind.code())]
+    }
+
+    /// All datagrams refused by the decoder.
+    pub fn decode_errors_total(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+}

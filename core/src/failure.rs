@@ -1,0 +1,87 @@
+//! Failure detection: PFAIL, failure reports, FAIL by quorum, FAIL messages,
+//! and the state bookkeeping every transition goes through.
+//! Semantics follow Redis 7 (`markNodeAsFailingIfNeeded`, `clusterSendFail`).
+
+use crate::event::Event;
+use crate::ids::{Incarnation, NodeId};
+use crate::node::{Node, Outgoing};
+use crate::peers::PeerState;
+use crate::time::Instant;
+use crate::wire::MessageType;
+
+impl Node {
+    /// Moves peer `i` to `to`, keeping the member and PFAIL counts, and emits
+    /// `PeerAlive` when a PFAIL or FAIL clears.
+    pub(crate) fn set_state(&mut self, i: usize, to: PeerState) {
+        let p = self.peers.get_mut(i);
+        let from = p.state;
+        if from == to {
+            return;
+        }
+        p.state = to;
+        let id = p.id;
+        if from == PeerState::Handshake {
+            self.members += 1;
+        }
+        if from == PeerState::Pfail {
+            self.pfail -= 1;
+        }
+        if to == PeerState::Pfail {
+            self.pfail += 1;
+        }
+        if to == PeerState::Alive && matches!(from, PeerState::Pfail | PeerState::Fail) {
+            self.emit(Event::PeerAlive { id, was: from });
+        }
+    }
+
+    /// Redis `markNodeAsFailingIfNeeded`: if we hold peer `i` PFAIL ourselves and
+    /// the live failure reports plus our own vote reach the quorum of voters
+    /// (members, self included), mark it FAIL and broadcast FAIL to everyone.
+    pub(crate) fn fail_if_quorum(&mut self, now: Instant, i: usize) {
+        if self.peers.get(i).state != PeerState::Pfail {
+            return;
+        }
+        let validity = self.config.report_validity();
+        let votes = self.peers.live_reports(i, now, validity) + 1;
+        if votes < self.config.quorum().needed(self.members()) {
+            return;
+        }
+        self.set_state(i, PeerState::Fail);
+        let p = self.peers.get(i);
+        let (id, incarnation) = (p.id, p.incarnation);
+        self.emit(Event::PeerFail { id, by_quorum: true });
+        self.broadcast_fail(id, incarnation);
+    }
+
+    /// Redis `clusterSendFail`: FAIL to every member but the failed node.
+    fn broadcast_fail(&mut self, id: NodeId, incarnation: Incarnation) {
+        for j in 0..self.peers.len() {
+            let p = self.peers.get(j);
+            if !p.is_member() || p.id == id {
+                continue;
+            }
+            let to = p.endpoint;
+            self.queue_outgoing(Outgoing {
+                to,
+                kind: MessageType::Fail,
+                bare: true,
+                about: id,
+                about_incarnation: incarnation,
+            });
+        }
+    }
+
+    /// A FAIL message from a member: mark the node FAIL unless it is us, unknown,
+    /// already FAIL, or the message is about an incarnation it has since left.
+    pub(crate) fn handle_fail_message(&mut self, id: NodeId, incarnation: Incarnation) {
+        let Some(i) = self.peers.find(id) else {
+            return;
+        };
+        let p = self.peers.get(i);
+        if !p.is_member() || p.state == PeerState::Fail || incarnation < p.incarnation {
+            return;
+        }
+        self.set_state(i, PeerState::Fail);
+        self.emit(Event::PeerFail { id, by_quorum: false });
+    }
+}

@@ -1,0 +1,64 @@
+//! `gossip-core`: the gossip protocol as a deterministic, sans-io state machine.
+//!
+//! It holds the wire codec ([`wire`]), the peer table ([`peers`]), Redis-style
+//! membership gossip (MEET, PING, PONG, FAIL; PFAIL and FAIL by quorum) and the
+//! parameters that shape it ([`profile`]).
+//!
+//! It never opens a socket, reads a clock, spawns a thread or draws OS
+//! randomness: callers pass `now`, a seed and datagrams in, and take datagrams,
+//! deadlines and events out. The same inputs give the same outputs, byte for byte.
+//! It is `no_std` (with `alloc`) so the compiler keeps all of that out.
+//!
+//! # The drive loop
+//!
+//! Every driver (the simulator, the UDP node, a test) runs the same loop; only
+//! the waiting differs:
+//!
+//! ```
+//! use gossip_core::{Config, Identity, Instant, Node, NodeId};
+//!
+//! let mut node = Node::new(Identity::new(NodeId(1)), Config::default(), 42, Instant::ZERO);
+//! let seed: std::net::SocketAddr = "127.0.0.1:7000".parse().unwrap();
+//! node.meet(Instant::ZERO, seed.into()).unwrap();
+//!
+//! let mut buf = [0u8; 1500];
+//! let mut now = Instant::ZERO;
+//! for _ in 0..3 {
+//!     // 1. feed datagrams: node.handle_datagram(now, from, &bytes)
+//!     // 2. fire the deadline
+//!     if node.poll_timeout().is_some_and(|at| at <= now) {
+//!         node.handle_timeout(now);
+//!     }
+//!     // 3. drain transmits
+//!     while let Some(tx) = node.poll_transmit(now, &mut buf) {
+//!         let _datagram = (&buf[..tx.len], tx.to);
+//!     }
+//!     // 4. drain events
+//!     while let Some(_event) = node.poll_event() {}
+//!     // 5. wait until the next deadline (or a datagram)
+//!     now = node.poll_timeout().unwrap();
+//! }
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod event;
+mod failure;
+pub mod ids;
+mod membership;
+mod node;
+pub mod peers;
+pub mod profile;
+pub mod rng;
+pub mod time;
+pub mod wire;
+
+pub use event::{Drops, Event, Stats, Traffic};
+pub use ids::{Endpoint, Incarnation, NodeId};
+pub use membership::BARE_LEN;
+pub use node::{Identity, MeetError, Node, Transmit};
+pub use peers::{Peer, PeerState, PeerTable};
+pub use profile::{Config, ConfigBuilder, ConfigError, Profile, Quorum, SectionPolicy};
+pub use time::Instant;

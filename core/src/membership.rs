@@ -1,0 +1,295 @@
+//! Membership gossip: the cron's ping rules, gossip sections, handshakes.
+//! Semantics follow Redis 7 `cluster_legacy.c` (`clusterCron`, `clusterSendPing`,
+//! `clusterProcessGossipSection`), adapted from TCP links to UDP datagrams.
+
+use crate::event::Event;
+use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::node::Node;
+use crate::peers::{Peer, PeerState, NO_PING};
+use crate::time::{millis_u32, Instant};
+use crate::wire::{EntryFlags, GossipEntry, MessageType, Section, SectionWriter, HEADER_LEN};
+
+impl Node {
+    /// One cron tick (Redis `clusterCron`, every 100 ms by default).
+    pub(crate) fn cron(&mut self, now: Instant) {
+        self.cron_meets(now);
+        if self.stats.ticks % u64::from(self.config.random_ping_every()) == 0 {
+            for _ in 0..self.config.random_ping_fanout() {
+                self.ping_oldest_of_sample(now);
+            }
+        }
+        let node_timeout = self.config.node_timeout();
+        let ping_interval = self.config.ping_interval();
+        let handshake_timeout = self.config.handshake_timeout();
+        let retry = self.config.tick() * self.config.random_ping_every();
+        let mut i = 0;
+        while i < self.peers.len() {
+            let p = self.peers.get(i);
+            if p.state == PeerState::Handshake {
+                // Redis: a handshake older than max(node_timeout, 1 s) is dropped.
+                if now - p.ping_sent > handshake_timeout {
+                    let id = p.id;
+                    self.forget(i);
+                    self.emit(Event::HandshakeTimedOut { id });
+                    continue; // the last peer moved into slot i
+                }
+                // UDP loses datagrams, so the handshake's MEET is resent once a
+                // random-ping period (Redis's TCP link would retransmit).
+                if now - p.ping_transmitted >= retry {
+                    let to = p.endpoint;
+                    self.peers.get_mut(i).ping_transmitted = now;
+                    self.queue(to, MessageType::Meet, true);
+                }
+                i += 1;
+                continue;
+            }
+            if !p.has_ping_in_flight() {
+                // Redis: no ping in flight and the last PONG older than
+                // node_timeout / 2: ping now, so nobody is left unpinged too long.
+                if now - p.pong_received > ping_interval {
+                    self.ping(now, i);
+                }
+                i += 1;
+                continue;
+            }
+            // A ping is in flight. Redis frees a TCP link silent for
+            // node_timeout / 2 and reconnects, which sends a fresh PING while
+            // keeping ping_sent. Over UDP the same rule is a resend.
+            if now - p.ping_transmitted >= ping_interval {
+                self.ping(now, i);
+            }
+            let p = self.peers.get(i);
+            // Redis: waiting for the PONG longer than node_timeout, with no
+            // datagram at all for as long either, sets PFAIL.
+            let node_delay = (now - p.ping_sent).min(now - p.data_received);
+            if node_delay > node_timeout && p.state == PeerState::Alive {
+                let id = p.id;
+                self.set_state(i, PeerState::Pfail);
+                self.emit(Event::PeerPfail { id });
+            }
+            i += 1;
+        }
+    }
+
+    /// Redis, every 10th tick: sample 5 random nodes (not self, not in handshake,
+    /// no ping in flight) and ping the one whose last PONG is oldest.
+    fn ping_oldest_of_sample(&mut self, now: Instant) {
+        let n = self.peers.len();
+        if n == 0 {
+            return;
+        }
+        let mut best: Option<(usize, Instant)> = None;
+        for _ in 0..self.config.random_ping_sample() {
+            let i = self.rng.index(n);
+            let p = self.peers.get(i);
+            if p.state == PeerState::Handshake || p.has_ping_in_flight() {
+                continue;
+            }
+            if best.is_none_or(|(_, pong)| p.pong_received < pong) {
+                best = Some((i, p.pong_received));
+            }
+        }
+        if let Some((i, _)) = best {
+            self.ping(now, i);
+        }
+    }
+
+    /// Sends a PING to peer `i`, starting its in-flight timer if none runs.
+    pub(crate) fn ping(&mut self, now: Instant, i: usize) {
+        let p = self.peers.get_mut(i);
+        if !p.has_ping_in_flight() {
+            p.ping_sent = now;
+        }
+        p.ping_transmitted = now;
+        let to = p.endpoint;
+        self.queue(to, MessageType::Ping, false);
+    }
+
+    /// Resends or expires outstanding `meet`s.
+    fn cron_meets(&mut self, now: Instant) {
+        let retry = self.config.tick() * self.config.random_ping_every();
+        let timeout = self.config.handshake_timeout();
+        let mut m = 0;
+        while m < self.meets.len() {
+            let meet = self.meets[m];
+            if now - meet.started > timeout {
+                self.meets.swap_remove(m);
+                self.emit(Event::MeetTimedOut {
+                    endpoint: meet.endpoint,
+                });
+                continue;
+            }
+            if now - meet.last_sent >= retry {
+                self.meets[m].last_sent = now;
+                self.queue(meet.endpoint, MessageType::Meet, true);
+            }
+            m += 1;
+        }
+    }
+
+    /// Adds a node in handshake, unless it is known or the table is full.
+    /// Returns its index when it was added.
+    pub(crate) fn discover(&mut self, now: Instant, id: NodeId, endpoint: Endpoint, incarnation: Incarnation) -> Option<usize> {
+        if id == self.me.id || self.peers.find(id).is_some() {
+            return None;
+        }
+        let mut peer = Peer::new(id, endpoint, incarnation, now);
+        peer.ping_transmitted = now;
+        match self.peers.insert(peer) {
+            Ok(i) => {
+                self.emit(Event::PeerDiscovered { id, endpoint });
+                Some(i)
+            }
+            Err(_) => {
+                self.stats.drops.peer_table_full += 1;
+                None
+            }
+        }
+    }
+
+    /// Removes peer `i`, keeping the counters right.
+    pub(crate) fn forget(&mut self, i: usize) {
+        let p = self.peers.remove(i);
+        match p.state {
+            PeerState::Handshake => {}
+            PeerState::Pfail => {
+                self.members -= 1;
+                self.pfail -= 1;
+            }
+            PeerState::Alive | PeerState::Fail => self.members -= 1,
+        }
+    }
+
+    /// Peer `i` spoke with a higher incarnation: it restarted. Its old life's
+    /// ping, failure state and reports no longer apply.
+    pub(crate) fn restart_peer(&mut self, i: usize, incarnation: Incarnation) {
+        let p = self.peers.get_mut(i);
+        p.incarnation = incarnation;
+        p.ping_sent = NO_PING;
+        let id = p.id;
+        self.peers.clear_reports(i);
+        if matches!(self.peers.get(i).state, PeerState::Pfail | PeerState::Fail) {
+            self.set_state(i, PeerState::Alive);
+        }
+        self.emit(Event::PeerRestarted { id, incarnation });
+    }
+
+    /// Redis `clusterProcessGossipSection`, for a section from member `from`.
+    pub(crate) fn handle_section(&mut self, now: Instant, from: usize, section: Section<'_>) {
+        if !self.peers.get(from).is_member() {
+            return;
+        }
+        let reporter = self.peers.get(from).id;
+        let validity = self.config.report_validity();
+        for e in section {
+            if e.id == self.me.id {
+                continue;
+            }
+            let Some(i) = self.peers.find(e.id) else {
+                // Redis: an unknown node in a known sender's gossip starts a handshake.
+                if self.discover(now, e.id, e.endpoint, e.incarnation).is_some() {
+                    self.queue(e.endpoint, MessageType::Meet, true);
+                }
+                continue;
+            };
+            if !self.peers.get(i).is_member() {
+                continue;
+            }
+            if e.flags.is_failure_report() {
+                if self.peers.add_report(i, reporter, now) {
+                    self.fail_if_quorum(now, i);
+                } else {
+                    self.stats.drops.report_table_full += 1;
+                }
+                continue;
+            }
+            self.peers.remove_report(i, reporter);
+            // Redis: if we see the node healthy, have no ping in flight to it and
+            // hold no failure reports about it, adopt a newer PONG time from
+            // gossip. This is what sets Redis's real per-peer ping interval.
+            if self.config.gossip_refreshes_pong()
+                && !self.peers.get(i).has_ping_in_flight()
+                && self.peers.live_reports(i, now, validity) == 0
+            {
+                let pong = now.saturating_sub(core::time::Duration::from_millis(u64::from(e.pong_age_ms)));
+                let p = self.peers.get_mut(i);
+                if pong > p.pong_received {
+                    p.pong_received = pong;
+                }
+            }
+        }
+    }
+
+    /// Redis `clusterSendPing`'s gossip: about a tenth of the known nodes picked
+    /// at random (at most 3 × wanted tries), skipping self, PFAIL and handshake
+    /// nodes; then every PFAIL node. Stops early when the datagram is full.
+    pub(crate) fn write_section(&mut self, now: Instant, w: &mut SectionWriter<'_>) {
+        let known = self.peers.len() + 1;
+        let policy = self.config.section();
+        let wanted = policy.wanted(known);
+        let budget = policy.byte_budget.unwrap_or(usize::MAX);
+        let start = w.remaining();
+        let fits = |w: &SectionWriter<'_>, e: &GossipEntry| start - w.remaining() + e.encoded_len() <= budget;
+        self.chosen.clear();
+        let mut fresh = known.saturating_sub(2);
+        let mut tries = wanted * 3;
+        while fresh > 0 && self.chosen.len() < wanted && tries > 0 {
+            tries -= 1;
+            // Redis draws from all nodes, self included, and skips self.
+            let pick = self.rng.index(known);
+            if pick == self.peers.len() {
+                continue;
+            }
+            let p = self.peers.get(pick);
+            match p.state {
+                PeerState::Pfail => continue,
+                PeerState::Handshake => {
+                    fresh -= 1;
+                    continue;
+                }
+                PeerState::Alive | PeerState::Fail => {}
+            }
+            if self.chosen.contains(&(pick as u32)) {
+                continue;
+            }
+            let e = entry(p, now);
+            if !fits(w, &e) || !w.push(&e) {
+                return;
+            }
+            self.chosen.push(pick as u32);
+            fresh -= 1;
+        }
+        if self.pfail == 0 {
+            return;
+        }
+        for p in self.peers.slice() {
+            if p.state == PeerState::Pfail {
+                let e = entry(p, now);
+                if !fits(w, &e) || !w.push(&e) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The gossip entry describing `p` now.
+fn entry(p: &Peer, now: Instant) -> GossipEntry {
+    GossipEntry {
+        id: p.id,
+        incarnation: p.incarnation,
+        flags: EntryFlags {
+            pfail: p.state == PeerState::Pfail,
+            fail: p.state == PeerState::Fail,
+        },
+        ping_age_ms: match p.has_ping_in_flight() {
+            true => millis_u32(now - p.ping_sent).min(crate::wire::NO_PING - 1),
+            false => crate::wire::NO_PING,
+        },
+        pong_age_ms: millis_u32(now - p.pong_received),
+        endpoint: p.endpoint,
+    }
+}
+
+/// Bytes of a MEET, PING or PONG with an empty section.
+pub const BARE_LEN: usize = HEADER_LEN + 2;

@@ -1,0 +1,397 @@
+//! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::event::{Event, Stats};
+use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::peers::{PeerState, PeerTable, NO_PING};
+use crate::profile::Config;
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::wire::{self, Body, DecodeError, Header, MessageType};
+
+/// Who a node is: its id, its incarnation, and the slot it answers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The node's id, kept across restarts.
+    pub id: NodeId,
+    /// Bumped on every restart (the caller persists it, or derives it from a clock).
+    pub incarnation: Incarnation,
+    /// Slot behind a shared socket; 0 for a socket of its own.
+    pub slot: u16,
+}
+
+impl Identity {
+    /// A first incarnation with its own socket.
+    pub fn new(id: NodeId) -> Self {
+        Identity {
+            id,
+            incarnation: 0,
+            slot: 0,
+        }
+    }
+}
+
+/// A datagram ready to send: `len` bytes at the start of the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: Endpoint,
+    /// Bytes written to the buffer.
+    pub len: usize,
+    /// What it carries.
+    pub kind: MessageType,
+}
+
+/// Why a `meet` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeetError {
+    /// `Config::max_pending_meets` meets are already waiting for an answer.
+    TooManyPending,
+}
+
+impl core::fmt::Display for MeetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("too many meets waiting for an answer")
+    }
+}
+
+impl core::error::Error for MeetError {}
+
+/// A message waiting in the transmit queue. Sections are chosen when it is
+/// encoded, so the queue holds 40-byte descriptors, never datagrams.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) to: Endpoint,
+    pub(crate) kind: MessageType,
+    /// Send an empty section: the receiver has not proven it owns its address
+    /// (handshake, unknown sender), so we send no more than we received.
+    pub(crate) bare: bool,
+    /// FAIL only: the failed node.
+    pub(crate) about: NodeId,
+    pub(crate) about_incarnation: Incarnation,
+}
+
+/// An outstanding `meet` to an address whose node we do not know yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingMeet {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) started: Instant,
+    pub(crate) last_sent: Instant,
+}
+
+/// One member's protocol state machine. Sans-io: bytes and `now` in, bytes,
+/// deadlines and events out. Same inputs, same outputs, byte for byte.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) me: Identity,
+    pub(crate) config: Config,
+    pub(crate) rng: Rng,
+    pub(crate) peers: PeerTable,
+    /// Peers not in handshake (the voters, with self).
+    pub(crate) members: usize,
+    /// Peers in PFAIL (appended to every section).
+    pub(crate) pfail: usize,
+    pub(crate) meets: Vec<PendingMeet>,
+    pub(crate) transmits: VecDeque<Outgoing>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) next_tick: Instant,
+    pub(crate) stats: Stats,
+    /// Scratch for section building: indices already chosen.
+    pub(crate) chosen: Vec<u32>,
+}
+
+impl Node {
+    /// A node with no peers. `seed` drives every random choice it makes; `now`
+    /// places its first tick (at a random phase within one tick period, so that
+    /// nodes started together do not tick in lockstep).
+    pub fn new(me: Identity, config: Config, seed: u64, now: Instant) -> Self {
+        let mut rng = Rng::new(seed);
+        let table_key = rng.next_u64();
+        let phase = rng.below(crate::time::micros(config.tick()).max(1));
+        Node {
+            peers: PeerTable::new(config.max_peers(), config.max_failure_reports(), table_key),
+            me,
+            rng,
+            members: 0,
+            pfail: 0,
+            meets: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_tick: Instant::from_micros(now.as_micros() + phase),
+            stats: Stats::default(),
+            chosen: Vec::new(),
+            config,
+        }
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> Identity {
+        self.me
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me.id
+    }
+
+    /// The parameters it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every peer it knows.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Members known, self included (the voters for FAIL).
+    pub fn members(&self) -> usize {
+        self.members + 1
+    }
+
+    /// Asks the node at `to` to let us join (Redis `CLUSTER MEET`). The MEET is
+    /// resent once a random-ping period until answered or `handshake_timeout`.
+    ///
+    /// # Errors
+    /// [`MeetError::TooManyPending`] when too many meets are unanswered.
+    pub fn meet(&mut self, now: Instant, to: Endpoint) -> Result<(), MeetError> {
+        if let Some(m) = self.meets.iter_mut().find(|m| m.endpoint == to) {
+            m.started = now;
+        } else if self.meets.len() >= self.config.max_pending_meets() {
+            return Err(MeetError::TooManyPending);
+        } else {
+            self.meets.push(PendingMeet {
+                endpoint: to,
+                started: now,
+                last_sent: now,
+            });
+        }
+        self.queue(to, MessageType::Meet, true);
+        Ok(())
+    }
+
+    /// Feeds one received datagram.
+    ///
+    /// # Errors
+    /// The [`DecodeError`] when the datagram is not a well-formed message; it is
+    /// also counted in [`Stats::decode_errors`]. Other drops (unknown sender, stale
+    /// incarnation) are not errors and are counted in [`Stats::drops`].
+    pub fn handle_datagram(&mut self, now: Instant, from: core::net::SocketAddr, bytes: &[u8]) -> Result<(), DecodeError> {
+        let msg = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.decode_errors[e.index()] += 1;
+                return Err(e);
+            }
+        };
+        self.stats.received[usize::from(msg.header.kind.code())].add(bytes.len());
+        let h = msg.header;
+        if h.sender == self.me.id {
+            self.stats.drops.own_id += 1;
+            return Ok(());
+        }
+        if h.dst_slot != self.me.slot {
+            self.stats.drops.wrong_slot += 1;
+            return Ok(());
+        }
+        let from = Endpoint::new(from, h.src_slot);
+        match self.peers.find(h.sender) {
+            Some(i) => self.handle_known(now, i, from, &h, msg.body),
+            None => self.handle_unknown(now, from, &h),
+        }
+        Ok(())
+    }
+
+    /// Runs the cron if its deadline has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_tick {
+            return;
+        }
+        let tick = self.config.tick();
+        // A tick more than one period late (a paused process, an overloaded host)
+        // is counted and the schedule restarts from now rather than bursting.
+        if now - self.next_tick > tick {
+            self.stats.late_ticks += 1;
+            self.next_tick = now + tick;
+        } else {
+            self.next_tick = self.next_tick + tick;
+        }
+        self.stats.ticks += 1;
+        self.cron(now);
+    }
+
+    /// When `handle_timeout` wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_tick)
+    }
+
+    /// Encodes the next queued datagram into `buf`.
+    ///
+    /// `buf` should hold `Config::max_datagram` bytes; a shorter one makes
+    /// sections shrink. A message that cannot fit at all is dropped and counted.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some(out) = self.transmits.pop_front() {
+            match self.encode(now, &out, buf) {
+                Some(len) => {
+                    self.stats.sent[usize::from(out.kind.code())].add(len);
+                    return Some(Transmit {
+                        to: out.to,
+                        len,
+                        kind: out.kind,
+                    });
+                }
+                None => self.stats.drops.transmit_buffer_too_small += 1,
+            }
+        }
+        None
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Datagrams waiting in the transmit queue.
+    pub fn pending_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
+    fn handle_known(&mut self, now: Instant, i: usize, from: Endpoint, h: &Header, body: Body<'_>) {
+        let p = self.peers.get_mut(i);
+        if h.incarnation < p.incarnation {
+            self.stats.drops.stale_incarnation += 1;
+            return;
+        }
+        p.data_received = now;
+        if p.endpoint != from {
+            // Redis nodeUpdateAddressIfNeeded: the node answers from a new address.
+            p.endpoint = from;
+        }
+        if h.incarnation > p.incarnation {
+            self.restart_peer(i, h.incarnation);
+        }
+        match (h.kind, body) {
+            (MessageType::Ping | MessageType::Meet, Body::Section(section)) => {
+                let bare = !self.peers.get(i).is_member();
+                self.queue(from, MessageType::Pong, bare);
+                self.handle_section(now, i, section);
+            }
+            (MessageType::Pong, Body::Section(section)) => {
+                self.handle_pong(now, i);
+                self.handle_section(now, i, section);
+            }
+            (MessageType::Fail, Body::Fail { id, incarnation }) => {
+                if self.peers.get(i).is_member() {
+                    self.handle_fail_message(id, incarnation);
+                }
+            }
+            // The decoder pairs each type with its body; nothing else reaches here.
+            _ => {}
+        }
+    }
+
+    fn handle_unknown(&mut self, now: Instant, from: Endpoint, h: &Header) {
+        match h.kind {
+            // Redis clusterProcessPacket: a MEET adds its sender (in handshake);
+            // any PING is answered. Both get an empty section: never more bytes
+            // to an unproven address than it sent us.
+            MessageType::Meet => {
+                self.queue(from, MessageType::Pong, true);
+                if let Some(i) = self.discover(now, h.sender, from, h.incarnation) {
+                    self.peers.get_mut(i).data_received = now;
+                    self.queue(from, MessageType::Ping, true);
+                }
+            }
+            MessageType::Ping => self.queue(from, MessageType::Pong, true),
+            MessageType::Pong => {
+                let Some(m) = self.meets.iter().position(|m| m.endpoint == from) else {
+                    self.stats.drops.unknown_sender += 1;
+                    return;
+                };
+                self.meets.swap_remove(m);
+                if let Some(i) = self.discover(now, h.sender, from, h.incarnation) {
+                    self.peers.get_mut(i).data_received = now;
+                    self.handle_pong(now, i);
+                }
+            }
+            MessageType::Fail => self.stats.drops.unknown_sender += 1,
+        }
+    }
+
+    /// A PONG from peer `i`: it is alive. Redis: pong_received = now,
+    /// ping_sent = 0, and PFAIL or FAIL cleared (no slots, so no FAIL undo delay).
+    pub(crate) fn handle_pong(&mut self, now: Instant, i: usize) {
+        let p = self.peers.get_mut(i);
+        p.pong_received = now;
+        p.ping_sent = NO_PING;
+        match p.state {
+            PeerState::Handshake => {
+                let id = p.id;
+                self.set_state(i, PeerState::Alive);
+                self.emit(Event::PeerJoined { id });
+            }
+            PeerState::Pfail | PeerState::Fail => self.set_state(i, PeerState::Alive),
+            PeerState::Alive => {}
+        }
+    }
+
+    /// Queues a message to `to`; counts a drop when the queue is full.
+    pub(crate) fn queue(&mut self, to: Endpoint, kind: MessageType, bare: bool) {
+        self.queue_outgoing(Outgoing {
+            to,
+            kind,
+            bare,
+            about: NodeId(0),
+            about_incarnation: 0,
+        });
+    }
+
+    pub(crate) fn queue_outgoing(&mut self, out: Outgoing) {
+        if self.transmits.len() >= self.config.transmit_queue() {
+            self.stats.drops.transmit_queue_full += 1;
+            return;
+        }
+        self.transmits.push_back(out);
+    }
+
+    pub(crate) fn emit(&mut self, e: Event) {
+        if self.events.len() >= self.config.event_queue() {
+            self.stats.drops.event_queue_full += 1;
+            return;
+        }
+        self.events.push_back(e);
+    }
+
+    fn header(&self, kind: MessageType, to: Endpoint) -> Header {
+        Header {
+            kind,
+            flags: 0,
+            src_slot: self.me.slot,
+            dst_slot: to.slot(),
+            sender: self.me.id,
+            incarnation: self.me.incarnation,
+        }
+    }
+
+    fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Option<usize> {
+        let header = self.header(out.kind, out.to);
+        if out.kind == MessageType::Fail {
+            return wire::encode_fail(buf, &header, out.about, out.about_incarnation).ok();
+        }
+        let limit = buf.len().min(self.config.max_datagram());
+        let buf = &mut buf[..limit];
+        let mut w = wire::SectionWriter::new(buf, &header).ok()?;
+        if !out.bare {
+            self.write_section(now, &mut w);
+        }
+        Some(w.finish())
+    }
+}

@@ -1,0 +1,391 @@
+//! The peer table: every other node this node knows, in dense indices.
+//!
+//! Hot fields are fixed-size and stored inline (72 bytes a peer); the id-to-index
+//! map is a hashbrown table keyed by a per-node secret, so its iteration order and
+//! probe sequences are deterministic for a seed yet unguessable to a sender who
+//! picks node ids. Failure reports live in a side table, since only suspects have any.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::hash::{BuildHasher, Hasher};
+
+use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::rng::mix64;
+use crate::time::Instant;
+
+/// The `ping_sent` value for "no ping in flight".
+pub(crate) const NO_PING: Instant = Instant::from_micros(u64::MAX);
+
+/// A peer's health as this node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerState {
+    /// Known from gossip or a MEET but not yet heard answering: not pinged by the
+    /// regular rules, not gossiped about, not a voter.
+    Handshake,
+    /// Answering, as far as we know.
+    Alive,
+    /// Possibly failing: our ping went unanswered for node_timeout (Redis PFAIL).
+    Pfail,
+    /// Failed: a quorum agreed, or a FAIL message said so (Redis FAIL).
+    Fail,
+}
+
+impl PeerState {
+    /// Lower-case name, as used in metrics and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerState::Handshake => "handshake",
+            PeerState::Alive => "alive",
+            PeerState::Pfail => "pfail",
+            PeerState::Fail => "fail",
+        }
+    }
+}
+
+/// One remote node: the fixed-size hot fields the cron loop scans every tick.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub(crate) id: NodeId,
+    /// When the oldest unanswered ping went out (for a handshake peer: when the
+    /// handshake began); [`NO_PING`] when no ping is in flight. A sentinel rather
+    /// than an `Option` keeps the peer at 72 bytes.
+    pub(crate) ping_sent: Instant,
+    /// Last PONG from it, possibly refreshed by healthy gossip (Redis does so).
+    pub(crate) pong_received: Instant,
+    /// Last datagram of any kind from it.
+    pub(crate) data_received: Instant,
+    /// Last time a PING actually left for it (a resend keeps `ping_sent`).
+    pub(crate) ping_transmitted: Instant,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) incarnation: Incarnation,
+    pub(crate) state: PeerState,
+    /// Live failure reports about it (cached count of the side table's entries).
+    pub(crate) reports: u16,
+}
+
+impl Peer {
+    pub(crate) fn new(id: NodeId, endpoint: Endpoint, incarnation: Incarnation, now: Instant) -> Self {
+        Peer {
+            id,
+            ping_sent: now,
+            pong_received: Instant::ZERO,
+            data_received: Instant::ZERO,
+            ping_transmitted: Instant::ZERO,
+            endpoint,
+            incarnation,
+            state: PeerState::Handshake,
+            reports: 0,
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// Where it listens.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+    /// Its incarnation as we know it.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+    /// Its health as we see it.
+    pub fn state(&self) -> PeerState {
+        self.state
+    }
+    /// When our oldest unanswered ping to it went out, if one is in flight.
+    pub fn ping_sent(&self) -> Option<Instant> {
+        (self.ping_sent != NO_PING).then_some(self.ping_sent)
+    }
+
+    pub(crate) fn has_ping_in_flight(&self) -> bool {
+        self.ping_sent != NO_PING
+    }
+    /// When we last had a PONG from it (or healthy gossip said it answered).
+    pub fn pong_received(&self) -> Instant {
+        self.pong_received
+    }
+    /// When we last had any datagram from it.
+    pub fn data_received(&self) -> Instant {
+        self.data_received
+    }
+    /// Number of live failure reports about it.
+    pub fn failure_reports(&self) -> usize {
+        usize::from(self.reports)
+    }
+    /// Whether it is a full member (not in handshake).
+    pub fn is_member(&self) -> bool {
+        self.state != PeerState::Handshake
+    }
+}
+
+/// Why a peer could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableFull;
+
+/// Every peer a node knows, by dense index, plus the failure reports about them.
+#[derive(Clone, Debug)]
+pub struct PeerTable {
+    peers: Vec<Peer>,
+    index: hashbrown::HashMap<NodeId, u32, KeyedIdHash>,
+    /// (suspect, reporter) -> when reported. Ordered, so counting a suspect's
+    /// reports is one range scan and iteration order never depends on a seed.
+    reports: BTreeMap<(NodeId, NodeId), Instant>,
+    max_peers: usize,
+    max_reports: usize,
+}
+
+impl PeerTable {
+    /// An empty table for at most `max_peers` peers; `key` keys the id hash.
+    pub fn new(max_peers: usize, max_reports: usize, key: u64) -> Self {
+        PeerTable {
+            peers: Vec::new(),
+            index: hashbrown::HashMap::with_hasher(KeyedIdHash(key)),
+            reports: BTreeMap::new(),
+            max_peers,
+            max_reports,
+        }
+    }
+
+    /// Number of peers (self not included).
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The peer at `index`.
+    ///
+    /// # Panics
+    /// If `index >= len()`.
+    pub fn get(&self, index: usize) -> &Peer {
+        &self.peers[index]
+    }
+
+    pub(crate) fn get_mut(&mut self, index: usize) -> &mut Peer {
+        &mut self.peers[index]
+    }
+
+    /// The index of the peer with this id.
+    pub fn find(&self, id: NodeId) -> Option<usize> {
+        self.index.get(&id).map(|&i| i as usize)
+    }
+
+    /// The peer with this id.
+    pub fn by_id(&self, id: NodeId) -> Option<&Peer> {
+        self.find(id).map(|i| &self.peers[i])
+    }
+
+    /// All peers in index order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Peer> + '_ {
+        self.peers.iter()
+    }
+
+    pub(crate) fn slice(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// Adds a peer; returns its index.
+    pub(crate) fn insert(&mut self, peer: Peer) -> Result<usize, TableFull> {
+        if self.peers.len() >= self.max_peers {
+            return Err(TableFull);
+        }
+        let i = self.peers.len();
+        self.index.insert(peer.id, i as u32);
+        self.peers.push(peer);
+        Ok(i)
+    }
+
+    /// Removes the peer at `index`; the last peer takes its index.
+    pub(crate) fn remove(&mut self, index: usize) -> Peer {
+        let gone = self.peers.swap_remove(index);
+        self.index.remove(&gone.id);
+        if let Some(moved) = self.peers.get(index) {
+            self.index.insert(moved.id, index as u32);
+        }
+        let gone_id = gone.id;
+        let mut orphaned = Vec::new();
+        self.reports.retain(|&(s, r), _| {
+            let keep = s != gone_id && r != gone_id;
+            if !keep && s != gone_id {
+                orphaned.push(s);
+            }
+            keep
+        });
+        for s in orphaned {
+            if let Some(i) = self.find(s) {
+                self.peers[i].reports = self.peers[i].reports.saturating_sub(1);
+            }
+        }
+        gone
+    }
+
+    /// Records (or refreshes) `reporter`'s failure report about the peer at
+    /// `index`; returns false when the report table is full (report dropped).
+    pub(crate) fn add_report(&mut self, index: usize, reporter: NodeId, now: Instant) -> bool {
+        let key = (self.peers[index].id, reporter);
+        if let Some(at) = self.reports.get_mut(&key) {
+            *at = now;
+            return true;
+        }
+        if self.reports.len() >= self.max_reports {
+            return false;
+        }
+        self.reports.insert(key, now);
+        self.peers[index].reports = self.peers[index].reports.saturating_add(1);
+        true
+    }
+
+    /// Withdraws `reporter`'s report about the peer at `index`, if any.
+    pub(crate) fn remove_report(&mut self, index: usize, reporter: NodeId) {
+        let key = (self.peers[index].id, reporter);
+        if self.reports.remove(&key).is_some() {
+            self.peers[index].reports = self.peers[index].reports.saturating_sub(1);
+        }
+    }
+
+    /// Drops every report about the peer at `index`.
+    pub(crate) fn clear_reports(&mut self, index: usize) {
+        if self.peers[index].reports == 0 {
+            return;
+        }
+        let id = self.peers[index].id;
+        self.reports.retain(|&(s, _), _| s != id);
+        self.peers[index].reports = 0;
+    }
+
+    /// Expires reports older than `validity` about the peer at `index` and returns
+    /// how many remain (Redis `clusterNodeFailureReportsCount` does the same).
+    pub(crate) fn live_reports(&mut self, index: usize, now: Instant, validity: core::time::Duration) -> usize {
+        if self.peers[index].reports == 0 {
+            return 0;
+        }
+        let id = self.peers[index].id;
+        let lo = (id, NodeId(0));
+        let hi = (id, NodeId(u64::MAX));
+        let mut live = 0u16;
+        let mut expired = false;
+        for (_, &at) in self.reports.range(lo..=hi) {
+            if now - at > validity {
+                expired = true;
+            } else {
+                live += 1;
+            }
+        }
+        if expired {
+            self.reports
+                .retain(|&(s, _), at| s != id || now - *at <= validity);
+        }
+        self.peers[index].reports = live;
+        usize::from(live)
+    }
+
+    /// Total failure reports held.
+    pub fn report_count(&self) -> usize {
+        self.reports.len()
+    }
+
+    /// Bytes the table holds on the heap now (capacity, not just length): the
+    /// peer array, the id map's buckets and control bytes, and the reports.
+    pub fn memory_bytes(&self) -> usize {
+        let peers = self.peers.capacity() * core::mem::size_of::<Peer>();
+        // hashbrown: one (key, value) slot and one control byte per bucket, plus
+        // a group's worth (16) of trailing control bytes.
+        let buckets = self.index.capacity().next_power_of_two().max(1) * 8 / 7;
+        let slot = core::mem::size_of::<(NodeId, u32)>();
+        let index = buckets.next_power_of_two() * (slot + 1) + 16;
+        // BTreeMap nodes hold up to 11 entries; count one node per 5 as a fair bound.
+        let entry = core::mem::size_of::<((NodeId, NodeId), Instant)>();
+        let reports = self.reports.len() * entry * 11 / 5;
+        peers + index + reports
+    }
+}
+
+/// Hashes node ids with a per-table secret key: deterministic for a seed, but a
+/// sender who chooses ids cannot aim them at one bucket without knowing the key.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyedIdHash(u64);
+
+impl BuildHasher for KeyedIdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+/// The hasher behind [`KeyedIdHash`].
+#[derive(Clone, Copy, Debug)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = mix64(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = mix64(self.0 ^ x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    fn ep(port: u16) -> Endpoint {
+        Endpoint::from(core::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn removal_keeps_indices_dense_and_the_map_right() {
+        let mut t = PeerTable::new(10, 100, 1);
+        for i in 0..5 {
+            t.insert(Peer::new(NodeId(i), ep(i as u16), 0, Instant::ZERO))
+                .unwrap();
+        }
+        t.remove(1);
+        assert_eq!(t.len(), 4);
+        for (i, p) in t.iter().enumerate() {
+            assert_eq!(t.find(p.id), Some(i));
+        }
+        assert_eq!(t.find(NodeId(1)), None);
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_peers() {
+        let mut t = PeerTable::new(2, 10, 1);
+        t.insert(Peer::new(NodeId(1), ep(1), 0, Instant::ZERO)).unwrap();
+        t.insert(Peer::new(NodeId(2), ep(2), 0, Instant::ZERO)).unwrap();
+        assert_eq!(
+            t.insert(Peer::new(NodeId(3), ep(3), 0, Instant::ZERO)),
+            Err(TableFull)
+        );
+    }
+
+    #[test]
+    fn failure_reports_expire_and_are_counted_once_per_reporter() {
+        let mut t = PeerTable::new(10, 100, 1);
+        let i = t.insert(Peer::new(NodeId(9), ep(9), 0, Instant::ZERO)).unwrap();
+        let v = Duration::from_secs(2);
+        assert!(t.add_report(i, NodeId(1), Instant::from_millis(0)));
+        assert!(t.add_report(i, NodeId(1), Instant::from_millis(500)));
+        assert!(t.add_report(i, NodeId(2), Instant::from_millis(1000)));
+        assert_eq!(t.live_reports(i, Instant::from_millis(1000), v), 2);
+        assert_eq!(t.live_reports(i, Instant::from_millis(2600), v), 1);
+        assert_eq!(t.live_reports(i, Instant::from_millis(3100), v), 0);
+        assert_eq!(t.report_count(), 0);
+    }
+
+    #[test]
+    fn hot_peer_fields_fit_in_72_bytes() {
+        assert!(core::mem::size_of::<Peer>() <= 72, "{}", core::mem::size_of::<Peer>());
+    }
+}

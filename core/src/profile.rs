@@ -1,0 +1,372 @@
+//! Protocol parameters: the Redis-faithful profile and everything it fixes, made
+//! parametric. A [`Config`] is validated once, by [`ConfigBuilder::build`].
+
+use core::time::Duration;
+
+/// How many other nodes a PING, PONG or MEET describes.
+///
+/// Redis 7 `clusterSendPing`: wanted = floor(N / 10), at least 3, at most N - 2,
+/// where N counts every known node including self. `byte_budget` caps the section
+/// in bytes as well (and `Config::max_datagram` always does): a section that would
+/// not fit shrinks instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionPolicy {
+    /// Entries wanted per thousand known nodes (Redis: 100, a tenth).
+    pub per_thousand: u32,
+    /// Lower bound on wanted entries (Redis: 3).
+    pub min: u32,
+    /// Upper bound on wanted entries, if any beyond N - 2 (Redis: none).
+    pub max: Option<u32>,
+    /// Upper bound on the section's encoded bytes, if any.
+    pub byte_budget: Option<usize>,
+}
+
+impl SectionPolicy {
+    /// Redis 7: a tenth of the nodes, at least 3, at most N - 2.
+    pub const REDIS: SectionPolicy = SectionPolicy {
+        per_thousand: 100,
+        min: 3,
+        max: None,
+        byte_budget: None,
+    };
+
+    /// Entries wanted when `known` nodes (self included) are known.
+    pub fn wanted(&self, known: usize) -> usize {
+        let frac = (known as u64 * u64::from(self.per_thousand) / 1000) as usize;
+        let mut wanted = frac.max(self.min as usize);
+        if let Some(max) = self.max {
+            wanted = wanted.min(max as usize);
+        }
+        // Redis: freshnodes = dictSize - 2 (self, and one spare for the receiver).
+        wanted.min(known.saturating_sub(2))
+    }
+}
+
+/// How many failure reports turn a PFAIL into FAIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of the voters (members, self included): Redis's rule.
+    Majority,
+    /// A fixed number of reports (self's own PFAIL counts as one).
+    AtLeast(u32),
+}
+
+impl Quorum {
+    /// Reports needed when there are `voters` voters.
+    pub fn needed(self, voters: usize) -> usize {
+        match self {
+            Quorum::Majority => voters / 2 + 1,
+            Quorum::AtLeast(n) => n as usize,
+        }
+    }
+}
+
+/// A named starting point for a [`Config`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Profile {
+    /// Redis 7 `cluster_legacy.c` constants and rules.
+    Redis,
+}
+
+impl Profile {
+    /// The profile's parameters, to adjust before `build()`.
+    pub fn builder(self) -> ConfigBuilder {
+        match self {
+            Profile::Redis => ConfigBuilder::redis(),
+        }
+    }
+
+    /// Parses a profile name as used on command lines and in scenarios.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "redis" => Some(Profile::Redis),
+            _ => None,
+        }
+    }
+}
+
+/// A bad configuration value: which field, and what is wrong with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field's name, as in the builder's setter.
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: &'static str,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "invalid config: {}: {}", self.field, self.problem)
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// Validated protocol parameters. Build one with [`Config::builder`] or
+/// [`Profile::builder`]; every field has a getter of the same name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    tick: Duration,
+    node_timeout: Duration,
+    ping_interval: Duration,
+    random_ping_every: u32,
+    random_ping_sample: u32,
+    random_ping_fanout: u32,
+    gossip_refreshes_pong: bool,
+    section: SectionPolicy,
+    report_validity: Duration,
+    quorum: Quorum,
+    handshake_timeout: Duration,
+    max_datagram: usize,
+    max_peers: usize,
+    max_failure_reports: usize,
+    max_pending_meets: usize,
+    transmit_queue: usize,
+    event_queue: usize,
+}
+
+impl Default for Config {
+    /// The Redis-faithful profile with node_timeout 15 s (Redis's default).
+    fn default() -> Self {
+        ConfigBuilder::redis()
+            .build()
+            .expect("the Redis profile's defaults are valid") // invariant: tested below
+    }
+}
+
+macro_rules! getters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        impl Config {
+            $($(#[$doc])* pub fn $name(&self) -> $ty { self.$name })*
+        }
+        impl ConfigBuilder {
+            $($(#[$doc])* pub fn $name(mut self, value: $ty) -> Self { self.c.$name = value; self })*
+        }
+    };
+}
+
+getters! {
+    /// Cron period (Redis: 100 ms, 10 ticks a second). Shorter reacts faster and
+    /// costs CPU per node; 1 ms to 10 s.
+    tick: Duration,
+    /// Silence after which a peer is PFAIL (Redis cluster-node-timeout, default
+    /// 15 s). Shorter detects sooner and pings more (the ping interval follows it)
+    /// and risks false suspicion under loss or pauses; at least 2 ticks.
+    node_timeout: Duration,
+    /// Silence after which a peer is pinged (Redis: node_timeout / 2, which sets
+    /// the message rate). Must be below node_timeout so a ping can be answered.
+    ping_interval: Duration,
+    /// Ticks between random-sample pings (Redis: 10, once a second); at least 1.
+    random_ping_every: u32,
+    /// Peers sampled for the random ping, the oldest PONG wins (Redis: 5); 1 to 64.
+    random_ping_sample: u32,
+    /// Peers pinged per random-sample round (Redis: 1): the fan-out. More spreads
+    /// gossip faster at proportional cost; 0 (off) to 64.
+    random_ping_fanout: u32,
+    /// Whether a healthy gossip entry refreshes our last PONG of that peer (Redis
+    /// does; it stretches ping intervals to 1.0-1.6 × ping_interval).
+    gossip_refreshes_pong: bool,
+    /// Section size rule.
+    section: SectionPolicy,
+    /// Age after which a failure report no longer counts (Redis: 2 × node_timeout).
+    report_validity: Duration,
+    /// Failure reports needed for FAIL.
+    quorum: Quorum,
+    /// Time a handshake may take before the unconfirmed peer is forgotten (Redis:
+    /// max(node_timeout, 1 s)).
+    handshake_timeout: Duration,
+    /// Largest datagram sent, in bytes (default 1,400: fits a 1,500-byte MTU
+    /// with IPv6 and tunnel headers); 64 to 65,507.
+    max_datagram: usize,
+    /// Most peers held; gossip about more is dropped and counted. Bounds memory
+    /// against a member that invents ids.
+    max_peers: usize,
+    /// Most failure reports held in all; more are dropped and counted.
+    max_failure_reports: usize,
+    /// Most outstanding `meet` commands (address-only joins).
+    max_pending_meets: usize,
+    /// Transmit queue bound; beyond it messages are dropped and counted. Must hold
+    /// a FAIL broadcast to every peer.
+    transmit_queue: usize,
+    /// Event queue bound; beyond it events are dropped and counted.
+    event_queue: usize,
+}
+
+/// Builds and validates a [`Config`].
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    c: Config,
+    ping_interval_set: bool,
+    report_validity_set: bool,
+    handshake_timeout_set: bool,
+}
+
+impl Config {
+    /// The Redis-faithful profile, to adjust and build.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::redis()
+    }
+}
+
+impl ConfigBuilder {
+    /// Redis 7 constants: 100 ms tick, node_timeout 15 s, 5-sample random ping
+    /// every 10 ticks, a tenth of the nodes in each section.
+    pub fn redis() -> Self {
+        let node_timeout = Duration::from_secs(15);
+        ConfigBuilder {
+            c: Config {
+                tick: Duration::from_millis(100),
+                node_timeout,
+                ping_interval: node_timeout / 2,
+                random_ping_every: 10,
+                random_ping_sample: 5,
+                random_ping_fanout: 1,
+                gossip_refreshes_pong: true,
+                section: SectionPolicy::REDIS,
+                report_validity: node_timeout * 2,
+                quorum: Quorum::Majority,
+                handshake_timeout: node_timeout,
+                max_datagram: 1_400,
+                max_peers: 100_000,
+                max_failure_reports: 1 << 20,
+                max_pending_meets: 64,
+                transmit_queue: 1 << 18,
+                event_queue: 1 << 16,
+            },
+            ping_interval_set: false,
+            report_validity_set: false,
+            handshake_timeout_set: false,
+        }
+    }
+
+    /// Sets the ping interval explicitly (otherwise node_timeout / 2).
+    pub fn with_ping_interval(mut self, d: Duration) -> Self {
+        self.c.ping_interval = d;
+        self.ping_interval_set = true;
+        self
+    }
+
+    /// Sets report validity explicitly (otherwise 2 × node_timeout).
+    pub fn with_report_validity(mut self, d: Duration) -> Self {
+        self.c.report_validity = d;
+        self.report_validity_set = true;
+        self
+    }
+
+    /// Sets the handshake timeout explicitly (otherwise max(node_timeout, 1 s)).
+    pub fn with_handshake_timeout(mut self, d: Duration) -> Self {
+        self.c.handshake_timeout = d;
+        self.handshake_timeout_set = true;
+        self
+    }
+
+    /// Derives the unset timeouts from node_timeout and checks every field.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first field out of range.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let mut c = self.c;
+        if !self.ping_interval_set {
+            c.ping_interval = c.node_timeout / 2;
+        }
+        if !self.report_validity_set {
+            c.report_validity = c.node_timeout * 2;
+        }
+        if !self.handshake_timeout_set {
+            c.handshake_timeout = c.node_timeout.max(Duration::from_secs(1));
+        }
+        let err = |field, problem| Err(ConfigError { field, problem });
+        if c.tick < Duration::from_millis(1) || c.tick > Duration::from_secs(10) {
+            return err("tick", "must be between 1 ms and 10 s");
+        }
+        if c.node_timeout < c.tick * 2 {
+            return err("node_timeout", "must be at least two ticks");
+        }
+        if c.node_timeout > Duration::from_secs(86_400) {
+            return err("node_timeout", "must be at most one day");
+        }
+        if c.ping_interval.is_zero() || c.ping_interval >= c.node_timeout {
+            return err("ping_interval", "must be above zero and below node_timeout");
+        }
+        if c.random_ping_every == 0 {
+            return err("random_ping_every", "must be at least 1 tick");
+        }
+        if !(1..=64).contains(&c.random_ping_sample) {
+            return err("random_ping_sample", "must be between 1 and 64");
+        }
+        if c.random_ping_fanout > 64 {
+            return err("random_ping_fanout", "must be at most 64");
+        }
+        if c.section.per_thousand > 1000 {
+            return err("section.per_thousand", "must be at most 1000");
+        }
+        if c.section.max.is_some_and(|m| m < c.section.min) {
+            return err("section.max", "must be at least section.min");
+        }
+        if c.report_validity < c.node_timeout {
+            return err("report_validity", "must be at least node_timeout");
+        }
+        if matches!(c.quorum, Quorum::AtLeast(0)) {
+            return err("quorum", "must be at least 1");
+        }
+        if c.handshake_timeout < c.tick {
+            return err("handshake_timeout", "must be at least one tick");
+        }
+        if !(64..=crate::wire::MAX_DATAGRAM).contains(&c.max_datagram) {
+            return err("max_datagram", "must be between 64 and 65507 bytes");
+        }
+        if c.max_peers == 0 || c.max_peers > u32::MAX as usize {
+            return err("max_peers", "must be between 1 and 2^32 - 1");
+        }
+        if c.transmit_queue < c.max_peers.min(1 << 16) {
+            return err("transmit_queue", "must hold a broadcast to min(max_peers, 65536) peers");
+        }
+        if c.event_queue == 0 || c.max_pending_meets == 0 || c.max_failure_reports == 0 {
+            return err("event_queue", "queues and tables must hold at least one entry");
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_defaults_are_valid_and_derived_from_node_timeout() {
+        let c = Config::builder()
+            .node_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        assert_eq!(c.ping_interval(), Duration::from_secs(1));
+        assert_eq!(c.report_validity(), Duration::from_secs(4));
+        assert_eq!(c.handshake_timeout(), Duration::from_secs(2));
+        assert_eq!(Config::default().node_timeout(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_field() {
+        let e = Config::builder()
+            .node_timeout(Duration::from_millis(150))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field, "node_timeout");
+        let e = Config::builder().max_datagram(10).build().unwrap_err();
+        assert_eq!(e.field, "max_datagram");
+        assert_eq!(
+            e.to_string(),
+            "invalid config: max_datagram: must be between 64 and 65507 bytes"
+        );
+    }
+
+    #[test]
+    fn section_size_follows_the_redis_rule() {
+        let p = SectionPolicy::REDIS;
+        assert_eq!(p.wanted(3), 1); // at most N - 2
+        assert_eq!(p.wanted(5), 3); // at least 3
+        assert_eq!(p.wanted(100), 10); // a tenth
+        assert_eq!(p.wanted(1000), 100);
+        assert_eq!(p.wanted(1), 0);
+    }
+}

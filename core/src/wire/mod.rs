@@ -1,0 +1,367 @@
+//! Wire format v1: one datagram, one message. See `docs/wire-format.md`.
+//!
+//! Decoding borrows the datagram and checks every length before it reads; no count
+//! in a header ever sizes an allocation (decoding allocates nothing at all).
+//! Encoding writes into a caller's `&mut [u8]` and never past its end.
+//! All integers are big-endian.
+
+mod membership;
+
+pub use membership::{
+    EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6, NO_PING,
+};
+
+use crate::ids::{Incarnation, NodeId};
+
+/// First two bytes of every datagram: "GS".
+pub const MAGIC: u16 = 0x4753;
+/// The format version this crate writes and reads.
+pub const VERSION: u8 = 1;
+/// Bytes in the fixed header.
+pub const HEADER_LEN: usize = 24;
+/// Bytes in the FAIL body: the failed node's id and incarnation.
+pub const FAIL_BODY_LEN: usize = 12;
+/// Largest datagram the format can describe (UDP's limit over IPv4).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// What a datagram carries.
+///
+/// Codes 5..=15 are reserved for membership extensions (indirect probes,
+/// suspicion); 16..=31 for the epidemic data messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    /// Join request: "add me"; answered with PONG.
+    Meet = 1,
+    /// Liveness probe carrying the sender's view; answered with PONG.
+    Ping = 2,
+    /// Answer to PING and MEET; proves the sender alive.
+    Pong = 3,
+    /// "This node has failed": broadcast once a quorum agrees.
+    Fail = 4,
+}
+
+impl MessageType {
+    /// Every type this version decodes, in code order.
+    pub const ALL: [MessageType; 4] = [
+        MessageType::Meet,
+        MessageType::Ping,
+        MessageType::Pong,
+        MessageType::Fail,
+    ];
+    /// Number of type slots counted in statistics (codes 0..COUNT).
+    pub const COUNT: usize = 5;
+
+    /// The type for a wire code, if this version knows it.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => MessageType::Meet,
+            2 => MessageType::Ping,
+            3 => MessageType::Pong,
+            4 => MessageType::Fail,
+            _ => return None,
+        })
+    }
+
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Lower-case name, as used in metrics and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageType::Meet => "meet",
+            MessageType::Ping => "ping",
+            MessageType::Pong => "pong",
+            MessageType::Fail => "fail",
+        }
+    }
+
+    /// Whether the body is a gossip section (MEET, PING, PONG).
+    pub fn has_section(self) -> bool {
+        matches!(
+            self,
+            MessageType::Meet | MessageType::Ping | MessageType::Pong
+        )
+    }
+}
+
+/// Header flag bits. v1 defines none for senders to set: bit 0 is reserved for
+/// the authentication tag of a cluster key; a datagram with any bit set is refused,
+/// so that a later version can give them meaning without being misread.
+pub const FLAGS_KNOWN: u8 = 0;
+
+/// The fixed header, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Message type.
+    pub kind: MessageType,
+    /// Message flags (see [`FLAGS_KNOWN`]).
+    pub flags: u8,
+    /// Sender's slot behind its socket.
+    pub src_slot: u16,
+    /// Receiver's slot behind its socket.
+    pub dst_slot: u16,
+    /// Sender's node id.
+    pub sender: NodeId,
+    /// Sender's incarnation.
+    pub incarnation: Incarnation,
+}
+
+/// A decoded datagram; the body borrows the datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// The fixed header.
+    pub header: Header,
+    /// The body, by type.
+    pub body: Body<'a>,
+}
+
+/// A message body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// MEET, PING or PONG: a gossip section (possibly empty).
+    Section(Section<'a>),
+    /// FAIL: which node failed, in which incarnation.
+    Fail {
+        /// The failed node.
+        id: NodeId,
+        /// Its incarnation as the sender knew it.
+        incarnation: Incarnation,
+    },
+}
+
+/// Why a datagram was refused. Decoding changes no state, so every variant means
+/// "dropped, nothing else happened".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Shorter than the fixed header.
+    TooShort,
+    /// The magic number is wrong: not ours.
+    BadMagic,
+    /// A version this build does not read.
+    UnsupportedVersion,
+    /// A type code this version does not know (or reserves).
+    UnknownType,
+    /// A reserved flag bit or reserved byte is set.
+    ReservedBits,
+    /// The header's body length disagrees with the datagram's length.
+    BodyLength,
+    /// The body's own structure (entry count, entry lengths) does not add up.
+    Malformed,
+}
+
+impl DecodeError {
+    /// Number of variants, for counters indexed by [`DecodeError::index`].
+    pub const COUNT: usize = 7;
+    /// Every variant, in index order.
+    pub const ALL: [DecodeError; Self::COUNT] = [
+        DecodeError::TooShort,
+        DecodeError::BadMagic,
+        DecodeError::UnsupportedVersion,
+        DecodeError::UnknownType,
+        DecodeError::ReservedBits,
+        DecodeError::BodyLength,
+        DecodeError::Malformed,
+    ];
+
+    /// A dense index for counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Snake-case name, as used in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeError::TooShort => "too_short",
+            DecodeError::BadMagic => "bad_magic",
+            DecodeError::UnsupportedVersion => "unsupported_version",
+            DecodeError::UnknownType => "unknown_type",
+            DecodeError::ReservedBits => "reserved_bits",
+            DecodeError::BodyLength => "body_length",
+            DecodeError::Malformed => "malformed",
+        }
+    }
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// Why a message could not be encoded. Nothing is written that a caller should send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The buffer cannot hold even the fixed part of the message.
+    BufferTooSmall,
+}
+
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EncodeError::BufferTooSmall => f.write_str("buffer too small for the message"),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+/// Decodes one datagram, borrowing it.
+///
+/// # Errors
+/// A [`DecodeError`] for anything that is not a well-formed v1 message; any input
+/// whatsoever gives `Ok` or an error, never a panic.
+pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
+    let (header, body) = decode_header(bytes)?;
+    let body = match header.kind {
+        MessageType::Meet | MessageType::Ping | MessageType::Pong => {
+            Body::Section(Section::parse(body)?)
+        }
+        MessageType::Fail => {
+            if body.len() != FAIL_BODY_LEN {
+                return Err(DecodeError::Malformed);
+            }
+            Body::Fail {
+                id: NodeId(be_u64(body, 0)),
+                incarnation: be_u32(body, 8),
+            }
+        }
+    };
+    Ok(Message { header, body })
+}
+
+/// Decodes and checks the fixed header; returns it and the body bytes.
+///
+/// # Errors
+/// As [`decode`], for the header's part.
+pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort);
+    }
+    if be_u16(bytes, 0) != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if bytes[2] != VERSION {
+        return Err(DecodeError::UnsupportedVersion);
+    }
+    let kind = MessageType::from_code(bytes[3]).ok_or(DecodeError::UnknownType)?;
+    let flags = bytes[4];
+    if flags & !FLAGS_KNOWN != 0 || bytes[5] != 0 {
+        return Err(DecodeError::ReservedBits);
+    }
+    let body_len = usize::from(be_u16(bytes, 22));
+    let body = &bytes[HEADER_LEN..];
+    if body.len() != body_len {
+        return Err(DecodeError::BodyLength);
+    }
+    let header = Header {
+        kind,
+        flags,
+        src_slot: be_u16(bytes, 6),
+        dst_slot: be_u16(bytes, 8),
+        sender: NodeId(be_u64(bytes, 10)),
+        incarnation: be_u32(bytes, 18),
+    };
+    Ok((header, body))
+}
+
+/// Writes the fixed header with a zero body length; [`finish`] patches it.
+///
+/// # Errors
+/// [`EncodeError::BufferTooSmall`] when `buf` is shorter than [`HEADER_LEN`].
+pub fn encode_header(buf: &mut [u8], header: &Header) -> Result<usize, EncodeError> {
+    let out = buf
+        .get_mut(..HEADER_LEN)
+        .ok_or(EncodeError::BufferTooSmall)?;
+    out[0..2].copy_from_slice(&MAGIC.to_be_bytes());
+    out[2] = VERSION;
+    out[3] = header.kind.code();
+    out[4] = header.flags;
+    out[5] = 0;
+    out[6..8].copy_from_slice(&header.src_slot.to_be_bytes());
+    out[8..10].copy_from_slice(&header.dst_slot.to_be_bytes());
+    out[10..18].copy_from_slice(&header.sender.0.to_be_bytes());
+    out[18..22].copy_from_slice(&header.incarnation.to_be_bytes());
+    out[22..24].copy_from_slice(&0u16.to_be_bytes());
+    Ok(HEADER_LEN)
+}
+
+/// Sets the header's body length for a message of `len` bytes in all; returns `len`.
+pub fn finish(buf: &mut [u8], len: usize) -> usize {
+    debug_assert!((HEADER_LEN..=MAX_DATAGRAM).contains(&len));
+    let body = (len - HEADER_LEN) as u16;
+    buf[22..24].copy_from_slice(&body.to_be_bytes());
+    len
+}
+
+/// Encodes a FAIL message.
+///
+/// # Errors
+/// [`EncodeError::BufferTooSmall`] when it does not fit (it needs 36 bytes).
+pub fn encode_fail(
+    buf: &mut [u8],
+    header: &Header,
+    id: NodeId,
+    incarnation: Incarnation,
+) -> Result<usize, EncodeError> {
+    let len = HEADER_LEN + FAIL_BODY_LEN;
+    if buf.len() < len {
+        return Err(EncodeError::BufferTooSmall);
+    }
+    encode_header(buf, header)?;
+    buf[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&id.0.to_be_bytes());
+    buf[HEADER_LEN + 8..len].copy_from_slice(&incarnation.to_be_bytes());
+    Ok(finish(buf, len))
+}
+
+/// Encodes a whole message from its parts (tests, tools, vectors). The node
+/// itself streams sections with [`SectionWriter`] instead.
+///
+/// Entries that do not fit are left out, as the node does: a section shrinks to fit.
+///
+/// # Errors
+/// [`EncodeError::BufferTooSmall`] when even the empty message does not fit.
+pub fn encode(
+    buf: &mut [u8],
+    header: &Header,
+    entries: &[GossipEntry],
+    fail: Option<(NodeId, Incarnation)>,
+) -> Result<usize, EncodeError> {
+    match header.kind {
+        MessageType::Fail => {
+            let (id, inc) = fail.unwrap_or_default();
+            encode_fail(buf, header, id, inc)
+        }
+        _ => {
+            let mut w = SectionWriter::new(buf, header)?;
+            for e in entries {
+                if !w.push(e) {
+                    break;
+                }
+            }
+            Ok(w.finish())
+        }
+    }
+}
+
+// Readers take offsets the caller has bounds-checked; slicing panics otherwise,
+// which the decoder's length checks rule out.
+pub(crate) fn be_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+pub(crate) fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
+}
