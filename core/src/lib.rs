@@ -44,6 +44,7 @@
 
 extern crate alloc;
 
+pub mod epidemic;
 pub mod event;
 mod failure;
 pub mod ids;
@@ -52,6 +53,8 @@ mod node;
 pub mod peers;
 pub mod profile;
 pub mod rng;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod wire;
 

@@ -1,0 +1,1 @@
+//! `sim`: a seeded discrete-event network of real [`crate::Node`]s. Being built (issue 3).
