@@ -232,9 +232,9 @@ impl<'b> SectionWriter<'b> {
         out[0..8].copy_from_slice(&e.id.0.to_be_bytes());
         out[8..12].copy_from_slice(&e.incarnation.to_be_bytes());
         let v4 = e.endpoint.ipv4();
-        out[12] = u8::from(e.flags.pfail) * FLAG_PFAIL
-            | u8::from(e.flags.fail) * FLAG_FAIL
-            | u8::from(v4.is_none()) * FLAG_IPV6;
+        out[12] = (u8::from(e.flags.pfail) * FLAG_PFAIL)
+            | (u8::from(e.flags.fail) * FLAG_FAIL)
+            | (u8::from(v4.is_none()) * FLAG_IPV6);
         out[13..17].copy_from_slice(&e.ping_age_ms.to_be_bytes());
         out[17..21].copy_from_slice(&e.pong_age_ms.to_be_bytes());
         out[21..23].copy_from_slice(&e.endpoint.port().to_be_bytes());

@@ -8,7 +8,8 @@
 mod membership;
 
 pub use membership::{
-    EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6, NO_PING,
+    EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
+    NO_PING,
 };
 
 use crate::ids::{Incarnation, NodeId};
@@ -151,11 +152,13 @@ pub enum DecodeError {
     BodyLength,
     /// The body's own structure (entry count, entry lengths) does not add up.
     Malformed,
+    /// Longer than [`MAX_DATAGRAM`]: no encoder writes it, so it has no canonical form.
+    TooLong,
 }
 
 impl DecodeError {
     /// Number of variants, for counters indexed by [`DecodeError::index`].
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     /// Every variant, in index order.
     pub const ALL: [DecodeError; Self::COUNT] = [
         DecodeError::TooShort,
@@ -165,6 +168,7 @@ impl DecodeError {
         DecodeError::ReservedBits,
         DecodeError::BodyLength,
         DecodeError::Malformed,
+        DecodeError::TooLong,
     ];
 
     /// A dense index for counters.
@@ -182,6 +186,7 @@ impl DecodeError {
             DecodeError::ReservedBits => "reserved_bits",
             DecodeError::BodyLength => "body_length",
             DecodeError::Malformed => "malformed",
+            DecodeError::TooLong => "too_long",
         }
     }
 }
@@ -243,6 +248,11 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
 pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::TooShort);
+    }
+    // The header's u16 body length could describe up to 24 + 65,535 bytes, but the
+    // encoders stop at MAX_DATAGRAM; refusing the rest keeps decoding canonical.
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(DecodeError::TooLong);
     }
     if be_u16(bytes, 0) != MAGIC {
         return Err(DecodeError::BadMagic);
