@@ -1,13 +1,14 @@
 //! The peer table: every other node this node knows, in dense indices.
 //!
-//! Hot fields are fixed-size and stored inline (72 bytes a peer); the id-to-index
-//! map is a hashbrown table keyed by a per-node secret, so its iteration order and
-//! probe sequences are deterministic for a seed yet unguessable to a sender who
-//! picks node ids. Failure reports live in a side table, since only suspects have any.
+//! Hot fields are fixed-size and stored inline (72 bytes a peer). The id-to-index
+//! map is a hashbrown `HashTable` of bare `u32` indices (5 bytes a bucket with its
+//! control byte): the id is read from the peer array, so no key is stored twice.
+//! Its hash is keyed by a per-node secret, so probe sequences are deterministic
+//! for a seed yet unguessable to a sender who picks node ids. Failure reports live
+//! in a side table, since only suspects have any.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::hash::{BuildHasher, Hasher};
 
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::rng::mix64;
@@ -64,7 +65,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(id: NodeId, endpoint: Endpoint, incarnation: Incarnation, now: Instant) -> Self {
+    pub(crate) fn new(
+        id: NodeId,
+        endpoint: Endpoint,
+        incarnation: Incarnation,
+        now: Instant,
+    ) -> Self {
         Peer {
             id,
             ping_sent: now,
@@ -128,7 +134,8 @@ pub struct TableFull;
 #[derive(Clone, Debug)]
 pub struct PeerTable {
     peers: Vec<Peer>,
-    index: hashbrown::HashMap<NodeId, u32, KeyedIdHash>,
+    index: hashbrown::HashTable<u32>,
+    key: u64,
     /// (suspect, reporter) -> when reported. Ordered, so counting a suspect's
     /// reports is one range scan and iteration order never depends on a seed.
     reports: BTreeMap<(NodeId, NodeId), Instant>,
@@ -141,7 +148,8 @@ impl PeerTable {
     pub fn new(max_peers: usize, max_reports: usize, key: u64) -> Self {
         PeerTable {
             peers: Vec::new(),
-            index: hashbrown::HashMap::with_hasher(KeyedIdHash(key)),
+            index: hashbrown::HashTable::new(),
+            key,
             reports: BTreeMap::new(),
             max_peers,
             max_reports,
@@ -172,7 +180,10 @@ impl PeerTable {
 
     /// The index of the peer with this id.
     pub fn find(&self, id: NodeId) -> Option<usize> {
-        self.index.get(&id).map(|&i| i as usize)
+        let peers = &self.peers;
+        self.index
+            .find(hash_id(self.key, id), |&i| peers[i as usize].id == id)
+            .map(|&i| i as usize)
     }
 
     /// The peer with this id.
@@ -195,18 +206,42 @@ impl PeerTable {
             return Err(TableFull);
         }
         let i = self.peers.len();
-        self.index.insert(peer.id, i as u32);
+        if i == self.peers.capacity() {
+            // Grow by an eighth, not the default doubling: at 10,000 peers doubling
+            // leaves up to half the array idle (36 bytes a peer); an eighth costs
+            // at most 9. Inserts are joins, rare enough for the extra copies.
+            self.peers.reserve_exact((i / 8).max(16));
+        }
+        let (peers, key) = (&self.peers, self.key);
+        self.index
+            .insert_unique(hash_id(key, peer.id), i as u32, |&j| {
+                hash_id(key, peers[j as usize].id)
+            });
         self.peers.push(peer);
         Ok(i)
     }
 
     /// Removes the peer at `index`; the last peer takes its index.
     pub(crate) fn remove(&mut self, index: usize) -> Peer {
-        let gone = self.peers.swap_remove(index);
-        self.index.remove(&gone.id);
-        if let Some(moved) = self.peers.get(index) {
-            self.index.insert(moved.id, index as u32);
+        let last = self.peers.len() - 1;
+        let (id, key) = (self.peers[index].id, self.key);
+        if let Ok(slot) = self
+            .index
+            .find_entry(hash_id(key, id), |&i| i as usize == index)
+        {
+            slot.remove();
         }
+        if index != last {
+            // The last peer moves into `index`: repoint its map entry.
+            let moved = self.peers[last].id;
+            if let Some(slot) = self
+                .index
+                .find_mut(hash_id(key, moved), |&i| i as usize == last)
+            {
+                *slot = index as u32;
+            }
+        }
+        let gone = self.peers.swap_remove(index);
         let gone_id = gone.id;
         let mut orphaned = Vec::new();
         self.reports.retain(|&(s, r), _| {
@@ -260,7 +295,12 @@ impl PeerTable {
 
     /// Expires reports older than `validity` about the peer at `index` and returns
     /// how many remain (Redis `clusterNodeFailureReportsCount` does the same).
-    pub(crate) fn live_reports(&mut self, index: usize, now: Instant, validity: core::time::Duration) -> usize {
+    pub(crate) fn live_reports(
+        &mut self,
+        index: usize,
+        now: Instant,
+        validity: core::time::Duration,
+    ) -> usize {
         if self.peers[index].reports == 0 {
             return 0;
         }
@@ -293,11 +333,15 @@ impl PeerTable {
     /// peer array, the id map's buckets and control bytes, and the reports.
     pub fn memory_bytes(&self) -> usize {
         let peers = self.peers.capacity() * core::mem::size_of::<Peer>();
-        // hashbrown: one (key, value) slot and one control byte per bucket, plus
-        // a group's worth (16) of trailing control bytes.
-        let buckets = self.index.capacity().next_power_of_two().max(1) * 8 / 7;
-        let slot = core::mem::size_of::<(NodeId, u32)>();
-        let index = buckets.next_power_of_two() * (slot + 1) + 16;
+        // hashbrown: buckets are a power of two holding capacity at 7/8 load; each
+        // has a u32 slot and a control byte, plus a group (16) of trailing controls.
+        let cap = self.index.capacity();
+        let buckets = match cap {
+            0 => 0,
+            c if c < 8 => (c + 1).next_power_of_two(),
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        let index = buckets * (core::mem::size_of::<u32>() + 1) + 16 * usize::from(cap > 0);
         // BTreeMap nodes hold up to 11 entries; count one node per 5 as a fair bound.
         let entry = core::mem::size_of::<((NodeId, NodeId), Instant)>();
         let reports = self.reports.len() * entry * 11 / 5;
@@ -305,34 +349,10 @@ impl PeerTable {
     }
 }
 
-/// Hashes node ids with a per-table secret key: deterministic for a seed, but a
+/// Hashes a node id with the table's secret key: deterministic for a seed, but a
 /// sender who chooses ids cannot aim them at one bucket without knowing the key.
-#[derive(Clone, Copy, Debug)]
-pub struct KeyedIdHash(u64);
-
-impl BuildHasher for KeyedIdHash {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(self.0)
-    }
-}
-
-/// The hasher behind [`KeyedIdHash`].
-#[derive(Clone, Copy, Debug)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        mix64(self.0)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = mix64(self.0 ^ u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = mix64(self.0 ^ x);
-    }
+fn hash_id(key: u64, id: NodeId) -> u64 {
+    mix64(id.0 ^ key)
 }
 
 #[cfg(test)]
@@ -362,8 +382,10 @@ mod tests {
     #[test]
     fn a_full_table_refuses_new_peers() {
         let mut t = PeerTable::new(2, 10, 1);
-        t.insert(Peer::new(NodeId(1), ep(1), 0, Instant::ZERO)).unwrap();
-        t.insert(Peer::new(NodeId(2), ep(2), 0, Instant::ZERO)).unwrap();
+        t.insert(Peer::new(NodeId(1), ep(1), 0, Instant::ZERO))
+            .unwrap();
+        t.insert(Peer::new(NodeId(2), ep(2), 0, Instant::ZERO))
+            .unwrap();
         assert_eq!(
             t.insert(Peer::new(NodeId(3), ep(3), 0, Instant::ZERO)),
             Err(TableFull)
@@ -373,7 +395,9 @@ mod tests {
     #[test]
     fn failure_reports_expire_and_are_counted_once_per_reporter() {
         let mut t = PeerTable::new(10, 100, 1);
-        let i = t.insert(Peer::new(NodeId(9), ep(9), 0, Instant::ZERO)).unwrap();
+        let i = t
+            .insert(Peer::new(NodeId(9), ep(9), 0, Instant::ZERO))
+            .unwrap();
         let v = Duration::from_secs(2);
         assert!(t.add_report(i, NodeId(1), Instant::from_millis(0)));
         assert!(t.add_report(i, NodeId(1), Instant::from_millis(500)));
@@ -386,6 +410,10 @@ mod tests {
 
     #[test]
     fn hot_peer_fields_fit_in_72_bytes() {
-        assert!(core::mem::size_of::<Peer>() <= 72, "{}", core::mem::size_of::<Peer>());
+        assert!(
+            core::mem::size_of::<Peer>() <= 72,
+            "{}",
+            core::mem::size_of::<Peer>()
+        );
     }
 }
