@@ -2,7 +2,8 @@
 # Runs a cargo-fuzz target for a number of seconds, installing cargo-fuzz first
 # if it is missing.
 #
-#   fuzz/run.sh [seconds] [target]      default: 60 s of `decode`
+#   fuzz/run.sh [seconds] [target] [libFuzzer flags...]   default: 60 s of `decode`
+#   e.g. fuzz/run.sh 300 decode -max_len=65600 -jobs=2
 #
 # New inputs go to fuzz/corpus-work/<target> (git-ignored); the committed seeds in
 # fuzz/corpus/<target> are read, never written. A crash lands in
@@ -38,4 +39,4 @@ mkdir -p "$work" "artifacts/$target"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
 
 exec cargo "${toolchain[@]}" fuzz run "$target" "$work" "corpus/$target" -- \
-    -max_total_time="$secs" -print_final_stats=1
+    -max_total_time="$secs" -print_final_stats=1 "${@:3}"
