@@ -1,0 +1,381 @@
+//! The observer: for every tracked item at every node, the first reception
+//! (time, round, sender) and the number of receptions; for every node, the
+//! datagrams and bytes it sent and received by message type.
+//!
+//! Everything lives in flat arrays indexed by node index and is sized when an
+//! item is tracked, so observing a datagram allocates nothing: 16 bytes per
+//! node per item, and 2 × [`MessageType::COUNT`] counters per node.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::event::{Event, Traffic};
+use crate::ids::NodeId;
+use crate::time::{micros, Instant};
+use crate::wire::{self, Body, MessageType};
+
+/// Something disseminated, whose spread the observer measures (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum ItemId {
+    /// "Node X exists". A node has it from its `PeerDiscovered` event about X;
+    /// a reception is a datagram from X or carrying a gossip entry about X.
+    Join(NodeId),
+    /// "Node X is FAIL". A node has it from its first `PeerFail` event about X;
+    /// a reception is a FAIL message about X or a gossip entry flagging X FAIL.
+    Fail(NodeId),
+    /// A published update `(key, version)` from `origin`. Reserved for the
+    /// epidemic messages: the simulator does not count its receptions yet, a
+    /// driver can with [`Observer::record`].
+    Update {
+        /// The node that published it.
+        origin: NodeId,
+        /// The key.
+        key: u64,
+        /// The version.
+        version: u64,
+    },
+}
+
+/// One node's record for one item: 16 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reception {
+    first_us: u64,
+    count: u32,
+    from: u32,
+}
+
+const NEVER: u64 = u64::MAX;
+const NOBODY: u32 = u32::MAX;
+const UNTRACKED: u32 = u32::MAX;
+
+impl Reception {
+    const EMPTY: Reception = Reception {
+        first_us: NEVER,
+        count: 0,
+        from: NOBODY,
+    };
+
+    /// When the node first had the item.
+    pub fn first(&self) -> Option<Instant> {
+        (self.first_us != NEVER).then_some(Instant::from_micros(self.first_us))
+    }
+
+    /// Receptions counted (see [`ItemId`] for what counts).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The node whose datagram gave it the item, if a datagram did (not a
+    /// local action such as its own timer or its origin).
+    pub fn from(&self) -> Option<usize> {
+        (self.from != NOBODY).then_some(self.from as usize)
+    }
+}
+
+/// One tracked item: where and when it started, and each node's [`Reception`].
+#[derive(Clone, Debug)]
+pub struct ItemTrace {
+    item: ItemId,
+    origin: Option<usize>,
+    injected_at: Instant,
+    round_us: u64,
+    nodes: Vec<Reception>,
+}
+
+impl ItemTrace {
+    /// The item.
+    pub fn item(&self) -> ItemId {
+        self.item
+    }
+
+    /// The node it started at, if any (the joining node; none for a FAIL).
+    pub fn origin(&self) -> Option<usize> {
+        self.origin
+    }
+
+    /// When it started: the join's start, the crash, or the first FAIL seen.
+    pub fn injected_at(&self) -> Instant {
+        self.injected_at
+    }
+
+    /// Node `n`'s record.
+    ///
+    /// # Panics
+    /// If `n` is not a node index.
+    pub fn at(&self, n: usize) -> Reception {
+        self.nodes[n]
+    }
+
+    /// Every node's record, by index.
+    pub fn receptions(&self) -> &[Reception] {
+        &self.nodes
+    }
+
+    /// The round in which node `n` first had it: first reception time ÷ round
+    /// length (the tick in the timers model; the round in lockstep, where this
+    /// is the round's index).
+    pub fn first_round(&self, n: usize) -> Option<u64> {
+        self.nodes[n].first().map(|t| t.as_micros() / self.round_us)
+    }
+
+    /// Nodes that have it.
+    pub fn reached(&self) -> usize {
+        self.nodes.iter().filter(|r| r.first_us != NEVER).count()
+    }
+
+    /// Whether every node of `nodes` has it.
+    pub fn reached_all(&self, mut nodes: impl Iterator<Item = usize>) -> bool {
+        nodes.all(|n| self.nodes[n].first_us != NEVER)
+    }
+
+    /// Receptions at all nodes.
+    pub fn receptions_total(&self) -> u64 {
+        self.nodes.iter().map(|r| u64::from(r.count)).sum()
+    }
+
+    /// The latest first reception, if any node has it.
+    pub fn last_first_reception(&self) -> Option<Instant> {
+        self.nodes
+            .iter()
+            .filter(|r| r.first_us != NEVER)
+            .map(|r| Instant::from_micros(r.first_us))
+            .max()
+    }
+}
+
+/// Datagrams and bytes one node sent and received, by message type code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeTraffic {
+    /// Sent, by type code (the node's own count, kept across restarts).
+    pub sent: [Traffic; MessageType::COUNT],
+    /// Handed to the node, by type code.
+    pub received: [Traffic; MessageType::COUNT],
+}
+
+/// Measures every tracked item at every node and every datagram's type and size.
+#[derive(Clone, Debug)]
+pub struct Observer {
+    nodes: usize,
+    round_us: u64,
+    items: Vec<ItemTrace>,
+    by_id: BTreeMap<ItemId, u32>,
+    /// Item index of `Join(node i)` by node index, or UNTRACKED.
+    join_slot: Vec<u32>,
+    /// Item index of `Fail(node i)` by node index, or UNTRACKED.
+    fail_slot: Vec<u32>,
+    traffic: Vec<NodeTraffic>,
+    /// FAIL items still created on first sight (false FAILs of live nodes).
+    auto_fail_budget: usize,
+}
+
+impl Observer {
+    pub(crate) fn new(nodes: usize, round: Duration, auto_fail_budget: usize) -> Self {
+        Observer {
+            nodes,
+            round_us: micros(round).max(1),
+            items: Vec::new(),
+            by_id: BTreeMap::new(),
+            join_slot: alloc::vec![UNTRACKED; nodes],
+            fail_slot: alloc::vec![UNTRACKED; nodes],
+            traffic: alloc::vec![NodeTraffic::default(); nodes],
+            auto_fail_budget,
+        }
+    }
+
+    /// Every tracked item, in the order tracking began.
+    pub fn items(&self) -> &[ItemTrace] {
+        &self.items
+    }
+
+    /// One item's trace.
+    pub fn item(&self, item: ItemId) -> Option<&ItemTrace> {
+        self.by_id.get(&item).map(|&k| &self.items[k as usize])
+    }
+
+    /// Node `n`'s traffic.
+    ///
+    /// # Panics
+    /// If `n` is not a node index.
+    pub fn traffic(&self, n: usize) -> &NodeTraffic {
+        &self.traffic[n]
+    }
+
+    /// Every node's traffic, by index.
+    pub fn all_traffic(&self) -> &[NodeTraffic] {
+        &self.traffic
+    }
+
+    /// Total datagrams and bytes sent of one type, over all nodes.
+    pub fn sent_total(&self, kind: MessageType) -> Traffic {
+        let k = usize::from(kind.code());
+        self.traffic.iter().fold(Traffic::default(), |mut t, n| {
+            t.datagrams += n.sent[k].datagrams;
+            t.bytes += n.sent[k].bytes;
+            t
+        })
+    }
+
+    /// Starts tracking `item` (from `origin`, at `at`); does nothing if tracked.
+    /// `node_index` is the index of the node a join or FAIL item is about, for
+    /// the per-datagram fast paths. Allocates one 16-byte record per node.
+    pub(crate) fn track(
+        &mut self,
+        item: ItemId,
+        origin: Option<usize>,
+        at: Instant,
+        node_index: Option<usize>,
+    ) {
+        if self.by_id.contains_key(&item) {
+            return;
+        }
+        let k = self.items.len() as u32;
+        let mut nodes = alloc::vec![Reception::EMPTY; self.nodes];
+        if let Some(o) = origin.filter(|&o| o < self.nodes) {
+            nodes[o].first_us = at.as_micros();
+        }
+        self.items.push(ItemTrace {
+            item,
+            origin,
+            injected_at: at,
+            round_us: self.round_us,
+            nodes,
+        });
+        self.by_id.insert(item, k);
+        match (item, node_index) {
+            (ItemId::Join(_), Some(x)) if x < self.nodes => self.join_slot[x] = k,
+            (ItemId::Fail(_), Some(x)) if x < self.nodes => self.fail_slot[x] = k,
+            _ => {}
+        }
+    }
+
+    /// Tracks `Fail(id)` of node `x` from `at`, unless tracked already or the
+    /// budget of automatic FAIL items is spent.
+    pub(crate) fn track_fail(&mut self, id: NodeId, x: usize, at: Instant) {
+        if self.by_id.contains_key(&ItemId::Fail(id)) || self.auto_fail_budget == 0 {
+            return;
+        }
+        self.auto_fail_budget -= 1;
+        self.track(ItemId::Fail(id), None, at, Some(x));
+    }
+
+    /// Records one reception of `item` at node `n` from node `from` at `now`;
+    /// with `first`, it is also the first time `n` has it (if not had before).
+    /// For drivers of item kinds the simulator does not decode itself.
+    pub fn record(
+        &mut self,
+        item: ItemId,
+        n: usize,
+        from: Option<usize>,
+        now: Instant,
+        first: bool,
+    ) {
+        let Some(&k) = self.by_id.get(&item) else {
+            return;
+        };
+        let r = &mut self.items[k as usize].nodes[n];
+        r.count = r.count.saturating_add(1);
+        if first && r.first_us == NEVER {
+            r.first_us = now.as_micros();
+            r.from = from.map_or(NOBODY, |f| f as u32);
+        }
+    }
+
+    /// Whether any item needs gossip sections decoded.
+    fn decodes_bodies(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    pub(crate) fn on_send(&mut self, n: usize, kind: MessageType, len: usize) {
+        self.traffic[n].sent[usize::from(kind.code())].add(len);
+    }
+
+    /// A datagram handed to node `n` by node `from`. `index` maps an id to a
+    /// node index (the simulator's ids are a bijection of indices).
+    pub(crate) fn on_datagram(
+        &mut self,
+        n: usize,
+        from: usize,
+        bytes: &[u8],
+        index: impl Fn(NodeId) -> Option<usize>,
+    ) {
+        let Ok((header, _)) = wire::decode_header(bytes) else {
+            return;
+        };
+        self.traffic[n].received[usize::from(header.kind.code())].add(bytes.len());
+        if !self.decodes_bodies() {
+            return;
+        }
+        let k = self.join_slot[from];
+        if k != UNTRACKED {
+            self.count(k, n);
+        }
+        let Ok(msg) = wire::decode(bytes) else {
+            return;
+        };
+        if let Body::Section(section) = msg.body {
+            for e in section {
+                let Some(x) = index(e.id) else { continue };
+                let k = self.join_slot[x];
+                if k != UNTRACKED {
+                    self.count(k, n);
+                }
+                if e.flags.fail {
+                    let k = self.fail_slot[x];
+                    if k != UNTRACKED {
+                        self.count(k, n);
+                    }
+                }
+            }
+        } else if let Body::Fail { id, .. } = msg.body {
+            if let Some(x) = index(id) {
+                let k = self.fail_slot[x];
+                if k != UNTRACKED {
+                    self.count(k, n);
+                }
+            }
+        }
+    }
+
+    /// An event at node `n`, caused by a datagram from `from` (or by a local
+    /// action when `None`).
+    pub(crate) fn on_event(
+        &mut self,
+        now: Instant,
+        n: usize,
+        from: Option<usize>,
+        event: &Event,
+        index: impl Fn(NodeId) -> Option<usize>,
+    ) {
+        let (id, slots_are_fail) = match *event {
+            Event::PeerDiscovered { id, .. } => (id, false),
+            Event::PeerFail { id, .. } => (id, true),
+            _ => return,
+        };
+        let Some(x) = index(id) else { return };
+        let mut k = match slots_are_fail {
+            true => self.fail_slot[x],
+            false => self.join_slot[x],
+        };
+        if k == UNTRACKED && slots_are_fail {
+            // A FAIL of a node nobody crashed (a partition, a pause, loss):
+            // a false positive, measured like any other FAIL.
+            self.track_fail(id, x, now);
+            k = self.fail_slot[x];
+        }
+        if k == UNTRACKED {
+            return;
+        }
+        let r = &mut self.items[k as usize].nodes[n];
+        if r.first_us == NEVER {
+            r.first_us = now.as_micros();
+            r.from = from.map_or(NOBODY, |f| f as u32);
+        }
+    }
+
+    fn count(&mut self, k: u32, n: usize) {
+        let r = &mut self.items[k as usize].nodes[n];
+        r.count = r.count.saturating_add(1);
+    }
+}

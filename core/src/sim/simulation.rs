@@ -1,0 +1,795 @@
+//! `Simulation`: real [`Node`]s on a virtual clock, joined by a [`Network`].
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::time::Duration;
+
+use super::fault::{Fault, FaultLog, Timing};
+use super::network::{Fate, FaultSpace, NetStats, Network, NetworkParams};
+use super::observer::{ItemId, Observer};
+use super::queue::{Packets, Queue, DELIVER, FAULT_LANE, MAX_NODES, TIMER};
+use super::trace::TraceHash;
+use super::{NodeStatus, BASE_IP, PORT};
+use crate::event::Event;
+use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::node::{Identity, Node};
+use crate::profile::Config;
+use crate::rng::{mix64, Rng};
+use crate::time::{micros, Instant};
+
+const NO_TIMER: u64 = u64::MAX;
+// Domain separators: each consumer of the seed gets its own stream.
+const SEED_IDS: u64 = 0x1d5_0000_0000_0001;
+const SEED_NET: u64 = 0x4e7_0000_0000_0002;
+const SEED_DRAW: u64 = 0xd4a_0000_0000_0003;
+const SEED_NODE: u64 = 0x40d_0000_0000_0004;
+
+/// An event a node reported, with when, where, and whose datagram caused it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// When.
+    pub at: Instant,
+    /// The node that reported it.
+    pub node: usize,
+    /// The sender of the datagram being handled, or `None` for a local cause
+    /// (its own timer, a command).
+    pub from: Option<usize>,
+    /// The event.
+    pub event: Event,
+}
+
+/// Builds a [`Simulation`]; every choice has a default.
+#[derive(Clone, Debug)]
+pub struct SimBuilder {
+    seed: u64,
+    nodes: usize,
+    config: Config,
+    timing: Timing,
+    lockstep_at_tick: bool,
+    network: NetworkParams,
+    receive_buffer: usize,
+    track_joins: bool,
+    fail_items: usize,
+    record_events: bool,
+}
+
+impl SimBuilder {
+    /// Every node's protocol parameters (default: the Redis profile).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The timing model (default: timers).
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self.lockstep_at_tick = false;
+        self
+    }
+
+    /// Lockstep rounds of one tick each.
+    pub fn lockstep(mut self) -> Self {
+        self.lockstep_at_tick = true;
+        self
+    }
+
+    /// The network's starting parameters (default: [`NetworkParams::IDEAL`]).
+    pub fn network(mut self, params: NetworkParams) -> Self {
+        self.network = params;
+        self
+    }
+
+    /// Draws the network's parameters from the seed within `space`; the fault
+    /// log shows what was drawn.
+    pub fn draw_network(mut self, space: &FaultSpace) -> Self {
+        let mut rng = Rng::new(mix64(self.seed ^ SEED_DRAW));
+        self.network = NetworkParams::draw(&mut rng, space);
+        self
+    }
+
+    /// Receive buffer of a paused node, in payload bytes: what arrives while it
+    /// is paused waits here until it resumes, and what does not fit is dropped
+    /// (counted in [`NetStats::overflowed`]), as a stopped process's socket
+    /// does. Default 212,992 (Linux's `net.core.rmem_default`).
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.receive_buffer = bytes;
+        self
+    }
+
+    /// Tracks the join of every node it starts (default off: 16 bytes per
+    /// node per node, 160 GB at N = 100,000; track a sample with
+    /// [`Simulation::track`] instead).
+    pub fn track_joins(mut self, on: bool) -> Self {
+        self.track_joins = on;
+        self
+    }
+
+    /// Most FAIL items tracked automatically, for crashes and for FAILs of nodes
+    /// that did not crash (default 64).
+    pub fn fail_items(mut self, n: usize) -> Self {
+        self.fail_items = n;
+        self
+    }
+
+    /// Keeps every node event in [`Simulation::events`] (default off).
+    pub fn record_events(mut self, on: bool) -> Self {
+        self.record_events = on;
+        self
+    }
+
+    /// The simulation, with no node started yet.
+    ///
+    /// # Panics
+    /// With more than 2^24 − 2 nodes, or a lockstep round of zero.
+    pub fn build(self) -> Simulation {
+        assert!(self.nodes <= MAX_NODES, "at most {MAX_NODES} nodes");
+        let timing = match self.lockstep_at_tick {
+            true => Timing::Lockstep {
+                round: self.config.tick(),
+            },
+            false => self.timing,
+        };
+        let round_us = match timing {
+            Timing::Timers => 0,
+            Timing::Lockstep { round } => micros(round),
+        };
+        assert!(
+            matches!(timing, Timing::Timers) || round_us > 0,
+            "a lockstep round must be longer than zero"
+        );
+        let observer_round = match timing {
+            Timing::Timers => self.config.tick(),
+            Timing::Lockstep { round } => round,
+        };
+        let n = self.nodes;
+        Simulation {
+            now: Instant::ZERO,
+            seed: self.seed,
+            id_key: mix64(self.seed ^ SEED_IDS),
+            round_us,
+            packets: Packets::new(self.config.max_datagram()),
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            config: self.config,
+            queue: Queue::default(),
+            faults: Vec::new(),
+            log: FaultLog {
+                seed: self.seed,
+                nodes: n,
+                timing,
+                network: self.network,
+                schedule: Vec::new(),
+            },
+            network: Network::new(self.network, n, Rng::new(mix64(self.seed ^ SEED_NET))),
+            observer: Observer::new(n, observer_round, self.fail_items),
+            trace: TraceHash::new(),
+            receive_buffer: self.receive_buffer,
+            track_joins: self.track_joins,
+            events: self.record_events.then(Vec::new),
+            processed: 0,
+            last_lane: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    node: Option<Node>,
+    status: NodeStatus,
+    incarnation: Incarnation,
+    /// Time of this node's live timer entry, or NO_TIMER.
+    timer_at: u64,
+    /// Datagrams waiting while paused, and their bytes.
+    held: VecDeque<u32>,
+    held_bytes: usize,
+    ever_started: bool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            node: None,
+            status: NodeStatus::Down,
+            incarnation: 0,
+            timer_at: NO_TIMER,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            ever_started: false,
+        }
+    }
+}
+
+/// A seeded discrete-event network of real [`Node`]s.
+///
+/// Node `i` listens on `127.0.0.1 + i`, port 7000 (so 127.0.0.1:7000,
+/// 127.0.0.2:7000, ...), and has an id drawn from the seed that it keeps across
+/// restarts. The clock jumps from one scheduled thing to the next: a datagram's
+/// delivery, a node's deadline, or a [`Fault`]. Same seed, same run, byte for
+/// byte: see [`Simulation::trace_hash`].
+#[derive(Debug)]
+pub struct Simulation {
+    now: Instant,
+    seed: u64,
+    id_key: u64,
+    /// Lockstep round in µs; 0 in the timers model.
+    round_us: u64,
+    config: Config,
+    slots: Vec<Slot>,
+    queue: Queue,
+    packets: Packets,
+    faults: Vec<Fault>,
+    log: FaultLog,
+    network: Network,
+    observer: Observer,
+    trace: TraceHash,
+    receive_buffer: usize,
+    track_joins: bool,
+    events: Option<Vec<LoggedEvent>>,
+    processed: u64,
+    last_lane: Option<u32>,
+}
+
+impl Simulation {
+    /// A builder for `nodes` nodes whose whole run is a function of `seed`.
+    pub fn builder(seed: u64, nodes: usize) -> SimBuilder {
+        SimBuilder {
+            seed,
+            nodes,
+            config: Config::default(),
+            timing: Timing::Timers,
+            lockstep_at_tick: false,
+            network: NetworkParams::IDEAL,
+            receive_buffer: 212_992,
+            track_joins: false,
+            fail_items: 64,
+            record_events: false,
+        }
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Number of nodes (started or not).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The protocol parameters every node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The timing model.
+    pub fn timing(&self) -> Timing {
+        self.log.timing
+    }
+
+    /// Node `i`'s id (the same in every incarnation).
+    pub fn id(&self, i: usize) -> NodeId {
+        NodeId(mix64(i as u64 ^ self.id_key))
+    }
+
+    /// The node index of an id, if a simulated node has it.
+    pub fn index_of(&self, id: NodeId) -> Option<usize> {
+        let i = super::unmix64(id.0) ^ self.id_key;
+        (i < self.slots.len() as u64).then_some(i as usize)
+    }
+
+    /// Node `i`'s endpoint.
+    pub fn endpoint(&self, i: usize) -> Endpoint {
+        Endpoint::from(addr_of(i))
+    }
+
+    /// The node index of an endpoint, if a simulated node has it.
+    pub fn index_of_endpoint(&self, ep: Endpoint) -> Option<usize> {
+        if ep.port() != PORT || ep.slot() != 0 {
+            return None;
+        }
+        let ip = u32::from(ep.ipv4()?);
+        let i = ip.checked_sub(BASE_IP)? as usize;
+        (i < self.slots.len()).then_some(i)
+    }
+
+    /// Node `i`, while it runs or is paused.
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.slots[i].node.as_ref()
+    }
+
+    /// Whether node `i` is running, paused or down.
+    pub fn status(&self, i: usize) -> NodeStatus {
+        self.slots[i].status
+    }
+
+    /// Whether node `i` is running (not paused, not down).
+    pub fn is_up(&self, i: usize) -> bool {
+        self.slots[i].status == NodeStatus::Up
+    }
+
+    /// Node `i`'s current (or last) incarnation.
+    pub fn incarnation(&self, i: usize) -> Incarnation {
+        self.slots[i].incarnation
+    }
+
+    /// Indices of running nodes.
+    pub fn up_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.slots.len()).filter(|&i| self.is_up(i))
+    }
+
+    /// The observer's measurements.
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    /// The observer, to record receptions of items the simulator does not decode.
+    pub fn observer_mut(&mut self) -> &mut Observer {
+        &mut self.observer
+    }
+
+    /// Starts tracking an item now. A join or FAIL item's origin is its node.
+    pub fn track(&mut self, item: ItemId) {
+        let (origin, x) = match item {
+            ItemId::Join(id) => (self.index_of(id), self.index_of(id)),
+            ItemId::Fail(id) => (None, self.index_of(id)),
+            ItemId::Update { origin, .. } => (self.index_of(origin), None),
+        };
+        self.observer.track(item, origin, self.now, x);
+    }
+
+    /// What the network did so far.
+    pub fn network_stats(&self) -> &NetStats {
+        &self.network.stats
+    }
+
+    /// The network's current parameters.
+    pub fn network_params(&self) -> &NetworkParams {
+        &self.network.params
+    }
+
+    /// Whether datagrams from `a` reach `b` (no partition, no blocked link).
+    pub fn connected(&self, a: usize, b: usize) -> bool {
+        self.network.connected(a, b)
+    }
+
+    /// The trace hash so far: every delivered datagram and every event.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.value()
+    }
+
+    /// The seed, the drawn parameters and the schedule.
+    pub fn fault_log(&self) -> &FaultLog {
+        &self.log
+    }
+
+    /// Every node event so far, if recording was asked for.
+    pub fn events(&self) -> &[LoggedEvent] {
+        self.events.as_deref().unwrap_or(&[])
+    }
+
+    /// Simulator events processed: deliveries, timer firings and faults
+    /// (stale timer entries included).
+    pub fn events_processed(&self) -> u64 {
+        self.processed
+    }
+
+    /// Entries waiting on the timeline.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Datagram buffers allocated (in flight plus free): the pool's high water.
+    pub fn packet_buffers(&self) -> usize {
+        self.packets.capacity()
+    }
+
+    /// The node the last [`step`](Self::step) woke, if it woke one (not a fault).
+    pub fn last_woken(&self) -> Option<usize> {
+        self.last_lane
+            .filter(|&l| l != FAULT_LANE)
+            .map(|l| l as usize - 1)
+    }
+
+    /// Schedules `fault` at `at` (in lockstep, at the first round instant at
+    /// or after it). A time in the past means now.
+    pub fn schedule(&mut self, at: Instant, fault: Fault) {
+        let at = self.quantize(at.max(self.now));
+        self.log.schedule.push((at, fault.clone()));
+        self.faults.push(fault);
+        self.queue.push(
+            at.as_micros(),
+            FAULT_LANE,
+            DELIVER,
+            (self.faults.len() - 1) as u32,
+        );
+    }
+
+    /// Schedules `fault` `after` from now.
+    pub fn schedule_in(&mut self, after: Duration, fault: Fault) {
+        self.schedule(self.now + after, fault);
+    }
+
+    /// Starts every node now: node `seed_node` alone, every other node meeting it
+    /// (each sends one MEET, resent until answered): [`Fault::StartAll`].
+    pub fn start_all_meeting(&mut self, seed_node: usize) {
+        self.apply(Fault::StartAll { meet: seed_node });
+    }
+
+    /// Applies `fault` now (it is logged like a scheduled one). In lockstep,
+    /// "now" is the current round's instant: the clock first moves to it.
+    pub fn apply(&mut self, fault: Fault) {
+        self.now = self.quantize(self.now);
+        self.log.schedule.push((self.now, fault.clone()));
+        self.apply_fault(&fault);
+    }
+
+    /// Processes the next instant of one lane: a fault, or one node's wakeup
+    /// (every datagram for it at that instant, then its deadline). Returns
+    /// false when nothing is left to do.
+    pub fn step(&mut self) -> bool {
+        let Some(first) = self.queue.pop() else {
+            return false;
+        };
+        debug_assert!(first.at >= self.now.as_micros(), "time runs forward");
+        self.now = Instant::from_micros(first.at);
+        self.processed += 1;
+        let lane = first.lane();
+        self.last_lane = Some(lane);
+        if lane == FAULT_LANE {
+            let fault = self.faults[first.payload as usize].clone();
+            self.apply_fault(&fault);
+            return true;
+        }
+        let n = lane as usize - 1;
+        let mut wake = self.take(n, first);
+        while let Some(e) = self.queue.peek() {
+            if e.at != first.at || e.lane() != lane {
+                break;
+            }
+            let e = *e;
+            self.queue.pop();
+            self.processed += 1;
+            wake |= self.take(n, e);
+        }
+        if wake {
+            self.run_node(n, true);
+        }
+        true
+    }
+
+    /// Runs until the clock reaches `until` (everything scheduled at or before
+    /// it is done) and leaves the clock there.
+    pub fn run_until(&mut self, until: Instant) {
+        while self.queue.peek().is_some_and(|e| e.at <= until.as_micros()) {
+            self.step();
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    /// Runs until `until`, calling `check` after every step; stops at the first
+    /// error and returns it (the clock stays at the failing step).
+    ///
+    /// # Errors
+    /// The first error `check` returns.
+    pub fn run_until_with<E>(
+        &mut self,
+        until: Instant,
+        mut check: impl FnMut(&Simulation) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while self.queue.peek().is_some_and(|e| e.at <= until.as_micros()) {
+            self.step();
+            check(self)?;
+        }
+        self.now = self.now.max(until);
+        Ok(())
+    }
+
+    /// Takes one popped entry for node `n`; returns whether the node must run.
+    fn take(&mut self, n: usize, e: super::queue::Entry) -> bool {
+        if e.class() == TIMER {
+            let slot = &mut self.slots[n];
+            if slot.timer_at != e.at {
+                return false; // stale: the deadline moved, or the node restarted
+            }
+            slot.timer_at = NO_TIMER;
+            return slot.status == NodeStatus::Up;
+        }
+        let p = e.payload;
+        let slot = &mut self.slots[n];
+        match slot.status {
+            NodeStatus::Down => {
+                self.network.stats.to_down += 1;
+                self.packets.release(p);
+                false
+            }
+            NodeStatus::Paused => {
+                let len = self.packets.bytes(p).len();
+                if slot.held_bytes + len <= self.receive_buffer {
+                    slot.held_bytes += len;
+                    slot.held.push_back(p);
+                } else {
+                    self.network.stats.overflowed += 1;
+                    self.packets.release(p);
+                }
+                false
+            }
+            NodeStatus::Up => {
+                self.deliver(n, p);
+                true
+            }
+        }
+    }
+
+    /// Step 1 of the drive loop: feed one datagram to running node `n`.
+    fn deliver(&mut self, n: usize, p: u32) {
+        let from = self.packets.from(p);
+        self.network.stats.delivered += 1;
+        let now = self.now;
+        let bytes = self.packets.bytes(p);
+        self.trace
+            .datagram(now.as_micros(), from as u32, n as u32, bytes);
+        let (id_key, len) = (self.id_key, self.slots.len());
+        self.observer
+            .on_datagram(n, from, bytes, |id| index_with(id_key, len, id));
+        let node = self.slots[n]
+            .node
+            .as_mut()
+            .expect("a node that is up has a Node"); // invariant: status Up <=> Some
+                                                     // A decode error is counted in the node's stats; the simulator never
+                                                     // corrupts bytes, so the invariant checks flag any.
+        let _ = node.handle_datagram(now, addr_of(from), bytes);
+        self.packets.release(p);
+        self.drain_events(n, Some(from));
+    }
+
+    /// Steps 2 to 5 of the drive loop for node `n`: fire the deadline (when
+    /// `fire` allows), drain transmits, drain events, schedule the next deadline.
+    fn run_node(&mut self, n: usize, fire: bool) {
+        let now = self.now;
+        let slot = &mut self.slots[n];
+        if slot.status != NodeStatus::Up {
+            return;
+        }
+        let Some(node) = slot.node.as_mut() else {
+            return;
+        };
+        if fire && node.poll_timeout().is_some_and(|at| at <= now) {
+            node.handle_timeout(now);
+            self.drain_events(n, None);
+        }
+        self.drain_transmits(n);
+        self.drain_events(n, None);
+        self.schedule_timer(n);
+    }
+
+    fn drain_transmits(&mut self, n: usize) {
+        let now = self.now;
+        loop {
+            let p = self.packets.alloc();
+            let node = self.slots[n]
+                .node
+                .as_mut()
+                .expect("drain_transmits runs on a running node"); // invariant: checked by run_node
+            let Some(tx) = node.poll_transmit(now, self.packets.buf_mut(p)) else {
+                self.packets.release(p);
+                return;
+            };
+            self.observer.on_send(n, tx.kind, tx.len);
+            let Some(to) = self.index_of_endpoint(tx.to) else {
+                self.network.stats.no_route += 1;
+                self.packets.release(p);
+                continue;
+            };
+            self.packets.set(p, n, tx.len);
+            match self.network.route(n, to) {
+                Fate::Drop => self.packets.release(p),
+                Fate::Deliver(d1, d2) => {
+                    if let Some(d2) = d2 {
+                        let q = self.packets.duplicate(p);
+                        self.push_delivery(to, d2, q);
+                    }
+                    self.push_delivery(to, d1, p);
+                }
+            }
+        }
+    }
+
+    fn push_delivery(&mut self, to: usize, delay_us: u64, p: u32) {
+        let now = self.now.as_micros();
+        let at = match self.round_us {
+            0 => now.saturating_add(delay_us),
+            // Lockstep: never within the round it was sent in.
+            _ => self.quantize_us(now.saturating_add(delay_us.max(1))),
+        };
+        self.queue.push(at, to as u32 + 1, DELIVER, p);
+    }
+
+    fn drain_events(&mut self, n: usize, from: Option<usize>) {
+        let now = self.now;
+        let (id_key, len) = (self.id_key, self.slots.len());
+        loop {
+            let Some(node) = self.slots[n].node.as_mut() else {
+                return;
+            };
+            let Some(event) = node.poll_event() else {
+                return;
+            };
+            self.trace.event(now.as_micros(), n as u32, &event);
+            self.observer
+                .on_event(now, n, from, &event, |id| index_with(id_key, len, id));
+            if let Some(log) = self.events.as_mut() {
+                log.push(LoggedEvent {
+                    at: now,
+                    node: n,
+                    from,
+                    event,
+                });
+            }
+        }
+    }
+
+    /// Step 5: one timer entry per node, at its deadline (its round, in lockstep).
+    fn schedule_timer(&mut self, n: usize) {
+        let Some(deadline) = self.slots[n].node.as_ref().and_then(Node::poll_timeout) else {
+            return;
+        };
+        let at = self
+            .quantize_us(deadline.as_micros())
+            .max(self.now.as_micros());
+        if self.slots[n].timer_at != at {
+            self.slots[n].timer_at = at;
+            self.queue.push(at, n as u32 + 1, TIMER, 0);
+        }
+    }
+
+    fn quantize(&self, t: Instant) -> Instant {
+        Instant::from_micros(self.quantize_us(t.as_micros()))
+    }
+
+    /// Lockstep: the first round instant `(k + 1) × round − 1` at or after `t`.
+    fn quantize_us(&self, t: u64) -> u64 {
+        match self.round_us {
+            0 => t,
+            r => (t.saturating_add(1)).div_ceil(r).saturating_mul(r) - 1,
+        }
+    }
+
+    fn apply_fault(&mut self, fault: &Fault) {
+        match *fault {
+            Fault::Start { node, meet } => {
+                if self.slots[node].status == NodeStatus::Down && !self.slots[node].ever_started {
+                    self.boot(node, 0, meet);
+                } else if let Some(m) = meet {
+                    self.meet(node, m);
+                }
+            }
+            Fault::StartAll { meet } => {
+                for node in core::iter::once(meet).chain(0..self.slots.len()) {
+                    if !self.slots[node].ever_started {
+                        self.boot(node, 0, (node != meet).then_some(meet));
+                    }
+                }
+            }
+            Fault::Meet { node, target } => self.meet(node, target),
+            Fault::Crash(node) => self.crash(node),
+            Fault::Restart { node, meet } => {
+                self.crash(node);
+                let inc = self.slots[node].incarnation.wrapping_add(1);
+                self.boot(node, inc, Some(meet));
+            }
+            Fault::Pause(node) => {
+                if self.slots[node].status == NodeStatus::Up {
+                    self.slots[node].status = NodeStatus::Paused;
+                }
+            }
+            Fault::Resume(node) => self.resume(node),
+            Fault::Partition(ref sides) => self.network.partition(sides),
+            Fault::Heal => self.network.heal(),
+            Fault::SetLoss(p) => self.network.params.loss = p,
+            Fault::SetDuplicate(p) => self.network.params.duplicate = p,
+            Fault::SetReorder(p) => self.network.params.reorder = p,
+            Fault::SetLatency(l) => self.network.params.latency = l,
+            Fault::AddLink(ref rule) => self.network.rules.push(rule.clone()),
+            Fault::ClearLinks => self.network.rules.clear(),
+        }
+    }
+
+    fn boot(&mut self, n: usize, incarnation: Incarnation, meet: Option<usize>) {
+        let me = Identity {
+            id: self.id(n),
+            incarnation,
+            slot: 0,
+        };
+        let seed = mix64(self.seed ^ SEED_NODE ^ mix64((n as u64) << 32 | u64::from(incarnation)));
+        // Lockstep: a node starting in round k is created at the round's start,
+        // so that its first tick (at a random phase within one tick) falls due
+        // at the round's instant.
+        let created = match self.round_us {
+            0 => self.now,
+            r => Instant::from_micros((self.now.as_micros() + 1).saturating_sub(r)),
+        };
+        let slot = &mut self.slots[n];
+        slot.node = Some(Node::new(me, self.config.clone(), seed, created));
+        slot.status = NodeStatus::Up;
+        slot.incarnation = incarnation;
+        slot.ever_started = true;
+        slot.timer_at = NO_TIMER;
+        if self.track_joins {
+            self.observer
+                .track(ItemId::Join(me.id), Some(n), self.now, Some(n));
+        }
+        if let Some(m) = meet {
+            self.meet(n, m);
+        } else {
+            self.run_node(n, false);
+        }
+    }
+
+    fn meet(&mut self, n: usize, target: usize) {
+        let to = self.endpoint(target);
+        let now = self.now;
+        if let Some(node) = self.slots[n].node.as_mut() {
+            // A refused meet (too many pending) is the node's own business,
+            // counted nowhere else; the schedule asked for it, so it is logged.
+            let _ = node.meet(now, to);
+            self.run_node(n, false);
+        }
+    }
+
+    fn crash(&mut self, n: usize) {
+        let slot = &mut self.slots[n];
+        if slot.status == NodeStatus::Down {
+            return;
+        }
+        slot.node = None;
+        slot.status = NodeStatus::Down;
+        slot.timer_at = NO_TIMER;
+        slot.held_bytes = 0;
+        while let Some(p) = slot.held.pop_front() {
+            self.packets.release(p);
+        }
+        let id = self.id(n);
+        self.observer.track_fail(id, n, self.now);
+    }
+
+    fn resume(&mut self, n: usize) {
+        if self.slots[n].status != NodeStatus::Paused {
+            return;
+        }
+        self.slots[n].status = NodeStatus::Up;
+        self.slots[n].held_bytes = 0;
+        // The receive buffer is read first, in arrival order, then the cron runs:
+        // all in this node's next wakeup, now.
+        let now = self.quantize_us(self.now.as_micros());
+        while let Some(p) = self.slots[n].held.pop_front() {
+            self.queue.push(now, n as u32 + 1, DELIVER, p);
+        }
+        self.slots[n].timer_at = NO_TIMER;
+        self.schedule_timer(n);
+    }
+}
+
+/// Node `i`'s socket address: 127.0.0.1 + i, port 7000.
+pub(crate) fn addr_of(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::from(BASE_IP + i as u32)), PORT)
+}
+
+fn index_with(id_key: u64, len: usize, id: NodeId) -> Option<usize> {
+    let i = super::unmix64(id.0) ^ id_key;
+    (i < len as u64).then_some(i as usize)
+}
