@@ -1,7 +1,36 @@
-//! `gossip-node`: runs `gossip-core` nodes on real UDP sockets.
+//! `gossip-node`: runs `gossip-core` nodes on real UDP sockets, many per I/O
+//! thread, and the `gossip-node` binary.
 //!
-//! Not built yet: the io_uring and recvmmsg/sendmmsg datapaths, the many-nodes
-//! host and the `gossip-node` binary land with the real-world issue. Until then
-//! this crate only re-exports the core so the workspace layout is final.
+//! It owns everything the core never does: sockets, the clock, threads, and
+//! the waiting. Each I/O thread ([`host::Host`]) runs the core's drive loop for
+//! its nodes on one [`datapath`]: io_uring (multishot receive into a provided
+//! buffer ring, decoded in place; all sends of a loop iteration in one enter) or,
+//! where io_uring is refused, recvmmsg/sendmmsg. [`runtime::Runtime`] binds the
+//! sockets and starts the threads; [`metrics`] serves Prometheus text.
+//!
+//! It never decides protocol behaviour: that is `gossip-core`'s.
+//!
+//! ```no_run
+//! use gossip_node::runtime::{Runtime, RuntimeConfig};
+//!
+//! let config = RuntimeConfig {
+//!     binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 7000, 3),
+//!     ..RuntimeConfig::default()
+//! };
+//! let runtime = Runtime::start(config)?; // nodes 1 and 2 meet node 0
+//! std::thread::sleep(std::time::Duration::from_secs(5));
+//! let peers = runtime.with_node(0, |node| node.peers().len());
+//! assert_eq!(peers, Some(2));
+//! runtime.shutdown()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_code)]
 
 pub use gossip_core as core;
+
+#[allow(unsafe_code)]
+pub mod datapath;
+pub mod host;
+pub mod metrics;
+pub mod runtime;
+pub mod timers;

@@ -1,0 +1,391 @@
+//! The recvmmsg/sendmmsg datapath: the uring datapath's shape on classic
+//! system calls, for hosts where io_uring is refused.
+//!
+//! Sockets are non-blocking and watched by one level-triggered epoll set. Sends
+//! queued during a loop iteration go out at the next `poll` as one `sendmmsg` per
+//! run of consecutive datagrams from the same socket (the drive loop drains one
+//! node at a time, so runs are long); a ready socket is read with `recvmmsg` in
+//! batches of [`BATCH`].
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use super::sockaddr::{self, RawAddr};
+use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
+
+/// Datagrams per recvmmsg/sendmmsg call.
+pub const BATCH: usize = 64;
+/// recvmmsg calls per ready socket per poll: bounds the time one busy socket can
+/// hold the thread; level-triggered epoll reports it again if more is waiting.
+const ROUNDS_PER_SOCKET: usize = 4;
+/// Send buffers: more than this many queued datagrams are flushed early.
+const SEND_SLOTS: usize = 1_024;
+
+/// The recvmmsg/sendmmsg datapath of one thread.
+pub struct MmsgDatapath {
+    epoll: OwnedFd,
+    sockets: Vec<Option<UdpSocket>>,
+    free_sockets: Vec<usize>,
+    max_sockets: usize,
+    events: Vec<libc::epoll_event>,
+    recv_arena: Vec<u8>,
+    recv_len: usize,
+    send_arena: Vec<u8>,
+    pending: Vec<PendingSend>,
+    send_slots: usize,
+    max_datagram: usize,
+    /// epoll_pwait2 (Linux 5.11) waits with microsecond precision; without it
+    /// epoll_wait rounds the timeout up to a millisecond.
+    has_pwait2: bool,
+    counters: DatapathCounters,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PendingSend {
+    socket: u32,
+    len: u32,
+    namelen: u32,
+    name: RawAddr,
+}
+
+impl std::fmt::Debug for MmsgDatapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmsgDatapath")
+            .field("sockets", &self.sockets.len())
+            .field("pending", &self.pending.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MmsgDatapath {
+    /// An empty epoll set and send/receive arenas for `options`.
+    ///
+    /// # Errors
+    /// When epoll_create1 fails.
+    pub fn new(options: DatapathOptions) -> io::Result<Self> {
+        // SAFETY: plain system call with a valid flag.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let max_datagram = options.max_datagram.max(1);
+        let send_slots = options.send_buffers.clamp(BATCH, SEND_SLOTS);
+        Ok(MmsgDatapath {
+            epoll,
+            sockets: Vec::new(),
+            free_sockets: Vec::new(),
+            max_sockets: options.max_sockets.max(1),
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+            recv_arena: vec![0; BATCH * max_datagram],
+            recv_len: max_datagram,
+            send_arena: vec![0; send_slots * max_datagram],
+            pending: Vec::with_capacity(send_slots),
+            send_slots,
+            max_datagram,
+            has_pwait2: true,
+            counters: DatapathCounters::default(),
+        })
+    }
+
+    /// Sends every queued datagram: one sendmmsg per run of the same socket.
+    fn flush(&mut self) {
+        let mut start = 0;
+        while start < self.pending.len() {
+            let socket = self.pending[start].socket;
+            let mut end = start + 1;
+            while end < self.pending.len()
+                && self.pending[end].socket == socket
+                && end - start < BATCH
+            {
+                end += 1;
+            }
+            self.send_run(start, end);
+            start = end;
+        }
+        self.pending.clear();
+    }
+
+    fn send_run(&mut self, start: usize, end: usize) {
+        let Some(fd) = self
+            .sockets
+            .get(self.pending[start].socket as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.as_raw_fd())
+        else {
+            self.counters.stale += (end - start) as u64;
+            return;
+        };
+        let n = end - start;
+        // SAFETY: mmsghdr and iovec are plain data; all-zeroes is valid.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let arena = self.send_arena.as_mut_ptr();
+        for k in 0..n {
+            let p = &mut self.pending[start + k];
+            // SAFETY: slot start + k < send_slots, so the offset is inside the arena.
+            iovs[k].iov_base = unsafe { arena.add((start + k) * self.max_datagram) }.cast();
+            iovs[k].iov_len = p.len as usize;
+            hdrs[k].msg_hdr.msg_name = (&mut p.name as *mut RawAddr).cast();
+            hdrs[k].msg_hdr.msg_namelen = p.namelen;
+            hdrs[k].msg_hdr.msg_iov = &mut iovs[k];
+            hdrs[k].msg_hdr.msg_iovlen = 1;
+        }
+        let mut done = 0;
+        while done < n {
+            self.counters.syscalls += 1;
+            // SAFETY: hdrs[done..n] are initialised and point at names, iovecs and
+            // arena bytes that outlive this synchronous call.
+            let rc =
+                unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().add(done), (n - done) as u32, 0) };
+            if rc > 0 {
+                for h in &hdrs[done..done + rc as usize] {
+                    self.counters.datagrams_out += 1;
+                    self.counters.bytes_out += u64::from(h.msg_len);
+                }
+                done += rc as usize;
+                continue;
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => {}
+                // A full send buffer: the rest of this run is dropped, as UDP would.
+                Some(libc::EAGAIN | libc::ENOBUFS) => {
+                    self.counters.send_would_block += (n - done) as u64;
+                    return;
+                }
+                // sendmmsg reports the first failing datagram: skip it.
+                _ => {
+                    self.counters.send_errors += 1;
+                    done += 1;
+                }
+            }
+        }
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        let max = self.events.len() as i32;
+        self.counters.syscalls += 1;
+        if self.has_pwait2 {
+            let ts = timeout.map(|t| libc::timespec {
+                tv_sec: t.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+            });
+            let tsp = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `events` holds `max` entries the kernel may write; `tsp` is
+            // null or points at a live timespec; no signal mask is passed.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.epoll.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    max,
+                    tsp,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if rc >= 0 {
+                return Ok(rc as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENOSYS) => self.has_pwait2 = false,
+                Some(libc::EINTR) => return Ok(0),
+                _ => return Err(e),
+            }
+        }
+        // Round up so a sub-millisecond wait does not become a busy loop.
+        let ms = timeout.map_or(-1, |t| {
+            t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+        });
+        // SAFETY: `events` holds `max` entries the kernel may write.
+        let rc =
+            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), self.events.as_mut_ptr(), max, ms) };
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINTR) {
+            return Ok(0);
+        }
+        Err(e)
+    }
+
+    fn drain(&mut self, index: usize, on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8])) {
+        for _ in 0..ROUNDS_PER_SOCKET {
+            let Some(fd) = self
+                .sockets
+                .get(index)
+                .and_then(|s| s.as_ref())
+                .map(|s| s.as_raw_fd())
+            else {
+                return;
+            };
+            // SAFETY: plain data; all-zeroes is valid.
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut names = [RawAddr::ZERO; BATCH];
+            let arena = self.recv_arena.as_mut_ptr();
+            for k in 0..BATCH {
+                // SAFETY: k < BATCH, so the offset is inside the arena.
+                iovs[k].iov_base = unsafe { arena.add(k * self.recv_len) }.cast();
+                iovs[k].iov_len = self.recv_len;
+                hdrs[k].msg_hdr.msg_name = (&mut names[k] as *mut RawAddr).cast();
+                hdrs[k].msg_hdr.msg_namelen = sockaddr::NAME_LEN as u32;
+                hdrs[k].msg_hdr.msg_iov = &mut iovs[k];
+                hdrs[k].msg_hdr.msg_iovlen = 1;
+            }
+            self.counters.syscalls += 1;
+            // SAFETY: every header points at a live name, iovec and arena slot
+            // for this synchronous call; no timeout is passed.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    hdrs.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc < 0 {
+                match io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EAGAIN | libc::EINTR) => {}
+                    _ => self.counters.recv_errors += 1,
+                }
+                return;
+            }
+            let n = rc as usize;
+            for k in 0..n {
+                let h = &hdrs[k];
+                if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    self.counters.truncated += 1;
+                    continue;
+                }
+                let namelen = (h.msg_hdr.msg_namelen as usize).min(sockaddr::NAME_LEN);
+                let Some(from) = sockaddr::parse(&names[k].0[..namelen]) else {
+                    self.counters.recv_errors += 1;
+                    continue;
+                };
+                let len = (h.msg_len as usize).min(self.recv_len);
+                let bytes = &self.recv_arena[k * self.recv_len..k * self.recv_len + len];
+                self.counters.datagrams_in += 1;
+                self.counters.bytes_in += len as u64;
+                on_datagram(index, from, bytes);
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+}
+
+impl Datapath for MmsgDatapath {
+    fn kind(&self) -> DatapathKind {
+        DatapathKind::Mmsg
+    }
+
+    fn register(&mut self, socket: UdpSocket) -> io::Result<usize> {
+        socket.set_nonblocking(true)?;
+        let index = match self.free_sockets.pop() {
+            Some(i) => i,
+            None if self.sockets.len() < self.max_sockets => {
+                self.sockets.push(None);
+                self.sockets.len() - 1
+            }
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "mmsg datapath: socket table full",
+                ))
+            }
+        };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: index as u64,
+        };
+        // SAFETY: both descriptors are open and `ev` is a valid event.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                socket.as_raw_fd(),
+                &mut ev,
+            )
+        };
+        if rc < 0 {
+            self.free_sockets.push(index);
+            return Err(io::Error::last_os_error());
+        }
+        self.sockets[index] = Some(socket);
+        Ok(index)
+    }
+
+    fn deregister(&mut self, index: usize) -> io::Result<()> {
+        // Datagrams queued from it go first, while its descriptor is still open.
+        self.flush();
+        let Some(socket) = self.sockets.get_mut(index).and_then(Option::take) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such socket"));
+        };
+        // SAFETY: both descriptors are open; DEL ignores the event argument.
+        unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                socket.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
+        };
+        drop(socket);
+        self.free_sockets.push(index);
+        Ok(())
+    }
+
+    fn send_buffer(&mut self) -> Option<&mut [u8]> {
+        if self.pending.len() == self.send_slots {
+            self.flush();
+        }
+        let at = self.pending.len() * self.max_datagram;
+        Some(&mut self.send_arena[at..at + self.max_datagram])
+    }
+
+    fn queue_send(&mut self, socket: usize, to: SocketAddr, len: usize) {
+        let mut name = RawAddr::ZERO;
+        let namelen = name.write(to);
+        self.pending.push(PendingSend {
+            socket: socket as u32,
+            len: len.min(self.max_datagram) as u32,
+            namelen,
+            name,
+        });
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8]),
+    ) -> io::Result<()> {
+        self.flush();
+        let n = self.wait(timeout)?;
+        for i in 0..n {
+            let index = self.events[i].u64 as usize;
+            self.drain(index, on_datagram);
+        }
+        Ok(())
+    }
+
+    fn max_datagram(&self) -> usize {
+        self.max_datagram
+    }
+
+    fn counters(&self) -> &DatapathCounters {
+        &self.counters
+    }
+}

@@ -1,0 +1,314 @@
+//! UDP datapaths: how datagrams get between the kernel and the nodes of one I/O
+//! thread. Two implementations share one interface, [`Datapath`]:
+//!
+//! - [`uring::UringDatapath`]: one io_uring per thread, a multishot `RecvMsgMulti`
+//!   per socket on one provided buffer ring, every send of a loop iteration
+//!   submitted with the wait in one `io_uring_enter`.
+//! - [`mmsg::MmsgDatapath`]: `recvmmsg`/`sendmmsg` batches and `epoll`, for hosts
+//!   where io_uring is refused (Docker's default seccomp profile,
+//!   `kernel.io_uring_disabled`).
+//!
+//! All of the crate's `unsafe` lives under this module (the crate root denies it
+//! elsewhere); every block names its invariant in a `SAFETY:` comment.
+
+pub mod mmsg;
+mod sockaddr;
+pub mod sys;
+pub mod uring;
+mod uring_mem;
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A UDP datapath for the sockets of one I/O thread.
+///
+/// The shape is the drive loop's: the host queues every datagram of a loop
+/// iteration with [`send_buffer`](Datapath::send_buffer) and
+/// [`queue_send`](Datapath::queue_send), then calls [`poll`](Datapath::poll), which
+/// hands the whole batch to the kernel, waits for input or the timeout, and passes
+/// each received datagram to a callback that borrows it where the kernel put it.
+pub trait Datapath {
+    /// Which implementation this is.
+    fn kind(&self) -> DatapathKind;
+
+    /// Takes a bound UDP socket and starts receiving on it.
+    ///
+    /// Returns the socket's index: small, dense, and reused after
+    /// [`deregister`](Datapath::deregister).
+    ///
+    /// # Errors
+    /// When the kernel refuses to watch the socket or the datapath is full.
+    fn register(&mut self, socket: UdpSocket) -> io::Result<usize>;
+
+    /// Stops receiving on socket `index` and closes it once the kernel lets go
+    /// of it. Datagrams still in flight for it are dropped.
+    ///
+    /// # Errors
+    /// When `index` is not a registered socket.
+    fn deregister(&mut self, index: usize) -> io::Result<()>;
+
+    /// A buffer for the next outgoing datagram, at least
+    /// [`max_datagram`](Datapath::max_datagram) bytes long. Calling it again
+    /// without `queue_send` returns the same buffer.
+    ///
+    /// `None` when every send buffer is still owned by the kernel; the caller
+    /// keeps its datagram and tries again after the next `poll`.
+    fn send_buffer(&mut self) -> Option<&mut [u8]>;
+
+    /// Queues the first `len` bytes of the buffer last returned by `send_buffer`,
+    /// to go from socket `socket` to `to` at the next `poll`.
+    fn queue_send(&mut self, socket: usize, to: SocketAddr, len: usize);
+
+    /// Sends what is queued, waits until a datagram arrives or `timeout` passes
+    /// (`None`: no limit), and calls `on_datagram(socket, from, bytes)` for every
+    /// datagram received. The bytes are borrowed from the receive buffer for the
+    /// call only.
+    ///
+    /// # Errors
+    /// Only for failures of the datapath itself (a broken ring or epoll set);
+    /// per-datagram errors are counted in [`counters`](Datapath::counters).
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8]),
+    ) -> io::Result<()>;
+
+    /// Largest datagram a send buffer holds.
+    fn max_datagram(&self) -> usize;
+
+    /// What the datapath has done so far.
+    fn counters(&self) -> &DatapathCounters;
+}
+
+/// Counters every datapath keeps (cumulative, owned by its I/O thread).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatapathCounters {
+    /// Datagrams handed to the receive callback.
+    pub datagrams_in: u64,
+    /// Their bytes (UDP payload).
+    pub bytes_in: u64,
+    /// Datagrams the kernel accepted for sending.
+    pub datagrams_out: u64,
+    /// Their bytes (UDP payload).
+    pub bytes_out: u64,
+    /// Sends the kernel refused (other than a full socket buffer).
+    pub send_errors: u64,
+    /// Sends dropped because the socket's send buffer was full.
+    pub send_would_block: u64,
+    /// Times `send_buffer` had no buffer to give (all in flight).
+    pub send_stalls: u64,
+    /// Receive errors other than "nothing to read".
+    pub recv_errors: u64,
+    /// Datagrams longer than a receive buffer, dropped.
+    pub truncated: u64,
+    /// Datagrams for a socket already deregistered, dropped.
+    pub stale: u64,
+    /// io_uring only: multishot receives that ended because the buffer ring was
+    /// empty (ENOBUFS); each is re-armed once buffers are back.
+    pub enobufs: u64,
+    /// io_uring only: multishot receives re-armed after they ended.
+    pub rearms: u64,
+    /// System calls made (io_uring_enter, or epoll_wait + recvmmsg + sendmmsg).
+    pub syscalls: u64,
+}
+
+/// Which datapath runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DatapathKind {
+    /// io_uring: multishot receive on a buffer ring, batched submission.
+    Uring,
+    /// recvmmsg/sendmmsg with epoll.
+    Mmsg,
+}
+
+impl DatapathKind {
+    /// Lower-case name, as on the command line and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatapathKind::Uring => "uring",
+            DatapathKind::Mmsg => "mmsg",
+        }
+    }
+}
+
+impl fmt::Display for DatapathKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the user asked for: a datapath, or `auto` (io_uring where it works).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DatapathChoice {
+    /// io_uring when the probe succeeds, mmsg otherwise (logged once).
+    #[default]
+    Auto,
+    /// io_uring or fail.
+    Uring,
+    /// recvmmsg/sendmmsg.
+    Mmsg,
+}
+
+impl FromStr for DatapathChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DatapathChoice::Auto),
+            "uring" => Ok(DatapathChoice::Uring),
+            "mmsg" => Ok(DatapathChoice::Mmsg),
+            _ => Err(format!(
+                "unknown datapath {s:?} (expected auto, uring or mmsg)"
+            )),
+        }
+    }
+}
+
+/// Sizes shared by both datapaths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatapathOptions {
+    /// Largest datagram sent or received whole; longer ones are dropped and
+    /// counted as truncated. The node's `Config::max_datagram` belongs here.
+    pub max_datagram: usize,
+    /// Most sockets registered at once (io_uring sizes its file table by it).
+    pub max_sockets: usize,
+    /// Receive buffers (io_uring: buffer ring entries, rounded up to a power of
+    /// two, at most 32,768). More absorbs bigger bursts at 2 KiB each.
+    pub recv_buffers: usize,
+    /// Most datagrams queued or in flight for sending at once.
+    pub send_buffers: usize,
+}
+
+impl Default for DatapathOptions {
+    fn default() -> Self {
+        DatapathOptions {
+            max_datagram: 1_400,
+            max_sockets: 1_024,
+            recv_buffers: 4_096,
+            send_buffers: 16_384,
+        }
+    }
+}
+
+/// Environment variable that makes the io_uring probe fail, so that tests and
+/// operators can see the fallback without a seccomp profile.
+pub const FORCE_PROBE_FAIL_ENV: &str = "GOSSIP_FORCE_URING_PROBE_FAIL";
+
+/// Why io_uring cannot be used here.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// `kernel.io_uring_disabled` is 2 (or 1 and we are not in the allowed group).
+    Disabled(u8),
+    /// `io_uring_setup` failed (EPERM from seccomp, ENOSYS from an old kernel...).
+    Setup(io::Error),
+    /// Forced by [`FORCE_PROBE_FAIL_ENV`].
+    Forced,
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::Disabled(v) => write!(f, "kernel.io_uring_disabled = {v}"),
+            ProbeError::Setup(e) => write!(f, "io_uring_setup failed: {e}"),
+            ProbeError::Forced => write!(f, "probe forced to fail by {FORCE_PROBE_FAIL_ENV}=1"),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+/// Checks once whether io_uring works here: the sysctl, then a real
+/// `io_uring_setup` with the features the uring datapath needs (multishot
+/// receive and buffer rings need Linux 6.0).
+///
+/// # Errors
+/// Why it does not.
+pub fn probe_uring() -> Result<(), ProbeError> {
+    if std::env::var_os(FORCE_PROBE_FAIL_ENV).is_some_and(|v| v == "1") {
+        return Err(ProbeError::Forced);
+    }
+    if let Ok(s) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        // 1 allows members of kernel.io_uring_group; the setup below tells.
+        if s.trim() == "2" {
+            return Err(ProbeError::Disabled(2));
+        }
+    }
+    uring::probe().map_err(ProbeError::Setup)
+}
+
+/// Resolves a choice to a datapath. `auto` runs `probe` and, when it fails,
+/// returns mmsg with the one line to log; an explicit `uring` is never
+/// downgraded (creating it fails instead).
+pub fn resolve(
+    choice: DatapathChoice,
+    probe: impl FnOnce() -> Result<(), ProbeError>,
+) -> (DatapathKind, Option<String>) {
+    match choice {
+        DatapathChoice::Uring => (DatapathKind::Uring, None),
+        DatapathChoice::Mmsg => (DatapathKind::Mmsg, None),
+        DatapathChoice::Auto => match probe() {
+            Ok(()) => (DatapathKind::Uring, None),
+            Err(e) => (
+                DatapathKind::Mmsg,
+                Some(format!(
+                    "io_uring unavailable ({e}); falling back to the mmsg datapath"
+                )),
+            ),
+        },
+    }
+}
+
+/// Creates a datapath of the given kind for the calling thread (an io_uring
+/// with SINGLE_ISSUER belongs to the thread that creates it).
+///
+/// # Errors
+/// When the kernel refuses the ring, the buffer ring or the epoll set.
+pub fn create(kind: DatapathKind, options: DatapathOptions) -> io::Result<Box<dyn Datapath>> {
+    Ok(match kind {
+        DatapathKind::Uring => Box::new(uring::UringDatapath::new(options)?),
+        DatapathKind::Mmsg => Box::new(mmsg::MmsgDatapath::new(options)?),
+    })
+}
+
+/// Bytes a receive buffer needs for `max_datagram`, with room for io_uring's
+/// `recvmsg_out` header and the source address, rounded to a cache line.
+pub(crate) fn recv_buffer_len(max_datagram: usize) -> usize {
+    (max_datagram + 16 + sockaddr::NAME_LEN + 63) & !63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_falls_back_to_mmsg_with_one_line_when_the_probe_fails() {
+        let (kind, line) = resolve(DatapathChoice::Auto, || Err(ProbeError::Forced));
+        assert_eq!(kind, DatapathKind::Mmsg);
+        let line = line.expect("a fallback is logged");
+        assert!(line.contains("falling back to the mmsg datapath"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn explicit_choices_are_never_probed() {
+        let probe = || -> Result<(), ProbeError> { panic!("probed") };
+        assert_eq!(
+            resolve(DatapathChoice::Mmsg, probe),
+            (DatapathKind::Mmsg, None)
+        );
+        assert_eq!(
+            resolve(DatapathChoice::Uring, probe),
+            (DatapathKind::Uring, None)
+        );
+    }
+
+    #[test]
+    fn choices_parse_from_their_names() {
+        assert_eq!("auto".parse(), Ok(DatapathChoice::Auto));
+        assert_eq!("uring".parse(), Ok(DatapathChoice::Uring));
+        assert_eq!("mmsg".parse(), Ok(DatapathChoice::Mmsg));
+        assert!("epoll".parse::<DatapathChoice>().is_err());
+    }
+}

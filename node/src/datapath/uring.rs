@@ -1,0 +1,554 @@
+//! The io_uring datapath: one ring per I/O thread, one multishot `RecvMsgMulti`
+//! per socket on a shared provided-buffer ring, sends pushed as `SendMsg` entries
+//! and submitted together with the wait in one `io_uring_enter`.
+//!
+//! Needs Linux 6.0 (multishot recvmsg; buffer rings since 5.19). Uses
+//! SINGLE_ISSUER + DEFER_TASKRUN (6.1) and registered files where the kernel
+//! has them and falls back to plain setup and plain descriptors otherwise.
+//!
+//! Memory the kernel may touch (receive buffers, the buffer ring, send slots and
+//! their `msghdr`s, the receive `msghdr`) is allocated once, never moves, and is
+//! freed only after every operation that references it has completed; if
+//! shutdown cannot confirm that in time, it is leaked rather than freed.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant as StdInstant};
+
+use io_uring::types::{Fd, Fixed, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+
+use super::sockaddr;
+use super::uring_mem::{BufRing, SendSlots};
+use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
+
+/// Buffer group id of the receive buffer ring (one ring per io_uring).
+const BGID: u16 = 0;
+/// Operation tag in the top byte of `user_data`.
+const OP_SHIFT: u32 = 56;
+const OP_RECV: u64 = 1;
+const OP_SEND: u64 = 2;
+const OP_CANCEL: u64 = 3;
+/// Submission queue entries; the completion queue gets four times as many,
+/// since every socket's multishot receive can post many completions per enter.
+const SQ_ENTRIES: u32 = 4_096;
+
+/// Checks that an io_uring with the operations this datapath uses can be set up.
+///
+/// # Errors
+/// The setup error (EPERM under seccomp, ENOSYS on old kernels), or EINVAL
+/// when SendMsg/RecvMsg are missing.
+pub(crate) fn probe() -> io::Result<()> {
+    let ring = IoUring::new(8)?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    if !probe.is_supported(opcode::RecvMsgMulti::CODE) || !probe.is_supported(opcode::SendMsg::CODE)
+    {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(())
+}
+
+/// The io_uring datapath of one thread. Create it on the thread that uses it:
+/// with SINGLE_ISSUER the ring belongs to its creator.
+pub struct UringDatapath {
+    // Declared first so that nothing below is freed while the ring could still
+    // use it (see `Drop`).
+    ring: IoUring,
+    setup: &'static str,
+    fixed_files: bool,
+    sockets: Vec<SocketEntry>,
+    free_sockets: Vec<usize>,
+    max_sockets: usize,
+    /// The `msghdr` every multishot receive was prepared with: only its name and
+    /// control lengths matter, and `RecvMsgOut::parse` needs the same values.
+    recv_hdr: Box<libc::msghdr>,
+    bufs: BufRing,
+    slots: SendSlots,
+    /// Sockets whose multishot receive ended and must be re-armed.
+    rearm: Vec<usize>,
+    /// Scratch: completions copied out of the ring before they are handled.
+    cqes: Vec<(u64, i32, u32)>,
+    /// Cancels submitted and not yet completed.
+    cancels_in_flight: usize,
+    counters: DatapathCounters,
+    max_datagram: usize,
+}
+
+#[derive(Debug)]
+struct SocketEntry {
+    socket: Option<UdpSocket>,
+    state: SocketState,
+    /// Bumped on every reuse of the index, carried in the receive's user_data.
+    generation: u16,
+    armed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SocketState {
+    Free,
+    Active,
+    /// Deregistered; its receive is being cancelled.
+    Closing,
+}
+
+impl std::fmt::Debug for UringDatapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringDatapath")
+            .field("setup", &self.setup)
+            .field("fixed_files", &self.fixed_files)
+            .field("sockets", &self.sockets.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UringDatapath {
+    /// A ring with SINGLE_ISSUER, DEFER_TASKRUN and COOP_TASKRUN where the
+    /// kernel accepts them, a buffer ring of `options.recv_buffers` entries and
+    /// a sparse file table of `options.max_sockets` slots where allowed.
+    ///
+    /// # Errors
+    /// When no ring can be set up or the buffer ring is refused.
+    pub fn new(options: DatapathOptions) -> io::Result<Self> {
+        // No registered ring fd: the crate keeps it per `Submitter`, and
+        // `IoUring::submitter()` makes a fresh one for every call.
+        let (ring, setup) = setup_ring()?;
+        let max_sockets = options.max_sockets.max(1);
+        // The sparse table is sized once; RLIMIT_NOFILE caps it, and plain
+        // descriptors work everywhere, so a refusal only costs the lookups.
+        let fixed_files = u32::try_from(max_sockets)
+            .ok()
+            .is_some_and(|n| ring.submitter().register_files_sparse(n).is_ok());
+        let entries = options.recv_buffers.clamp(2, 32_768).next_power_of_two();
+        let bufs = BufRing::new(entries as u16, super::recv_buffer_len(options.max_datagram))?;
+        // SAFETY: the ring memory is page-aligned, `entries` long, and lives in
+        // `bufs` until the io_uring is closed (the ring is dropped first).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.ring.as_ptr() as u64,
+                bufs.entries,
+                BGID,
+                0,
+            )?;
+        }
+        // SAFETY: msghdr is plain data; all-zeroes means no name, no iovec, no control.
+        let mut recv_hdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        recv_hdr.msg_namelen = sockaddr::NAME_LEN as u32;
+        Ok(UringDatapath {
+            ring,
+            setup,
+            fixed_files,
+            sockets: Vec::new(),
+            free_sockets: Vec::new(),
+            max_sockets,
+            recv_hdr,
+            bufs,
+            slots: SendSlots::new(options.max_datagram, options.send_buffers.max(1)),
+            rearm: Vec::new(),
+            cqes: Vec::with_capacity(1024),
+            cancels_in_flight: 0,
+            counters: DatapathCounters::default(),
+            max_datagram: options.max_datagram,
+        })
+    }
+
+    /// The setup flags the kernel accepted, for logs.
+    pub fn setup(&self) -> &'static str {
+        self.setup
+    }
+
+    /// Whether sockets are registered files.
+    pub fn uses_fixed_files(&self) -> bool {
+        self.fixed_files
+    }
+
+    fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: every entry pushed references memory owned by `self` that
+            // stays valid until its completion arrives (send slots, `recv_hdr`,
+            // the buffer ring) or no memory at all (cancels).
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return;
+            }
+            // The submission queue is full: hand it to the kernel and retry.
+            self.counters.syscalls += 1;
+            if let Err(e) = self.ring.submit() {
+                if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EINTR)) {
+                    // Nothing sane to do but keep trying; the entry is not lost.
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    fn arm(&mut self, index: usize) {
+        let entry = &self.sockets[index];
+        let fd = entry.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
+        let ud = recv_user_data(index, entry.generation);
+        let hdr: *const libc::msghdr = &*self.recv_hdr;
+        let sqe = if self.fixed_files {
+            opcode::RecvMsgMulti::new(Fixed(index as u32), hdr, BGID).build()
+        } else {
+            opcode::RecvMsgMulti::new(Fd(fd), hdr, BGID).build()
+        };
+        self.sockets[index].armed = true;
+        self.push(&sqe.user_data(ud));
+    }
+
+    fn finish_close(&mut self, index: usize) {
+        if self.fixed_files {
+            let _ = self
+                .ring
+                .submitter()
+                .register_files_update(index as u32, &[-1]);
+        }
+        let e = &mut self.sockets[index];
+        e.socket = None;
+        e.state = SocketState::Free;
+        e.generation = e.generation.wrapping_add(1);
+        self.free_sockets.push(index);
+    }
+
+    /// Handles every completion in the queue.
+    fn reap(&mut self, on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8])) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        loop {
+            cqes.clear();
+            cqes.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            if cqes.is_empty() {
+                break;
+            }
+            for &(ud, res, flags) in &cqes {
+                match ud >> OP_SHIFT {
+                    OP_RECV => self.complete_recv(ud, res, flags, on_datagram),
+                    OP_SEND => self.complete_send(ud, res),
+                    OP_CANCEL => self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            // Buffers consumed by this batch go back to the kernel in one store.
+            self.bufs.publish();
+        }
+        self.cqes = cqes;
+        let mut rearm = std::mem::take(&mut self.rearm);
+        for index in rearm.drain(..) {
+            let e = &self.sockets[index];
+            if e.state == SocketState::Active && !e.armed {
+                self.counters.rearms += 1;
+                self.arm(index);
+            }
+        }
+        self.rearm = rearm;
+    }
+
+    fn complete_recv(
+        &mut self,
+        ud: u64,
+        res: i32,
+        flags: u32,
+        on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8]),
+    ) {
+        let index = (ud & 0xffff_ffff) as usize;
+        let generation = ((ud >> 32) & 0xffff) as u16;
+        let Some(entry) = self
+            .sockets
+            .get(index)
+            .filter(|e| e.generation == generation)
+        else {
+            return;
+        };
+        let active = entry.state == SocketState::Active;
+        if let Some(bid) = cqueue::buffer_select(flags) {
+            if res > 0 {
+                let buf = self.bufs.buffer(bid, res as usize);
+                match RecvMsgOut::parse(buf, &self.recv_hdr) {
+                    Ok(out) if out.is_payload_truncated() => self.counters.truncated += 1,
+                    Ok(out) if !active => {
+                        let _ = out;
+                        self.counters.stale += 1;
+                    }
+                    Ok(out) => match sockaddr::parse(out.name_data()) {
+                        Some(from) => {
+                            let payload = out.payload_data();
+                            self.counters.datagrams_in += 1;
+                            self.counters.bytes_in += payload.len() as u64;
+                            on_datagram(index, from, payload);
+                        }
+                        None => self.counters.recv_errors += 1,
+                    },
+                    Err(()) => self.counters.recv_errors += 1,
+                }
+            }
+            self.bufs.push(bid);
+        }
+        if cqueue::more(flags) {
+            return;
+        }
+        // The multishot receive ended: out of buffers, cancelled, or an error.
+        self.sockets[index].armed = false;
+        if res < 0 {
+            match -res {
+                libc::ENOBUFS => self.counters.enobufs += 1,
+                libc::ECANCELED => {}
+                _ => self.counters.recv_errors += 1,
+            }
+        }
+        match self.sockets[index].state {
+            SocketState::Active => self.rearm.push(index),
+            SocketState::Closing => self.finish_close(index),
+            SocketState::Free => {}
+        }
+    }
+
+    fn complete_send(&mut self, ud: u64, res: i32) {
+        let slot = (ud & 0xffff_ffff) as u32;
+        self.slots.release(slot);
+        if res >= 0 {
+            self.counters.datagrams_out += 1;
+            self.counters.bytes_out += res as u64;
+        } else if matches!(-res, libc::EAGAIN | libc::ENOBUFS) {
+            self.counters.send_would_block += 1;
+        } else {
+            self.counters.send_errors += 1;
+        }
+    }
+
+    /// Operations the kernel still holds references for.
+    fn in_flight(&self) -> usize {
+        self.slots.in_flight
+            + self.sockets.iter().filter(|e| e.armed).count()
+            + self.cancels_in_flight
+    }
+}
+
+impl Datapath for UringDatapath {
+    fn kind(&self) -> DatapathKind {
+        DatapathKind::Uring
+    }
+
+    fn register(&mut self, socket: UdpSocket) -> io::Result<usize> {
+        let index = match self.free_sockets.pop() {
+            Some(i) => i,
+            None if self.sockets.len() < self.max_sockets => {
+                self.sockets.push(SocketEntry {
+                    socket: None,
+                    state: SocketState::Free,
+                    generation: 0,
+                    armed: false,
+                });
+                self.sockets.len() - 1
+            }
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "io_uring datapath: socket table full",
+                ))
+            }
+        };
+        if self.fixed_files {
+            if let Err(e) = self
+                .ring
+                .submitter()
+                .register_files_update(index as u32, &[socket.as_raw_fd()])
+            {
+                self.free_sockets.push(index);
+                return Err(e);
+            }
+        }
+        let e = &mut self.sockets[index];
+        e.socket = Some(socket);
+        e.state = SocketState::Active;
+        self.arm(index);
+        Ok(index)
+    }
+
+    fn deregister(&mut self, index: usize) -> io::Result<()> {
+        let Some(e) = self
+            .sockets
+            .get_mut(index)
+            .filter(|e| e.state == SocketState::Active)
+        else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such socket"));
+        };
+        e.state = SocketState::Closing;
+        if !e.armed {
+            self.finish_close(index);
+            return Ok(());
+        }
+        let target = recv_user_data(index, e.generation);
+        self.cancels_in_flight += 1;
+        let sqe = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(OP_CANCEL << OP_SHIFT);
+        self.push(&sqe);
+        Ok(())
+    }
+
+    fn send_buffer(&mut self) -> Option<&mut [u8]> {
+        if self.slots.reserve().is_none() {
+            self.counters.send_stalls += 1;
+            return None;
+        }
+        self.slots.reserved_buffer()
+    }
+
+    fn queue_send(&mut self, socket: usize, to: SocketAddr, len: usize) {
+        let Some(slot) = self.slots.reserved.take() else {
+            return;
+        };
+        let Some(entry) = self
+            .sockets
+            .get(socket)
+            .filter(|e| e.state == SocketState::Active)
+        else {
+            self.slots.free.push(slot);
+            self.counters.stale += 1;
+            return;
+        };
+        let fd = entry.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
+        let msg = self.slots.prepare(slot, to, len.min(self.max_datagram));
+        let sqe = if self.fixed_files {
+            opcode::SendMsg::new(Fixed(socket as u32), msg).build()
+        } else {
+            opcode::SendMsg::new(Fd(fd), msg).build()
+        };
+        self.slots.in_flight += 1;
+        self.push(&sqe.user_data((OP_SEND << OP_SHIFT) | u64::from(slot)));
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8]),
+    ) -> io::Result<()> {
+        let ready = !self.ring.completion().is_empty();
+        self.counters.syscalls += 1;
+        let result = if ready || timeout == Some(Duration::ZERO) {
+            // Completions are waiting (or no wait wanted): submit only. An enter
+            // with GETEVENTS still runs deferred task work.
+            let ts = Timespec::new();
+            self.ring
+                .submitter()
+                .submit_with_args(usize::from(!ready), &SubmitArgs::new().timespec(&ts))
+        } else {
+            // One enter submits this iteration's sends and waits for their
+            // completions plus one more (a datagram) or the timeout, so sends
+            // completing at once do not end the wait early.
+            let want = (self.slots.in_flight + 1).min(self.ring.params().cq_entries() as usize / 2);
+            match timeout {
+                Some(t) => {
+                    let ts = Timespec::from(t);
+                    self.ring
+                        .submitter()
+                        .submit_with_args(want, &SubmitArgs::new().timespec(&ts))
+                }
+                None => self.ring.submitter().submit_and_wait(want),
+            }
+        };
+        match result {
+            Ok(_) => {}
+            // ETIME: the timeout passed; EINTR: a signal; EBUSY: completions
+            // are backed up and reaping them below is the cure.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap(on_datagram);
+        Ok(())
+    }
+
+    fn max_datagram(&self) -> usize {
+        self.max_datagram
+    }
+
+    fn counters(&self) -> &DatapathCounters {
+        &self.counters
+    }
+}
+
+impl Drop for UringDatapath {
+    fn drop(&mut self) {
+        // The kernel tears a closed ring down asynchronously, so memory an
+        // operation references must outlive the operation: cancel every receive,
+        // wait (bounded) until nothing is in flight, and leak the memory if that
+        // cannot be confirmed.
+        for index in 0..self.sockets.len() {
+            if self.sockets[index].state == SocketState::Active {
+                let _ = self.deregister(index);
+            }
+        }
+        let deadline = StdInstant::now() + Duration::from_secs(2);
+        while self.in_flight() > 0 && StdInstant::now() < deadline {
+            let ts = Timespec::from(Duration::from_millis(10));
+            let _ = self
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
+            self.reap(&mut |_, _, _| {});
+        }
+        if self.in_flight() > 0 {
+            self.bufs.leak = true;
+            self.slots.leak = true;
+            std::mem::forget(std::mem::replace(
+                &mut self.recv_hdr,
+                Box::new(zeroed_msghdr()),
+            ));
+        }
+    }
+}
+
+fn zeroed_msghdr() -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all-zeroes is a valid (empty) value.
+    unsafe { std::mem::zeroed() }
+}
+
+fn recv_user_data(index: usize, generation: u16) -> u64 {
+    (OP_RECV << OP_SHIFT) | (u64::from(generation) << 32) | index as u64
+}
+
+/// Tries setups from the most to the least capable.
+fn setup_ring() -> io::Result<(IoUring, &'static str)> {
+    let cq = SQ_ENTRIES * 4;
+    let mut last = None;
+    for (name, level) in [
+        ("single_issuer+defer_taskrun+coop_taskrun", 3),
+        ("single_issuer+defer_taskrun", 2),
+        ("coop_taskrun", 1),
+        ("plain", 0),
+    ] {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cq);
+        if level >= 1 {
+            // Keep submitting after one bad entry (5.18); COOP avoids IPIs.
+            b.setup_submit_all();
+        }
+        match level {
+            3 => {
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_coop_taskrun();
+            }
+            2 => {
+                b.setup_single_issuer().setup_defer_taskrun();
+            }
+            1 => {
+                b.setup_coop_taskrun();
+            }
+            _ => {}
+        }
+        match b.build(SQ_ENTRIES) {
+            Ok(ring) => return Ok((ring, name)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOSYS)))
+}

@@ -1,0 +1,433 @@
+//! One I/O thread's share of the nodes: their sockets on one datapath, their
+//! deadlines in one timer heap, and the drive loop of `gossip_core` run for all
+//! of them.
+//!
+//! Each turn of the loop: fire the deadlines that are due, drain every node
+//! that received or fired (transmits into the datapath's send buffers, events
+//! into counters, the next deadline into the heap), then one `poll` hands every
+//! queued datagram to the kernel and waits for input or the earliest deadline.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gossip_core::{Config, Event, Identity, Instant, Node, PeerState, Stats};
+
+use crate::datapath::{sys, Datapath, DatapathKind};
+use crate::metrics::{Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
+use crate::timers::{Clock, Timers};
+
+/// A deadline that fires this much after its time counts as late on the host
+/// (a tenth of Redis's 100 ms tick; the core counts a whole tick late itself).
+pub const HOST_LATE_US: u64 = 10_000;
+/// Longest single wait: bounds how long a command or a shutdown request waits
+/// for the thread's attention.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+/// How often the thread publishes its metrics.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// Peer entries scanned per publish to count peers by state; large hosts
+/// refresh the count over several publishes instead of stalling the loop.
+const PEER_SCAN_BUDGET: usize = 1 << 20;
+const NO_NODE: u32 = u32::MAX;
+
+/// Work sent to an I/O thread, run between two turns of its loop.
+pub type Command = Box<dyn FnOnce(&mut Host) + Send>;
+
+/// A node to start: its socket (bound), identity, PRNG seed, and whom to meet.
+#[derive(Debug)]
+pub struct NodeSpec {
+    /// Its bound UDP socket.
+    pub socket: UdpSocket,
+    /// Who it is.
+    pub identity: Identity,
+    /// Seed of its PRNG.
+    pub seed: u64,
+    /// Addresses to MEET at start.
+    pub meet: Vec<SocketAddr>,
+    /// Its index in the whole runtime (for callers that address nodes globally).
+    pub global: usize,
+}
+
+struct Hosted {
+    node: Option<Node>,
+    socket: usize,
+    addr: SocketAddr,
+    global: usize,
+    dirty: bool,
+    /// Peers by state at the last scan (`PEER_STATES` order).
+    peers: [u64; 4],
+}
+
+/// The nodes of one I/O thread and the loop that drives them.
+pub struct Host {
+    dp: Box<dyn Datapath>,
+    clock: Clock,
+    config: Config,
+    nodes: Vec<Hosted>,
+    /// Datapath socket index to node index.
+    by_socket: Vec<u32>,
+    timers: Timers,
+    dirty: Vec<u32>,
+    metrics: Arc<ThreadMetrics>,
+    /// Counters kept by the host itself (stats, peers and datapath are filled
+    /// in at publish time).
+    own: Snapshot,
+    /// Counters of removed nodes, so totals never go backwards.
+    retired: Stats,
+    scan_cursor: usize,
+    next_publish: Instant,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("datapath", &self.dp.kind())
+            .field("nodes", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host with no nodes, on datapath `dp`, reading `clock`, publishing
+    /// into `metrics`. Every node runs with `config`.
+    pub fn new(
+        dp: Box<dyn Datapath>,
+        clock: Clock,
+        config: Config,
+        metrics: Arc<ThreadMetrics>,
+    ) -> Self {
+        Host {
+            dp,
+            clock,
+            config,
+            nodes: Vec::new(),
+            by_socket: Vec::new(),
+            timers: Timers::new(),
+            dirty: Vec::new(),
+            metrics,
+            own: Snapshot::default(),
+            retired: Stats::default(),
+            scan_cursor: 0,
+            next_publish: Instant::ZERO,
+        }
+    }
+
+    /// Starts a node on its socket; returns its index on this host.
+    ///
+    /// # Errors
+    /// When the datapath refuses the socket.
+    pub fn add_node(&mut self, spec: NodeSpec) -> io::Result<usize> {
+        let addr = spec.socket.local_addr()?;
+        let socket = self.dp.register(spec.socket)?;
+        let now = self.clock.now();
+        let mut node = Node::new(spec.identity, self.config.clone(), spec.seed, now);
+        for to in spec.meet {
+            if to != addr {
+                // Only TooManyPending can fail; the rest are dropped, as the
+                // core bounds its meets.
+                let _ = node.meet(now, to.into());
+            }
+        }
+        let index = self.nodes.len();
+        if socket >= self.by_socket.len() {
+            self.by_socket.resize(socket + 1, NO_NODE);
+        }
+        self.by_socket[socket] = index as u32;
+        self.nodes.push(Hosted {
+            node: Some(node),
+            socket,
+            addr,
+            global: spec.global,
+            dirty: false,
+            peers: [0; 4],
+        });
+        self.mark_dirty(index as u32);
+        Ok(index)
+    }
+
+    /// Stops node `index`: its socket is closed and it is forgotten (its
+    /// counters stay in the totals). Returns whether it was running.
+    pub fn remove_node(&mut self, index: usize) -> bool {
+        let Some(h) = self.nodes.get_mut(index) else {
+            return false;
+        };
+        let Some(node) = h.node.take() else {
+            return false;
+        };
+        add_stats(&mut self.retired, node.stats());
+        h.peers = [0; 4];
+        let _ = self.dp.deregister(h.socket);
+        if let Some(slot) = self.by_socket.get_mut(h.socket) {
+            *slot = NO_NODE;
+        }
+        self.timers.schedule(index as u32, None);
+        true
+    }
+
+    /// The node at `index`, if running.
+    pub fn node(&self, index: usize) -> Option<&Node> {
+        self.nodes.get(index).and_then(|h| h.node.as_ref())
+    }
+
+    /// Address of node `index`.
+    pub fn addr(&self, index: usize) -> Option<SocketAddr> {
+        self.nodes.get(index).map(|h| h.addr)
+    }
+
+    /// Runtime-wide index of node `index`.
+    pub fn global(&self, index: usize) -> Option<usize> {
+        self.nodes.get(index).map(|h| h.global)
+    }
+
+    /// Nodes hosted (running or removed).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node was ever added.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The datapath in use.
+    pub fn datapath(&self) -> DatapathKind {
+        self.dp.kind()
+    }
+
+    /// Runs the loop until `stop` is set, running `commands` between turns.
+    ///
+    /// # Errors
+    /// When the datapath fails (not for per-datagram errors, which are counted).
+    pub fn run(&mut self, stop: &AtomicBool, commands: &Receiver<Command>) -> io::Result<()> {
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            while let Ok(command) = commands.try_recv() {
+                command(self);
+            }
+            if let Err(e) = self.turn() {
+                break Err(e);
+            }
+        };
+        self.publish(self.clock.now());
+        result
+    }
+
+    /// One turn of the loop: fire, drain, publish if due, then poll.
+    ///
+    /// # Errors
+    /// When the datapath fails.
+    pub fn turn(&mut self) -> io::Result<()> {
+        let now = self.clock.now();
+        self.own.loop_iterations += 1;
+        while let Some((index, at)) = self.timers.pop_due(now) {
+            self.count_lateness(now.as_micros().saturating_sub(at.as_micros()));
+            if let Some(node) = self.nodes[index as usize].node.as_mut() {
+                node.handle_timeout(now);
+                self.mark_dirty(index);
+            }
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for &index in &dirty {
+            self.nodes[index as usize].dirty = false;
+        }
+        for &index in &dirty {
+            self.drain(index, now);
+        }
+        let mut spare = dirty;
+        spare.clear();
+        if self.dirty.is_empty() {
+            // Keep the allocation for the next turn.
+            self.dirty = spare;
+        }
+        if now >= self.next_publish {
+            self.publish(now);
+            self.next_publish = now + PUBLISH_EVERY;
+        }
+        // Nodes still dirty (out of send buffers) want another turn at once.
+        let timeout = match (self.dirty.is_empty(), self.timers.earliest()) {
+            (false, _) => Duration::ZERO,
+            (true, Some(at)) => (at - now).min(MAX_WAIT),
+            (true, None) => MAX_WAIT,
+        };
+        let (nodes, by_socket, dirty, clock) = (
+            &mut self.nodes,
+            &self.by_socket,
+            &mut self.dirty,
+            self.clock,
+        );
+        let mut now_in = None;
+        self.dp.poll(Some(timeout), &mut |socket, from, bytes| {
+            let index = by_socket.get(socket).copied().unwrap_or(NO_NODE);
+            let Some(h) = nodes.get_mut(index as usize) else {
+                return;
+            };
+            let Some(node) = h.node.as_mut() else {
+                return;
+            };
+            // One clock read per batch: the datagrams of one poll arrived together.
+            let now = *now_in.get_or_insert_with(|| clock.now());
+            // A decode error is counted in the node's stats; nothing else to do.
+            let _ = node.handle_datagram(now, from, bytes);
+            if !h.dirty {
+                h.dirty = true;
+                dirty.push(index);
+            }
+        })
+    }
+
+    fn mark_dirty(&mut self, index: u32) {
+        let h = &mut self.nodes[index as usize];
+        if !h.dirty {
+            h.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    /// The drive loop's steps 3 to 5 for one node: transmits, events, deadline.
+    fn drain(&mut self, index: u32, now: Instant) {
+        let h = &mut self.nodes[index as usize];
+        let Some(node) = h.node.as_mut() else {
+            return;
+        };
+        let mut stalled = false;
+        loop {
+            let Some(buf) = self.dp.send_buffer() else {
+                // Every send buffer is with the kernel: the datagrams stay in the
+                // node's queue and go out next turn.
+                stalled = true;
+                break;
+            };
+            let Some(tx) = node.poll_transmit(now, buf) else {
+                break;
+            };
+            self.dp.queue_send(h.socket, tx.to.addr(), tx.len);
+        }
+        while let Some(event) = node.poll_event() {
+            self.own.events[event_index(&event)] += 1;
+        }
+        self.timers.schedule(index, node.poll_timeout());
+        if stalled {
+            h.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    fn count_lateness(&mut self, late_us: u64) {
+        self.own.timers_fired += 1;
+        self.own.lateness_sum_us += late_us;
+        if late_us > HOST_LATE_US {
+            self.own.timers_late += 1;
+        }
+        let bucket = LATENESS_BUCKETS_US
+            .iter()
+            .position(|&le| late_us <= le)
+            .unwrap_or(LATENESS_BUCKETS_US.len());
+        self.own.lateness_buckets[bucket] += 1;
+    }
+
+    /// Sums the nodes' counters, refreshes part of the peer census, and
+    /// publishes the lot to the metrics atomics.
+    fn publish(&mut self, _now: Instant) {
+        let mut snap = self.own.clone();
+        snap.stats = self.retired.clone();
+        let mut running = 0;
+        for h in &self.nodes {
+            if let Some(node) = &h.node {
+                add_stats(&mut snap.stats, node.stats());
+                running += 1;
+            }
+        }
+        snap.nodes = running;
+        self.scan_peers();
+        snap.peers = [0; 4];
+        for h in &self.nodes {
+            for (total, n) in snap.peers.iter_mut().zip(h.peers) {
+                *total += n;
+            }
+        }
+        snap.datapath = *self.dp.counters();
+        snap.cpu_us = sys::thread_cpu_time().as_micros() as u64;
+        self.metrics.publish(&snap);
+    }
+
+    /// Recounts peers by state for as many nodes as the budget allows,
+    /// continuing where the last scan stopped.
+    fn scan_peers(&mut self) {
+        let n = self.nodes.len();
+        let mut budget = PEER_SCAN_BUDGET;
+        for _ in 0..n {
+            let i = self.scan_cursor % n;
+            self.scan_cursor = (i + 1) % n;
+            let h = &mut self.nodes[i];
+            let Some(node) = &h.node else {
+                continue;
+            };
+            let mut counts = [0u64; 4];
+            for p in node.peers().iter() {
+                counts[state_index(p.state())] += 1;
+            }
+            h.peers = counts;
+            budget = budget.saturating_sub(node.peers().len().max(1));
+            if budget == 0 {
+                break;
+            }
+        }
+    }
+}
+
+fn state_index(s: PeerState) -> usize {
+    match s {
+        PeerState::Handshake => 0,
+        PeerState::Alive => 1,
+        PeerState::Pfail => 2,
+        PeerState::Fail => 3,
+    }
+}
+
+/// Index into `EVENT_KINDS`.
+fn event_index(e: &Event) -> usize {
+    match e {
+        Event::PeerDiscovered { .. } => 0,
+        Event::PeerJoined { .. } => 1,
+        Event::PeerPfail { .. } => 2,
+        Event::PeerFail { .. } => 3,
+        Event::PeerAlive { .. } => 4,
+        Event::PeerRestarted { .. } => 5,
+        Event::HandshakeTimedOut { .. } => 6,
+        Event::MeetTimedOut { .. } => 7,
+        _ => 8,
+    }
+}
+
+/// `into += from`, counter by counter.
+pub fn add_stats(into: &mut Stats, from: &Stats) {
+    for (a, b) in into
+        .sent
+        .iter_mut()
+        .zip(&from.sent)
+        .chain(into.received.iter_mut().zip(&from.received))
+    {
+        a.datagrams += b.datagrams;
+        a.bytes += b.bytes;
+    }
+    for (a, b) in into.decode_errors.iter_mut().zip(&from.decode_errors) {
+        *a += b;
+    }
+    let (a, b) = (&mut into.drops, &from.drops);
+    a.unknown_sender += b.unknown_sender;
+    a.stale_incarnation += b.stale_incarnation;
+    a.own_id += b.own_id;
+    a.wrong_slot += b.wrong_slot;
+    a.peer_table_full += b.peer_table_full;
+    a.report_table_full += b.report_table_full;
+    a.transmit_queue_full += b.transmit_queue_full;
+    a.transmit_buffer_too_small += b.transmit_buffer_too_small;
+    a.event_queue_full += b.event_queue_full;
+    into.ticks += from.ticks;
+    into.late_ticks += from.late_ticks;
+}

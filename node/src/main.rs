@@ -1,0 +1,176 @@
+//! `gossip-node`: runs one or many gossip nodes on real UDP sockets.
+//!
+//! ```text
+//! gossip-node --nodes 200 --metrics 127.0.0.1:9100 --duration 20
+//! gossip-node --bind 10.0.0.5:7000 --seed 10.0.0.4:7000 --node-timeout 5000
+//! ```
+#![forbid(unsafe_code)]
+
+use std::hash::BuildHasher;
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use gossip_core::Profile;
+use gossip_node::datapath::DatapathChoice;
+use gossip_node::metrics;
+use gossip_node::runtime::{Runtime, RuntimeConfig};
+
+/// Runs gossip nodes (Redis-Cluster-style membership) on real UDP sockets.
+#[derive(Debug, Parser)]
+#[command(name = "gossip-node", version)]
+struct Args {
+    /// Address of the first node; further nodes take the following ports.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    bind: SocketAddr,
+    /// Nodes to run in this process, on consecutive ports.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    nodes: usize,
+    /// Address to MEET at start (repeatable). Without any, nodes 1.. meet node 0.
+    #[arg(long = "seed", value_name = "ADDR")]
+    seeds: Vec<SocketAddr>,
+    /// Protocol profile.
+    #[arg(long, value_name = "NAME", default_value = "redis")]
+    profile: String,
+    /// Silence after which a peer is suspected (PFAIL), in milliseconds.
+    #[arg(long, value_name = "MS")]
+    node_timeout: Option<u64>,
+    /// Cron tick period, in milliseconds (Redis: 100).
+    #[arg(long, value_name = "MS")]
+    tick: Option<u64>,
+    /// UDP datapath: io_uring, recvmmsg/sendmmsg, or io_uring where it works.
+    #[arg(long, value_name = "auto|uring|mmsg", default_value = "auto")]
+    datapath: DatapathChoice,
+    /// I/O threads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+    /// Pin each I/O thread to its own CPU.
+    #[arg(long)]
+    pin: bool,
+    /// Serve Prometheus metrics over HTTP at this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Seed for node ids and random choices (default: random).
+    #[arg(long, value_name = "U64")]
+    rng_seed: Option<u64>,
+    /// SO_RCVBUF and SO_SNDBUF of each node's socket, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    socket_buffer: usize,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the top error's text already names its cause.
+            eprintln!("gossip-node: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let port = args.bind.port();
+    if port != 0 && usize::from(port) + args.nodes - 1 > usize::from(u16::MAX) {
+        bail!(
+            "--nodes {} from port {port} runs past port 65535",
+            args.nodes
+        );
+    }
+    let Some(profile) = Profile::from_name(&args.profile) else {
+        bail!("unknown profile {:?} (known: redis)", args.profile);
+    };
+    let mut builder = profile.builder();
+    if let Some(ms) = args.node_timeout {
+        builder = builder.node_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = args.tick {
+        builder = builder.tick(Duration::from_millis(ms));
+    }
+    let node = builder.build()?;
+    if let Some(d) = args.duration {
+        if !(d.is_finite() && d > 0.0) {
+            bail!("--duration must be a positive number of seconds");
+        }
+    }
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .map_err(|e| anyhow::anyhow!("cannot bind metrics address {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let rng_seed = args.rng_seed.unwrap_or_else(|| {
+        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+    });
+    let runtime = Runtime::start(RuntimeConfig {
+        datapath: args.datapath,
+        threads: args.threads,
+        pin: args.pin,
+        node,
+        binds: RuntimeConfig::consecutive(args.bind.ip(), port, args.nodes),
+        seeds: args.seeds.clone(),
+        rng_seed,
+        socket_buffer_bytes: args.socket_buffer,
+    })?;
+    let stop = runtime.stop_flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let addrs = runtime.addrs();
+    eprintln!(
+        "gossip-node: {} node(s) on {}{}, {} I/O thread(s), datapath {}",
+        addrs.len(),
+        addrs[0],
+        if addrs.len() > 1 {
+            format!("..{}", addrs[addrs.len() - 1])
+        } else {
+            String::new()
+        },
+        runtime.threads(),
+        runtime.datapath(),
+    );
+    let server = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            eprintln!("gossip-node: metrics at http://{at}/metrics");
+            Some(metrics::serve(listener, runtime.metrics(), stop.clone())?)
+        }
+        None => None,
+    };
+    let started = Instant::now();
+    let until = args.duration.map(|d| started + Duration::from_secs_f64(d));
+    while !stop.load(Ordering::Relaxed) && until.is_none_or(|u| Instant::now() < u) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let source = runtime.metrics();
+    runtime.shutdown().context("an I/O thread failed")?;
+    if let Some(server) = server {
+        let _ = server.join();
+    }
+    let m = source.total();
+    eprintln!(
+        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; ticks {} (late {}); datagrams in {} out {}; decode errors {}",
+        started.elapsed().as_secs_f64(),
+        m.nodes,
+        m.peers[0],
+        m.peers[1],
+        m.peers[2],
+        m.peers[3],
+        m.stats.ticks,
+        m.stats.late_ticks,
+        m.datapath.datagrams_in,
+        m.datapath.datagrams_out,
+        m.stats.decode_errors_total(),
+    );
+    Ok(())
+}

@@ -1,0 +1,662 @@
+//! Metrics: counters each I/O thread publishes into its own atomics (one
+//! writer, relaxed stores, no locks on the I/O path), summed on demand and
+//! served in the Prometheus text format by a tiny HTTP/1.1 responder.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gossip_core::wire::{DecodeError, MessageType};
+use gossip_core::{Drops, PeerState, Stats};
+
+use crate::datapath::{sys, DatapathCounters};
+
+/// Names of the `Drops` fields, in `drops` order.
+pub const DROP_REASONS: [&str; 9] = [
+    "unknown_sender",
+    "stale_incarnation",
+    "own_id",
+    "wrong_slot",
+    "peer_table_full",
+    "report_table_full",
+    "transmit_queue_full",
+    "transmit_buffer_too_small",
+    "event_queue_full",
+];
+
+/// Event kinds counted, in `events` order.
+pub const EVENT_KINDS: [&str; 9] = [
+    "peer_discovered",
+    "peer_joined",
+    "peer_pfail",
+    "peer_fail",
+    "peer_alive",
+    "peer_restarted",
+    "handshake_timed_out",
+    "meet_timed_out",
+    "other",
+];
+
+/// Peer states, in `peers` order.
+pub const PEER_STATES: [PeerState; 4] = [
+    PeerState::Handshake,
+    PeerState::Alive,
+    PeerState::Pfail,
+    PeerState::Fail,
+];
+
+/// Upper bounds (µs) of the timer lateness histogram buckets; +Inf follows.
+pub const LATENESS_BUCKETS_US: [u64; 6] = [1_000, 5_000, 10_000, 50_000, 100_000, 1_000_000];
+
+/// Everything one I/O thread reports, as plain numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Node counters summed over the thread's nodes (removed nodes included).
+    pub stats: Stats,
+    /// Nodes running.
+    pub nodes: u64,
+    /// Peers by state (`PEER_STATES` order), summed over running nodes.
+    pub peers: [u64; 4],
+    /// Events by kind (`EVENT_KINDS` order).
+    pub events: [u64; 9],
+    /// Timers fired.
+    pub timers_fired: u64,
+    /// Timers fired more than [`crate::host::HOST_LATE_US`] after their deadline.
+    pub timers_late: u64,
+    /// Lateness histogram: counts per `LATENESS_BUCKETS_US` bucket, then +Inf.
+    pub lateness_buckets: [u64; 7],
+    /// Sum of lateness, µs.
+    pub lateness_sum_us: u64,
+    /// Drive-loop iterations.
+    pub loop_iterations: u64,
+    /// Datapath counters.
+    pub datapath: DatapathCounters,
+    /// CPU time of the I/O threads, µs.
+    pub cpu_us: u64,
+}
+
+impl Snapshot {
+    /// Visits every number in a fixed order (the layout of [`ThreadMetrics`]).
+    fn visit(&mut self, mut f: impl FnMut(&mut u64)) {
+        let s = &mut self.stats;
+        for t in s.sent.iter_mut().chain(s.received.iter_mut()) {
+            f(&mut t.datagrams);
+            f(&mut t.bytes);
+        }
+        s.decode_errors.iter_mut().for_each(&mut f);
+        let d = &mut s.drops;
+        for v in [
+            &mut d.unknown_sender,
+            &mut d.stale_incarnation,
+            &mut d.own_id,
+            &mut d.wrong_slot,
+            &mut d.peer_table_full,
+            &mut d.report_table_full,
+            &mut d.transmit_queue_full,
+            &mut d.transmit_buffer_too_small,
+            &mut d.event_queue_full,
+        ] {
+            f(v);
+        }
+        f(&mut s.ticks);
+        f(&mut s.late_ticks);
+        f(&mut self.nodes);
+        self.peers.iter_mut().for_each(&mut f);
+        self.events.iter_mut().for_each(&mut f);
+        f(&mut self.timers_fired);
+        f(&mut self.timers_late);
+        self.lateness_buckets.iter_mut().for_each(&mut f);
+        f(&mut self.lateness_sum_us);
+        f(&mut self.loop_iterations);
+        let c = &mut self.datapath;
+        for v in [
+            &mut c.datagrams_in,
+            &mut c.bytes_in,
+            &mut c.datagrams_out,
+            &mut c.bytes_out,
+            &mut c.send_errors,
+            &mut c.send_would_block,
+            &mut c.send_stalls,
+            &mut c.recv_errors,
+            &mut c.truncated,
+            &mut c.stale,
+            &mut c.enobufs,
+            &mut c.rearms,
+            &mut c.syscalls,
+        ] {
+            f(v);
+        }
+        f(&mut self.cpu_us);
+    }
+
+    fn len() -> usize {
+        let mut n = 0;
+        Snapshot::default().visit(|_| n += 1);
+        n
+    }
+
+    /// Adds `other` into `self`, number by number.
+    pub fn add(&mut self, other: &Snapshot) {
+        let mut theirs = Vec::with_capacity(Snapshot::len());
+        other.clone().visit(|v| theirs.push(*v));
+        let mut i = 0;
+        self.visit(|v| {
+            *v += theirs[i];
+            i += 1;
+        });
+    }
+}
+
+/// One I/O thread's published numbers: written by that thread only, read by
+/// anyone. Relaxed atomics: a reader may see one counter a publish ahead of
+/// another, never a torn value.
+#[derive(Debug)]
+pub struct ThreadMetrics {
+    values: Box<[AtomicU64]>,
+}
+
+impl Default for ThreadMetrics {
+    fn default() -> Self {
+        ThreadMetrics {
+            values: (0..Snapshot::len()).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl ThreadMetrics {
+    /// Publishes a snapshot (the owning I/O thread only).
+    pub fn publish(&self, snapshot: &Snapshot) {
+        let mut i = 0;
+        snapshot.clone().visit(|v| {
+            self.values[i].store(*v, Ordering::Relaxed);
+            i += 1;
+        });
+    }
+
+    /// The last published snapshot.
+    pub fn read(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        let mut i = 0;
+        s.visit(|v| {
+            *v = self.values[i].load(Ordering::Relaxed);
+            i += 1;
+        });
+        s
+    }
+}
+
+/// What the metrics endpoint reads: every thread's numbers and the labels.
+#[derive(Clone, Debug)]
+pub struct MetricsSource {
+    /// One per I/O thread.
+    pub threads: Vec<Arc<ThreadMetrics>>,
+    /// Datapath in use.
+    pub datapath: &'static str,
+}
+
+impl MetricsSource {
+    /// All threads' snapshots summed.
+    pub fn total(&self) -> Snapshot {
+        let mut total = Snapshot::default();
+        for t in &self.threads {
+            total.add(&t.read());
+        }
+        total
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let per_thread: Vec<Snapshot> = self.threads.iter().map(|t| t.read()).collect();
+        let mut s = Snapshot::default();
+        for t in &per_thread {
+            s.add(t);
+        }
+        let mut out = String::with_capacity(8 * 1024);
+        let dp = self.datapath;
+        let w = &mut out;
+        family(
+            w,
+            "gossip_datagrams_sent_total",
+            "counter",
+            "Datagrams sent by the nodes, by message type.",
+        );
+        for kind in MessageType::ALL {
+            sample(
+                w,
+                "gossip_datagrams_sent_total",
+                &[("type", kind.name())],
+                s.stats.sent(kind).datagrams,
+            );
+        }
+        family(
+            w,
+            "gossip_bytes_sent_total",
+            "counter",
+            "UDP payload bytes sent by the nodes, by message type.",
+        );
+        for kind in MessageType::ALL {
+            sample(
+                w,
+                "gossip_bytes_sent_total",
+                &[("type", kind.name())],
+                s.stats.sent(kind).bytes,
+            );
+        }
+        family(
+            w,
+            "gossip_datagrams_received_total",
+            "counter",
+            "Datagrams decoded by the nodes, by message type.",
+        );
+        for kind in MessageType::ALL {
+            sample(
+                w,
+                "gossip_datagrams_received_total",
+                &[("type", kind.name())],
+                s.stats.received(kind).datagrams,
+            );
+        }
+        family(
+            w,
+            "gossip_bytes_received_total",
+            "counter",
+            "UDP payload bytes decoded by the nodes, by message type.",
+        );
+        for kind in MessageType::ALL {
+            sample(
+                w,
+                "gossip_bytes_received_total",
+                &[("type", kind.name())],
+                s.stats.received(kind).bytes,
+            );
+        }
+        family(
+            w,
+            "gossip_decode_errors_total",
+            "counter",
+            "Datagrams refused by the decoder, by reason.",
+        );
+        for e in DecodeError::ALL {
+            sample(
+                w,
+                "gossip_decode_errors_total",
+                &[("kind", e.name())],
+                s.stats.decode_errors[e.index()],
+            );
+        }
+        family(
+            w,
+            "gossip_drops_total",
+            "counter",
+            "Input or output dropped by the nodes, by reason.",
+        );
+        for (reason, v) in DROP_REASONS.iter().zip(drop_values(&s.stats.drops)) {
+            sample(w, "gossip_drops_total", &[("reason", reason)], v);
+        }
+        family(
+            w,
+            "gossip_ticks_total",
+            "counter",
+            "Cron ticks run by the nodes.",
+        );
+        sample(w, "gossip_ticks_total", &[], s.stats.ticks);
+        family(
+            w,
+            "gossip_late_ticks_total",
+            "counter",
+            "Ticks run more than one tick period after their deadline (counted by the core).",
+        );
+        sample(w, "gossip_late_ticks_total", &[], s.stats.late_ticks);
+        family(w, "gossip_nodes", "gauge", "Nodes running.");
+        sample(w, "gossip_nodes", &[], s.nodes);
+        family(
+            w,
+            "gossip_peers",
+            "gauge",
+            "Peers by state, summed over the running nodes.",
+        );
+        for (i, st) in PEER_STATES.iter().enumerate() {
+            sample(w, "gossip_peers", &[("state", st.name())], s.peers[i]);
+        }
+        family(
+            w,
+            "gossip_events_total",
+            "counter",
+            "Events reported by the nodes, by kind.",
+        );
+        for (i, kind) in EVENT_KINDS.iter().enumerate() {
+            sample(w, "gossip_events_total", &[("kind", kind)], s.events[i]);
+        }
+        family(
+            w,
+            "gossip_timer_lateness_seconds",
+            "histogram",
+            "How late node deadlines fired on the host.",
+        );
+        let mut cumulative = 0;
+        for (i, le) in LATENESS_BUCKETS_US.iter().enumerate() {
+            cumulative += s.lateness_buckets[i];
+            let le = format!("{}", *le as f64 / 1e6);
+            sample(
+                w,
+                "gossip_timer_lateness_seconds_bucket",
+                &[("le", &le)],
+                cumulative,
+            );
+        }
+        cumulative += s.lateness_buckets[6];
+        sample(
+            w,
+            "gossip_timer_lateness_seconds_bucket",
+            &[("le", "+Inf")],
+            cumulative,
+        );
+        sample_f(
+            w,
+            "gossip_timer_lateness_seconds_sum",
+            &[],
+            s.lateness_sum_us as f64 / 1e6,
+        );
+        sample(
+            w,
+            "gossip_timer_lateness_seconds_count",
+            &[],
+            s.timers_fired,
+        );
+        family(
+            w,
+            "gossip_host_late_timers_total",
+            "counter",
+            "Deadlines fired more than 10 ms late on the host.",
+        );
+        sample(w, "gossip_host_late_timers_total", &[], s.timers_late);
+        family(
+            w,
+            "gossip_loop_iterations_total",
+            "counter",
+            "Drive-loop iterations of the I/O threads.",
+        );
+        sample(w, "gossip_loop_iterations_total", &[], s.loop_iterations);
+        family(w, "gossip_datapath_info", "gauge", "The datapath in use.");
+        sample(w, "gossip_datapath_info", &[("datapath", dp)], 1);
+        let c = &s.datapath;
+        family(
+            w,
+            "gossip_datapath_datagrams_total",
+            "counter",
+            "Datagrams through the datapath.",
+        );
+        sample(
+            w,
+            "gossip_datapath_datagrams_total",
+            &[("datapath", dp), ("direction", "in")],
+            c.datagrams_in,
+        );
+        sample(
+            w,
+            "gossip_datapath_datagrams_total",
+            &[("datapath", dp), ("direction", "out")],
+            c.datagrams_out,
+        );
+        family(
+            w,
+            "gossip_datapath_bytes_total",
+            "counter",
+            "UDP payload bytes through the datapath.",
+        );
+        sample(
+            w,
+            "gossip_datapath_bytes_total",
+            &[("datapath", dp), ("direction", "in")],
+            c.bytes_in,
+        );
+        sample(
+            w,
+            "gossip_datapath_bytes_total",
+            &[("datapath", dp), ("direction", "out")],
+            c.bytes_out,
+        );
+        family(
+            w,
+            "gossip_datapath_errors_total",
+            "counter",
+            "Datagrams the datapath lost or refused, by kind.",
+        );
+        for (kind, v) in [
+            ("send", c.send_errors),
+            ("send_would_block", c.send_would_block),
+            ("recv", c.recv_errors),
+            ("truncated", c.truncated),
+            ("stale", c.stale),
+        ] {
+            sample(
+                w,
+                "gossip_datapath_errors_total",
+                &[("datapath", dp), ("kind", kind)],
+                v,
+            );
+        }
+        family(
+            w,
+            "gossip_datapath_send_stalls_total",
+            "counter",
+            "Times every send buffer was in flight.",
+        );
+        sample(
+            w,
+            "gossip_datapath_send_stalls_total",
+            &[("datapath", dp)],
+            c.send_stalls,
+        );
+        family(
+            w,
+            "gossip_datapath_enobufs_total",
+            "counter",
+            "Multishot receives ended by an empty buffer ring (io_uring).",
+        );
+        sample(
+            w,
+            "gossip_datapath_enobufs_total",
+            &[("datapath", dp)],
+            c.enobufs,
+        );
+        family(
+            w,
+            "gossip_datapath_rearms_total",
+            "counter",
+            "Multishot receives re-armed (io_uring).",
+        );
+        sample(
+            w,
+            "gossip_datapath_rearms_total",
+            &[("datapath", dp)],
+            c.rearms,
+        );
+        family(
+            w,
+            "gossip_datapath_syscalls_total",
+            "counter",
+            "System calls made by the datapath.",
+        );
+        sample(
+            w,
+            "gossip_datapath_syscalls_total",
+            &[("datapath", dp)],
+            c.syscalls,
+        );
+        family(
+            w,
+            "gossip_thread_cpu_seconds_total",
+            "counter",
+            "CPU time of each I/O thread.",
+        );
+        for (i, t) in per_thread.iter().enumerate() {
+            sample_f(
+                w,
+                "gossip_thread_cpu_seconds_total",
+                &[("thread", &i.to_string())],
+                t.cpu_us as f64 / 1e6,
+            );
+        }
+        family(
+            w,
+            "gossip_process_max_rss_bytes",
+            "gauge",
+            "Peak resident set size of the process.",
+        );
+        sample(w, "gossip_process_max_rss_bytes", &[], sys::max_rss_bytes());
+        out
+    }
+}
+
+/// The `Drops` fields in `DROP_REASONS` order.
+pub fn drop_values(d: &Drops) -> [u64; 9] {
+    [
+        d.unknown_sender,
+        d.stale_incarnation,
+        d.own_id,
+        d.wrong_slot,
+        d.peer_table_full,
+        d.report_table_full,
+        d.transmit_queue_full,
+        d.transmit_buffer_too_small,
+        d.event_queue_full,
+    ]
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn labels(out: &mut String, labels: &[(&str, &str)]) {
+    if labels.is_empty() {
+        return;
+    }
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{k}=\"{v}\"");
+    }
+    out.push('}');
+}
+
+fn sample(out: &mut String, name: &str, l: &[(&str, &str)], v: u64) {
+    out.push_str(name);
+    labels(out, l);
+    let _ = writeln!(out, " {v}");
+}
+
+fn sample_f(out: &mut String, name: &str, l: &[(&str, &str)], v: f64) {
+    out.push_str(name);
+    labels(out, l);
+    let _ = writeln!(out, " {v}");
+}
+
+/// Serves `source` at `GET /metrics` (and `/`) on `listener` until `stop` is set.
+/// One request per connection, answered in full, then closed.
+///
+/// # Errors
+/// When the listener cannot be made non-blocking.
+pub fn serve(
+    listener: TcpListener,
+    source: MetricsSource,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    // Non-blocking accept, checked against `stop` every 50 ms, so that the
+    // server thread ends with the runtime instead of blocking in accept.
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("gossip-metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = answer(stream, &source);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })
+}
+
+fn answer(mut stream: TcpStream, source: &MetricsSource) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    // Read the request head (bounded); the body, if any, is ignored.
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8 * 1024 {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, body) = match (method, path) {
+        ("GET", "/metrics" | "/") => ("200 OK", source.render()),
+        ("GET", _) => ("404 Not Found", "not found; try /metrics\n".to_string()),
+        _ => ("405 Method Not Allowed", "GET only\n".to_string()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_snapshots_read_back_and_sum() {
+        let t = ThreadMetrics::default();
+        let mut s = Snapshot::default();
+        s.stats.ticks = 7;
+        s.stats.drops.event_queue_full = 3;
+        s.peers[1] = 15;
+        s.datapath.syscalls = 9;
+        s.cpu_us = 11;
+        t.publish(&s);
+        assert_eq!(t.read(), s);
+        let mut sum = s.clone();
+        sum.add(&s);
+        assert_eq!(sum.stats.ticks, 14);
+        assert_eq!(sum.cpu_us, 22);
+    }
+
+    #[test]
+    fn rendering_labels_the_datapath_and_every_drop_reason() {
+        let t = Arc::new(ThreadMetrics::default());
+        let mut s = Snapshot::default();
+        s.stats.drops.wrong_slot = 5;
+        s.peers[3] = 2;
+        t.publish(&s);
+        let text = MetricsSource {
+            threads: vec![t],
+            datapath: "mmsg",
+        }
+        .render();
+        assert!(
+            text.contains("gossip_drops_total{reason=\"wrong_slot\"} 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("gossip_peers{state=\"fail\"} 2\n"));
+        assert!(text.contains("gossip_datapath_info{datapath=\"mmsg\"} 1\n"));
+        assert!(text.contains("gossip_timer_lateness_seconds_bucket{le=\"+Inf\"} 0\n"));
+    }
+}

@@ -1,0 +1,428 @@
+//! The runtime: binds every node's socket, spreads the nodes over I/O threads
+//! (one per core by default, optionally pinned), and lets callers reach into a
+//! thread between two turns of its loop.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gossip_core::rng::splitmix64;
+use gossip_core::{Config, Identity, Node, NodeId};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
+use crate::host::{Command, Host, NodeSpec};
+use crate::metrics::{MetricsSource, ThreadMetrics};
+use crate::timers::Clock;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Datapath wanted (`auto`: io_uring where the probe succeeds).
+    pub datapath: DatapathChoice,
+    /// I/O threads; 0 means one per available core (never more than nodes).
+    pub threads: usize,
+    /// Pin I/O thread i to CPU i (modulo the CPUs available).
+    pub pin: bool,
+    /// Protocol parameters of every node.
+    pub node: Config,
+    /// One address per node (port 0 lets the kernel choose).
+    pub binds: Vec<SocketAddr>,
+    /// Addresses every node MEETs at start; when empty, nodes 1.. meet node 0.
+    pub seeds: Vec<SocketAddr>,
+    /// Seed for node ids and PRNG seeds (same seed, same ids).
+    pub rng_seed: u64,
+    /// SO_RCVBUF and SO_SNDBUF per socket, bytes. Bigger absorbs bursts (a FAIL
+    /// broadcast, a join storm) at the cost of kernel memory per node.
+    pub socket_buffer_bytes: usize,
+}
+
+impl RuntimeConfig {
+    /// `n` nodes on `ip`, ports from `first_port` up (0: kernel-chosen ports).
+    pub fn consecutive(ip: std::net::IpAddr, first_port: u16, n: usize) -> Vec<SocketAddr> {
+        (0..n)
+            .map(|i| {
+                let port = if first_port == 0 {
+                    0
+                } else {
+                    first_port.saturating_add(i as u16)
+                };
+                SocketAddr::new(ip, port)
+            })
+            .collect()
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            datapath: DatapathChoice::Auto,
+            threads: 0,
+            pin: false,
+            node: Config::default(),
+            binds: Vec::new(),
+            seeds: Vec::new(),
+            rng_seed: 0x5eed,
+            socket_buffer_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A node's address could not be bound (in use, not local, no permission).
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// The datapath could not be created or refused a socket.
+    Datapath {
+        /// Which datapath.
+        kind: DatapathKind,
+        /// What failed.
+        source: io::Error,
+    },
+    /// An I/O thread could not be spawned or died while starting.
+    Thread(io::Error),
+    /// The configuration asks for something impossible.
+    Config(String),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
+            NodeError::Datapath { kind, source } => write!(f, "{kind} datapath: {source}"),
+            NodeError::Thread(e) => write!(f, "I/O thread: {e}"),
+            NodeError::Config(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NodeError::Bind { source, .. } | NodeError::Datapath { source, .. } => Some(source),
+            NodeError::Thread(e) => Some(e),
+            NodeError::Config(_) => None,
+        }
+    }
+}
+
+struct IoThread {
+    commands: Sender<Command>,
+    handle: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// Running nodes on their I/O threads. Dropping it stops them.
+pub struct Runtime {
+    threads: Vec<IoThread>,
+    /// Node (global index) to (thread, index on that host).
+    placement: Vec<(usize, usize)>,
+    addrs: Vec<SocketAddr>,
+    ids: Vec<NodeId>,
+    stop: Arc<AtomicBool>,
+    metrics: Vec<Arc<ThreadMetrics>>,
+    kind: DatapathKind,
+    fallback: Option<String>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("datapath", &self.kind)
+            .field("threads", &self.threads.len())
+            .field("nodes", &self.addrs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Binds every socket, chooses the datapath (logging the fallback once),
+    /// and starts the I/O threads.
+    ///
+    /// # Errors
+    /// A [`NodeError`] naming the address, datapath or thread that failed.
+    pub fn start(config: RuntimeConfig) -> Result<Runtime, NodeError> {
+        Self::start_with_probe(config, datapath::probe_uring)
+    }
+
+    /// [`start`](Runtime::start) with the io_uring probe supplied, so that the
+    /// fallback can be exercised where io_uring works.
+    ///
+    /// # Errors
+    /// As `start`.
+    pub fn start_with_probe(
+        config: RuntimeConfig,
+        probe: impl FnOnce() -> Result<(), datapath::ProbeError>,
+    ) -> Result<Runtime, NodeError> {
+        if config.binds.is_empty() {
+            return Err(NodeError::Config("no nodes to run".into()));
+        }
+        let (kind, fallback) = datapath::resolve(config.datapath, probe);
+        if let Some(line) = &fallback {
+            eprintln!("gossip-node: {line}");
+        }
+        let mut sockets = Vec::with_capacity(config.binds.len());
+        let mut addrs = Vec::with_capacity(config.binds.len());
+        for &addr in &config.binds {
+            let socket = bind(addr, config.socket_buffer_bytes)
+                .map_err(|source| NodeError::Bind { addr, source })?;
+            addrs.push(
+                socket
+                    .local_addr()
+                    .map_err(|source| NodeError::Bind { addr, source })?,
+            );
+            sockets.push(socket);
+        }
+        let n = sockets.len();
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let threads = if config.threads == 0 {
+            cores
+        } else {
+            config.threads
+        }
+        .clamp(1, n);
+        let mut state = config.rng_seed;
+        let mut specs: Vec<NodeSpec> = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let id = NodeId(splitmix64(&mut state));
+            ids.push(id);
+            let meet = match (config.seeds.is_empty(), i) {
+                (false, _) => config.seeds.clone(),
+                (true, 0) => Vec::new(),
+                (true, _) => vec![addrs[0]],
+            };
+            specs.push(NodeSpec {
+                socket,
+                identity: Identity::new(id),
+                seed: splitmix64(&mut state),
+                meet,
+                global: i,
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let clock = Clock::new();
+        let per_thread = n.div_ceil(threads);
+        let mut placement = Vec::with_capacity(n);
+        let mut runtime = Runtime {
+            threads: Vec::new(),
+            placement: Vec::new(),
+            addrs,
+            ids,
+            stop: stop.clone(),
+            metrics: Vec::new(),
+            kind,
+            fallback,
+        };
+        let mut specs = specs.into_iter();
+        for t in 0..threads {
+            let chunk: Vec<NodeSpec> = specs.by_ref().take(per_thread).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            for local in 0..chunk.len() {
+                placement.push((t, local));
+            }
+            let metrics = Arc::new(ThreadMetrics::default());
+            runtime.metrics.push(metrics.clone());
+            let options = DatapathOptions {
+                max_datagram: config.node.max_datagram(),
+                max_sockets: chunk.len() + 16,
+                ..DatapathOptions::default()
+            };
+            let pin = config.pin.then_some(t % cores);
+            let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), NodeError>>(1);
+            let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+            let stop = stop.clone();
+            let node_config = config.node.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("gossip-io-{t}"))
+                .spawn(move || -> io::Result<()> {
+                    if let Some(cpu) = pin {
+                        if let Err(e) = sys::pin_current_thread(cpu) {
+                            eprintln!("gossip-node: cannot pin I/O thread {t} to CPU {cpu}: {e}");
+                        }
+                    }
+                    // The ring is created here: with SINGLE_ISSUER it belongs to
+                    // the thread that creates it.
+                    let dp = match datapath::create(kind, options) {
+                        Ok(dp) => dp,
+                        Err(source) => {
+                            let _ = ready_tx.send(Err(NodeError::Datapath { kind, source }));
+                            return Ok(());
+                        }
+                    };
+                    let mut host = Host::new(dp, clock, node_config, metrics);
+                    for spec in chunk {
+                        if let Err(source) = host.add_node(spec) {
+                            let _ = ready_tx.send(Err(NodeError::Datapath { kind, source }));
+                            return Ok(());
+                        }
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    host.run(&stop, &cmd_rx)
+                })
+                .map_err(NodeError::Thread)?;
+            runtime.threads.push(IoThread {
+                commands: cmd_tx,
+                handle: Some(handle),
+            });
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(NodeError::Thread(io::Error::other(
+                        "I/O thread died while starting",
+                    )))
+                }
+            }
+        }
+        runtime.placement = placement;
+        Ok(runtime)
+    }
+
+    /// The datapath in use.
+    pub fn datapath(&self) -> DatapathKind {
+        self.kind
+    }
+
+    /// The line logged when `auto` fell back to mmsg, if it did.
+    pub fn fallback_notice(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// Every node's bound address, by global index.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Every node's id, by global index.
+    pub fn ids(&self) -> &[NodeId] {
+        &self.ids
+    }
+
+    /// I/O threads running.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// What the metrics endpoint reads.
+    pub fn metrics(&self) -> MetricsSource {
+        MetricsSource {
+            threads: self.metrics.clone(),
+            datapath: self.kind.name(),
+        }
+    }
+
+    /// The flag that stops every I/O thread (for signal handlers).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Runs `f` on thread `thread`'s host between two turns of its loop and
+    /// returns its result; `None` when the thread is gone or `timeout` passes.
+    pub fn call_thread<R: Send + 'static>(
+        &self,
+        thread: usize,
+        timeout: Duration,
+        f: impl FnOnce(&mut Host) -> R + Send + 'static,
+    ) -> Option<R> {
+        let t = self.threads.get(thread)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let command: Command = Box::new(move |host| {
+            let _ = tx.send(f(host));
+        });
+        t.commands.send(command).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+
+    /// Runs `f` on node `node` (global index) in its thread; `None` when it is
+    /// not running or its thread does not answer within a second.
+    pub fn with_node<R: Send + 'static>(
+        &self,
+        node: usize,
+        f: impl FnOnce(&Node) -> R + Send + 'static,
+    ) -> Option<R> {
+        let &(thread, local) = self.placement.get(node)?;
+        self.call_thread(thread, Duration::from_secs(1), move |host| {
+            host.node(local).map(f)
+        })
+        .flatten()
+    }
+
+    /// Stops node `node` (global index): closes its socket and forgets it, as
+    /// a crash would. Returns whether it was running.
+    pub fn kill(&self, node: usize) -> bool {
+        let Some(&(thread, local)) = self.placement.get(node) else {
+            return false;
+        };
+        self.call_thread(thread, Duration::from_secs(1), move |host| {
+            host.remove_node(local)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Stops every thread and waits for them.
+    ///
+    /// # Errors
+    /// The first datapath error a thread stopped with.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop_threads()
+    }
+
+    fn stop_threads(&mut self) -> io::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut result = Ok(());
+        for t in &mut self.threads {
+            if let Some(h) = t.handle.take() {
+                match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        if result.is_ok() {
+                            result = Err(e);
+                        }
+                    }
+                    Err(_) => {
+                        if result.is_ok() {
+                            result = Err(io::Error::other("an I/O thread panicked"));
+                        }
+                    }
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.stop_threads();
+    }
+}
+
+/// A UDP socket bound to `addr`: no SO_REUSEADDR (a second node on the same
+/// port must fail, not share it), buffers of `buffer` bytes each way.
+///
+/// # Errors
+/// The kernel's refusal (in use, not a local address, no permission).
+pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(false)?;
+    // The kernel caps these at net.core.[rw]mem_max; a smaller buffer is
+    // still correct, just less tolerant of bursts.
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}

@@ -1,0 +1,321 @@
+//! Loopback integration: real nodes on real UDP sockets on 127.0.0.1, on both
+//! datapaths. Every wait is bounded; a uring test skips loudly where io_uring
+//! is refused.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use gossip_core::wire::MAGIC;
+use gossip_core::{Config, PeerState};
+use gossip_node::datapath::{probe_uring, DatapathChoice, DatapathKind, ProbeError};
+use gossip_node::runtime::{Runtime, RuntimeConfig};
+
+const NODES: usize = 16;
+/// Short enough that a crash is FAILed within seconds, long enough that two
+/// busy shared cores do not produce false suspicions.
+const NODE_TIMEOUT: Duration = Duration::from_millis(1_500);
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+fn uring_available(test: &str) -> bool {
+    match probe_uring() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("!!!!! SKIPPED {test}: io_uring is refused here ({e}); only the mmsg variant ran !!!!!");
+            false
+        }
+    }
+}
+
+fn start(datapath: DatapathChoice, seed: u64) -> Runtime {
+    let config = RuntimeConfig {
+        datapath,
+        threads: 2,
+        node: Config::builder()
+            .node_timeout(NODE_TIMEOUT)
+            .build()
+            .expect("valid config"),
+        // Port 0: the kernel picks free ports, so parallel tests never collide.
+        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, NODES),
+        rng_seed: seed,
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::start(config).expect("runtime starts");
+    let expected = match datapath {
+        DatapathChoice::Uring => DatapathKind::Uring,
+        _ => DatapathKind::Mmsg,
+    };
+    assert_eq!(runtime.datapath(), expected);
+    runtime
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Peers of node `i` by state: [handshake, alive, pfail, fail].
+fn census(rt: &Runtime, i: usize) -> Option<[usize; 4]> {
+    rt.with_node(i, |node| {
+        let mut c = [0; 4];
+        for p in node.peers().iter() {
+            c[match p.state() {
+                PeerState::Handshake => 0,
+                PeerState::Alive => 1,
+                PeerState::Pfail => 2,
+                PeerState::Fail => 3,
+            }] += 1;
+        }
+        c
+    })
+}
+
+fn all_see_everyone_alive(rt: &Runtime, nodes: &[usize]) -> bool {
+    nodes
+        .iter()
+        .all(|&i| census(rt, i) == Some([0, nodes.len() - 1, 0, 0]))
+}
+
+fn converges(datapath: DatapathChoice, seed: u64) {
+    let rt = start(datapath, seed);
+    let all: Vec<usize> = (0..NODES).collect();
+    let ok = eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all));
+    let views: Vec<_> = all.iter().map(|&i| census(&rt, i)).collect();
+    assert!(
+        ok,
+        "no full membership within {CONVERGE_WITHIN:?}: {views:?}"
+    );
+    let m = rt.metrics().total();
+    assert_eq!(m.nodes, NODES as u64);
+    assert!(m.datapath.datagrams_in > 0 && m.datapath.datagrams_out > 0);
+    assert_eq!(m.stats.decode_errors_total(), 0);
+    rt.shutdown().expect("clean shutdown");
+}
+
+fn killed_node_is_failed(datapath: DatapathChoice, seed: u64) {
+    let rt = start(datapath, seed);
+    let all: Vec<usize> = (0..NODES).collect();
+    assert!(
+        eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all)),
+        "no convergence"
+    );
+    let victim = 5;
+    let victim_id = rt.ids()[victim];
+    assert!(rt.kill(victim));
+    assert!(!rt.kill(victim), "a node dies once");
+    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
+    let failed_everywhere = || {
+        survivors.iter().all(|&i| {
+            rt.with_node(i, move |node| {
+                node.peers().by_id(victim_id).map(|p| p.state())
+            }) == Some(Some(PeerState::Fail))
+        })
+    };
+    // PFAIL after node_timeout, then FAIL once a majority's reports arrive.
+    let ok = eventually(NODE_TIMEOUT * 10, failed_everywhere);
+    let views: Vec<_> = survivors.iter().map(|&i| census(&rt, i)).collect();
+    assert!(ok, "victim not FAIL everywhere: {views:?}");
+    // Nobody else was suspected along the way.
+    for &i in &survivors {
+        assert_eq!(census(&rt, i), Some([0, NODES - 2, 0, 1]), "node {i}");
+    }
+    let m = rt.metrics();
+    assert!(eventually(Duration::from_secs(2), || m.total().events[3]
+        >= survivors.len() as u64));
+    rt.shutdown().expect("clean shutdown");
+}
+
+/// Datagrams that are not ours or are broken, each refused by a different check.
+fn garbage() -> Vec<Vec<u8>> {
+    let magic = MAGIC.to_be_bytes();
+    let mut bad_version = vec![0u8; 24];
+    bad_version[..2].copy_from_slice(&magic);
+    bad_version[2] = 99;
+    let mut noise = vec![0u8; 300];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    vec![
+        vec![],
+        vec![0xff; 3],
+        noise,
+        bad_version,
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+    ]
+}
+
+fn garbage_is_counted_and_dropped(datapath: DatapathChoice, seed: u64) {
+    let rt = start(datapath, seed);
+    let all: Vec<usize> = (0..NODES).collect();
+    assert!(
+        eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all)),
+        "no convergence"
+    );
+    let metrics = rt.metrics();
+    let before = metrics.total().stats.decode_errors_total();
+    let attacker = UdpSocket::bind("127.0.0.1:0").expect("bind attacker");
+    let targets: Vec<SocketAddr> = rt.addrs().iter().step_by(3).copied().collect();
+    let mut sent = 0u64;
+    for round in 0..20 {
+        for &to in &targets {
+            for g in garbage() {
+                attacker.send_to(&g, to).expect("send garbage");
+                sent += 1;
+            }
+        }
+        if round % 5 == 4 {
+            // Pace the burst so that no socket buffer overflows.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let counted = eventually(Duration::from_secs(5), || {
+        metrics.total().stats.decode_errors_total() - before == sent
+    });
+    let total = metrics.total().stats.decode_errors_total() - before;
+    assert!(
+        counted,
+        "sent {sent} garbage datagrams, {total} counted as decode errors"
+    );
+    // Nothing was answered: the attacker's socket stays empty.
+    attacker
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        attacker.recv_from(&mut [0u8; 2048]).is_err(),
+        "garbage was answered"
+    );
+    // And the cluster stays whole.
+    assert!(
+        eventually(Duration::from_secs(5), || all_see_everyone_alive(&rt, &all)),
+        "cluster degraded"
+    );
+    rt.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn sixteen_nodes_converge_to_full_membership_on_mmsg() {
+    converges(DatapathChoice::Mmsg, 1);
+}
+
+#[test]
+fn sixteen_nodes_converge_to_full_membership_on_uring() {
+    if uring_available("sixteen_nodes_converge_to_full_membership_on_uring") {
+        converges(DatapathChoice::Uring, 2);
+    }
+}
+
+#[test]
+fn a_killed_node_is_failed_everywhere_on_mmsg() {
+    killed_node_is_failed(DatapathChoice::Mmsg, 3);
+}
+
+#[test]
+fn a_killed_node_is_failed_everywhere_on_uring() {
+    if uring_available("a_killed_node_is_failed_everywhere_on_uring") {
+        killed_node_is_failed(DatapathChoice::Uring, 4);
+    }
+}
+
+#[test]
+fn garbage_datagrams_are_counted_and_dropped_on_mmsg() {
+    garbage_is_counted_and_dropped(DatapathChoice::Mmsg, 5);
+}
+
+#[test]
+fn garbage_datagrams_are_counted_and_dropped_on_uring() {
+    if uring_available("garbage_datagrams_are_counted_and_dropped_on_uring") {
+        garbage_is_counted_and_dropped(DatapathChoice::Uring, 6);
+    }
+}
+
+#[test]
+fn auto_falls_back_to_mmsg_and_says_so_when_the_probe_fails() {
+    let config = RuntimeConfig {
+        datapath: DatapathChoice::Auto,
+        threads: 1,
+        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, 2),
+        ..RuntimeConfig::default()
+    };
+    let rt = Runtime::start_with_probe(config, || Err(ProbeError::Forced)).expect("starts on mmsg");
+    assert_eq!(rt.datapath(), DatapathKind::Mmsg);
+    let notice = rt.fallback_notice().expect("the fallback is logged");
+    assert!(
+        notice.contains("io_uring unavailable") && notice.contains("mmsg"),
+        "{notice}"
+    );
+    assert!(rt
+        .metrics()
+        .render()
+        .contains("gossip_datapath_info{datapath=\"mmsg\"} 1"));
+    rt.shutdown().unwrap();
+}
+
+#[test]
+fn binary_falls_back_with_one_log_line_when_the_probe_is_forced_to_fail() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--nodes",
+            "2",
+            "--datapath",
+            "auto",
+            "--duration",
+            "1",
+        ])
+        .env("GOSSIP_FORCE_URING_PROBE_FAIL", "1")
+        .output()
+        .expect("run gossip-node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("falling back to the mmsg datapath"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one fallback line in: {stderr}");
+    assert!(
+        lines[0].contains("GOSSIP_FORCE_URING_PROBE_FAIL"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn binary_refuses_a_port_in_use_with_one_line_and_a_failure_exit() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(["--bind", &addr, "--datapath", "mmsg", "--duration", "1"])
+        .output()
+        .expect("run gossip-node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&addr) && stderr.to_lowercase().contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn binary_refuses_a_bad_address() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(["--bind", "127.0.0.1:notaport", "--duration", "1"])
+        .output()
+        .expect("run gossip-node");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("127.0.0.1:notaport"), "{stderr}");
+}
