@@ -1,0 +1,171 @@
+//! Both datapaths on real loopback sockets: delivery, batching, truncation,
+//! deregistration, and (io_uring) recovery from an empty buffer ring.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use gossip_node::datapath::{self, create, probe_uring, Datapath, DatapathKind, DatapathOptions};
+use gossip_node::runtime::bind;
+
+fn kinds(test: &str) -> Vec<DatapathKind> {
+    let mut kinds = vec![DatapathKind::Mmsg];
+    match probe_uring() {
+        Ok(()) => kinds.push(DatapathKind::Uring),
+        Err(e) => eprintln!(
+            "!!!!! SKIPPED the uring half of {test}: io_uring is refused here ({e}) !!!!!"
+        ),
+    }
+    kinds
+}
+
+fn options(recv_buffers: usize) -> DatapathOptions {
+    DatapathOptions {
+        max_datagram: 1_400,
+        max_sockets: 8,
+        recv_buffers,
+        send_buffers: 256,
+    }
+}
+
+fn socket() -> (UdpSocket, SocketAddr) {
+    let s = bind("127.0.0.1:0".parse().unwrap(), 1 << 20).expect("bind");
+    let a = s.local_addr().unwrap();
+    (s, a)
+}
+
+/// Polls until `want` datagrams arrived or 5 s passed; returns (socket, from, bytes) of each.
+fn collect(dp: &mut dyn Datapath, want: usize) -> Vec<(usize, SocketAddr, Vec<u8>)> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < want && Instant::now() < deadline {
+        dp.poll(Some(Duration::from_millis(10)), &mut |s, from, bytes| {
+            got.push((s, from, bytes.to_vec()))
+        })
+        .expect("poll");
+    }
+    got
+}
+
+#[test]
+fn queued_datagrams_arrive_whole_in_order_with_their_source() {
+    for kind in kinds("queued_datagrams_arrive_whole_in_order_with_their_source") {
+        let mut dp = create(kind, options(64)).expect("datapath");
+        let (a, addr_a) = socket();
+        let (b, addr_b) = socket();
+        let ia = dp.register(a).unwrap();
+        let ib = dp.register(b).unwrap();
+        let mut got = Vec::new();
+        for batch in 0..10u32 {
+            for k in 0..50u32 {
+                let seq = batch * 50 + k;
+                let buf = dp.send_buffer().expect("a free send buffer");
+                assert!(buf.len() >= 1_400);
+                buf[..4].copy_from_slice(&seq.to_be_bytes());
+                buf[4..100].fill(seq as u8);
+                dp.queue_send(ia, addr_b, 100);
+            }
+            got.extend(collect(dp.as_mut(), (batch as usize + 1) * 50 - got.len()));
+        }
+        assert_eq!(got.len(), 500, "{kind}");
+        for (i, (s, from, bytes)) in got.iter().enumerate() {
+            assert_eq!((*s, *from, bytes.len()), (ib, addr_a, 100), "{kind}");
+            assert_eq!(
+                u32::from_be_bytes(bytes[..4].try_into().unwrap()),
+                i as u32,
+                "{kind}: order"
+            );
+            assert!(bytes[4..].iter().all(|&x| x == i as u8), "{kind}: payload");
+        }
+        let c = *dp.counters();
+        assert_eq!(
+            (c.datagrams_out, c.datagrams_in, c.bytes_in),
+            (500, 500, 50_000),
+            "{kind}"
+        );
+        assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0, "{kind}");
+    }
+}
+
+#[test]
+fn oversized_datagrams_are_counted_as_truncated_and_not_delivered() {
+    for kind in kinds("oversized_datagrams_are_counted_as_truncated_and_not_delivered") {
+        let mut dp = create(kind, options(64)).expect("datapath");
+        let (b, addr_b) = socket();
+        dp.register(b).unwrap();
+        let outside = UdpSocket::bind("127.0.0.1:0").unwrap();
+        outside.send_to(&[7u8; 3_000], addr_b).unwrap();
+        outside.send_to(&[8u8; 10], addr_b).unwrap();
+        let got = collect(dp.as_mut(), 1);
+        assert_eq!(got.len(), 1, "{kind}");
+        assert_eq!(
+            got[0].2,
+            vec![8u8; 10],
+            "{kind}: the small one gets through"
+        );
+        assert_eq!(dp.counters().truncated, 1, "{kind}");
+    }
+}
+
+#[test]
+fn a_deregistered_socket_is_closed_and_its_index_reused() {
+    for kind in kinds("a_deregistered_socket_is_closed_and_its_index_reused") {
+        let mut dp = create(kind, options(64)).expect("datapath");
+        let (a, addr_a) = socket();
+        let ia = dp.register(a).unwrap();
+        dp.deregister(ia).unwrap();
+        assert!(dp.deregister(ia).is_err(), "{kind}: twice");
+        // Let the cancel complete (a few polls), then the port is free again.
+        for _ in 0..5 {
+            dp.poll(Some(Duration::from_millis(5)), &mut |_, _, _| {
+                panic!("nothing was sent")
+            })
+            .unwrap();
+        }
+        let again = bind(addr_a, 1 << 16).expect("the port was released");
+        let ib = dp.register(again).unwrap();
+        assert_eq!(ib, ia, "{kind}: index reused");
+        let outside = UdpSocket::bind("127.0.0.1:0").unwrap();
+        outside.send_to(b"hello", addr_a).unwrap();
+        let got = collect(dp.as_mut(), 1);
+        assert_eq!(got.len(), 1, "{kind}");
+        assert_eq!(
+            (got[0].0, got[0].2.as_slice()),
+            (ib, &b"hello"[..]),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_buffer_ring_ends_the_multishot_receive_which_is_rearmed_without_loss() {
+    if probe_uring().is_err() {
+        eprintln!("!!!!! SKIPPED an_empty_buffer_ring_...: io_uring is refused here !!!!!");
+        return;
+    }
+    // Two receive buffers for 200 datagrams: the receive runs dry many times.
+    let mut dp = create(DatapathKind::Uring, options(2)).expect("datapath");
+    let (b, addr_b) = socket();
+    dp.register(b).unwrap();
+    let outside = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..200u32 {
+        outside.send_to(&i.to_be_bytes(), addr_b).unwrap();
+    }
+    let got = collect(dp.as_mut(), 200);
+    let seqs: Vec<u32> = got
+        .iter()
+        .map(|(_, _, b)| u32::from_be_bytes(b[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(seqs, (0..200).collect::<Vec<_>>());
+    let c = dp.counters();
+    assert!(c.enobufs > 0, "{c:?}");
+    assert!(c.rearms >= c.enobufs, "{c:?}");
+}
+
+#[test]
+fn the_fallback_line_names_the_reason() {
+    let (kind, line) = datapath::resolve(datapath::DatapathChoice::Auto, || {
+        Err(datapath::ProbeError::Forced)
+    });
+    assert_eq!(kind, DatapathKind::Mmsg);
+    assert!(line.unwrap().contains(datapath::FORCE_PROBE_FAIL_ENV));
+}
