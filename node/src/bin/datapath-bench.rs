@@ -331,8 +331,8 @@ fn node_pair(cluster: usize) -> Result<(Vec<u8>, NodePair)> {
         })
         .collect();
     let mut now = Instant::ZERO;
-    for i in 1..cluster {
-        let _ = nodes[i].meet(now, addr(0).into());
+    for n in nodes.iter_mut().skip(1) {
+        let _ = n.meet(now, addr(0).into());
     }
     let mut buf = vec![0u8; config.max_datagram()];
     let mut in_flight: Vec<(usize, SocketAddr, Vec<u8>)> = Vec::new();
