@@ -129,7 +129,13 @@ impl Node {
 
     /// Adds a node in handshake, unless it is known or the table is full.
     /// Returns its index when it was added.
-    pub(crate) fn discover(&mut self, now: Instant, id: NodeId, endpoint: Endpoint, incarnation: Incarnation) -> Option<usize> {
+    pub(crate) fn discover(
+        &mut self,
+        now: Instant,
+        id: NodeId,
+        endpoint: Endpoint,
+        incarnation: Incarnation,
+    ) -> Option<usize> {
         if id == self.me.id || self.peers.find(id).is_some() {
             return None;
         }
@@ -187,7 +193,10 @@ impl Node {
             }
             let Some(i) = self.peers.find(e.id) else {
                 // Redis: an unknown node in a known sender's gossip starts a handshake.
-                if self.discover(now, e.id, e.endpoint, e.incarnation).is_some() {
+                if self
+                    .discover(now, e.id, e.endpoint, e.incarnation)
+                    .is_some()
+                {
                     self.queue(e.endpoint, MessageType::Meet, true);
                 }
                 continue;
@@ -211,7 +220,8 @@ impl Node {
                 && !self.peers.get(i).has_ping_in_flight()
                 && self.peers.live_reports(i, now, validity) == 0
             {
-                let pong = now.saturating_sub(core::time::Duration::from_millis(u64::from(e.pong_age_ms)));
+                let pong =
+                    now.saturating_sub(core::time::Duration::from_millis(u64::from(e.pong_age_ms)));
                 let p = self.peers.get_mut(i);
                 if pong > p.pong_received {
                     p.pong_received = pong;
@@ -229,7 +239,9 @@ impl Node {
         let wanted = policy.wanted(known);
         let budget = policy.byte_budget.unwrap_or(usize::MAX);
         let start = w.remaining();
-        let fits = |w: &SectionWriter<'_>, e: &GossipEntry| start - w.remaining() + e.encoded_len() <= budget;
+        let fits = |w: &SectionWriter<'_>, e: &GossipEntry| {
+            start - w.remaining() + e.encoded_len() <= budget
+        };
         self.chosen.clear();
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;

@@ -184,7 +184,12 @@ impl Node {
     /// The [`DecodeError`] when the datagram is not a well-formed message; it is
     /// also counted in [`Stats::decode_errors`]. Other drops (unknown sender, stale
     /// incarnation) are not errors and are counted in [`Stats::drops`].
-    pub fn handle_datagram(&mut self, now: Instant, from: core::net::SocketAddr, bytes: &[u8]) -> Result<(), DecodeError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: core::net::SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DecodeError> {
         let msg = match wire::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
