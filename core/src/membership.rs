@@ -4,10 +4,13 @@
 
 use crate::event::Event;
 use crate::ids::{Endpoint, Incarnation, NodeId};
-use crate::node::Node;
+use crate::node::{Node, PendingMeet};
 use crate::peers::{Peer, PeerState, NO_PING};
 use crate::time::{millis_u32, Instant};
-use crate::wire::{EntryFlags, GossipEntry, MessageType, Section, SectionWriter, HEADER_LEN};
+use crate::wire::{
+    EntryFlags, GossipEntry, MessageType, Section, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
+    HEADER_LEN,
+};
 
 impl Node {
     /// One cron tick (Redis `clusterCron`, every 100 ms by default).
@@ -27,15 +30,22 @@ impl Node {
             let p = self.peers.get(i);
             if p.state == PeerState::Handshake {
                 // Redis: a handshake older than max(node_timeout, 1 s) is dropped.
-                if now - p.ping_sent > handshake_timeout {
+                // One the peer began (its MEET) lives while the peer keeps
+                // talking, since only the peer can complete it: we send nothing.
+                let began = match p.inbound {
+                    true => p.ping_sent.max(p.data_received),
+                    false => p.ping_sent,
+                };
+                if now - began > handshake_timeout {
                     let id = p.id;
                     self.forget(i);
                     self.emit(Event::HandshakeTimedOut { id });
                     continue; // the last peer moved into slot i
                 }
                 // UDP loses datagrams, so the handshake's MEET is resent once a
-                // random-ping period (Redis's TCP link would retransmit).
-                if now - p.ping_transmitted >= retry {
+                // random-ping period (Redis's TCP link would retransmit); never
+                // to an unproven address that MET us.
+                if !p.inbound && now - p.ping_transmitted >= retry {
                     let to = p.endpoint;
                     self.peers.get_mut(i).ping_transmitted = now;
                     self.queue(to, MessageType::Meet, true);
@@ -54,8 +64,14 @@ impl Node {
             }
             // A ping is in flight. Redis frees a TCP link silent for
             // node_timeout / 2 and reconnects, which sends a fresh PING while
-            // keeping ping_sent. Over UDP the same rule is a resend.
-            if now - p.ping_transmitted >= ping_interval {
+            // keeping ping_sent. Over UDP the same rule is a resend. The PING
+            // that ends a handshake stands in for the TCP handshake Redis's
+            // link would retransmit, and is resent as often as a MEET.
+            let resend = match p.confirming {
+                true => retry.min(ping_interval),
+                false => ping_interval,
+            };
+            if now - p.ping_transmitted >= resend {
                 self.ping(now, i);
             }
             let p = self.peers.get(i);
@@ -80,7 +96,11 @@ impl Node {
         }
         let mut best: Option<(usize, Instant)> = None;
         for _ in 0..self.config.random_ping_sample() {
-            let i = self.rng.index(n);
+            // Redis draws from all nodes, self included, and skips self.
+            let i = self.rng.index(n + 1);
+            if i == n {
+                continue;
+            }
             let p = self.peers.get(i);
             if p.state == PeerState::Handshake || p.has_ping_in_flight() {
                 continue;
@@ -112,6 +132,24 @@ impl Node {
         let mut m = 0;
         while m < self.meets.len() {
             let meet = self.meets[m];
+            if meet.answered {
+                // Answered, yet nobody has pinged us for a handshake timeout:
+                // the node may have dropped its half of the handshake (our
+                // PINGs lost), leaving us sure we joined and it unaware of us,
+                // for good. Redis's TCP handshake cannot end so; here the meet
+                // starts over.
+                if now - meet.started > timeout {
+                    self.meets[m] = PendingMeet {
+                        started: now,
+                        last_sent: now,
+                        answered: false,
+                        ..meet
+                    };
+                    self.queue(meet.endpoint, MessageType::Meet, true);
+                }
+                m += 1;
+                continue;
+            }
             if now - meet.started > timeout {
                 self.meets.swap_remove(m);
                 self.emit(Event::MeetTimedOut {
@@ -171,7 +209,13 @@ impl Node {
     pub(crate) fn restart_peer(&mut self, i: usize, incarnation: Incarnation) {
         let p = self.peers.get_mut(i);
         p.incarnation = incarnation;
+        if p.state == PeerState::Handshake {
+            // Not a member yet: no old life to forget, and `ping_sent` holds the
+            // handshake's start (clearing it would keep the handshake forever).
+            return;
+        }
         p.ping_sent = NO_PING;
+        p.confirming = false;
         let id = p.id;
         self.peers.clear_reports(i);
         if matches!(self.peers.get(i).state, PeerState::Pfail | PeerState::Fail) {
@@ -204,6 +248,14 @@ impl Node {
             if !self.peers.get(i).is_member() {
                 continue;
             }
+            // An entry about an older life of a restarted node says nothing about
+            // this one: neither a failure report nor a PONG time. (Redis has no
+            // incarnations; there the restarted node's PONG clears FAIL and stale
+            // reports age out. Ignoring them keeps them from blocking the PONG
+            // refresh below or counting towards a FAIL of the new life.)
+            if e.incarnation < self.peers.get(i).incarnation {
+                continue;
+            }
             if e.flags.is_failure_report() {
                 if self.peers.add_report(i, reporter, now) {
                     self.fail_if_quorum(now, i);
@@ -232,16 +284,30 @@ impl Node {
 
     /// Redis `clusterSendPing`'s gossip: about a tenth of the known nodes picked
     /// at random (at most 3 × wanted tries), skipping self, PFAIL and handshake
-    /// nodes; then every PFAIL node. Stops early when the datagram is full.
+    /// nodes; then every PFAIL node.
+    ///
+    /// When the datagram (or the byte budget) cannot hold it all, the section
+    /// shrinks, and the random picks give way first: Redis appends the PFAIL
+    /// nodes "so that failure reports are faster to propagate", and a section
+    /// filled by random picks alone would carry no failure report at all, so no
+    /// node would ever reach FAIL (with 1,400 bytes, from ~470 nodes up).
     pub(crate) fn write_section(&mut self, now: Instant, w: &mut SectionWriter<'_>) {
         let known = self.peers.len() + 1;
         let policy = self.config.section();
         let wanted = policy.wanted(known);
-        let budget = policy.byte_budget.unwrap_or(usize::MAX);
-        let start = w.remaining();
-        let fits = |w: &SectionWriter<'_>, e: &GossipEntry| {
-            start - w.remaining() + e.encoded_len() <= budget
+        let budget = policy.byte_budget.unwrap_or(usize::MAX).min(w.remaining());
+        let reserved = match self.pfail {
+            0 => 0,
+            _ => self
+                .peers
+                .slice()
+                .iter()
+                .filter(|p| p.state == PeerState::Pfail)
+                .map(entry_len)
+                .sum::<usize>()
+                .min(budget),
         };
+        let mut used = 0;
         self.chosen.clear();
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
@@ -265,23 +331,38 @@ impl Node {
                 continue;
             }
             let e = entry(p, now);
-            if !fits(w, &e) || !w.push(&e) {
-                return;
+            if used + e.encoded_len() + reserved > budget || !w.push(&e) {
+                break;
             }
+            used += e.encoded_len();
             self.chosen.push(pick as u32);
             fresh -= 1;
         }
         if self.pfail == 0 {
             return;
         }
-        for p in self.peers.slice() {
+        // From a random start, so that when not all PFAIL nodes fit, each
+        // still gets its turn.
+        let n = self.peers.len();
+        let first = self.rng.index(n);
+        for k in 0..n {
+            let p = self.peers.get((first + k) % n);
             if p.state == PeerState::Pfail {
                 let e = entry(p, now);
-                if !fits(w, &e) || !w.push(&e) {
+                if used + e.encoded_len() > budget || !w.push(&e) {
                     return;
                 }
+                used += e.encoded_len();
             }
         }
+    }
+}
+
+/// Bytes of the gossip entry describing `p`.
+fn entry_len(p: &Peer) -> usize {
+    match p.endpoint.ipv4() {
+        Some(_) => ENTRY_LEN_V4,
+        None => ENTRY_LEN_V6,
     }
 }
 
@@ -298,7 +379,14 @@ fn entry(p: &Peer, now: Instant) -> GossipEntry {
             true => millis_u32(now - p.ping_sent).min(crate::wire::NO_PING - 1),
             false => crate::wire::NO_PING,
         },
-        pong_age_ms: millis_u32(now - p.pong_received),
+        // First-hand only: a PONG time we adopted from gossip is never passed
+        // on as newer than the last datagram we had from the node ourselves.
+        // Ages are relative, and the receiver turns one into a time by
+        // subtracting it from its own `now`, which is later by the transit; if
+        // adopted times were gossiped on, every hop would add a transit and a
+        // crashed node would stay "recently heard" (Redis sends absolute times
+        // in whole seconds, which errs the other way).
+        pong_age_ms: millis_u32(now - p.pong_received.min(p.data_received)),
         endpoint: p.endpoint,
     }
 }

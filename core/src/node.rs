@@ -74,12 +74,16 @@ pub(crate) struct Outgoing {
     pub(crate) about_incarnation: Incarnation,
 }
 
-/// An outstanding `meet` to an address whose node we do not know yet.
+/// An outstanding `meet`: until the node at `endpoint` answers, and then until
+/// the cluster shows it holds us as a member (some node PINGs or MEETs us).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PendingMeet {
     pub(crate) endpoint: Endpoint,
+    /// When the MEET (or, once answered, the wait for a PING) began.
     pub(crate) started: Instant,
     pub(crate) last_sent: Instant,
+    /// The node answered with a PONG; we wait to be pinged.
+    pub(crate) answered: bool,
 }
 
 /// One member's protocol state machine. Sans-io: bytes and `now` in, bytes,
@@ -158,21 +162,28 @@ impl Node {
     }
 
     /// Asks the node at `to` to let us join (Redis `CLUSTER MEET`). The MEET is
-    /// resent once a random-ping period until answered or `handshake_timeout`.
+    /// resent once a random-ping period until answered, or until
+    /// `handshake_timeout` passes and [`Event::MeetTimedOut`] reports it (meet
+    /// again to retry). Once answered, the meet stays open until some node PINGs
+    /// or MEETs us, which shows the cluster holds us; without that for a
+    /// `handshake_timeout`, it starts over, as a lost datagram may have left the
+    /// node unaware of us.
     ///
     /// # Errors
-    /// [`MeetError::TooManyPending`] when too many meets are unanswered.
+    /// [`MeetError::TooManyPending`] when too many meets are still open.
     pub fn meet(&mut self, now: Instant, to: Endpoint) -> Result<(), MeetError> {
+        let fresh = PendingMeet {
+            endpoint: to,
+            started: now,
+            last_sent: now,
+            answered: false,
+        };
         if let Some(m) = self.meets.iter_mut().find(|m| m.endpoint == to) {
-            m.started = now;
+            *m = fresh;
         } else if self.meets.len() >= self.config.max_pending_meets() {
             return Err(MeetError::TooManyPending);
         } else {
-            self.meets.push(PendingMeet {
-                endpoint: to,
-                started: now,
-                last_sent: now,
-            });
+            self.meets.push(fresh);
         }
         self.queue(to, MessageType::Meet, true);
         Ok(())
@@ -206,6 +217,11 @@ impl Node {
         if h.dst_slot != self.me.slot {
             self.stats.drops.wrong_slot += 1;
             return Ok(());
+        }
+        if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !self.meets.is_empty() {
+            // Nodes PING only members and MEET only nodes a member told them
+            // of: some member holds us, so answered meets are done.
+            self.meets.retain(|m| !m.answered);
         }
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
@@ -285,20 +301,28 @@ impl Node {
         }
         match (h.kind, body) {
             (MessageType::Ping | MessageType::Meet, Body::Section(section)) => {
+                if h.kind == MessageType::Ping && !self.peers.get(i).is_member() {
+                    // The PING a MEET's sender sends once our PONG reached it
+                    // (see `handle_unknown`) completes the handshake on our side.
+                    self.complete_handshake(now, i);
+                }
                 let bare = !self.peers.get(i).is_member();
                 self.queue(from, MessageType::Pong, bare);
                 self.handle_section(now, i, section);
             }
             (MessageType::Pong, Body::Section(section)) => {
                 self.handle_pong(now, i);
+                self.answer_meet(now, i, from);
                 self.handle_section(now, i, section);
             }
-            (MessageType::Fail, Body::Fail { id, incarnation }) => {
-                if self.peers.get(i).is_member() {
-                    self.handle_fail_message(id, incarnation);
-                }
+            // Redis: a FAIL counts only from a known node (not one in handshake).
+            (MessageType::Fail, Body::Fail { id, incarnation })
+                if self.peers.get(i).is_member() =>
+            {
+                self.handle_fail_message(id, incarnation);
             }
-            // The decoder pairs each type with its body; nothing else reaches here.
+            // A FAIL from a node in handshake; otherwise the decoder pairs each
+            // type with its body, so nothing else reaches here.
             _ => {}
         }
     }
@@ -307,24 +331,34 @@ impl Node {
         match h.kind {
             // Redis clusterProcessPacket: a MEET adds its sender (in handshake);
             // any PING is answered. Both get an empty section: never more bytes
-            // to an unproven address than it sent us.
+            // to an unproven address than it sent us (DESIGN §4).
+            //
+            // Redis then opens a link of its own to the MEET's sender and PINGs
+            // it, and that PING's PONG completes the handshake. Over UDP that
+            // PING goes to an address nobody has proven: one spoofed 26-byte MEET
+            // would draw 52 bytes at once and a MEET resend every second until
+            // the handshake timed out. So we send only the PONG; the MEET's
+            // sender, which that PONG reached, PINGs us at once (`handle_pong`),
+            // and its PING completes our side (`handle_known`). Same four
+            // datagrams as Redis, none of them unsolicited.
             MessageType::Meet => {
                 self.queue(from, MessageType::Pong, true);
                 if let Some(i) = self.discover(now, h.sender, from, h.incarnation) {
-                    self.peers.get_mut(i).data_received = now;
-                    self.queue(from, MessageType::Ping, true);
+                    let p = self.peers.get_mut(i);
+                    p.data_received = now;
+                    p.inbound = true;
                 }
             }
             MessageType::Ping => self.queue(from, MessageType::Pong, true),
             MessageType::Pong => {
-                let Some(m) = self.meets.iter().position(|m| m.endpoint == from) else {
+                if !self.meets.iter().any(|m| m.endpoint == from) {
                     self.stats.drops.unknown_sender += 1;
                     return;
-                };
-                self.meets.swap_remove(m);
+                }
                 if let Some(i) = self.discover(now, h.sender, from, h.incarnation) {
                     self.peers.get_mut(i).data_received = now;
                     self.handle_pong(now, i);
+                    self.answer_meet(now, i, from);
                 }
             }
             MessageType::Fail => self.stats.drops.unknown_sender += 1,
@@ -337,14 +371,52 @@ impl Node {
         let p = self.peers.get_mut(i);
         p.pong_received = now;
         p.ping_sent = NO_PING;
+        p.confirming = false;
         match p.state {
             PeerState::Handshake => {
-                let id = p.id;
-                self.set_state(i, PeerState::Alive);
-                self.emit(Event::PeerJoined { id });
+                self.complete_handshake(now, i);
+                // The peer answered our MEET; it holds us in handshake until we
+                // speak again, and sends nothing of its own to our unproven
+                // address. Our PING completes its side (see `handle_unknown`);
+                // until its PONG comes back it is resent like a MEET.
+                self.ping(now, i);
+                self.peers.get_mut(i).confirming = true;
             }
             PeerState::Pfail | PeerState::Fail => self.set_state(i, PeerState::Alive),
             PeerState::Alive => {}
+        }
+    }
+
+    /// Peer `i` in handshake has answered: it becomes a full member, alive now.
+    fn complete_handshake(&mut self, now: Instant, i: usize) {
+        let p = self.peers.get_mut(i);
+        p.pong_received = now;
+        p.ping_sent = NO_PING;
+        p.inbound = false;
+        let id = p.id;
+        self.set_state(i, PeerState::Alive);
+        self.emit(Event::PeerJoined { id });
+    }
+
+    /// A PONG from peer `i` at `from` answers a `meet` waiting there, even when
+    /// we had already learned that node from gossip (else the meet would be
+    /// resent and finally reported as timed out although the node joined). The
+    /// meet then waits to be confirmed by a PING; see `cron_meets`.
+    fn answer_meet(&mut self, now: Instant, i: usize, from: Endpoint) {
+        let Some(m) = self
+            .meets
+            .iter_mut()
+            .find(|m| m.endpoint == from && !m.answered)
+        else {
+            return;
+        };
+        m.answered = true;
+        m.started = now;
+        // A peer we already held (the meet was repeated) gets the PING that
+        // completes its side of the handshake, in case it dropped it.
+        if !self.peers.get(i).has_ping_in_flight() {
+            self.ping(now, i);
+            self.peers.get_mut(i).confirming = true;
         }
     }
 

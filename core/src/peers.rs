@@ -62,6 +62,13 @@ pub struct Peer {
     pub(crate) state: PeerState,
     /// Live failure reports about it (cached count of the side table's entries).
     pub(crate) reports: u16,
+    /// In handshake because it sent us a MEET, so its address is unproven: we
+    /// answer it but send it nothing of our own (DESIGN §4, no amplification).
+    pub(crate) inbound: bool,
+    /// We completed our handshake with it and our first PING, which completes
+    /// its side, is not answered yet: resent at the MEET's pace, not after
+    /// ping_interval, so that the peer does not forget us first.
+    pub(crate) confirming: bool,
 }
 
 impl Peer {
@@ -81,6 +88,8 @@ impl Peer {
             incarnation,
             state: PeerState::Handshake,
             reports: 0,
+            inbound: false,
+            confirming: false,
         }
     }
 
