@@ -69,7 +69,7 @@ fn report(sim: &Simulation, nodes: usize, seconds: u64, elapsed: Duration, track
     let net = sim.network_stats();
     println!(
         "nodes {nodes}, virtual {seconds} s, observer items {}",
-        sim.observer().items().len()
+        sim.observer().item_count()
     );
     println!(
         "wall {:.2} s  simulator events {events} ({:.0}/s)  datagrams delivered {} ({:.0}/s)",

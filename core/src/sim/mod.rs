@@ -42,6 +42,8 @@
 #[cfg(not(test))]
 extern crate std;
 
+mod actions;
+mod builder;
 mod check;
 mod fault;
 mod network;
@@ -50,11 +52,12 @@ mod queue;
 mod simulation;
 mod trace;
 
+pub use builder::SimBuilder;
 pub use check::{replay_line, seed_from_env, seeds_or_env, Failure, Violation, SEED_VAR};
 pub use fault::{Fault, FaultLog, Timing};
 pub use network::{FaultSpace, Latency, LinkRule, NetStats, NetworkParams, NodeSet};
 pub use observer::{ItemId, ItemTrace, NodeTraffic, Observer, Reception};
-pub use simulation::{LoggedEvent, SimBuilder, Simulation};
+pub use simulation::{LoggedEvent, Simulation};
 pub use trace::TraceHash;
 
 /// Whether a simulated node runs.

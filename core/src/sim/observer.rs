@@ -4,7 +4,8 @@
 //!
 //! Everything lives in flat arrays indexed by node index and is sized when an
 //! item is tracked, so observing a datagram allocates nothing: 16 bytes per
-//! node per item, and 2 × [`MessageType::COUNT`] counters per node.
+//! node per item (node-major, so one receiver's counts are adjacent), and
+//! 2 × [`MessageType::COUNT`] counters per node.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -38,7 +39,7 @@ pub enum ItemId {
     },
 }
 
-/// One node's record for one item: 16 bytes.
+/// One node's record for one item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reception {
     first_us: u64,
@@ -51,12 +52,6 @@ const NOBODY: u32 = u32::MAX;
 const UNTRACKED: u32 = u32::MAX;
 
 impl Reception {
-    const EMPTY: Reception = Reception {
-        first_us: NEVER,
-        count: 0,
-        from: NOBODY,
-    };
-
     /// When the node first had the item.
     pub fn first(&self) -> Option<Instant> {
         (self.first_us != NEVER).then_some(Instant::from_micros(self.first_us))
@@ -74,30 +69,97 @@ impl Reception {
     }
 }
 
-/// One tracked item: where and when it started, and each node's [`Reception`].
-#[derive(Clone, Debug)]
-pub struct ItemTrace {
+/// What is known of an item apart from its per-node records.
+#[derive(Clone, Copy, Debug)]
+struct ItemMeta {
     item: ItemId,
     origin: Option<usize>,
     injected_at: Instant,
-    round_us: u64,
-    nodes: Vec<Reception>,
 }
 
-impl ItemTrace {
+/// Per-node records of every item, node-major: node `n`'s records of all
+/// items are adjacent (`n * cap + k`), so that the many counts one datagram
+/// updates at its receiver share a few pages and cache lines. The capacity
+/// doubles (and the matrix is re-laid) when items outgrow it.
+#[derive(Clone, Debug, Default)]
+struct Matrix {
+    nodes: usize,
+    cap: usize,
+    count: Vec<u32>,
+    first_us: Vec<u64>,
+    from: Vec<u32>,
+}
+
+impl Matrix {
+    fn grow(&mut self, items: usize) {
+        if items <= self.cap {
+            return;
+        }
+        let cap = items.max(self.cap * 2).max(4);
+        let relayout = |old: &[u32], fill: u32| {
+            let mut v = alloc::vec![fill; self.nodes * cap];
+            for n in 0..self.nodes {
+                v[n * cap..n * cap + self.cap]
+                    .copy_from_slice(&old[n * self.cap..(n + 1) * self.cap]);
+            }
+            v
+        };
+        let count = relayout(&self.count, 0);
+        let from = relayout(&self.from, NOBODY);
+        let mut first_us = alloc::vec![NEVER; self.nodes * cap];
+        for n in 0..self.nodes {
+            first_us[n * cap..n * cap + self.cap]
+                .copy_from_slice(&self.first_us[n * self.cap..(n + 1) * self.cap]);
+        }
+        *self = Matrix {
+            nodes: self.nodes,
+            cap,
+            count,
+            first_us,
+            from,
+        };
+    }
+
+    fn at(&self, n: usize, k: usize) -> Reception {
+        let i = n * self.cap + k;
+        Reception {
+            first_us: self.first_us[i],
+            count: self.count[i],
+            from: self.from[i],
+        }
+    }
+
+    fn first(&mut self, n: usize, k: usize, now: Instant, from: Option<usize>) {
+        let i = n * self.cap + k;
+        if self.first_us[i] == NEVER {
+            self.first_us[i] = now.as_micros();
+            self.from[i] = from.map_or(NOBODY, |f| f as u32);
+        }
+    }
+}
+
+/// One tracked item: where and when it started, and each node's [`Reception`].
+#[derive(Clone, Copy, Debug)]
+pub struct ItemTrace<'a> {
+    meta: &'a ItemMeta,
+    k: usize,
+    obs: &'a Observer,
+}
+
+impl ItemTrace<'_> {
     /// The item.
     pub fn item(&self) -> ItemId {
-        self.item
+        self.meta.item
     }
 
     /// The node it started at, if any (the joining node; none for a FAIL).
     pub fn origin(&self) -> Option<usize> {
-        self.origin
+        self.meta.origin
     }
 
     /// When it started: the join's start, the crash, or the first FAIL seen.
     pub fn injected_at(&self) -> Instant {
-        self.injected_at
+        self.meta.injected_at
     }
 
     /// Node `n`'s record.
@@ -105,43 +167,42 @@ impl ItemTrace {
     /// # Panics
     /// If `n` is not a node index.
     pub fn at(&self, n: usize) -> Reception {
-        self.nodes[n]
+        assert!(n < self.obs.nodes, "node {n} out of range");
+        self.obs.matrix.at(n, self.k)
     }
 
     /// Every node's record, by index.
-    pub fn receptions(&self) -> &[Reception] {
-        &self.nodes
+    pub fn receptions(&self) -> impl ExactSizeIterator<Item = Reception> + '_ {
+        (0..self.obs.nodes).map(|n| self.obs.matrix.at(n, self.k))
     }
 
     /// The round in which node `n` first had it: first reception time ÷ round
     /// length (the tick in the timers model; the round in lockstep, where this
     /// is the round's index).
     pub fn first_round(&self, n: usize) -> Option<u64> {
-        self.nodes[n].first().map(|t| t.as_micros() / self.round_us)
+        self.at(n)
+            .first()
+            .map(|t| t.as_micros() / self.obs.round_us)
     }
 
     /// Nodes that have it.
     pub fn reached(&self) -> usize {
-        self.nodes.iter().filter(|r| r.first_us != NEVER).count()
+        self.receptions().filter(|r| r.first_us != NEVER).count()
     }
 
     /// Whether every node of `nodes` has it.
     pub fn reached_all(&self, mut nodes: impl Iterator<Item = usize>) -> bool {
-        nodes.all(|n| self.nodes[n].first_us != NEVER)
+        nodes.all(|n| self.at(n).first_us != NEVER)
     }
 
     /// Receptions at all nodes.
     pub fn receptions_total(&self) -> u64 {
-        self.nodes.iter().map(|r| u64::from(r.count)).sum()
+        self.receptions().map(|r| u64::from(r.count)).sum()
     }
 
     /// The latest first reception, if any node has it.
     pub fn last_first_reception(&self) -> Option<Instant> {
-        self.nodes
-            .iter()
-            .filter(|r| r.first_us != NEVER)
-            .map(|r| Instant::from_micros(r.first_us))
-            .max()
+        self.receptions().filter_map(|r| r.first()).max()
     }
 }
 
@@ -159,7 +220,8 @@ pub struct NodeTraffic {
 pub struct Observer {
     nodes: usize,
     round_us: u64,
-    items: Vec<ItemTrace>,
+    items: Vec<ItemMeta>,
+    matrix: Matrix,
     by_id: BTreeMap<ItemId, u32>,
     /// Item index of `Join(node i)` by node index, or UNTRACKED.
     join_slot: Vec<u32>,
@@ -176,6 +238,10 @@ impl Observer {
             nodes,
             round_us: micros(round).max(1),
             items: Vec::new(),
+            matrix: Matrix {
+                nodes,
+                ..Matrix::default()
+            },
             by_id: BTreeMap::new(),
             join_slot: alloc::vec![UNTRACKED; nodes],
             fail_slot: alloc::vec![UNTRACKED; nodes],
@@ -184,14 +250,27 @@ impl Observer {
         }
     }
 
+    /// Number of tracked items.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
     /// Every tracked item, in the order tracking began.
-    pub fn items(&self) -> &[ItemTrace] {
-        &self.items
+    pub fn items(&self) -> impl ExactSizeIterator<Item = ItemTrace<'_>> + '_ {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(k, meta)| ItemTrace { meta, k, obs: self })
     }
 
     /// One item's trace.
-    pub fn item(&self, item: ItemId) -> Option<&ItemTrace> {
-        self.by_id.get(&item).map(|&k| &self.items[k as usize])
+    pub fn item(&self, item: ItemId) -> Option<ItemTrace<'_>> {
+        let k = *self.by_id.get(&item)? as usize;
+        Some(ItemTrace {
+            meta: &self.items[k],
+            k,
+            obs: self,
+        })
     }
 
     /// Node `n`'s traffic.
@@ -231,16 +310,14 @@ impl Observer {
             return;
         }
         let k = self.items.len() as u32;
-        let mut nodes = alloc::vec![Reception::EMPTY; self.nodes];
+        self.matrix.grow(self.items.len() + 1);
         if let Some(o) = origin.filter(|&o| o < self.nodes) {
-            nodes[o].first_us = at.as_micros();
+            self.matrix.first(o, k as usize, at, None);
         }
-        self.items.push(ItemTrace {
+        self.items.push(ItemMeta {
             item,
             origin,
             injected_at: at,
-            round_us: self.round_us,
-            nodes,
         });
         self.by_id.insert(item, k);
         match (item, node_index) {
@@ -274,11 +351,9 @@ impl Observer {
         let Some(&k) = self.by_id.get(&item) else {
             return;
         };
-        let r = &mut self.items[k as usize].nodes[n];
-        r.count = r.count.saturating_add(1);
-        if first && r.first_us == NEVER {
-            r.first_us = now.as_micros();
-            r.from = from.map_or(NOBODY, |f| f as u32);
+        self.count(k, n);
+        if first {
+            self.matrix.first(n, k as usize, now, from);
         }
     }
 
@@ -367,15 +442,11 @@ impl Observer {
         if k == UNTRACKED {
             return;
         }
-        let r = &mut self.items[k as usize].nodes[n];
-        if r.first_us == NEVER {
-            r.first_us = now.as_micros();
-            r.from = from.map_or(NOBODY, |f| f as u32);
-        }
+        self.matrix.first(n, k as usize, now, from);
     }
 
     fn count(&mut self, k: u32, n: usize) {
-        let r = &mut self.items[k as usize].nodes[n];
-        r.count = r.count.saturating_add(1);
+        let c = &mut self.matrix.count[n * self.matrix.cap + k as usize];
+        *c = c.saturating_add(1);
     }
 }

@@ -51,31 +51,128 @@ impl PartialOrd for Entry {
     }
 }
 
-/// The timeline: a binary heap of entries plus the sequence counter.
-#[derive(Debug, Default)]
+/// The timeline: a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan 1990) over
+/// the 128-bit key (time, lane | class | sequence).
+///
+/// A discrete-event simulation pops keys in increasing order and pushes keys
+/// at or after the last one popped, which is what a radix heap needs: bucket
+/// `b` holds the keys whose highest bit differing from the last popped key is
+/// bit `b - 1`, so a push is O(1) and each entry moves down at most once per
+/// bit. A key below the last popped one (same instant, lower lane: a zero
+/// delay to a node already visited, a fault applied now) goes to a small
+/// binary heap that is drained first. The pop order is exactly that of a
+/// binary heap over the same keys.
+#[derive(Debug)]
 pub(crate) struct Queue {
-    heap: BinaryHeap<Entry>,
+    /// The last key moved to `head`: every key in the buckets is above it.
+    last: (u64, u64),
+    /// The entry whose key is `last` (bucket 0; keys are unique).
+    head: Option<Entry>,
+    /// Buckets 1..=128, at index b - 1.
+    buckets: Vec<Vec<Entry>>,
+    /// Bit b - 1 set when bucket b holds entries.
+    occupied: u128,
+    early: BinaryHeap<Entry>,
+    len: usize,
     seq: u64,
 }
 
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            last: (0, 0),
+            head: None,
+            buckets: (0..128).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            early: BinaryHeap::new(),
+            len: 0,
+            seq: 0,
+        }
+    }
+}
+
 impl Queue {
+    /// Schedules `payload` at `at` on `lane`. Sequence numbers wrap after 2^39
+    /// pushes (a year of a 1,000-node cluster); ties are broken by them.
     pub(crate) fn push(&mut self, at: u64, lane: u32, class: u64, payload: u32) {
         let seq = self.seq & ((1 << SEQ_BITS) - 1);
         self.seq += 1;
         let key = u64::from(lane) << LANE_SHIFT | class << SEQ_BITS | seq;
-        self.heap.push(Entry { at, key, payload });
+        let e = Entry { at, key, payload };
+        self.len += 1;
+        if (at, key) < self.last {
+            self.early.push(e);
+            return;
+        }
+        let b = self.bucket(at, key);
+        debug_assert!(b > 0, "keys are unique");
+        self.buckets[b - 1].push(e);
+        self.occupied |= 1 << (b - 1);
     }
 
     pub(crate) fn pop(&mut self) -> Option<Entry> {
-        self.heap.pop()
+        if let Some(e) = self.early.pop() {
+            self.len -= 1;
+            return Some(e);
+        }
+        if self.head.is_none() {
+            self.refill();
+        }
+        let e = self.head.take()?;
+        self.len -= 1;
+        Some(e)
     }
 
-    pub(crate) fn peek(&self) -> Option<&Entry> {
-        self.heap.peek()
+    pub(crate) fn peek(&mut self) -> Option<&Entry> {
+        if !self.early.is_empty() {
+            return self.early.peek();
+        }
+        if self.head.is_none() {
+            self.refill();
+        }
+        self.head.as_ref()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.len
+    }
+
+    /// Which bucket a key belongs in, relative to `last`.
+    fn bucket(&self, at: u64, key: u64) -> usize {
+        let x = at ^ self.last.0;
+        if x != 0 {
+            return 128 - x.leading_zeros() as usize;
+        }
+        let y = key ^ self.last.1;
+        64 - y.leading_zeros() as usize
+    }
+
+    /// Moves the smallest key of the lowest non-empty bucket to `head` and
+    /// spreads the rest of that bucket over lower buckets.
+    fn refill(&mut self) {
+        if self.occupied == 0 {
+            return;
+        }
+        let b = self.occupied.trailing_zeros() as usize;
+        self.occupied &= !(1 << b);
+        let mut bucket = core::mem::take(&mut self.buckets[b]);
+        let min = bucket
+            .iter()
+            .map(|e| (e.at, e.key))
+            .min()
+            .expect("an occupied bucket holds entries"); // invariant: the bitmap
+        self.last = min;
+        for e in bucket.drain(..) {
+            let nb = self.bucket(e.at, e.key);
+            if nb == 0 {
+                self.head = Some(e);
+            } else {
+                self.buckets[nb - 1].push(e);
+                self.occupied |= 1 << (nb - 1);
+            }
+        }
+        // Keep the emptied vector's capacity for the next entries of bucket b.
+        self.buckets[b] = bucket;
     }
 }
 
@@ -84,72 +181,78 @@ impl Queue {
 struct Packet {
     from: u32,
     len: u32,
+    class: u8,
     buf: Box<[u8]>,
 }
 
-/// In-flight datagrams in reusable buffers: a node encodes straight into one,
-/// and it returns to the free list when delivered or dropped. In steady state
-/// nothing is allocated.
-#[derive(Debug, Default)]
+/// Buffer sizes are powers of two from 2^MIN_SHIFT bytes up.
+const MIN_SHIFT: u32 = 6;
+const CLASSES: usize = 11; // 64 B ..= 64 KiB, which holds any UDP payload
+
+/// In-flight datagrams in reusable buffers of power-of-two sizes. A node
+/// encodes into a buffer of the largest size; a datagram that would fit a
+/// smaller class is copied into one and the large buffer reused at once, so a
+/// burst of bare 26-byte MEETs costs 64 bytes each, not a whole MTU, and a full
+/// datagram is never copied. Buffers return to their class's free list when
+/// delivered or dropped; in steady state nothing is allocated.
+#[derive(Debug)]
 pub(crate) struct Packets {
     slots: Vec<Packet>,
-    free: Vec<u32>,
-    size: usize,
+    free: [Vec<u32>; CLASSES],
+    max: usize,
 }
 
 impl Packets {
-    pub(crate) fn new(size: usize) -> Self {
+    /// Pool for datagrams of at most `max` bytes.
+    pub(crate) fn new(max: usize) -> Self {
         Packets {
             slots: Vec::new(),
-            free: Vec::new(),
-            size,
+            free: Default::default(),
+            max,
         }
     }
 
-    /// A free buffer's index.
-    pub(crate) fn alloc(&mut self) -> u32 {
-        if let Some(i) = self.free.pop() {
-            return i;
-        }
-        self.slots.push(Packet {
-            from: 0,
-            len: 0,
-            buf: alloc::vec![0; self.size].into_boxed_slice(),
-        });
-        (self.slots.len() - 1) as u32
+    /// A buffer of the largest size, to encode the next datagram into.
+    pub(crate) fn open(&mut self) -> u32 {
+        self.alloc(self.max)
     }
 
-    /// The whole buffer, to encode into.
+    /// Buffer `i`'s bytes (all of them), to encode into.
     pub(crate) fn buf_mut(&mut self, i: u32) -> &mut [u8] {
         &mut self.slots[i as usize].buf
     }
 
-    pub(crate) fn set(&mut self, i: u32, from: usize, len: usize) {
+    /// Seals buffer `i` (from [`open`](Self::open)) as a datagram of `len`
+    /// bytes from `from`; returns the index it ended up in.
+    pub(crate) fn seal(&mut self, i: u32, from: usize, len: usize) -> u32 {
+        let class = class_of(len);
+        let i = match class < usize::from(self.slots[i as usize].class) {
+            true => {
+                let j = self.alloc(len);
+                let (src, dst) = two(&mut self.slots, i, j);
+                dst.buf[..len].copy_from_slice(&src.buf[..len]);
+                self.release(i);
+                j
+            }
+            false => i,
+        };
         let p = &mut self.slots[i as usize];
         p.from = from as u32;
         p.len = len as u32;
+        i
     }
 
-    /// A copy of packet `i` in a new buffer (a duplicate).
+    /// A copy of packet `i` in another buffer (a duplicate).
     pub(crate) fn duplicate(&mut self, i: u32) -> u32 {
-        let j = self.alloc();
         let (from, len) = (
             self.slots[i as usize].from,
             self.slots[i as usize].len as usize,
         );
-        let (a, b) = match i < j {
-            true => {
-                let (lo, hi) = self.slots.split_at_mut(j as usize);
-                (&lo[i as usize], &mut hi[0])
-            }
-            false => {
-                let (lo, hi) = self.slots.split_at_mut(i as usize);
-                (&hi[0], &mut lo[j as usize])
-            }
-        };
-        b.buf[..len].copy_from_slice(&a.buf[..len]);
-        b.from = from;
-        b.len = len as u32;
+        let j = self.alloc(len);
+        let (src, dst) = two(&mut self.slots, i, j);
+        dst.buf[..len].copy_from_slice(&src.buf[..len]);
+        dst.from = from;
+        dst.len = len as u32;
         j
     }
 
@@ -163,12 +266,56 @@ impl Packets {
     }
 
     pub(crate) fn release(&mut self, i: u32) {
-        self.free.push(i);
+        let class = usize::from(self.slots[i as usize].class);
+        self.free[class].push(i);
     }
 
     /// Buffers allocated so far (in flight plus free).
     pub(crate) fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Bytes of buffers allocated so far.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.slots.iter().map(|p| p.buf.len()).sum()
+    }
+
+    fn alloc(&mut self, len: usize) -> u32 {
+        let class = class_of(len);
+        if let Some(i) = self.free[class].pop() {
+            return i;
+        }
+        let size = (1usize << (class as u32 + MIN_SHIFT)).max(len);
+        self.slots.push(Packet {
+            from: 0,
+            len: 0,
+            class: class as u8,
+            buf: alloc::vec![0; size].into_boxed_slice(),
+        });
+        (self.slots.len() - 1) as u32
+    }
+}
+
+/// The smallest class whose buffers hold `len` bytes.
+fn class_of(len: usize) -> usize {
+    let shift = len
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .max(MIN_SHIFT);
+    ((shift - MIN_SHIFT) as usize).min(CLASSES - 1)
+}
+
+/// Packets `i` and `j` (distinct), the first shared and the second mutable.
+fn two(slots: &mut [Packet], i: u32, j: u32) -> (&Packet, &mut Packet) {
+    let (i, j) = (i as usize, j as usize);
+    debug_assert_ne!(i, j);
+    if i < j {
+        let (lo, hi) = slots.split_at_mut(j);
+        (&lo[i], &mut hi[0])
+    } else {
+        let (lo, hi) = slots.split_at_mut(i);
+        (&hi[0], &mut lo[j])
     }
 }
 
@@ -190,18 +337,66 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_copy_bytes_and_buffers_are_reused() {
-        let mut p = Packets::new(16);
-        let a = p.alloc();
-        p.buf_mut(a)[..3].copy_from_slice(b"abc");
-        p.set(a, 7, 3);
+    fn the_radix_queue_pops_in_the_order_of_a_binary_heap() {
+        use crate::rng::Rng;
+        let mut rng = Rng::new(11);
+        let mut q = Queue::default();
+        let mut reference = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut now = 0u64;
+        for round in 0..20_000u32 {
+            // Pushes at or after now, some at now on a lower lane (early keys).
+            for _ in 0..rng.below(3) {
+                let at = now + [0, 1, 250, 100_000][rng.index(4)] + rng.below(3);
+                let lane = rng.below(50) as u32;
+                let class = rng.below(2);
+                q.push(at, lane, class, round);
+                let key = u64::from(lane) << LANE_SHIFT | class << SEQ_BITS | seq;
+                seq += 1;
+                reference.push(Entry {
+                    at,
+                    key,
+                    payload: round,
+                });
+            }
+            if rng.below(2) == 0 {
+                let (a, b) = (q.pop(), reference.pop());
+                assert_eq!(a, b);
+                if let Some(e) = a {
+                    now = e.at;
+                }
+            }
+            assert_eq!(q.len(), reference.len());
+            assert_eq!(q.peek().copied(), reference.peek().copied());
+        }
+        while let Some(b) = reference.pop() {
+            assert_eq!(q.pop(), Some(b));
+        }
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn duplicates_copy_bytes_and_buffers_are_reused_by_size() {
+        let mut p = Packets::new(1400);
+        let encode = |p: &mut Packets, bytes: &[u8]| {
+            let i = p.open();
+            p.buf_mut(i)[..bytes.len()].copy_from_slice(bytes);
+            p.seal(i, 7, bytes.len())
+        };
+        let a = encode(&mut p, b"abc");
         let b = p.duplicate(a);
         assert_eq!(p.bytes(b), b"abc");
         assert_eq!(p.from(b), 7);
-        p.release(a);
-        p.release(b);
-        p.alloc();
-        p.alloc();
-        assert_eq!(p.capacity(), 2);
+        let c = encode(&mut p, &[9; 1400]);
+        assert_eq!(p.bytes(c), &[9; 1400][..]);
+        // One 2 KiB buffer (reused for both encodes) and two 64-byte ones.
+        assert_eq!(p.capacity_bytes(), 2048 + 64 + 64);
+        for i in [a, b, c] {
+            p.release(i);
+        }
+        encode(&mut p, &[1; 60]);
+        encode(&mut p, &[2; 1]);
+        encode(&mut p, &[3; 1025]);
+        assert_eq!(p.capacity(), 3, "same classes again: no new buffers");
     }
 }

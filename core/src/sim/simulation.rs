@@ -6,24 +6,24 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
 use super::fault::{Fault, FaultLog, Timing};
-use super::network::{Fate, FaultSpace, NetStats, Network, NetworkParams};
+use super::network::{Fate, NetStats, Network, NetworkParams};
 use super::observer::{ItemId, Observer};
-use super::queue::{Packets, Queue, DELIVER, FAULT_LANE, MAX_NODES, TIMER};
+use super::queue::{Packets, Queue, DELIVER, FAULT_LANE, TIMER};
 use super::trace::TraceHash;
 use super::{NodeStatus, BASE_IP, PORT};
 use crate::event::Event;
 use crate::ids::{Endpoint, Incarnation, NodeId};
-use crate::node::{Identity, Node};
+use crate::node::Node;
 use crate::profile::Config;
-use crate::rng::{mix64, Rng};
-use crate::time::{micros, Instant};
+use crate::rng::mix64;
+use crate::time::Instant;
 
-const NO_TIMER: u64 = u64::MAX;
+pub(super) const NO_TIMER: u64 = u64::MAX;
 // Domain separators: each consumer of the seed gets its own stream.
-const SEED_IDS: u64 = 0x1d5_0000_0000_0001;
-const SEED_NET: u64 = 0x4e7_0000_0000_0002;
-const SEED_DRAW: u64 = 0xd4a_0000_0000_0003;
-const SEED_NODE: u64 = 0x40d_0000_0000_0004;
+pub(super) const SEED_IDS: u64 = 0x1d5_0000_0000_0001;
+pub(super) const SEED_NET: u64 = 0x4e7_0000_0000_0002;
+pub(super) const SEED_DRAW: u64 = 0xd4a_0000_0000_0003;
+pub(super) const SEED_NODE: u64 = 0x40d_0000_0000_0004;
 
 /// An event a node reported, with when, where, and whose datagram caused it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,150 +39,17 @@ pub struct LoggedEvent {
     pub event: Event,
 }
 
-/// Builds a [`Simulation`]; every choice has a default.
-#[derive(Clone, Debug)]
-pub struct SimBuilder {
-    seed: u64,
-    nodes: usize,
-    config: Config,
-    timing: Timing,
-    lockstep_at_tick: bool,
-    network: NetworkParams,
-    receive_buffer: usize,
-    track_joins: bool,
-    fail_items: usize,
-    record_events: bool,
-}
-
-impl SimBuilder {
-    /// Every node's protocol parameters (default: the Redis profile).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The timing model (default: timers).
-    pub fn timing(mut self, timing: Timing) -> Self {
-        self.timing = timing;
-        self.lockstep_at_tick = false;
-        self
-    }
-
-    /// Lockstep rounds of one tick each.
-    pub fn lockstep(mut self) -> Self {
-        self.lockstep_at_tick = true;
-        self
-    }
-
-    /// The network's starting parameters (default: [`NetworkParams::IDEAL`]).
-    pub fn network(mut self, params: NetworkParams) -> Self {
-        self.network = params;
-        self
-    }
-
-    /// Draws the network's parameters from the seed within `space`; the fault
-    /// log shows what was drawn.
-    pub fn draw_network(mut self, space: &FaultSpace) -> Self {
-        let mut rng = Rng::new(mix64(self.seed ^ SEED_DRAW));
-        self.network = NetworkParams::draw(&mut rng, space);
-        self
-    }
-
-    /// Receive buffer of a paused node, in payload bytes: what arrives while it
-    /// is paused waits here until it resumes, and what does not fit is dropped
-    /// (counted in [`NetStats::overflowed`]), as a stopped process's socket
-    /// does. Default 212,992 (Linux's `net.core.rmem_default`).
-    pub fn receive_buffer(mut self, bytes: usize) -> Self {
-        self.receive_buffer = bytes;
-        self
-    }
-
-    /// Tracks the join of every node it starts (default off: 16 bytes per
-    /// node per node, 160 GB at N = 100,000; track a sample with
-    /// [`Simulation::track`] instead).
-    pub fn track_joins(mut self, on: bool) -> Self {
-        self.track_joins = on;
-        self
-    }
-
-    /// Most FAIL items tracked automatically, for crashes and for FAILs of nodes
-    /// that did not crash (default 64).
-    pub fn fail_items(mut self, n: usize) -> Self {
-        self.fail_items = n;
-        self
-    }
-
-    /// Keeps every node event in [`Simulation::events`] (default off).
-    pub fn record_events(mut self, on: bool) -> Self {
-        self.record_events = on;
-        self
-    }
-
-    /// The simulation, with no node started yet.
-    ///
-    /// # Panics
-    /// With more than 2^24 − 2 nodes, or a lockstep round of zero.
-    pub fn build(self) -> Simulation {
-        assert!(self.nodes <= MAX_NODES, "at most {MAX_NODES} nodes");
-        let timing = match self.lockstep_at_tick {
-            true => Timing::Lockstep {
-                round: self.config.tick(),
-            },
-            false => self.timing,
-        };
-        let round_us = match timing {
-            Timing::Timers => 0,
-            Timing::Lockstep { round } => micros(round),
-        };
-        assert!(
-            matches!(timing, Timing::Timers) || round_us > 0,
-            "a lockstep round must be longer than zero"
-        );
-        let observer_round = match timing {
-            Timing::Timers => self.config.tick(),
-            Timing::Lockstep { round } => round,
-        };
-        let n = self.nodes;
-        Simulation {
-            now: Instant::ZERO,
-            seed: self.seed,
-            id_key: mix64(self.seed ^ SEED_IDS),
-            round_us,
-            packets: Packets::new(self.config.max_datagram()),
-            slots: (0..n).map(|_| Slot::default()).collect(),
-            config: self.config,
-            queue: Queue::default(),
-            faults: Vec::new(),
-            log: FaultLog {
-                seed: self.seed,
-                nodes: n,
-                timing,
-                network: self.network,
-                schedule: Vec::new(),
-            },
-            network: Network::new(self.network, n, Rng::new(mix64(self.seed ^ SEED_NET))),
-            observer: Observer::new(n, observer_round, self.fail_items),
-            trace: TraceHash::new(),
-            receive_buffer: self.receive_buffer,
-            track_joins: self.track_joins,
-            events: self.record_events.then(Vec::new),
-            processed: 0,
-            last_lane: None,
-        }
-    }
-}
-
 #[derive(Debug)]
-struct Slot {
-    node: Option<Node>,
-    status: NodeStatus,
-    incarnation: Incarnation,
+pub(super) struct Slot {
+    pub(super) node: Option<Node>,
+    pub(super) status: NodeStatus,
+    pub(super) incarnation: Incarnation,
     /// Time of this node's live timer entry, or NO_TIMER.
-    timer_at: u64,
+    pub(super) timer_at: u64,
     /// Datagrams waiting while paused, and their bytes.
-    held: VecDeque<u32>,
-    held_bytes: usize,
-    ever_started: bool,
+    pub(super) held: VecDeque<u32>,
+    pub(super) held_bytes: usize,
+    pub(super) ever_started: bool,
 }
 
 impl Default for Slot {
@@ -208,44 +75,28 @@ impl Default for Slot {
 /// byte: see [`Simulation::trace_hash`].
 #[derive(Debug)]
 pub struct Simulation {
-    now: Instant,
-    seed: u64,
-    id_key: u64,
+    pub(super) now: Instant,
+    pub(super) seed: u64,
+    pub(super) id_key: u64,
     /// Lockstep round in µs; 0 in the timers model.
-    round_us: u64,
-    config: Config,
-    slots: Vec<Slot>,
-    queue: Queue,
-    packets: Packets,
-    faults: Vec<Fault>,
-    log: FaultLog,
-    network: Network,
-    observer: Observer,
-    trace: TraceHash,
-    receive_buffer: usize,
-    track_joins: bool,
-    events: Option<Vec<LoggedEvent>>,
-    processed: u64,
-    last_lane: Option<u32>,
+    pub(super) round_us: u64,
+    pub(super) config: Config,
+    pub(super) slots: Vec<Slot>,
+    pub(super) queue: Queue,
+    pub(super) packets: Packets,
+    pub(super) faults: Vec<Fault>,
+    pub(super) log: FaultLog,
+    pub(super) network: Network,
+    pub(super) observer: Observer,
+    pub(super) trace: TraceHash,
+    pub(super) receive_buffer: usize,
+    pub(super) track_joins: bool,
+    pub(super) events: Option<Vec<LoggedEvent>>,
+    pub(super) processed: u64,
+    pub(super) last_lane: Option<u32>,
 }
 
 impl Simulation {
-    /// A builder for `nodes` nodes whose whole run is a function of `seed`.
-    pub fn builder(seed: u64, nodes: usize) -> SimBuilder {
-        SimBuilder {
-            seed,
-            nodes,
-            config: Config::default(),
-            timing: Timing::Timers,
-            lockstep_at_tick: false,
-            network: NetworkParams::IDEAL,
-            receive_buffer: 212_992,
-            track_joins: false,
-            fail_items: 64,
-            record_events: false,
-        }
-    }
-
     /// The virtual clock.
     pub fn now(&self) -> Instant {
         self.now
@@ -391,6 +242,11 @@ impl Simulation {
     /// Datagram buffers allocated (in flight plus free): the pool's high water.
     pub fn packet_buffers(&self) -> usize {
         self.packets.capacity()
+    }
+
+    /// Bytes of the datagram buffers allocated.
+    pub fn packet_buffer_bytes(&self) -> usize {
+        self.packets.capacity_bytes()
     }
 
     /// The node the last [`step`](Self::step) woke, if it woke one (not a fault).
@@ -559,7 +415,7 @@ impl Simulation {
 
     /// Steps 2 to 5 of the drive loop for node `n`: fire the deadline (when
     /// `fire` allows), drain transmits, drain events, schedule the next deadline.
-    fn run_node(&mut self, n: usize, fire: bool) {
+    pub(super) fn run_node(&mut self, n: usize, fire: bool) {
         let now = self.now;
         let slot = &mut self.slots[n];
         if slot.status != NodeStatus::Up {
@@ -580,31 +436,34 @@ impl Simulation {
     fn drain_transmits(&mut self, n: usize) {
         let now = self.now;
         loop {
-            let p = self.packets.alloc();
             let node = self.slots[n]
                 .node
                 .as_mut()
                 .expect("drain_transmits runs on a running node"); // invariant: checked by run_node
+            let p = self.packets.open();
             let Some(tx) = node.poll_transmit(now, self.packets.buf_mut(p)) else {
                 self.packets.release(p);
                 return;
             };
             self.observer.on_send(n, tx.kind, tx.len);
-            let Some(to) = self.index_of_endpoint(tx.to) else {
-                self.network.stats.no_route += 1;
-                self.packets.release(p);
-                continue;
+            let to = self.index_of_endpoint(tx.to);
+            let fate = match to {
+                Some(to) => self.network.route(n, to),
+                None => {
+                    self.network.stats.no_route += 1;
+                    Fate::Drop
+                }
             };
-            self.packets.set(p, n, tx.len);
-            match self.network.route(n, to) {
-                Fate::Drop => self.packets.release(p),
-                Fate::Deliver(d1, d2) => {
+            match (fate, to) {
+                (Fate::Deliver(d1, d2), Some(to)) => {
+                    let p = self.packets.seal(p, n, tx.len);
                     if let Some(d2) = d2 {
                         let q = self.packets.duplicate(p);
                         self.push_delivery(to, d2, q);
                     }
                     self.push_delivery(to, d1, p);
                 }
+                _ => self.packets.release(p),
             }
         }
     }
@@ -619,7 +478,7 @@ impl Simulation {
         self.queue.push(at, to as u32 + 1, DELIVER, p);
     }
 
-    fn drain_events(&mut self, n: usize, from: Option<usize>) {
+    pub(super) fn drain_events(&mut self, n: usize, from: Option<usize>) {
         let now = self.now;
         let (id_key, len) = (self.id_key, self.slots.len());
         loop {
@@ -644,7 +503,7 @@ impl Simulation {
     }
 
     /// Step 5: one timer entry per node, at its deadline (its round, in lockstep).
-    fn schedule_timer(&mut self, n: usize) {
+    pub(super) fn schedule_timer(&mut self, n: usize) {
         let Some(deadline) = self.slots[n].node.as_ref().and_then(Node::poll_timeout) else {
             return;
         };
@@ -657,130 +516,16 @@ impl Simulation {
         }
     }
 
-    fn quantize(&self, t: Instant) -> Instant {
+    pub(super) fn quantize(&self, t: Instant) -> Instant {
         Instant::from_micros(self.quantize_us(t.as_micros()))
     }
 
     /// Lockstep: the first round instant `(k + 1) × round − 1` at or after `t`.
-    fn quantize_us(&self, t: u64) -> u64 {
+    pub(super) fn quantize_us(&self, t: u64) -> u64 {
         match self.round_us {
             0 => t,
             r => (t.saturating_add(1)).div_ceil(r).saturating_mul(r) - 1,
         }
-    }
-
-    fn apply_fault(&mut self, fault: &Fault) {
-        match *fault {
-            Fault::Start { node, meet } => {
-                if self.slots[node].status == NodeStatus::Down && !self.slots[node].ever_started {
-                    self.boot(node, 0, meet);
-                } else if let Some(m) = meet {
-                    self.meet(node, m);
-                }
-            }
-            Fault::StartAll { meet } => {
-                for node in core::iter::once(meet).chain(0..self.slots.len()) {
-                    if !self.slots[node].ever_started {
-                        self.boot(node, 0, (node != meet).then_some(meet));
-                    }
-                }
-            }
-            Fault::Meet { node, target } => self.meet(node, target),
-            Fault::Crash(node) => self.crash(node),
-            Fault::Restart { node, meet } => {
-                self.crash(node);
-                let inc = self.slots[node].incarnation.wrapping_add(1);
-                self.boot(node, inc, Some(meet));
-            }
-            Fault::Pause(node) => {
-                if self.slots[node].status == NodeStatus::Up {
-                    self.slots[node].status = NodeStatus::Paused;
-                }
-            }
-            Fault::Resume(node) => self.resume(node),
-            Fault::Partition(ref sides) => self.network.partition(sides),
-            Fault::Heal => self.network.heal(),
-            Fault::SetLoss(p) => self.network.params.loss = p,
-            Fault::SetDuplicate(p) => self.network.params.duplicate = p,
-            Fault::SetReorder(p) => self.network.params.reorder = p,
-            Fault::SetLatency(l) => self.network.params.latency = l,
-            Fault::AddLink(ref rule) => self.network.rules.push(rule.clone()),
-            Fault::ClearLinks => self.network.rules.clear(),
-        }
-    }
-
-    fn boot(&mut self, n: usize, incarnation: Incarnation, meet: Option<usize>) {
-        let me = Identity {
-            id: self.id(n),
-            incarnation,
-            slot: 0,
-        };
-        let seed = mix64(self.seed ^ SEED_NODE ^ mix64((n as u64) << 32 | u64::from(incarnation)));
-        // Lockstep: a node starting in round k is created at the round's start,
-        // so that its first tick (at a random phase within one tick) falls due
-        // at the round's instant.
-        let created = match self.round_us {
-            0 => self.now,
-            r => Instant::from_micros((self.now.as_micros() + 1).saturating_sub(r)),
-        };
-        let slot = &mut self.slots[n];
-        slot.node = Some(Node::new(me, self.config.clone(), seed, created));
-        slot.status = NodeStatus::Up;
-        slot.incarnation = incarnation;
-        slot.ever_started = true;
-        slot.timer_at = NO_TIMER;
-        if self.track_joins {
-            self.observer
-                .track(ItemId::Join(me.id), Some(n), self.now, Some(n));
-        }
-        if let Some(m) = meet {
-            self.meet(n, m);
-        } else {
-            self.run_node(n, false);
-        }
-    }
-
-    fn meet(&mut self, n: usize, target: usize) {
-        let to = self.endpoint(target);
-        let now = self.now;
-        if let Some(node) = self.slots[n].node.as_mut() {
-            // A refused meet (too many pending) is the node's own business,
-            // counted nowhere else; the schedule asked for it, so it is logged.
-            let _ = node.meet(now, to);
-            self.run_node(n, false);
-        }
-    }
-
-    fn crash(&mut self, n: usize) {
-        let slot = &mut self.slots[n];
-        if slot.status == NodeStatus::Down {
-            return;
-        }
-        slot.node = None;
-        slot.status = NodeStatus::Down;
-        slot.timer_at = NO_TIMER;
-        slot.held_bytes = 0;
-        while let Some(p) = slot.held.pop_front() {
-            self.packets.release(p);
-        }
-        let id = self.id(n);
-        self.observer.track_fail(id, n, self.now);
-    }
-
-    fn resume(&mut self, n: usize) {
-        if self.slots[n].status != NodeStatus::Paused {
-            return;
-        }
-        self.slots[n].status = NodeStatus::Up;
-        self.slots[n].held_bytes = 0;
-        // The receive buffer is read first, in arrival order, then the cron runs:
-        // all in this node's next wakeup, now.
-        let now = self.quantize_us(self.now.as_micros());
-        while let Some(p) = self.slots[n].held.pop_front() {
-            self.queue.push(now, n as u32 + 1, DELIVER, p);
-        }
-        self.slots[n].timer_at = NO_TIMER;
-        self.schedule_timer(n);
     }
 }
 

@@ -51,16 +51,22 @@ impl TraceHash {
         self.word(at_us);
         self.word(u64::from(from) << 32 | u64::from(to));
         self.word(bytes.len() as u64);
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
+        // Four independent lanes over 32-byte blocks, so the multiplies overlap;
+        // folded into the state once per datagram.
+        let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
+        let mut blocks = bytes.chunks_exact(32);
+        for b in &mut blocks {
+            for (lane, w) in lanes.iter_mut().zip(b.chunks_exact(8)) {
+                let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                *lane = (lane.rotate_left(5) ^ w).wrapping_mul(K);
+            }
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
+        for lane in lanes {
+            self.word(lane);
+        }
+        for c in blocks.remainder().chunks(8) {
             let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
+            w[..c.len()].copy_from_slice(c);
             self.word(u64::from_le_bytes(w));
         }
         self.close();
