@@ -103,6 +103,9 @@ impl Simulation {
         slot.status = NodeStatus::Down;
         slot.timer_at = NO_TIMER;
         slot.held_bytes = 0;
+        // What waited in its receive buffer dies with it.
+        self.in_flight -= slot.held.len() as u64;
+        self.network.stats.to_down += slot.held.len() as u64;
         while let Some(p) = slot.held.pop_front() {
             self.packets.release(p);
         }

@@ -158,6 +158,7 @@ impl SimBuilder {
             track_joins: self.track_joins,
             events: self.record_events.then(Vec::new),
             processed: 0,
+            in_flight: 0,
             last_lane: None,
         }
     }

@@ -6,6 +6,7 @@ use core::fmt;
 use core::ops::Range;
 use core::time::Duration;
 
+use super::math::{exp, ln, normal_quantile};
 use crate::rng::Rng;
 use crate::time::micros;
 
@@ -161,14 +162,14 @@ impl Latency {
                 }
             }
             Latency::LogNormal { median, sigma, max } => {
-                let z = standard_normal(rng);
-                let d = micros(median) as f64 * (sigma * z).exp();
+                let z = normal_quantile(open_unit(rng));
+                let d = micros(median) as f64 * exp(sigma * z);
                 clamp_us(d, micros(max))
             }
             Latency::Pareto { min, shape, max } => {
-                // Inverse transform: min / U^(1/alpha), U in (0, 1].
-                let u = 1.0 - rng.unit_f64();
-                let d = micros(min) as f64 / u.powf(1.0 / shape.max(1e-3));
+                // Inverse transform: min × U^(−1/alpha), U in (0, 1).
+                let u = open_unit(rng);
+                let d = micros(min) as f64 * exp(-ln(u) / shape.max(1e-3));
                 clamp_us(d, micros(max))
             }
         }
@@ -211,11 +212,9 @@ fn clamp_us(d: f64, max: u64) -> u64 {
     }
 }
 
-/// Box-Muller: one standard normal draw from two uniforms.
-fn standard_normal(rng: &mut Rng) -> f64 {
-    let u1 = 1.0 - rng.unit_f64(); // (0, 1]: ln never sees zero
-    let u2 = rng.unit_f64();
-    (-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()
+/// A uniform draw in the open interval (0, 1): never 0, never 1.
+fn open_unit(rng: &mut Rng) -> f64 {
+    ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
 }
 
 /// What the network does to every datagram, unless a [`LinkRule`] says otherwise.
@@ -386,7 +385,8 @@ pub struct NetStats {
     pub duplicated: u64,
     /// Datagrams held back by the reorder delay.
     pub reordered: u64,
-    /// Arrived at a node that was down (crashed or not started).
+    /// Arrived at a node that was down (crashed or not started), or waited in
+    /// a paused node's receive buffer when it crashed.
     pub to_down: u64,
     /// Arrived at a paused node whose receive buffer was full.
     pub overflowed: u64,

@@ -93,6 +93,8 @@ pub struct Simulation {
     pub(super) track_joins: bool,
     pub(super) events: Option<Vec<LoggedEvent>>,
     pub(super) processed: u64,
+    /// Datagrams on the timeline or in a paused node's receive buffer.
+    pub(super) in_flight: u64,
     pub(super) last_lane: Option<u32>,
 }
 
@@ -234,6 +236,14 @@ impl Simulation {
         self.processed
     }
 
+    /// Datagrams sent but not yet handed to a node or dropped: on their way, or
+    /// waiting in a paused node's receive buffer. With [`NetStats`], every
+    /// datagram is accounted for: `sent + duplicated = lost + partitioned +
+    /// no_route + delivered + to_down + overflowed + in_flight`.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
     /// Entries waiting on the timeline.
     pub fn pending(&self) -> usize {
         self.queue.len()
@@ -369,6 +379,7 @@ impl Simulation {
         let slot = &mut self.slots[n];
         match slot.status {
             NodeStatus::Down => {
+                self.in_flight -= 1;
                 self.network.stats.to_down += 1;
                 self.packets.release(p);
                 false
@@ -379,12 +390,14 @@ impl Simulation {
                     slot.held_bytes += len;
                     slot.held.push_back(p);
                 } else {
+                    self.in_flight -= 1;
                     self.network.stats.overflowed += 1;
                     self.packets.release(p);
                 }
                 false
             }
             NodeStatus::Up => {
+                self.in_flight -= 1;
                 self.deliver(n, p);
                 true
             }
@@ -469,6 +482,7 @@ impl Simulation {
     }
 
     fn push_delivery(&mut self, to: usize, delay_us: u64, p: u32) {
+        self.in_flight += 1;
         let now = self.now.as_micros();
         let at = match self.round_us {
             0 => now.saturating_add(delay_us),
