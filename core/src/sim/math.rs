@@ -4,8 +4,10 @@
 //! `ln`, `exp` and `cos` may differ in the last bit between C libraries, which
 //! would change a replayed run. Accuracy is a few ulps: plenty for delays.
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+// ln 2 split in two (fdlibm's constants): the high part has 32 trailing zero
+// bits, so k × LN2_HI is exact for the exponents used here.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const SQRT_HALF: f64 = core::f64::consts::FRAC_1_SQRT_2;
 
 /// Natural logarithm of a positive finite `x` (NaN otherwise; −∞ at 0).
