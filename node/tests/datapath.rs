@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use gossip_node::datapath::uring::{SendOp, UringDatapath};
 use gossip_node::datapath::{self, create, probe_uring, Datapath, DatapathKind, DatapathOptions};
 use gossip_node::runtime::bind;
 
@@ -168,4 +169,34 @@ fn the_fallback_line_names_the_reason() {
     });
     assert_eq!(kind, DatapathKind::Mmsg);
     assert!(line.unwrap().contains(datapath::FORCE_PROBE_FAIL_ENV));
+}
+
+#[test]
+fn both_io_uring_send_operations_deliver() {
+    if probe_uring().is_err() {
+        eprintln!(
+            "!!!!! SKIPPED both_io_uring_send_operations_deliver: io_uring is refused here !!!!!"
+        );
+        return;
+    }
+    for op in [SendOp::SendMsg, SendOp::SendTo] {
+        let mut dp = UringDatapath::new(options(64)).expect("datapath");
+        dp.set_send_op(op);
+        let (a, addr_a) = socket();
+        let (b, addr_b) = socket();
+        let ia = dp.register(a).unwrap();
+        dp.register(b).unwrap();
+        for i in 0..10u8 {
+            dp.send_buffer().unwrap()[..3].copy_from_slice(&[i, i, i]);
+            dp.queue_send(ia, addr_b, 3);
+        }
+        let got = collect(&mut dp, 10);
+        assert_eq!(got.len(), 10, "{op:?}");
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, (_, from, b))| *from == addr_a && b == &[i as u8; 3]),
+            "{op:?}"
+        );
+    }
 }

@@ -4,6 +4,8 @@
 //! the work, sender and receiver, kernel and user, lands on one CPU clock):
 //! - `std`: per-datagram `send_to`/`recv_from` on blocking sockets;
 //! - `mmsg`, `uring`: raw echo through the [`Datapath`] interface;
+//!   `uring-sendmsg` sends with `IORING_OP_SENDMSG` instead of the default
+//!   `IORING_OP_SEND` with a destination address;
 //! - `node-mmsg`, `node-uring`: the node's full PING/PONG handling: node B
 //!   decodes each PING and encodes a PONG with a gossip section, node A decodes
 //!   the PONG and applies its section; A's next PING goes out per PONG received.
@@ -25,6 +27,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use gossip_core::wire::MessageType;
 use gossip_core::{Config, Identity, Instant, Node, NodeId, PeerState};
+use gossip_node::datapath::uring::{SendOp, UringDatapath};
 use gossip_node::datapath::{create, probe_uring, sys, Datapath, DatapathKind, DatapathOptions};
 use gossip_node::runtime::bind;
 use gossip_node::timers::{Clock, Timers};
@@ -57,6 +60,35 @@ struct Args {
     no_write: bool,
 }
 
+/// What a case runs.
+#[derive(Clone, Copy, Debug)]
+enum Case {
+    Std,
+    Raw(DatapathKind, SendOp),
+    Node(DatapathKind, SendOp),
+}
+
+/// Every case, in report order. `uring` uses the datapath's default send
+/// operation (SEND with a destination); `-sendmsg` the SENDMSG alternative.
+const CASES: [(&str, Case); 7] = [
+    ("std", Case::Std),
+    ("mmsg", Case::Raw(DatapathKind::Mmsg, SendOp::SendTo)),
+    ("uring", Case::Raw(DatapathKind::Uring, SendOp::SendTo)),
+    (
+        "uring-sendmsg",
+        Case::Raw(DatapathKind::Uring, SendOp::SendMsg),
+    ),
+    ("node-mmsg", Case::Node(DatapathKind::Mmsg, SendOp::SendTo)),
+    (
+        "node-uring",
+        Case::Node(DatapathKind::Uring, SendOp::SendTo),
+    ),
+    (
+        "node-uring-sendmsg",
+        Case::Node(DatapathKind::Uring, SendOp::SendMsg),
+    ),
+];
+
 /// One measured run.
 #[derive(Clone, Copy, Debug)]
 struct Run {
@@ -88,7 +120,7 @@ fn main() -> Result<()> {
         }
     };
     let mut results: Vec<(String, Option<Run>)> = Vec::new();
-    let mut case = |name: &str, f: &mut dyn FnMut() -> Result<Run>| -> Result<()> {
+    let case = |name: &str, f: &mut dyn FnMut() -> Result<Run>| -> Result<Run> {
         let mut runs = Vec::new();
         for _ in 0..args.reps.max(1) {
             runs.push(f().with_context(|| format!("case {name}"))?);
@@ -96,50 +128,29 @@ fn main() -> Result<()> {
         runs.sort_by(|a, b| a.per_cpu_second().total_cmp(&b.per_cpu_second()));
         let median = runs[runs.len() / 2];
         eprintln!(
-            "  {name:<11} {:>9.0} datagrams/CPU-s  {:>9.0} datagrams/s  ({} datagrams, {:.2} CPU-s, {:.2} syscalls/datagram)",
+            "  {name:<18} {:>9.0} datagrams/CPU-s  {:>9.0} datagrams/s  ({} datagrams, {:.2} CPU-s, {:.2} syscalls/datagram)",
             median.per_cpu_second(),
             median.packets as f64 / median.wall.as_secs_f64(),
             median.packets,
             median.cpu.as_secs_f64(),
             median.syscalls as f64 / median.packets as f64,
         );
-        results.push((name.to_string(), Some(median)));
-        Ok(())
+        Ok(median)
     };
-    case("std", &mut || {
-        std_echo(size, args.window, args.packets, limit)
-    })?;
-    case("mmsg", &mut || {
-        raw_echo(DatapathKind::Mmsg, size, args.window, args.packets, limit)
-    })?;
-    if uring {
-        case("uring", &mut || {
-            raw_echo(DatapathKind::Uring, size, args.window, args.packets, limit)
-        })?;
-    }
-    case("node-mmsg", &mut || {
-        node_echo(
-            DatapathKind::Mmsg,
-            args.cluster,
-            args.window,
-            args.packets,
-            limit,
-        )
-    })?;
-    if uring {
-        case("node-uring", &mut || {
-            node_echo(
-                DatapathKind::Uring,
-                args.cluster,
-                args.window,
-                args.packets,
-                limit,
-            )
-        })?;
-    }
-    if !uring {
-        results.push(("uring".into(), None));
-        results.push(("node-uring".into(), None));
+    for (name, what) in CASES {
+        let run = |what| match what {
+            Case::Std => std_echo(size, args.window, args.packets, limit),
+            Case::Raw(kind, op) => raw_echo(kind, op, size, args.window, args.packets, limit),
+            Case::Node(kind, op) => {
+                node_echo(kind, op, args.cluster, args.window, args.packets, limit)
+            }
+        };
+        match what {
+            Case::Raw(DatapathKind::Uring, _) | Case::Node(DatapathKind::Uring, _) if !uring => {
+                results.push((name.to_string(), None));
+            }
+            _ => results.push((name.to_string(), Some(case(name, &mut || run(what))?))),
+        }
     }
     let rate = |n: &str| {
         results
@@ -152,15 +163,20 @@ fn main() -> Result<()> {
         ("mmsg/std", ratio("mmsg", "std")),
         ("uring/std", ratio("uring", "std")),
         ("uring/mmsg", ratio("uring", "mmsg")),
+        ("uring/uring-sendmsg", ratio("uring", "uring-sendmsg")),
         ("node-mmsg/mmsg", ratio("node-mmsg", "mmsg")),
         ("node-uring/uring", ratio("node-uring", "uring")),
         ("node-uring/node-mmsg", ratio("node-uring", "node-mmsg")),
+        (
+            "node-uring-sendmsg/uring-sendmsg",
+            ratio("node-uring-sendmsg", "uring-sendmsg"),
+        ),
     ];
     eprintln!("ratios (datagrams per CPU-second):");
     for (name, r) in &ratios {
         match r {
-            Some(r) => eprintln!("  {name:<21} {r:.2}"),
-            None => eprintln!("  {name:<21} n/a"),
+            Some(r) => eprintln!("  {name:<33} {r:.2}"),
+            None => eprintln!("  {name:<33} n/a"),
         }
     }
     let timer_ns = timer_cost(10_000, 2_000_000);
@@ -245,29 +261,34 @@ fn std_echo(size: usize, window: usize, packets: u64, limit: Duration) -> Result
     })
 }
 
-fn datapath(kind: DatapathKind) -> Result<Box<dyn Datapath>> {
-    Ok(create(
-        kind,
-        DatapathOptions {
-            max_datagram: 1_400,
-            max_sockets: 4,
-            recv_buffers: 4_096,
-            send_buffers: 4_096,
-        },
-    )?)
+/// The datapath under test; `send_op` picks io_uring's send operation.
+fn datapath(kind: DatapathKind, send_op: SendOp) -> Result<Box<dyn Datapath>> {
+    let options = DatapathOptions {
+        max_datagram: 1_400,
+        max_sockets: 4,
+        recv_buffers: 4_096,
+        send_buffers: 4_096,
+    };
+    if kind == DatapathKind::Uring {
+        let mut dp = UringDatapath::new(options)?;
+        dp.set_send_op(send_op);
+        return Ok(Box::new(dp));
+    }
+    Ok(create(kind, options)?)
 }
 
 /// Raw echo through a datapath: every datagram received is sent back out of
 /// the socket it arrived on, copied, the same size.
 fn raw_echo(
     kind: DatapathKind,
+    op: SendOp,
     size: usize,
     window: usize,
     packets: u64,
     limit: Duration,
 ) -> Result<Run> {
     let (a, addr_a, b, addr_b) = loopback_pair()?;
-    let mut dp = datapath(kind)?;
+    let mut dp = datapath(kind, op)?;
     let ia = dp.register(a)?;
     let ib = dp.register(b)?;
     let (cpu0, wall0) = (sys::process_cpu_time(), StdInstant::now());
@@ -388,6 +409,7 @@ fn node_pair(cluster: usize) -> Result<(Vec<u8>, NodePair)> {
 /// included), A handles each PONG and sends the next PING.
 fn node_echo(
     kind: DatapathKind,
+    op: SendOp,
     cluster: usize,
     window: usize,
     packets: u64,
@@ -397,7 +419,7 @@ fn node_echo(
     let (ping, NodePair { mut a, mut b }) = node_pair(cluster)?;
     let ping = ping.as_slice();
     let (a_sock, _, b_sock, addr_b) = loopback_pair()?;
-    let mut dp = datapath(kind)?;
+    let mut dp = datapath(kind, op)?;
     let ia = dp.register(a_sock)?;
     let ib = dp.register(b_sock)?;
     // The nodes' views name the in-memory addresses; the real ones differ, and

@@ -131,6 +131,15 @@ impl Drop for BufRing {
     }
 }
 
+/// Pointers into a prepared slot, for either send operation.
+pub(super) struct Prepared {
+    pub(super) msg: *const libc::msghdr,
+    pub(super) buf: *const u8,
+    pub(super) len: u32,
+    pub(super) name: *const libc::sockaddr,
+    pub(super) namelen: libc::socklen_t,
+}
+
 /// What a send needs to stay put while the kernel sends it.
 #[repr(C)]
 struct SlotHeader {
@@ -232,7 +241,7 @@ impl SendSlots {
     }
 
     /// Fills the slot's header for a send of `len` bytes to `to`.
-    pub(super) fn prepare(&mut self, slot: u32, to: SocketAddr, len: usize) -> *const libc::msghdr {
+    pub(super) fn prepare(&mut self, slot: u32, to: SocketAddr, len: usize) -> Prepared {
         let slot = slot as usize;
         let buf = self.buffers[slot / SLOT_CHUNK].as_ptr();
         // SAFETY: the slot is not in flight, so the kernel holds no reference
@@ -253,7 +262,13 @@ impl SendSlots {
         h.msg.msg_control = std::ptr::null_mut();
         h.msg.msg_controllen = 0;
         h.msg.msg_flags = 0;
-        &h.msg
+        Prepared {
+            msg: &h.msg,
+            buf: h.iov.iov_base.cast_const().cast(),
+            len: h.iov.iov_len as u32,
+            name: h.msg.msg_name.cast_const().cast(),
+            namelen: namelen as libc::socklen_t,
+        }
     }
 
     pub(super) fn release(&mut self, slot: u32) {
