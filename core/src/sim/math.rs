@@ -10,6 +10,28 @@ const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const SQRT_HALF: f64 = core::f64::consts::FRAC_1_SQRT_2;
 
+/// 1/k for k = 1, 3, 5, ..., 21 (computed at compile time, IEEE exact).
+const ATANH: [f64; 11] = {
+    let mut c = [0.0; 11];
+    let mut i = 0;
+    while i < 11 {
+        c[i] = 1.0 / (2 * i + 1) as f64;
+        i += 1;
+    }
+    c
+};
+
+/// 1/k! for k = 0..=17: e^r's Taylor coefficients.
+const INV_FACTORIAL: [f64; 18] = {
+    let mut c = [1.0; 18];
+    let mut i = 1;
+    while i < 18 {
+        c[i] = c[i - 1] / i as f64;
+        i += 1;
+    }
+    c
+};
+
 /// Natural logarithm of a positive finite `x` (NaN otherwise; −∞ at 0).
 pub(crate) fn ln(x: f64) -> f64 {
     if x.is_nan() || x < 0.0 {
@@ -28,17 +50,16 @@ pub(crate) fn ln(x: f64) -> f64 {
         e -= 1;
     }
     // ln(m) = 2 atanh(s), s = (m − 1)/(m + 1), |s| < 0.1716: the odd series
-    // to s^21 is below 1e-17.
+    // to s^21 (Horner, constant coefficients 1/k) is below 1e-17.
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
-    let mut term = s;
-    let mut sum = 0.0;
-    let mut k = 1.0;
-    while k < 23.0 {
-        sum += term / k;
-        term *= s2;
-        k += 2.0;
+    let mut poly = 0.0;
+    let mut k = ATANH.len();
+    while k > 0 {
+        k -= 1;
+        poly = poly * s2 + ATANH[k];
     }
+    let sum = s * poly;
     let e = f64::from(e);
     e * LN2_HI + (e * LN2_LO + 2.0 * sum)
 }
@@ -54,16 +75,14 @@ pub(crate) fn exp(x: f64) -> f64 {
     if x < -708.0 {
         return 0.0;
     }
-    // x = k ln2 + r, |r| <= ln2 / 2; e^r by its Taylor series to r^17.
+    // x = k ln2 + r, |r| <= ln2 / 2; e^r by its Taylor series to r^17 (Horner).
     let k = round(x / core::f64::consts::LN_2);
     let r = (x - k * LN2_HI) - k * LN2_LO;
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut i = 1.0;
-    while i < 18.0 {
-        term = term * r / i;
-        sum += term;
-        i += 1.0;
+    let mut sum = 0.0;
+    let mut i = INV_FACTORIAL.len();
+    while i > 0 {
+        i -= 1;
+        sum = sum * r + INV_FACTORIAL[i];
     }
     ldexp(sum, k as i32)
 }

@@ -52,22 +52,25 @@ impl TraceHash {
         self.word(u64::from(from) << 32 | u64::from(to));
         self.word(bytes.len() as u64);
         // Four independent lanes over 32-byte blocks, so the multiplies overlap;
-        // folded into the state once per datagram.
+        // folded into the state once per datagram. Fixed-size reads only: a
+        // variable-length copy would cost a memcpy call per datagram.
         let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
         let mut blocks = bytes.chunks_exact(32);
         for b in &mut blocks {
             for (lane, w) in lanes.iter_mut().zip(b.chunks_exact(8)) {
-                let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-                *lane = (lane.rotate_left(5) ^ w).wrapping_mul(K);
+                *lane = (lane.rotate_left(5) ^ le_u64(w)).wrapping_mul(K);
             }
         }
         for lane in lanes {
             self.word(lane);
         }
-        for c in blocks.remainder().chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
+        let mut words = blocks.remainder().chunks_exact(8);
+        for w in &mut words {
+            self.word(le_u64(w));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            self.word(tail.iter().rev().fold(0, |acc, &b| acc << 8 | u64::from(b)));
         }
         self.close();
     }
@@ -91,6 +94,11 @@ impl TraceHash {
         self.records += 1;
         self.state = mix64(self.state ^ self.records);
     }
+}
+
+/// Eight bytes, little-endian.
+fn le_u64(w: &[u8]) -> u64 {
+    u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
 }
 
 /// An event as three words: a variant code and its fields.
@@ -138,6 +146,17 @@ mod tests {
         a.datagram(10, 1, 2, b"hello world");
         b.datagram(10, 1, 2, b"hello worle");
         assert_ne!(a.value(), b.value());
+        // Every byte of a long datagram counts: the lanes, the words, the tail.
+        let long: alloc::vec::Vec<u8> = (0..77).collect();
+        let mut base = TraceHash::new();
+        base.datagram(1, 2, 3, &long);
+        for i in 0..long.len() {
+            let mut flipped = long.clone();
+            flipped[i] ^= 1;
+            let mut h = TraceHash::new();
+            h.datagram(1, 2, 3, &flipped);
+            assert_ne!(h.value(), base.value(), "byte {i}");
+        }
         let mut c = TraceHash::new();
         c.datagram(10, 1, 2, b"hello world");
         assert_eq!(a.value(), c.value());
