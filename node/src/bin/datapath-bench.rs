@@ -525,15 +525,20 @@ fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// HEAD, and whether `node/` differs from it (a report from uncommitted code
+/// says so).
 fn commit() -> Value {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or(Value::Null, |o| {
-            json!(String::from_utf8_lossy(&o.stdout).trim())
-        })
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"]);
+    let dirty = git(&["status", "--porcelain", "--", "node"]).map(|s| !s.is_empty());
+    json!({ "head": head, "node_dirty": dirty })
 }
 
 fn machine() -> Value {

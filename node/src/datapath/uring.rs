@@ -461,27 +461,23 @@ impl Datapath for UringDatapath {
     ) -> io::Result<()> {
         let ready = !self.ring.completion().is_empty();
         self.counters.syscalls += 1;
-        let result = if ready || timeout == Some(Duration::ZERO) {
-            // Completions are waiting (or no wait wanted): submit only. An enter
-            // with GETEVENTS still runs deferred task work.
-            let ts = Timespec::new();
-            self.ring
-                .submitter()
-                .submit_with_args(usize::from(!ready), &SubmitArgs::new().timespec(&ts))
-        } else {
-            // One enter submits this iteration's sends and waits for their
-            // completions plus one more (a datagram) or the timeout, so sends
-            // completing at once do not end the wait early.
-            let want = (self.slots.in_flight + 1).min(self.ring.params().cq_entries() as usize / 2);
-            match timeout {
-                Some(t) => {
-                    let ts = Timespec::from(t);
-                    self.ring
-                        .submitter()
-                        .submit_with_args(want, &SubmitArgs::new().timespec(&ts))
-                }
-                None => self.ring.submitter().submit_and_wait(want),
+        // One enter submits this iteration's sends and waits for one
+        // completion or the timeout; with completions already waiting it only
+        // submits and runs deferred task work (GETEVENTS with a zero timeout).
+        // `want` stays 1: counting our own sends in it (to sleep through their
+        // completions) would sleep the whole timeout whenever a send is parked
+        // on a full socket buffer (the kernel retries it later), leaving input
+        // unread meanwhile. The cost is one extra enter in a turn whose sends
+        // complete at once.
+        let wait = if ready { Some(Duration::ZERO) } else { timeout };
+        let result = match wait {
+            Some(t) => {
+                let ts = Timespec::from(t);
+                self.ring
+                    .submitter()
+                    .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
             }
+            None => self.ring.submitter().submit_and_wait(1),
         };
         match result {
             Ok(_) => {}
