@@ -1,5 +1,18 @@
-//! `gossip-loadgen`: scenarios, runs in the sim or UDP world, metrics and reports.
+//! `gossip-loadgen`: describe a cluster and what happens to it, run it in the
+//! sim world (or on real UDP nodes), measure it (DESIGN §3), and write reports
+//! people tune node_timeout, fan-out and section size from.
 //!
-//! Not built yet: it lands with the loadgen issue, on top of the simulator.
+//! The pipeline: [`scenario`] (TOML + overrides) → [`world`] (trials) →
+//! [`observe::Trial`] (what a trial saw, world-agnostic) → [`metrics`] (the
+//! summary and HDR histograms) → [`report`] (JSON, Markdown, HTML + SVG);
+//! [`sweep`] runs grids and recommends a setting.
 
-pub use gossip_core as core;
+pub mod machine;
+pub mod metrics;
+pub mod observe;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod sweep;
+pub mod world;

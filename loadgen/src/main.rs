@@ -1,0 +1,286 @@
+//! `gossip-loadgen`: run, sweep, re-render and list scenarios.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use gossip_loadgen::report::Report;
+use gossip_loadgen::runner::{self, Options};
+use gossip_loadgen::scenario::{self, Scenario};
+use gossip_loadgen::sweep::{Axis, Target};
+use gossip_loadgen::world::{self, Control};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gossip-loadgen",
+    version,
+    about = "Run gossip clusters, measure them, write reports"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one scenario (default: the built-in demo).
+    Run(RunArgs),
+    /// Run a grid of scenario variants and recommend a setting.
+    Sweep(SweepArgs),
+    /// Render summary.md and report.html again from a report.json.
+    Report {
+        /// A report.json, or the directory holding it.
+        path: PathBuf,
+        /// Where to write (default: beside the JSON).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the built-in scenarios.
+    Scenarios,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// A built-in scenario name or a TOML file.
+    #[arg(long, short = 's', default_value = "demo")]
+    scenario: String,
+    /// Override any scenario field: --set cluster.nodes=1000 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// cluster.world: sim or udp.
+    #[arg(long)]
+    world: Option<String>,
+    /// cluster.nodes.
+    #[arg(long, short = 'n')]
+    nodes: Option<usize>,
+    /// run.trials.
+    #[arg(long, short = 't')]
+    trials: Option<usize>,
+    /// run.seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// run.duration_s (the measured window, seconds).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// epidemic.mode: push, pull or push-pull.
+    #[arg(long)]
+    mode: Option<String>,
+    /// epidemic.stop: feedback-counter, feedback-coin, blind-counter, blind-coin.
+    #[arg(long)]
+    stop: Option<String>,
+    /// epidemic.k.
+    #[arg(long)]
+    k: Option<u32>,
+    /// Fan-out: epidemic.fanout for epidemic scenarios, else profile.fanout.
+    #[arg(long)]
+    fanout: Option<u32>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output directory (default: reports/runs/<run-id>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the summary object as JSON on stdout, and nothing else there.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// An axis: --sweep profile.node_timeout_ms=1000,2000,5000 (repeatable).
+    #[arg(long = "sweep", value_name = "KEY=V1,V2,...", required = true)]
+    axes: Vec<String>,
+    /// A target the recommendation must meet: --target detect_all_fail_s.p99=3 (repeatable).
+    #[arg(long = "target", value_name = "FIGURE=MAX")]
+    targets: Vec<String>,
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("gossip-loadgen: {}", one_line(&format!("{e:#}")));
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(RunArgs::default_run())) {
+        Command::Run(a) => run(&a),
+        Command::Sweep(a) => sweep(&a),
+        Command::Report { path, out } => {
+            let r = Report::read(&path)?;
+            let dir = out.unwrap_or_else(|| {
+                if path.is_dir() {
+                    path.clone()
+                } else {
+                    path.parent().map(PathBuf::from).unwrap_or_default()
+                }
+            });
+            let html = r.write(&dir)?;
+            println!("{}", r.markdown());
+            eprintln!("report: {}", html.display());
+            Ok(())
+        }
+        Command::Scenarios => {
+            for (name, _) in scenario::BUILT_IN {
+                let s = Scenario::load(name, &[])?;
+                println!("{name:<14} {}", s.description);
+            }
+            Ok(())
+        }
+    }
+}
+
+impl RunArgs {
+    fn default_run() -> Self {
+        match Cli::parse_from(["gossip-loadgen", "run"]).command {
+            Some(Command::Run(a)) => a,
+            // Invariant: "run" parses as the Run subcommand.
+            _ => unreachable!("`run` parses as Command::Run"),
+        }
+    }
+
+    /// The scenario with every flag applied as an override.
+    fn scenario(&self) -> Result<Scenario> {
+        let base = Scenario::load(&self.scenario, &self.set)?;
+        Scenario::load(&self.scenario, &self.overrides(&base))
+    }
+
+    fn overrides(&self, base: &Scenario) -> Vec<String> {
+        let mut o = self.set.clone();
+        let mut add = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                o.push(format!("{k}={v}"));
+            }
+        };
+        add("cluster.world", self.world.clone());
+        add("cluster.nodes", self.nodes.map(|v| v.to_string()));
+        add("run.trials", self.trials.map(|v| v.to_string()));
+        add("run.seed", self.seed.map(|v| v.to_string()));
+        add("run.duration_s", self.duration.map(|v| v.to_string()));
+        add("epidemic.mode", self.mode.clone());
+        add("epidemic.stop", self.stop.clone());
+        add("epidemic.k", self.k.map(|v| v.to_string()));
+        let fanout_key = if base.epidemic.is_some() {
+            "epidemic.fanout"
+        } else {
+            "profile.fanout"
+        };
+        add(fanout_key, self.fanout.map(|v| v.to_string()));
+        o
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            threads: self.threads.unwrap_or_else(world::default_threads),
+            out: self.out.clone(),
+            command: std::env::args().collect(),
+        }
+    }
+}
+
+/// Ctrl-C stops the run cleanly (finished trials are kept); a second one exits.
+fn install_ctrl_c(control: &Arc<Control>) -> Result<()> {
+    let c = Arc::clone(control);
+    ctrlc::set_handler(move || {
+        if c.stop.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ngossip-loadgen: stopping; finished trials will be kept (Ctrl-C again to quit now)"
+        );
+    })?;
+    Ok(())
+}
+
+fn run(a: &RunArgs) -> Result<()> {
+    let s = a.scenario()?;
+    let units = s.run.trials as u64 * world::units_per_trial(&s);
+    let control = Arc::new(Control::new(units, &s.name));
+    install_ctrl_c(&control)?;
+    if !a.json {
+        eprintln!(
+            "gossip-loadgen: {} — {} nodes, world {}, {} trial(s), seed {}",
+            s.name,
+            s.cluster.nodes,
+            s.cluster.world.name(),
+            s.run.trials,
+            s.run.seed
+        );
+    }
+    let (report, html) = runner::run(&s, &a.options(), &control)?;
+    finish(&report, &html, a.json)
+}
+
+fn sweep(a: &SweepArgs) -> Result<()> {
+    let s = a.run.scenario()?;
+    let axes = a
+        .axes
+        .iter()
+        .map(|x| Axis::parse(x))
+        .collect::<Result<Vec<_>>>()?;
+    let targets = a
+        .targets
+        .iter()
+        .map(|x| Target::parse(x))
+        .collect::<Result<Vec<_>>>()?;
+    let control = Arc::new(Control::new(
+        runner::sweep_units(&s, &axes),
+        &format!("{} sweep", s.name),
+    ));
+    install_ctrl_c(&control)?;
+    let overrides = a
+        .run
+        .overrides(&Scenario::load(&a.run.scenario, &a.run.set)?);
+    let (report, html) = runner::sweep(
+        &s,
+        &overrides,
+        &axes,
+        &targets,
+        &a.run.options(),
+        &control,
+        &a.run.scenario,
+    )?;
+    if let Some(sw) = &report.sweep {
+        for t in &targets {
+            if sw.points.iter().all(|p| t.value(&p.summary).is_none()) {
+                bail!(
+                    "--target {}: no run of this sweep reports that figure",
+                    t.path
+                );
+            }
+        }
+    }
+    finish(&report, &html, a.run.json)
+}
+
+fn finish(report: &Report, html: &std::path::Path, json: bool) -> Result<()> {
+    if json {
+        let value = match &report.sweep {
+            Some(sw) => serde_json::json!({ "summary": report.summary, "sweep": sw }),
+            None => serde_json::to_value(&report.summary)?,
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{}", report.markdown());
+    }
+    if report.interrupted {
+        eprintln!(
+            "gossip-loadgen: interrupted; {} of {} trials kept",
+            report.trials_done, report.trials_requested
+        );
+    }
+    if !json || std::io::stderr().is_terminal() {
+        eprintln!("report: {}", html.display());
+    }
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

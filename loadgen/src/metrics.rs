@@ -1,0 +1,361 @@
+//! One metrics pipeline for both worlds: trials in, the summary of DESIGN §3 out.
+
+use anyhow::Result;
+use base64::Engine;
+use hdrhistogram::serialization::{Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::observe::{MeanMax, Trial, TypeRate};
+
+/// Percentiles of a latency distribution, ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// A distribution in brief.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dist {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// Median, tail and worst over crashes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct P50Max {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+    /// Samples it is over.
+    pub count: usize,
+}
+
+/// Time until a share of the live nodes had an item, s (mean over items).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Half of the live nodes.
+    pub t50_s: Option<f64>,
+    /// 99 % of them.
+    pub t99_s: Option<f64>,
+    /// All of them.
+    pub t100_s: Option<f64>,
+}
+
+/// The summary object (`--json` prints it). Key names are fixed by the loadgen
+/// issue; a figure that does not apply to the scenario is absent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Nodes at the start.
+    pub nodes: usize,
+    /// `sim` or `udp`.
+    pub world: String,
+    /// Trials finished.
+    pub trials: usize,
+    /// Ping overhead: membership datagrams per node per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgs_per_node_s: Option<MeanMax>,
+    /// Ping overhead: UDP payload bytes per node per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_node_s: Option<MeanMax>,
+    /// Ping overhead: wire bytes per node per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire_bytes_per_node_s: Option<MeanMax>,
+    /// Ping overhead by message type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overhead_by_type: Option<Vec<TypeRate>>,
+    /// Receptions per node reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<Dist>,
+    /// Fraction of live nodes never reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residue: Option<f64>,
+    /// Demers' traffic m: update-carrying messages per node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
+    /// Demers' t_ave, rounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_ave: Option<f64>,
+    /// Demers' t_last, rounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_last: Option<f64>,
+    /// Rounds until every node had it: mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds_mean: Option<f64>,
+    /// Rounds until every node had it: 99th percentile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds_p99: Option<f64>,
+    /// Dissemination latency, injection to first reception per node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<Percentiles>,
+    /// Time until 50 / 99 / 100 % of live nodes had an item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+    /// Crash to the first PFAIL anywhere, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_first_pfail_s: Option<P50Max>,
+    /// Crash to the first FAIL anywhere, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_first_fail_s: Option<P50Max>,
+    /// Crash to FAIL at every live node, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_all_fail_s: Option<P50Max>,
+    /// Crashes never FAILed at every live node within the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undetected: Option<usize>,
+    /// FAILs of nodes that were running and reachable (membership runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub false_fails: Option<u64>,
+    /// The same per node-hour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub false_fails_per_node_hour: Option<f64>,
+}
+
+/// Histograms kept whole in the report (HDR V2, base64) next to their percentiles.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Dissemination latency, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<EncodedHistogram>,
+}
+
+/// An HDR histogram, serialized.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EncodedHistogram {
+    /// Unit of the recorded values.
+    pub unit: String,
+    /// Values recorded.
+    pub count: u64,
+    /// HDR V2 serialization, base64.
+    pub hdr_v2_base64: String,
+}
+
+/// Computes the summary and histograms of `trials`.
+///
+/// # Errors
+/// Only if a histogram cannot be built or serialized (a bug).
+pub fn summarize(world: &str, nodes: usize, trials: &[Trial]) -> Result<(Summary, Histograms)> {
+    let mut s = Summary {
+        nodes,
+        world: world.into(),
+        trials: trials.len(),
+        ..Summary::default()
+    };
+    let mut h = Histograms::default();
+    overhead(&mut s, trials);
+    epidemic(&mut s, trials);
+    dissemination(&mut s, &mut h, trials)?;
+    detection(&mut s, trials);
+    Ok((s, h))
+}
+
+fn overhead(s: &mut Summary, trials: &[Trial]) {
+    let o: Vec<_> = trials.iter().filter_map(|t| t.overhead.as_ref()).collect();
+    if o.is_empty() {
+        return;
+    }
+    let agg = |f: fn(&crate::observe::Overhead) -> MeanMax| MeanMax {
+        mean: o.iter().map(|x| f(x).mean).sum::<f64>() / o.len() as f64,
+        max: o.iter().map(|x| f(x).max).fold(0.0, f64::max),
+    };
+    s.msgs_per_node_s = Some(agg(|x| x.msgs_per_node_s));
+    s.bytes_per_node_s = Some(agg(|x| x.bytes_per_node_s));
+    s.wire_bytes_per_node_s = Some(agg(|x| x.wire_bytes_per_node_s));
+    let mut by_type: Vec<TypeRate> = o[0].by_type.clone();
+    for (i, t) in by_type.iter_mut().enumerate() {
+        let n = o.len() as f64;
+        t.msgs_per_node_s = o.iter().map(|x| x.by_type[i].msgs_per_node_s).sum::<f64>() / n;
+        t.bytes_per_node_s = o.iter().map(|x| x.by_type[i].bytes_per_node_s).sum::<f64>() / n;
+        t.bytes_per_msg = match t.msgs_per_node_s > 0.0 {
+            true => t.bytes_per_node_s / t.msgs_per_node_s,
+            false => 0.0,
+        };
+    }
+    s.overhead_by_type = Some(by_type);
+}
+
+fn epidemic(s: &mut Summary, trials: &[Trial]) {
+    let e: Vec<_> = trials.iter().filter_map(|t| t.epidemic).collect();
+    if e.is_empty() {
+        return;
+    }
+    let mean = |f: &dyn Fn(&crate::observe::EpidemicTrial) -> f64| {
+        e.iter().map(f).sum::<f64>() / e.len() as f64
+    };
+    s.residue = Some(mean(&|x| x.residue));
+    s.traffic = Some(mean(&|x| x.traffic));
+    s.t_ave = Some(mean(&|x| x.t_ave));
+    s.t_last = Some(mean(&|x| f64::from(x.t_last)));
+    let mut rounds: Vec<f64> = e
+        .iter()
+        .filter_map(|x| x.rounds_to_all.map(f64::from))
+        .collect();
+    if !rounds.is_empty() {
+        s.rounds_mean = Some(rounds.iter().sum::<f64>() / rounds.len() as f64);
+        s.rounds_p99 = Some(quantile(&mut rounds, 0.99));
+    }
+    let mut red: Vec<f64> = e.iter().map(|x| x.redundancy).collect();
+    s.redundancy = Some(dist(&mut red));
+}
+
+fn dissemination(s: &mut Summary, h: &mut Histograms, trials: &[Trial]) -> Result<()> {
+    let items: Vec<_> = trials.iter().flat_map(|t| &t.items).collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    for i in &items {
+        for &us in &i.latencies_us {
+            hist.saturating_record(us.max(1));
+        }
+    }
+    if !hist.is_empty() {
+        let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
+        s.latency_ms = Some(Percentiles {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: hist.max() as f64 / 1e3,
+        });
+        let mut buf = Vec::new();
+        V2Serializer::new().serialize(&hist, &mut buf)?;
+        h.latency_us = Some(EncodedHistogram {
+            unit: "us".into(),
+            count: hist.len(),
+            hdr_v2_base64: base64::engine::general_purpose::STANDARD.encode(buf),
+        });
+    }
+    s.residue = Some(items.iter().map(|i| i.residue()).sum::<f64>() / items.len() as f64);
+    let mut per_node: Vec<f64> = items
+        .iter()
+        .flat_map(|i| i.receptions.iter().map(|&r| f64::from(r)))
+        .collect();
+    if !per_node.is_empty() {
+        let mut d = dist(&mut per_node);
+        let per_item: Vec<f64> = items.iter().filter_map(|i| i.redundancy()).collect();
+        d.mean = per_item.iter().sum::<f64>() / per_item.len().max(1) as f64;
+        s.redundancy = Some(d);
+    }
+    let mean_of = |q: f64| {
+        let v: Vec<f64> = items.iter().filter_map(|i| i.time_to_fraction(q)).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    s.spread = Some(Spread {
+        t50_s: mean_of(0.5),
+        t99_s: mean_of(0.99),
+        t100_s: mean_of(1.0),
+    });
+    Ok(())
+}
+
+fn detection(s: &mut Summary, trials: &[Trial]) {
+    let membership = trials.iter().any(|t| t.epidemic.is_none());
+    if !membership {
+        return;
+    }
+    let ff: u64 = trials.iter().map(|t| t.false_fails).sum();
+    let hours: f64 = trials.iter().map(|t| t.node_hours).sum();
+    s.false_fails = Some(ff);
+    s.false_fails_per_node_hour = (hours > 0.0).then(|| ff as f64 / hours);
+    let d: Vec<_> = trials.iter().flat_map(|t| &t.detections).collect();
+    if d.is_empty() {
+        return;
+    }
+    let pm = |f: fn(&crate::observe::Detection) -> Option<f64>| {
+        let mut v: Vec<f64> = d.iter().filter_map(|x| f(x)).collect();
+        (!v.is_empty()).then(|| P50Max {
+            p50: quantile(&mut v, 0.5),
+            p99: quantile(&mut v, 0.99),
+            max: v.iter().copied().fold(0.0, f64::max),
+            count: v.len(),
+        })
+    };
+    s.detect_first_pfail_s = pm(|x| x.first_pfail_s);
+    s.detect_first_fail_s = pm(|x| x.first_fail_s);
+    s.detect_all_fail_s = pm(|x| x.all_fail_s);
+    s.undetected = Some(d.iter().filter(|x| x.all_fail_s.is_none()).count());
+}
+
+/// The q-quantile (nearest rank) of `v`; sorts it.
+pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn dist(v: &mut [f64]) -> Dist {
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Dist {
+        mean,
+        p50: quantile(v, 0.5),
+        p99: quantile(v, 0.99),
+        max: v.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Detection, Item};
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let mut v = vec![5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(quantile(&mut v, 0.5), 3.0);
+        assert_eq!(quantile(&mut v, 0.99), 5.0);
+        assert_eq!(quantile(&mut v, 0.0), 1.0);
+    }
+
+    #[test]
+    fn an_item_reaching_half_the_nodes_has_residue_one_half() {
+        let item = Item {
+            kind: "join".into(),
+            live: 4,
+            reached: 2,
+            latencies_us: vec![1_000, 3_000],
+            receptions: vec![1, 3],
+            ..Item::default()
+        };
+        let t = Trial {
+            items: vec![item],
+            detections: vec![Detection {
+                all_fail_s: None,
+                ..Detection::default()
+            }],
+            ..Trial::default()
+        };
+        let (s, h) = summarize("sim", 4, &[t]).unwrap();
+        assert_eq!(s.residue, Some(0.5));
+        assert_eq!(s.redundancy.unwrap().mean, 2.0);
+        assert_eq!(s.undetected, Some(1));
+        let l = s.latency_ms.unwrap();
+        assert!(
+            (l.p50 - 1.0).abs() < 0.01 && (l.max - 3.0).abs() < 0.01,
+            "{l:?}"
+        );
+        assert_eq!(h.latency_us.unwrap().count, 2);
+        assert_eq!(s.spread.unwrap().t50_s, Some(0.003));
+    }
+}

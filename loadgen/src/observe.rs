@@ -1,0 +1,169 @@
+//! What one trial observed, in either world: the common input of the metrics
+//! pipeline. Worlds fill a [`Trial`]; `metrics` turns trials into a summary.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything one trial measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// Trial number within the run.
+    pub index: usize,
+    /// The seed it ran with.
+    pub seed: u64,
+    /// Nodes at the start.
+    pub nodes: usize,
+    /// Length of the measured window, s.
+    pub window_s: f64,
+    /// Membership upkeep in steady state, if the trial had a steady window.
+    pub overhead: Option<Overhead>,
+    /// Every disseminated item measured.
+    pub items: Vec<Item>,
+    /// One per crash on the timeline.
+    pub detections: Vec<Detection>,
+    /// FAILs declared about nodes that were up and reachable from the declarer.
+    pub false_fails: u64,
+    /// Node-hours observed (for false FAILs per node-hour).
+    pub node_hours: f64,
+    /// Epidemic-only trials: Demers' figures.
+    pub epidemic: Option<EpidemicTrial>,
+    /// What happened when, for the timeline chart.
+    pub timeline: Vec<Mark>,
+    /// Wall-clock seconds the trial took.
+    pub wall_s: f64,
+    /// Simulator events processed (sim world).
+    pub sim_events: u64,
+    /// Trace hash (sim world): the same seed gives the same hash.
+    pub trace_hash: Option<String>,
+}
+
+/// A statistic over nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeanMax {
+    /// Mean over nodes.
+    pub mean: f64,
+    /// Max over nodes.
+    pub max: f64,
+}
+
+/// Datagrams and bytes per node per second of one message type.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TypeRate {
+    /// Message type name.
+    pub kind: String,
+    /// Datagrams per node per second (mean over nodes).
+    pub msgs_per_node_s: f64,
+    /// UDP payload bytes per node per second (mean over nodes).
+    pub bytes_per_node_s: f64,
+    /// Mean datagram size, bytes.
+    pub bytes_per_msg: f64,
+}
+
+/// Ping overhead (DESIGN §3): membership datagrams (PING, PONG, MEET) per node per second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Seconds the rates were measured over.
+    pub window_s: f64,
+    /// Nodes measured (up for the whole window).
+    pub nodes: usize,
+    /// Datagrams per node per second.
+    pub msgs_per_node_s: MeanMax,
+    /// UDP payload bytes per node per second.
+    pub bytes_per_node_s: MeanMax,
+    /// Wire bytes per node per second (payload + 28 for IPv4 and UDP headers).
+    pub wire_bytes_per_node_s: MeanMax,
+    /// Split by type.
+    pub by_type: Vec<TypeRate>,
+}
+
+/// One disseminated item (a join, a FAIL, an update) at every live node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// `join`, `fail` or `update`.
+    pub kind: String,
+    /// The node it is about (joins and FAILs).
+    pub about: Option<usize>,
+    /// When it was injected, s after the warm-up.
+    pub injected_s: f64,
+    /// Live nodes that should get it.
+    pub live: usize,
+    /// Of those, how many did.
+    pub reached: usize,
+    /// Per reached node: time from injection to first reception, µs.
+    pub latencies_us: Vec<u64>,
+    /// Copies received, per node reached by dissemination (a node that
+    /// produced the item itself, such as a FAIL by its own quorum, has none).
+    pub receptions: Vec<u32>,
+    /// Tick or round length, µs (latency in rounds = latency / round).
+    pub round_us: u64,
+}
+
+impl Item {
+    /// Fraction of live nodes never reached.
+    pub fn residue(&self) -> f64 {
+        if self.live == 0 {
+            return 0.0;
+        }
+        (self.live - self.reached.min(self.live)) as f64 / self.live as f64
+    }
+
+    /// Receptions per node reached.
+    pub fn redundancy(&self) -> Option<f64> {
+        let reached = self.receptions.len();
+        (reached > 0)
+            .then(|| self.receptions.iter().map(|&r| f64::from(r)).sum::<f64>() / reached as f64)
+    }
+
+    /// Time until `fraction` of the live nodes had it, s.
+    pub fn time_to_fraction(&self, fraction: f64) -> Option<f64> {
+        let need = ((self.live as f64) * fraction).ceil() as usize;
+        if need == 0 {
+            return Some(0.0);
+        }
+        let mut l = self.latencies_us.clone();
+        l.sort_unstable();
+        l.get(need - 1).map(|&us| us as f64 / 1e6)
+    }
+}
+
+/// Failure detection for one crash (DESIGN §3), s after the crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// The crashed node.
+    pub node: usize,
+    /// When it crashed, s after the warm-up.
+    pub crashed_s: f64,
+    /// First PFAIL anywhere.
+    pub first_pfail_s: Option<f64>,
+    /// First FAIL anywhere.
+    pub first_fail_s: Option<f64>,
+    /// FAIL at every live node.
+    pub all_fail_s: Option<f64>,
+}
+
+/// One epidemic-only trial (Demers 1987's figures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpidemicTrial {
+    /// Fraction never reached.
+    pub residue: f64,
+    /// Update-carrying messages per node.
+    pub traffic: f64,
+    /// Mean reception round over the nodes reached.
+    pub t_ave: f64,
+    /// Round of the last reception.
+    pub t_last: u32,
+    /// Rounds until every node had it, if all did.
+    pub rounds_to_all: Option<u32>,
+    /// Receptions per node reached.
+    pub redundancy: f64,
+    /// Most receptions at one node.
+    pub receptions_max: u32,
+}
+
+/// A point on a trial's timeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    /// Seconds after the warm-up (negative: during it).
+    pub t_s: f64,
+    /// What happened.
+    pub what: String,
+}

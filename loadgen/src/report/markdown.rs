@@ -1,0 +1,142 @@
+//! `summary.md`: the figures as tables.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::metrics::P50Max;
+
+/// Renders the report's figures as Markdown.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
+    let _ = writeln!(o, "# {} — {}\n", r.scenario.name, r.run_id);
+    if !r.scenario.description.is_empty() {
+        let _ = writeln!(o, "{}\n", r.scenario.description);
+    }
+    let _ = writeln!(o, "| run | |\n|---|---|");
+    let _ = writeln!(
+        o,
+        "| world | {}{} |",
+        r.world,
+        r.datapath
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(o, "| nodes | {} |", s.nodes);
+    let _ = writeln!(
+        o,
+        "| trials | {} of {}{} |",
+        r.trials_done,
+        r.trials_requested,
+        if r.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(o, "| seed | {} |", r.seed);
+    let p = &r.scenario.profile;
+    if r.scenario.epidemic.is_none() {
+        let _ = writeln!(
+            o,
+            "| profile | {} (node_timeout {} ms, tick {} ms, fan-out {}, section {}/1000 min {}) |",
+            p.name, p.node_timeout_ms, p.tick_ms, p.fanout, p.section_per_thousand, p.section_min
+        );
+    }
+    if let Some(e) = &r.scenario.epidemic {
+        let _ = writeln!(
+            o,
+            "| epidemic | {} {} (stop {}, k {}, fan-out {}) |",
+            e.protocol, e.mode, e.stop, e.k, e.fanout
+        );
+    }
+    let _ = writeln!(o, "| commit | {} |", r.commit);
+    let _ = writeln!(o, "| machine | {} |", r.machine.line());
+    let _ = writeln!(o, "| command | `{}` |", r.command.join(" "));
+    let _ = writeln!(o, "| wall time | {:.1} s |\n", r.wall_s);
+
+    if let (Some(m), Some(b), Some(w)) = (
+        s.msgs_per_node_s,
+        s.bytes_per_node_s,
+        s.wire_bytes_per_node_s,
+    ) {
+        let _ = writeln!(o, "## Ping overhead (steady state, per node per second)\n");
+        let _ = writeln!(o, "| figure | mean | max over nodes |\n|---|---:|---:|");
+        let _ = writeln!(o, "| datagrams | {:.2} | {:.2} |", m.mean, m.max);
+        let _ = writeln!(o, "| payload bytes | {:.0} | {:.0} |", b.mean, b.max);
+        let _ = writeln!(
+            o,
+            "| wire bytes (+28/datagram) | {:.0} | {:.0} |\n",
+            w.mean, w.max
+        );
+        if let Some(types) = &s.overhead_by_type {
+            let _ = writeln!(
+                o,
+                "| type | datagrams/node/s | bytes/node/s | bytes/datagram |\n|---|---:|---:|---:|"
+            );
+            for t in types {
+                let _ = writeln!(
+                    o,
+                    "| {} | {:.3} | {:.1} | {:.0} |",
+                    t.kind, t.msgs_per_node_s, t.bytes_per_node_s, t.bytes_per_msg
+                );
+            }
+            o.push('\n');
+        }
+    }
+    if s.traffic.is_some() || s.latency_ms.is_some() || s.redundancy.is_some() {
+        let _ = writeln!(o, "## Dissemination\n");
+        let _ = writeln!(o, "| figure | value |\n|---|---:|");
+        let row = |o: &mut String, name: &str, v: Option<f64>, digits: usize| {
+            if let Some(v) = v {
+                let _ = writeln!(o, "| {name} | {v:.digits$} |");
+            }
+        };
+        row(&mut o, "residue", s.residue, 4);
+        row(&mut o, "traffic m (msgs/node)", s.traffic, 2);
+        row(&mut o, "t_ave (rounds)", s.t_ave, 2);
+        row(&mut o, "t_last (rounds)", s.t_last, 2);
+        row(&mut o, "rounds to all, mean", s.rounds_mean, 2);
+        row(&mut o, "rounds to all, p99", s.rounds_p99, 0);
+        if let Some(d) = s.redundancy {
+            let _ = writeln!(o, "| redundancy (receptions/node reached) | {:.2} (p50 {:.0}, p99 {:.0}, max {:.0}) |", d.mean, d.p50, d.p99, d.max);
+        }
+        if let Some(l) = s.latency_ms {
+            let _ = writeln!(o, "| latency ms p50 / p90 / p99 / p99.9 / max | {:.1} / {:.1} / {:.1} / {:.1} / {:.1} |", l.p50, l.p90, l.p99, l.p999, l.max);
+        }
+        if let Some(sp) = s.spread {
+            let f = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2} s"));
+            let _ = writeln!(
+                o,
+                "| time to 50 % / 99 % / 100 % of live nodes | {} / {} / {} |",
+                f(sp.t50_s),
+                f(sp.t99_s),
+                f(sp.t100_s)
+            );
+        }
+        o.push('\n');
+    }
+    if s.detect_first_pfail_s.is_some() || s.false_fails.is_some() {
+        let _ = writeln!(o, "## Failure detection (s after the crash)\n");
+        let _ = writeln!(o, "| figure | p50 | max | crashes |\n|---|---:|---:|---:|");
+        let row = |o: &mut String, name: &str, v: Option<P50Max>| {
+            if let Some(v) = v {
+                let _ = writeln!(o, "| {name} | {:.2} | {:.2} | {} |", v.p50, v.max, v.count);
+            }
+        };
+        row(&mut o, "first PFAIL anywhere", s.detect_first_pfail_s);
+        row(&mut o, "first FAIL anywhere", s.detect_first_fail_s);
+        row(&mut o, "FAIL at every live node", s.detect_all_fail_s);
+        if let Some(u) = s.undetected {
+            let _ = writeln!(o, "| crashes not FAILed everywhere | {u} | | |");
+        }
+        if let Some(ff) = s.false_fails {
+            let per = s
+                .false_fails_per_node_hour
+                .map_or(String::new(), |x| format!(" ({x:.3} per node-hour)"));
+            let _ = writeln!(o, "| false FAILs | {ff}{per} | | |");
+        }
+        o.push('\n');
+    }
+    if let Some(sw) = &r.sweep {
+        o.push_str(&crate::sweep::markdown(sw));
+    }
+    o
+}

@@ -1,0 +1,207 @@
+//! A run and a sweep end to end: trials, summary, report files. Used by the
+//! binary and by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+
+use crate::machine::{commit, Machine};
+use crate::metrics::summarize;
+use crate::report::{Report, SCHEMA};
+use crate::scenario::Scenario;
+use crate::sweep::{grid, Axis, Point, SweepResult, Target};
+use crate::world::{self, Control};
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Worker threads.
+    pub threads: usize,
+    /// Output directory; `None`: `reports/runs/<run-id>`.
+    pub out: Option<PathBuf>,
+    /// The command line, recorded in the report.
+    pub command: Vec<String>,
+}
+
+/// Runs one scenario and writes its report; returns the report and the HTML path.
+/// An interrupted run (Ctrl-C sets `control.stop`) still writes every finished trial.
+///
+/// # Errors
+/// A world that refuses the scenario, or report I/O.
+pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, PathBuf)> {
+    let started = WallClock::now();
+    let created = now_unix();
+    let trials = world::run(s, opts.threads, control)?;
+    control.progress.finish();
+    let (summary, histograms) = summarize(s.cluster.world.name(), s.cluster.nodes, &trials)?;
+    let report = Report {
+        schema: SCHEMA.into(),
+        run_id: run_id(&s.name, created, s.run.seed),
+        created_unix_s: created,
+        command: opts.command.clone(),
+        commit: commit(),
+        machine: Machine::this(),
+        world: s.cluster.world.name().into(),
+        datapath: None,
+        seed: s.run.seed,
+        trials_requested: s.run.trials,
+        trials_done: trials.len(),
+        interrupted: trials.len() < s.run.trials,
+        wall_s: started.elapsed().as_secs_f64(),
+        scenario: s.clone(),
+        summary,
+        histograms,
+        trials,
+        sweep: None,
+    };
+    let dir = out_dir(opts, &report.run_id);
+    let html = report.write(&dir)?;
+    Ok((report, html))
+}
+
+/// Runs every grid point of `axes` over `base` (points in parallel, each point's
+/// trials in turn), rewriting the report after each finished point so that an
+/// interruption loses nothing finished.
+///
+/// # Errors
+/// A grid point the scenario refuses (checked before anything runs), or I/O.
+pub fn sweep(
+    base: &Scenario,
+    overrides: &[String],
+    axes: &[Axis],
+    targets: &[Target],
+    opts: &Options,
+    control: &Control,
+    name_or_path: &str,
+) -> Result<(Report, PathBuf)> {
+    let started = WallClock::now();
+    let created = now_unix();
+    // Refuse the whole sweep up front if any point is invalid.
+    let points: Vec<(Vec<(String, String)>, Scenario)> = grid(axes)
+        .into_iter()
+        .map(|params| {
+            let mut o = overrides.to_vec();
+            o.extend(params.iter().map(|(k, v)| format!("{k}={v}")));
+            Scenario::load(name_or_path, &o).map(|s| (params, s))
+        })
+        .collect::<Result<_>>()?;
+    let run_id = format!("{}-sweep", run_id(&base.name, created, base.run.seed));
+    let dir = out_dir(opts, &run_id);
+    let finished: Mutex<SweepResult> = Mutex::new(SweepResult {
+        axes: axes.to_vec(),
+        targets: targets.to_vec(),
+        ..SweepResult::default()
+    });
+    let make_report = |sw: &SweepResult, interrupted: bool| {
+        let pick = sw
+            .recommended
+            .or(if sw.points.is_empty() { None } else { Some(0) });
+        let summary = pick
+            .map(|i| sw.points[i].summary.clone())
+            .unwrap_or_default();
+        Report {
+            schema: SCHEMA.into(),
+            run_id: run_id.clone(),
+            created_unix_s: created,
+            command: opts.command.clone(),
+            commit: commit(),
+            machine: Machine::this(),
+            world: base.cluster.world.name().into(),
+            datapath: None,
+            seed: base.run.seed,
+            trials_requested: base.run.trials * points.len(),
+            trials_done: sw.points.iter().map(|p| p.summary.trials).sum(),
+            interrupted,
+            wall_s: started.elapsed().as_secs_f64(),
+            scenario: base.clone(),
+            summary,
+            histograms: Default::default(),
+            trials: Vec::new(),
+            sweep: Some(sw.clone()),
+        }
+    };
+    let done = world::parallel(points.len(), opts.threads, control, |i| {
+        let (params, s) = &points[i];
+        let trials = world::run(s, 1, control)?;
+        if trials.len() < s.run.trials {
+            return Ok(None); // stopped inside this point: keep only whole points
+        }
+        let (summary, _) = summarize(s.cluster.world.name(), s.cluster.nodes, &trials)?;
+        let mut sw = finished.lock().unwrap_or_else(|p| p.into_inner());
+        sw.points.push(Point {
+            params: params.iter().cloned().collect(),
+            summary,
+        });
+        sw.analyse();
+        make_report(&sw, true).write(&dir)?;
+        Ok(Some(()))
+    })?;
+    control.progress.finish();
+    let mut sw = finished.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Grid order, whatever order the workers finished in.
+    let order: Vec<_> = grid(axes);
+    sw.points.sort_by_key(|p| {
+        order.iter().position(|g| {
+            g.iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<_, _>>()
+                == p.params
+        })
+    });
+    sw.analyse();
+    let report = make_report(&sw, done.len() < points.len());
+    let html = report.write(&dir)?;
+    Ok((report, html))
+}
+
+/// Progress units a sweep reports.
+pub fn sweep_units(base: &Scenario, axes: &[Axis]) -> u64 {
+    grid(axes).len() as u64 * base.run.trials as u64 * world::units_per_trial(base)
+}
+
+fn out_dir(opts: &Options, run_id: &str) -> PathBuf {
+    opts.out
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join("runs").join(run_id))
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `<scenario>-<UTC yyyymmdd-hhmmss>-s<seed>`.
+pub fn run_id(name: &str, unix_s: u64, seed: u64) -> String {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{name}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}-s{seed}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_carry_the_utc_time() {
+        assert_eq!(run_id("crash", 0, 1), "crash-19700101-000000-s1");
+        assert_eq!(run_id("x", 1_795_786_200, 7), "x-20261127-133000-s7");
+    }
+}

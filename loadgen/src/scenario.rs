@@ -1,0 +1,522 @@
+//! Scenarios: what cluster to run, in which world, and what happens to it.
+//!
+//! A scenario is a TOML file (built-ins are embedded; users pass a path). Every
+//! field can be overridden from the command line with `--set a.b=value`, which
+//! edits the parsed TOML before it is checked, so a bad override gets the same
+//! one-line error as a bad file.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use gossip_core::{Config, Profile, Quorum, SectionPolicy};
+use serde::{Deserialize, Serialize};
+
+/// The scenarios shipped inside the binary: name and TOML text.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("demo", include_str!("../scenarios/demo.toml")),
+    ("steady", include_str!("../scenarios/steady.toml")),
+    ("join", include_str!("../scenarios/join.toml")),
+    ("crash", include_str!("../scenarios/crash.toml")),
+    ("rumor", include_str!("../scenarios/rumor.toml")),
+    (
+        "anti-entropy",
+        include_str!("../scenarios/anti-entropy.toml"),
+    ),
+    ("partition", include_str!("../scenarios/partition.toml")),
+    (
+        "section-cost",
+        include_str!("../scenarios/section-cost.toml"),
+    ),
+];
+
+/// A whole scenario, every field defaulted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    /// Short name, used in run ids.
+    pub name: String,
+    /// One sentence: what it measures.
+    pub description: String,
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Protocol parameters.
+    pub profile: ProfileParams,
+    /// The simulated network (sim world only).
+    pub network: Network,
+    /// How long and how often.
+    pub run: Run,
+    /// What happens, relative to the end of the warm-up.
+    pub timeline: Vec<Action>,
+    /// Epidemic-only runs (rumor mongering, anti-entropy) instead of membership.
+    pub epidemic: Option<Epidemic>,
+}
+
+/// Which world runs the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorldKind {
+    /// `gossip_core::sim`: virtual time, deterministic.
+    Sim,
+    /// Real UDP nodes on loopback (`gossip-node`).
+    Udp,
+}
+
+impl WorldKind {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorldKind::Sim => "sim",
+            WorldKind::Udp => "udp",
+        }
+    }
+}
+
+/// The cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// Nodes at the start (joins add more).
+    pub nodes: usize,
+    /// The world.
+    pub world: WorldKind,
+    /// UDP world: `auto`, `uring` or `mmsg`.
+    pub datapath: String,
+    /// UDP world: I/O threads (0: one per core).
+    pub threads: usize,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            nodes: 100,
+            world: WorldKind::Sim,
+            datapath: "auto".into(),
+            threads: 0,
+        }
+    }
+}
+
+/// Protocol parameters; zero means "the profile's value" where noted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileParams {
+    /// Profile name (`redis`).
+    pub name: String,
+    /// Silence before PFAIL, ms.
+    pub node_timeout_ms: u64,
+    /// Cron period, ms.
+    pub tick_ms: u64,
+    /// Silence before a ping, ms (0: node_timeout / 2).
+    pub ping_interval_ms: u64,
+    /// Ticks between random-sample pings.
+    pub random_ping_every: u32,
+    /// Peers sampled for the random ping.
+    pub sample: u32,
+    /// Peers pinged per random-sample round (fan-out).
+    pub fanout: u32,
+    /// Section entries per thousand known nodes.
+    pub section_per_thousand: u32,
+    /// Section minimum entries.
+    pub section_min: u32,
+    /// Section maximum entries (0: none).
+    pub section_max: u32,
+    /// Section byte budget (0: none).
+    pub section_bytes: usize,
+    /// FAIL quorum (0: majority).
+    pub quorum: u32,
+    /// Largest datagram, bytes.
+    pub max_datagram: usize,
+}
+
+impl Default for ProfileParams {
+    fn default() -> Self {
+        let c = Config::default();
+        ProfileParams {
+            name: "redis".into(),
+            node_timeout_ms: c.node_timeout().as_millis() as u64,
+            tick_ms: c.tick().as_millis() as u64,
+            ping_interval_ms: 0,
+            random_ping_every: c.random_ping_every(),
+            sample: c.random_ping_sample(),
+            fanout: c.random_ping_fanout(),
+            section_per_thousand: c.section().per_thousand,
+            section_min: c.section().min,
+            section_max: 0,
+            section_bytes: 0,
+            quorum: 0,
+            max_datagram: c.max_datagram(),
+        }
+    }
+}
+
+impl ProfileParams {
+    /// The validated core `Config`.
+    ///
+    /// # Errors
+    /// An unknown profile, or the core's `ConfigError` naming the field.
+    pub fn config(&self) -> Result<Config> {
+        let profile = Profile::from_name(&self.name).ok_or_else(|| {
+            anyhow!(
+                "profile.name: unknown profile {:?} (known: redis)",
+                self.name
+            )
+        })?;
+        let mut b = profile
+            .builder()
+            .tick(Duration::from_millis(self.tick_ms))
+            .node_timeout(Duration::from_millis(self.node_timeout_ms))
+            .random_ping_every(self.random_ping_every)
+            .random_ping_sample(self.sample)
+            .random_ping_fanout(self.fanout)
+            .section(SectionPolicy {
+                per_thousand: self.section_per_thousand,
+                min: self.section_min,
+                max: (self.section_max > 0).then_some(self.section_max),
+                byte_budget: (self.section_bytes > 0).then_some(self.section_bytes),
+            })
+            .quorum(match self.quorum {
+                0 => Quorum::Majority,
+                n => Quorum::AtLeast(n),
+            })
+            .max_datagram(self.max_datagram);
+        if self.ping_interval_ms > 0 {
+            b = b.with_ping_interval(Duration::from_millis(self.ping_interval_ms));
+        }
+        b.build().map_err(|e| anyhow!("profile: {e}"))
+    }
+}
+
+/// The simulated network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// One-way latency, ms (the low end when jitter is set).
+    pub latency_ms: f64,
+    /// Uniform extra latency, ms.
+    pub jitter_ms: f64,
+    /// Loss probability per datagram.
+    pub loss: f64,
+    /// Duplication probability per datagram.
+    pub duplicate: f64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_ms: 0.2,
+            jitter_ms: 0.3,
+            loss: 0.0,
+            duplicate: 0.0,
+        }
+    }
+}
+
+/// Duration and repetition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Run {
+    /// Time for the cluster to form and settle before measuring, s.
+    pub warmup_s: f64,
+    /// The measured window, s.
+    pub duration_s: f64,
+    /// Independent trials (seeds derived from `seed`).
+    pub trials: usize,
+    /// Base seed.
+    pub seed: u64,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            warmup_s: 20.0,
+            duration_s: 30.0,
+            trials: 1,
+            seed: 1,
+        }
+    }
+}
+
+/// A change on the timeline, at `at_s` seconds after the warm-up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// Seconds after the warm-up.
+    pub at_s: f64,
+    /// What happens.
+    pub action: ActionKind,
+    /// The node it happens to (default: the last node started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<usize>,
+    /// Partition: fraction of the nodes on the first side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// Loss probability or latency in ms, for `loss` and `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+/// Timeline verbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// A new node meets node 0.
+    Join,
+    /// A node stops, losing its state.
+    Crash,
+    /// A crashed node returns with the next incarnation and meets node 0.
+    Restart,
+    /// A node stops running but keeps its state.
+    Pause,
+    /// A paused node runs again.
+    Resume,
+    /// The first `fraction` of the starting nodes (with every joining node,
+    /// since joiners meet node 0) and the rest stop hearing each other.
+    Partition,
+    /// The partition ends.
+    Heal,
+    /// Loss probability becomes `value`.
+    Loss,
+    /// One-way latency becomes `value` ms.
+    Latency,
+}
+
+/// Epidemic-only runs (DESIGN §2.2): one update, uniform random peers, lockstep rounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Epidemic {
+    /// `rumor` or `anti-entropy`.
+    pub protocol: String,
+    /// `push`, `pull` or `push-pull`.
+    pub mode: String,
+    /// Rumor stop rule: `feedback-counter`, `feedback-coin`, `blind-counter`, `blind-coin`.
+    pub stop: String,
+    /// The stop rule's k.
+    pub k: u32,
+    /// Peers contacted per round.
+    pub fanout: u32,
+}
+
+impl Default for Epidemic {
+    fn default() -> Self {
+        Epidemic {
+            protocol: "rumor".into(),
+            mode: "push".into(),
+            stop: "feedback-counter".into(),
+            k: 1,
+            fanout: 1,
+        }
+    }
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: "custom".into(),
+            description: String::new(),
+            cluster: Cluster::default(),
+            profile: ProfileParams::default(),
+            network: Network::default(),
+            run: Run::default(),
+            timeline: Vec::new(),
+            epidemic: None,
+        }
+    }
+}
+
+impl Scenario {
+    /// Loads a built-in scenario by name, or a TOML file by path, then applies
+    /// `overrides` (`a.b=value`, value parsed as TOML, else taken as a string).
+    ///
+    /// # Errors
+    /// One line naming the file, field or override at fault.
+    pub fn load(name_or_path: &str, overrides: &[String]) -> Result<Scenario> {
+        let (origin, text) = match BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+            Some((n, t)) => (format!("built-in scenario {n}"), (*t).to_string()),
+            None => {
+                let text = std::fs::read_to_string(name_or_path).map_err(|e| {
+                    anyhow!(
+                        "scenario {name_or_path:?}: not a built-in ({}) and not a readable file: {e}",
+                        names().join(", ")
+                    )
+                })?;
+                (name_or_path.to_string(), text)
+            }
+        };
+        let mut value: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow!("{origin}: {}", one_line(&e.to_string())))?;
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let s: Scenario = Scenario::deserialize(toml::Value::Table(value))
+            .map_err(|e| anyhow!("{origin}: {}", one_line(&e.to_string())))?;
+        s.validate().with_context(|| origin.clone())?;
+        Ok(s)
+    }
+
+    /// Checks everything a run relies on; refuses rather than shrinks.
+    ///
+    /// # Errors
+    /// One line naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.cluster.nodes < 2 {
+            bail!("cluster.nodes: must be at least 2");
+        }
+        if self.cluster.nodes > 1_000_000 {
+            bail!("cluster.nodes: at most 1,000,000");
+        }
+        if self.run.trials == 0 {
+            bail!("run.trials: must be at least 1");
+        }
+        for (name, v) in [
+            ("run.warmup_s", self.run.warmup_s),
+            ("run.duration_s", self.run.duration_s),
+        ] {
+            if !(0.0..=86_400.0).contains(&v) {
+                bail!("{name}: must be between 0 and 86400 seconds");
+            }
+        }
+        for (name, p) in [
+            ("network.loss", self.network.loss),
+            ("network.duplicate", self.network.duplicate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                bail!("{name}: must be a probability between 0 and 1");
+            }
+        }
+        if self.network.latency_ms < 0.0 || self.network.jitter_ms < 0.0 {
+            bail!("network.latency_ms: latencies must not be negative");
+        }
+        if let Some(e) = &self.epidemic {
+            crate::world::epidemic::scenario(e, self.cluster.nodes)?;
+            return Ok(());
+        }
+        self.profile.config()?;
+        if self.cluster.nodes > 100_000 {
+            bail!("cluster.nodes: membership runs take at most 100,000 nodes");
+        }
+        for (i, a) in self.timeline.iter().enumerate() {
+            if !(0.0..=self.run.duration_s).contains(&a.at_s) {
+                bail!(
+                    "timeline[{i}].at_s: must fall inside the measured window (0..={})",
+                    self.run.duration_s
+                );
+            }
+            if let Some(n) = a.node {
+                if n >= self.cluster.nodes + self.joins() {
+                    bail!("timeline[{i}].node: no node {n}");
+                }
+            }
+            match a.action {
+                ActionKind::Partition if !a.fraction.is_some_and(|f| f > 0.0 && f < 1.0) => {
+                    bail!("timeline[{i}].fraction: a partition needs a fraction between 0 and 1")
+                }
+                ActionKind::Loss if !a.value.is_some_and(|v| (0.0..=1.0).contains(&v)) => {
+                    bail!("timeline[{i}].value: loss needs a probability between 0 and 1")
+                }
+                ActionKind::Latency if !a.value.is_some_and(|v| v >= 0.0) => {
+                    bail!("timeline[{i}].value: latency needs milliseconds >= 0")
+                }
+                _ => {}
+            }
+        }
+        match self.cluster.datapath.as_str() {
+            "auto" | "uring" | "mmsg" => {}
+            other => bail!("cluster.datapath: {other:?} is not auto, uring or mmsg"),
+        }
+        Ok(())
+    }
+
+    /// Nodes the timeline adds.
+    pub fn joins(&self) -> usize {
+        self.timeline
+            .iter()
+            .filter(|a| a.action == ActionKind::Join)
+            .count()
+    }
+}
+
+/// Names of the built-in scenarios.
+pub fn names() -> Vec<&'static str> {
+    BUILT_IN.iter().map(|(n, _)| *n).collect()
+}
+
+/// Applies one `a.b.c=value` override to a parsed scenario.
+fn apply_override(root: &mut toml::Table, o: &str) -> Result<()> {
+    let (path, raw) = o
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set {o:?}: expected key=value, e.g. cluster.nodes=1000"))?;
+    let value = parse_value(raw.trim());
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        bail!("--set {o:?}: empty key in {path:?}");
+    }
+    let (last, parents) = keys.split_last().expect("split yields at least one key"); // invariant: non-empty
+    let mut table = root;
+    for k in parents {
+        let entry = table
+            .entry(k.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("--set {o:?}: {k} is not a table"))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// A TOML value from its text, or the text as a string (so `mode=push` works).
+fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_scenario_loads() {
+        for name in names() {
+            Scenario::load(name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+
+    #[test]
+    fn overrides_reach_nested_fields_and_typos_are_refused() {
+        let s = Scenario::load(
+            "crash",
+            &[
+                "cluster.nodes=7".into(),
+                "profile.node_timeout_ms=2000".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.cluster.nodes, 7);
+        assert_eq!(s.profile.node_timeout_ms, 2000);
+        let e = Scenario::load("crash", &["cluster.nodez=7".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("nodez"), "{e:#}");
+        let e = Scenario::load("crash", &["cluster.nodes=1".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("cluster.nodes"), "{e:#}");
+    }
+
+    #[test]
+    fn a_string_override_needs_no_quotes() {
+        let s = Scenario::load("rumor", &["epidemic.stop=blind-coin".into()]).unwrap();
+        assert_eq!(s.epidemic.unwrap().stop, "blind-coin");
+    }
+
+    #[test]
+    fn a_bad_profile_value_names_the_core_field() {
+        let e = Scenario::load("steady", &["profile.max_datagram=10".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("max_datagram"), "{e:#}");
+    }
+}

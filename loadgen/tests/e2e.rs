@@ -1,0 +1,284 @@
+//! End-to-end runs where the answer is known by construction, the report's
+//! JSON round trip, rendering, and the binary's behaviour at its edges.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use gossip_loadgen::report::Report;
+use gossip_loadgen::runner::{self, Options};
+use gossip_loadgen::scenario::Scenario;
+use gossip_loadgen::sweep::{Axis, Target};
+use gossip_loadgen::world::{self, Control};
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gossip-loadgen-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(name: &str, scenario: &str, overrides: &[&str]) -> Report {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let s = Scenario::load(scenario, &o).unwrap();
+    let control = Control::new(1, "test");
+    let opts = Options {
+        threads: 2,
+        out: Some(out_dir(name)),
+        command: vec!["test".into(), name.into()],
+    };
+    runner::run(&s, &opts, &control).unwrap().0
+}
+
+#[test]
+fn two_nodes_exchange_one_ping_and_one_pong_a_second_each() {
+    // The random-sample ping (every 10 ticks = 1 s) draws 5 times from the two
+    // known nodes, self included as in Redis, and pings the peer unless all 5
+    // draws were self: probability 31/32 a second. So its PONG is almost never
+    // older than node_timeout / 2 = 2.5 s and the silence rule (almost) never
+    // fires: 31/32 PING sent and 31/32 PONG (answering the peer's PING) a
+    // second, each with an empty section (N - 2 = 0 entries): 26 bytes.
+    // Binomial spread over 100 rounds: sd sqrt(100 * 31/32 * 1/32) = 1.7 pings
+    // per node, 0.035/s for PINGs and as much for PONGs; allow 3 sd of each.
+    let r = run(
+        "two",
+        "steady",
+        &[
+            "cluster.nodes=2",
+            "profile.node_timeout_ms=5000",
+            "run.warmup_s=5",
+            "run.duration_s=100",
+        ],
+    );
+    let s = r.summary;
+    let m = s.msgs_per_node_s.unwrap();
+    let expected = 2.0 * 31.0 / 32.0;
+    assert!((m.mean - expected).abs() <= 0.21, "{m:?}");
+    let b = s.bytes_per_node_s.unwrap();
+    assert!(
+        (b.mean - 26.0 * m.mean).abs() < 1e-6,
+        "every datagram is 26 bytes: {b:?}"
+    );
+    let w = s.wire_bytes_per_node_s.unwrap();
+    assert!((w.mean - b.mean - 28.0 * m.mean).abs() < 1e-6, "{w:?}");
+    assert_eq!(s.false_fails, Some(0));
+}
+
+#[test]
+fn total_loss_leaves_a_join_unknown_to_everyone() {
+    let r = run(
+        "loss",
+        "join",
+        &["cluster.nodes=10", "run.warmup_s=5", "run.duration_s=20"],
+    );
+    let s = r.summary;
+    assert_eq!(
+        s.residue,
+        Some(0.0),
+        "without loss the join reaches everyone"
+    );
+    let r = run(
+        "loss1",
+        "join",
+        &[
+            "cluster.nodes=10",
+            "run.warmup_s=5",
+            "run.duration_s=20",
+            "network.loss=1.0",
+        ],
+    );
+    assert_eq!(r.summary.residue, Some(1.0));
+}
+
+#[test]
+fn a_partition_keeps_a_join_on_its_side() {
+    // 20 nodes split 10 | 10 (no side has the 11 votes of 21 for FAIL); a node
+    // joins on node 0's side and can reach only that side: half the others.
+    let r = run(
+        "partition",
+        "join",
+        &[
+            "cluster.nodes=20",
+            "profile.node_timeout_ms=4000",
+            "run.warmup_s=10",
+            "run.duration_s=20",
+            "timeline=[{at_s=1.0,action=\"partition\",fraction=0.5},{at_s=2.0,action=\"join\"}]",
+        ],
+    );
+    let join = r.trials[0].items.iter().find(|i| i.kind == "join").unwrap();
+    assert_eq!(join.live, 20);
+    assert_eq!(join.reached, 10, "{join:?}");
+    assert_eq!(
+        r.summary.false_fails,
+        Some(0),
+        "a cut-off node is not falsely FAILed"
+    );
+}
+
+#[test]
+fn a_crash_is_detected_within_the_bounds_the_rules_imply() {
+    let r = run(
+        "crash",
+        "crash",
+        &[
+            "cluster.nodes=30",
+            "profile.node_timeout_ms=2000",
+            "run.warmup_s=10",
+            "run.duration_s=15",
+        ],
+    );
+    let s = r.summary;
+    let pfail = s.detect_first_pfail_s.unwrap();
+    // PFAIL needs a ping unanswered for node_timeout: never sooner; and every
+    // peer is pinged at least every node_timeout / 2 + a random-ping period.
+    assert!(
+        pfail.p50 >= 2.0 && pfail.p50 <= 2.0 + 1.0 + 1.0 + 0.2,
+        "{pfail:?}"
+    );
+    let all = s.detect_all_fail_s.unwrap();
+    assert!(all.max >= s.detect_first_fail_s.unwrap().max);
+    assert_eq!(s.undetected, Some(0));
+    assert_eq!(s.false_fails, Some(0));
+}
+
+#[test]
+fn the_report_round_trips_through_json_and_renders() {
+    let r = run(
+        "json",
+        "demo",
+        &["cluster.nodes=40", "run.warmup_s=8", "run.duration_s=20"],
+    );
+    let dir = std::env::temp_dir().join(format!("gossip-loadgen-test-{}-json", std::process::id()));
+    let back = Report::read(&dir).unwrap();
+    assert_eq!(back, r);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(
+        html.matches("<svg").count() >= 2,
+        "latency CDF and timeline charts"
+    );
+    assert!(html.contains("Dissemination latency") && html.contains("Timeline"));
+    assert!(!html.contains("src=\"http"), "self-contained");
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("## Ping overhead") && md.contains("## Failure detection"));
+}
+
+#[test]
+fn rumor_runs_report_demers_figures() {
+    let r = run(
+        "rumor",
+        "rumor",
+        &["cluster.nodes=1000", "run.trials=40", "epidemic.k=2"],
+    );
+    let s = r.summary;
+    // Demers 1987 Table 1, k = 2: s = 0.037, m = 3.30, t_ave 12.1, t_last 16.9;
+    // a loose check here, the tight one lives in core/tests/validation.rs.
+    let (res, m) = (s.residue.unwrap(), s.traffic.unwrap());
+    assert!(res > 0.01 && res < 0.08, "residue {res}");
+    assert!(m > 2.8 && m < 3.8, "traffic {m}");
+    assert!(s.t_ave.is_some() && s.t_last.is_some());
+    assert_eq!(r.trials_done, 40);
+}
+
+#[test]
+fn a_sweep_recommends_the_cheapest_setting_meeting_its_target() {
+    let s = Scenario::load(
+        "crash",
+        &[
+            "cluster.nodes=20".into(),
+            "run.warmup_s=8".into(),
+            "run.duration_s=20".into(),
+        ],
+    )
+    .unwrap();
+    let axes = vec![Axis::parse("profile.node_timeout_ms=1000,3000").unwrap()];
+    let targets = vec![Target::parse("detect_all_fail_s.p99=2.5").unwrap()];
+    let control = Control::new(world::units_per_trial(&s) * 2, "sweep");
+    let opts = Options {
+        threads: 2,
+        out: Some(out_dir("sweep")),
+        command: vec!["test".into()],
+    };
+    let o = vec![
+        "cluster.nodes=20".into(),
+        "run.warmup_s=8".into(),
+        "run.duration_s=20".into(),
+    ];
+    let (r, html) = runner::sweep(&s, &o, &axes, &targets, &opts, &control, "crash").unwrap();
+    let sw = r.sweep.unwrap();
+    assert_eq!(sw.points.len(), 2);
+    // node_timeout 1 s detects in ~1-2 s and pings more; 3 s cannot meet 2.5 s.
+    let cheap = &sw.points[1];
+    let fast = &sw.points[0];
+    assert!(cheap.cost().unwrap() < fast.cost().unwrap());
+    assert_eq!(sw.recommended, Some(0), "{}", sw.statement);
+    assert!(std::fs::read_to_string(html).unwrap().contains("Pareto"));
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gossip-loadgen"))
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_and_a_nonzero_exit() {
+    for args in [
+        vec!["run", "--scenario", "nope"],
+        vec!["run", "--set", "cluster.nodez=3"],
+        vec!["run", "--nodes", "1"],
+        vec!["run", "--scenario", "rumor", "--stop", "sometimes"],
+        vec!["sweep", "--sweep", "profile.fanout"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("gossip-loadgen: ") || err.starts_with("error:"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn json_mode_prints_only_the_summary_on_stdout() {
+    let dir = out_dir("cli");
+    let out = bin()
+        .args([
+            "run",
+            "--scenario",
+            "rumor",
+            "--world",
+            "sim",
+            "--nodes",
+            "200",
+            "--trials",
+            "5",
+            "--stop",
+            "blind-coin",
+            "--k",
+            "3",
+            "--json",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "nodes",
+        "world",
+        "trials",
+        "residue",
+        "traffic",
+        "t_ave",
+        "t_last",
+        "redundancy",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["trials"], 5);
+    assert!(dir.join("report.html").exists());
+}
