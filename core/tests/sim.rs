@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gossip_core::sim::{
     replay_line, seeds_or_env, Fault, FaultSpace, ItemId, Latency, NetworkParams, NodeSet,
-    Simulation, Timing,
+    ReplayGuard, Simulation, Timing,
 };
 use gossip_core::wire::MessageType;
 use gossip_core::{Config, Event, Instant, PeerState};
@@ -91,13 +91,15 @@ fn busy_run(seed: u64, timing: Timing) -> (u64, u64, String) {
 
 #[test]
 fn the_same_seed_gives_the_same_trace_hash_and_another_seed_another() {
+    const TEST: &str = "the_same_seed_gives_the_same_trace_hash_and_another_seed_another";
+    let seed = seeds_or_env([0x5eed])[0];
+    let _replay = ReplayGuard::new(seed, TEST);
     for timing in [
         Timing::Timers,
         Timing::Lockstep {
             round: Duration::from_millis(100),
         },
     ] {
-        let seed = 0x5eed;
         let (a, events, log) = busy_run(seed, timing);
         println!("{log}trace hash {a:#018x} over {events} simulator events");
         let (b, events_b, _) = busy_run(seed, timing);
@@ -210,6 +212,7 @@ fn fifty_nodes_join_through_one_meet_and_converge_under_loss_and_random_latency(
     const TEST: &str =
         "fifty_nodes_join_through_one_meet_and_converge_under_loss_and_random_latency";
     for seed in seeds_or_env([0x50_0001, 0x50_0002]) {
+        let _replay = ReplayGuard::new(seed, TEST);
         let mut sim = Simulation::builder(seed, 50)
             .config(config())
             .network(NetworkParams {
@@ -299,6 +302,7 @@ fn converged_cluster(seed: u64, n: usize, test: &str) -> Simulation {
 fn a_crashed_node_is_failed_everywhere() {
     const TEST: &str = "a_crashed_node_is_failed_everywhere";
     for seed in seeds_or_env([0xc4a5_0001]) {
+        let _replay = ReplayGuard::new(seed, TEST);
         let mut sim = converged_cluster(seed, 20, TEST);
         let crash_at = sim.now() + Duration::from_millis(500);
         sim.schedule(crash_at, Fault::Crash(7));
@@ -355,6 +359,7 @@ fn a_crashed_node_is_failed_everywhere() {
 fn a_partition_fails_the_minority_only_on_the_majority_side_then_heals() {
     const TEST: &str = "a_partition_fails_the_minority_only_on_the_majority_side_then_heals";
     for seed in seeds_or_env([0x9a27_0001]) {
+        let _replay = ReplayGuard::new(seed, TEST);
         let mut sim = converged_cluster(seed, 20, TEST);
         let (minority, majority) = (0..7, 7..20);
         let cut = sim.now() + Duration::from_millis(300);
@@ -426,6 +431,7 @@ fn a_partition_fails_the_minority_only_on_the_majority_side_then_heals() {
 fn a_pause_longer_than_node_timeout_gives_pfail_then_recovery() {
     const TEST: &str = "a_pause_longer_than_node_timeout_gives_pfail_then_recovery";
     for seed in seeds_or_env([0xa05e_0001]) {
+        let _replay = ReplayGuard::new(seed, TEST);
         let mut sim = converged_cluster(seed, 10, TEST);
         let pause = sim.now() + Duration::from_millis(200);
         let resume = pause + NODE_TIMEOUT * 5 / 2;
@@ -497,6 +503,7 @@ fn a_pause_longer_than_node_timeout_gives_pfail_then_recovery() {
 fn a_restarted_node_comes_back_in_its_next_incarnation_everywhere() {
     const TEST: &str = "a_restarted_node_comes_back_in_its_next_incarnation_everywhere";
     for seed in seeds_or_env([0x2e57_0001]) {
+        let _replay = ReplayGuard::new(seed, TEST);
         let mut sim = converged_cluster(seed, 10, TEST);
         let crash = sim.now() + Duration::from_millis(100);
         sim.schedule(crash, Fault::Crash(4));
@@ -542,6 +549,7 @@ fn lockstep_rounds_act_once_per_round_and_deliver_at_the_next_boundary() {
     let round = config().tick();
     let round_us = round.as_micros() as u64;
     for seed in seeds_or_env([0x10c5_0001]) {
+        let _replay = ReplayGuard::new(seed, TEST);
         let mut sim = Simulation::builder(seed, 12)
             .config(config())
             .lockstep()
@@ -611,7 +619,9 @@ fn lockstep_rounds_act_once_per_round_and_deliver_at_the_next_boundary() {
 #[test]
 fn the_observer_counts_every_datagram_by_type_as_the_nodes_do() {
     const TEST: &str = "the_observer_counts_every_datagram_by_type_as_the_nodes_do";
-    let mut sim = converged_cluster(0x0b5e_0001, 12, TEST);
+    let seed = seeds_or_env([0x0b5e_0001])[0];
+    let _replay = ReplayGuard::new(seed, TEST);
+    let mut sim = converged_cluster(seed, 12, TEST);
     sim.schedule_in(Duration::from_millis(100), Fault::Crash(11));
     let until = sim.now() + NODE_TIMEOUT * 4;
     run_checked(&mut sim, until, TEST);

@@ -46,6 +46,34 @@ pub fn replay_line(seed: u64, test: &str) -> String {
     format!("{SEED_VAR}={seed:#x} cargo test -p gossip-core --features sim --test sim -- {test} --exact --nocapture")
 }
 
+/// Prints the replay line of a seed if the test panics while it is alive, so
+/// that any failed assertion, not only a checked property, names its seed:
+///
+/// ```
+/// let _replay = gossip_core::sim::ReplayGuard::new(0x5eed, "my_test");
+/// // ... assertions ...
+/// ```
+#[derive(Debug)]
+pub struct ReplayGuard {
+    seed: u64,
+    test: &'static str,
+}
+
+impl ReplayGuard {
+    /// Arms the guard for `seed` in test `test`.
+    pub fn new(seed: u64, test: &'static str) -> Self {
+        ReplayGuard { seed, test }
+    }
+}
+
+impl Drop for ReplayGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::eprintln!("replay: {}", replay_line(self.seed, self.test));
+        }
+    }
+}
+
 /// A property that did not hold, at one node, at one time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {

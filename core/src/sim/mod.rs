@@ -51,7 +51,9 @@ mod simulation;
 mod trace;
 
 pub use builder::SimBuilder;
-pub use check::{replay_line, seed_from_env, seeds_or_env, Failure, Violation, SEED_VAR};
+pub use check::{
+    replay_line, seed_from_env, seeds_or_env, Failure, ReplayGuard, Violation, SEED_VAR,
+};
 pub use fault::{Fault, FaultLog, Timing};
 pub use network::{FaultSpace, Latency, LinkRule, NetStats, NetworkParams, NodeSet};
 pub use observer::{ItemId, ItemTrace, NodeTraffic, Observer, Reception};

@@ -316,6 +316,10 @@ impl Simulation {
             self.apply_fault(&fault);
             return true;
         }
+        // One wakeup of node n runs the drive loop once:
+        // 1. feed every datagram for it at this instant (take -> deliver),
+        // 2.-5. fire the deadline, drain transmits, drain events, and ask for
+        //    the next deadline (run_node).
         let n = lane as usize - 1;
         let mut wake = self.take(n, first);
         while let Some(e) = self.queue.peek() {
@@ -437,12 +441,16 @@ impl Simulation {
         let Some(node) = slot.node.as_mut() else {
             return;
         };
+        // 2. fire the deadline
         if fire && node.poll_timeout().is_some_and(|at| at <= now) {
             node.handle_timeout(now);
             self.drain_events(n, None);
         }
+        // 3. drain transmits (into the network)
         self.drain_transmits(n);
+        // 4. drain events (into the observer, the trace and the log)
         self.drain_events(n, None);
+        // 5. ask for the next deadline (one timer entry on the timeline)
         self.schedule_timer(n);
     }
 

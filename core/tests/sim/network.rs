@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use gossip_core::sim::{Fault, ItemId, Latency, LinkRule, NetworkParams, NodeSet, Simulation};
+use gossip_core::sim::{
+    seeds_or_env, Fault, ItemId, Latency, LinkRule, NetworkParams, NodeSet, ReplayGuard, Simulation,
+};
 use gossip_core::Instant;
 
 use super::{at, config, ensure, run_checked, run_until_converged};
@@ -29,7 +31,10 @@ fn assert_accounted(sim: &Simulation) {
 
 #[test]
 fn a_link_rule_sets_the_latency_of_one_direction() {
-    let mut sim = Simulation::builder(1, 2)
+    const TEST: &str = "network::a_link_rule_sets_the_latency_of_one_direction";
+    let seed = seeds_or_env([1])[0];
+    let _replay = ReplayGuard::new(seed, TEST);
+    let mut sim = Simulation::builder(seed, 2)
         .config(config())
         .network(NetworkParams {
             latency: Latency::Fixed(Duration::from_millis(1)),
@@ -71,7 +76,9 @@ fn a_link_rule_sets_the_latency_of_one_direction() {
 #[test]
 fn duplicated_reordered_and_lost_datagrams_are_counted_and_harmless() {
     const TEST: &str = "network::duplicated_reordered_and_lost_datagrams_are_counted_and_harmless";
-    let mut sim = Simulation::builder(0xd0b1e, 8)
+    let seed = seeds_or_env([0xd0b1e])[0];
+    let _replay = ReplayGuard::new(seed, TEST);
+    let mut sim = Simulation::builder(seed, 8)
         .config(config())
         .network(NetworkParams {
             latency: Latency::Uniform {
@@ -119,7 +126,9 @@ fn duplicated_reordered_and_lost_datagrams_are_counted_and_harmless() {
 fn a_paused_node_buffers_what_fits_its_receive_buffer_and_drops_the_rest() {
     const TEST: &str =
         "network::a_paused_node_buffers_what_fits_its_receive_buffer_and_drops_the_rest";
-    let mut sim = Simulation::builder(0xb0ff, 6)
+    let seed = seeds_or_env([0xb0ff])[0];
+    let _replay = ReplayGuard::new(seed, TEST);
+    let mut sim = Simulation::builder(seed, 6)
         .config(config())
         .network(NetworkParams::LAN)
         .receive_buffer(300)

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use gossip_core::rng::Rng;
 use gossip_core::sim::{
-    seeds_or_env, Failure, Fault, FaultSpace, LinkRule, NodeSet, Simulation, Timing, Violation,
+    seeds_or_env, Failure, Fault, FaultSpace, LinkRule, NodeSet, ReplayGuard, Simulation, Timing,
+    Violation,
 };
 
 use super::{at, config};
@@ -118,6 +119,7 @@ fn chaos_run(seed: u64, timing: Timing, test: &str) {
 fn seed_sweep_keeps_invariants_and_converges_after_repair_with_timers() {
     const TEST: &str = "sweep::seed_sweep_keeps_invariants_and_converges_after_repair_with_timers";
     for seed in seeds_or_env(0x5eed_0000..0x5eed_0000 + 170) {
+        let _replay = ReplayGuard::new(seed, TEST);
         chaos_run(seed, Timing::Timers, TEST);
     }
 }
@@ -126,6 +128,7 @@ fn seed_sweep_keeps_invariants_and_converges_after_repair_with_timers() {
 fn seed_sweep_keeps_invariants_and_converges_after_repair_in_lockstep() {
     const TEST: &str = "sweep::seed_sweep_keeps_invariants_and_converges_after_repair_in_lockstep";
     for seed in seeds_or_env(0x10c5_0000..0x10c5_0000 + 20) {
+        let _replay = ReplayGuard::new(seed, TEST);
         chaos_run(
             seed,
             Timing::Lockstep {
