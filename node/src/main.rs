@@ -29,6 +29,10 @@ struct Args {
     /// Nodes to run in this process, on consecutive ports.
     #[arg(long, value_name = "N", default_value_t = 1)]
     nodes: usize,
+    /// Spread the nodes over this many consecutive IPv4 addresses from
+    /// --bind's (127.0.0.1, 127.0.0.2, ... on loopback), then over ports.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    ips: usize,
     /// Address to MEET at start (repeatable). Without any, nodes 1.. meet node 0.
     #[arg(long = "seed", value_name = "ADDR")]
     seeds: Vec<SocketAddr>,
@@ -79,13 +83,15 @@ fn run(args: Args) -> Result<()> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
-    let port = args.bind.port();
-    if port != 0 && usize::from(port) + args.nodes - 1 > usize::from(u16::MAX) {
+    let Some(binds) = RuntimeConfig::spread(args.bind.ip(), args.bind.port(), args.nodes, args.ips)
+    else {
         bail!(
-            "--nodes {} from port {port} runs past port 65535",
-            args.nodes
+            "--nodes {} over --ips {} from {} runs out of addresses or ports (or spreads IPv6)",
+            args.nodes,
+            args.ips,
+            args.bind
         );
-    }
+    };
     let Some(profile) = Profile::from_name(&args.profile) else {
         bail!("unknown profile {:?} (known: redis)", args.profile);
     };
@@ -117,7 +123,7 @@ fn run(args: Args) -> Result<()> {
         threads: args.threads,
         pin: args.pin,
         node,
-        binds: RuntimeConfig::consecutive(args.bind.ip(), port, args.nodes),
+        binds,
         seeds: args.seeds.clone(),
         rng_seed,
         socket_buffer_bytes: args.socket_buffer,
@@ -131,10 +137,9 @@ fn run(args: Args) -> Result<()> {
         "gossip-node: {} node(s) on {}{}, {} I/O thread(s), datapath {}",
         addrs.len(),
         addrs[0],
-        if addrs.len() > 1 {
-            format!("..{}", addrs[addrs.len() - 1])
-        } else {
-            String::new()
+        match addrs.len() {
+            1 => String::new(),
+            n => format!(" to {}", addrs[n - 1]),
         },
         runtime.threads(),
         runtime.datapath(),

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -44,17 +44,46 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// `n` nodes on `ip`, ports from `first_port` up (0: kernel-chosen ports).
-    pub fn consecutive(ip: std::net::IpAddr, first_port: u16, n: usize) -> Vec<SocketAddr> {
-        (0..n)
-            .map(|i| {
-                let port = if first_port == 0 {
-                    0
-                } else {
-                    first_port.saturating_add(i as u16)
-                };
-                SocketAddr::new(ip, port)
-            })
-            .collect()
+    pub fn consecutive(ip: IpAddr, first_port: u16, n: usize) -> Vec<SocketAddr> {
+        Self::spread(ip, first_port, n, 1).unwrap_or_default()
+    }
+
+    /// `n` nodes over `ips` consecutive IPv4 addresses from `ip` (127.0.0.1,
+    /// 127.0.0.2, ... on loopback, where all of 127.0.0.0/8 is local): node i
+    /// gets address `ip + i % ips` and port `first_port + i / ips`. Spreading
+    /// makes nodes look like separate hosts and keeps port ranges short.
+    ///
+    /// `None` when the addresses or ports run out (or `ips` > 1 on IPv6).
+    pub fn spread(ip: IpAddr, first_port: u16, n: usize, ips: usize) -> Option<Vec<SocketAddr>> {
+        let ips = ips.max(1);
+        let ports = n.div_ceil(ips);
+        if first_port != 0
+            && usize::from(first_port) + ports.saturating_sub(1) > usize::from(u16::MAX)
+        {
+            return None;
+        }
+        let base = match ip {
+            IpAddr::V4(v4) => u32::from(v4),
+            IpAddr::V6(_) if ips == 1 => 0,
+            IpAddr::V6(_) => return None,
+        };
+        base.checked_add(u32::try_from(ips - 1).ok()?)?;
+        Some(
+            (0..n)
+                .map(|i| {
+                    let port = if first_port == 0 {
+                        0
+                    } else {
+                        first_port + (i / ips) as u16
+                    };
+                    let ip = match ip {
+                        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(base + (i % ips) as u32)),
+                        v6 => v6,
+                    };
+                    SocketAddr::new(ip, port)
+                })
+                .collect(),
+        )
     }
 }
 
@@ -425,4 +454,31 @@ pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     let _ = socket.set_send_buffer_size(buffer);
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_spread_over_addresses_then_ports() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let addrs = RuntimeConfig::spread(ip, 7000, 5, 2).unwrap();
+        let want = [
+            "127.0.0.1:7000",
+            "127.0.0.2:7000",
+            "127.0.0.1:7001",
+            "127.0.0.2:7001",
+            "127.0.0.1:7002",
+        ];
+        assert_eq!(addrs, want.map(|a| a.parse::<SocketAddr>().unwrap()));
+        assert_eq!(RuntimeConfig::consecutive(ip, 65_535, 1).len(), 1);
+        assert!(
+            RuntimeConfig::spread(ip, 65_535, 2, 1).is_none(),
+            "past the last port"
+        );
+        assert!(RuntimeConfig::spread("255.255.255.255".parse().unwrap(), 1, 2, 2).is_none());
+        assert!(RuntimeConfig::spread("::1".parse().unwrap(), 1, 2, 2).is_none());
+        assert_eq!(RuntimeConfig::consecutive(ip, 0, 3)[2].port(), 0);
+    }
 }

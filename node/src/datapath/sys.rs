@@ -78,4 +78,14 @@ mod tests {
         assert!(process_cpu_time() >= thread_cpu_time());
         assert!(max_rss_bytes() > 0);
     }
+
+    #[test]
+    fn a_thread_pins_to_an_existing_cpu_and_not_to_a_missing_one() {
+        let ok = std::thread::spawn(|| pin_current_thread(0)).join().unwrap();
+        assert!(ok.is_ok(), "{ok:?}");
+        let missing = std::thread::spawn(|| pin_current_thread(100_000))
+            .join()
+            .unwrap();
+        assert!(missing.is_err());
+    }
 }
