@@ -7,6 +7,7 @@
 //! into counters, the next deadline into the heap), then one `poll` hands every
 //! queued datagram to the kernel and waits for input or the earliest deadline.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +80,8 @@ pub struct Host {
     retired: Stats,
     scan_cursor: usize,
     next_publish: Instant,
+    /// Nodes waiting for their start time, in order.
+    pending: VecDeque<(Instant, NodeSpec)>,
 }
 
 impl std::fmt::Debug for Host {
@@ -112,7 +115,28 @@ impl Host {
             retired: Stats::default(),
             scan_cursor: 0,
             next_publish: Instant::ZERO,
+            pending: VecDeque::new(),
         }
+    }
+
+    /// Starts a node at `at` (now if it has passed). Nodes start in the order
+    /// given, so host indices follow it; a node not started yet has no index
+    /// in [`node`](Host::node) until it starts.
+    ///
+    /// # Errors
+    /// When the datapath refuses the socket of a node started at once (a
+    /// later start that fails is counted as a dropped node instead).
+    pub fn add_node_at(&mut self, spec: NodeSpec, at: Instant) -> io::Result<()> {
+        if self.pending.is_empty() && at <= self.clock.now() {
+            return self.add_node(spec).map(drop);
+        }
+        self.pending.push_back((at, spec));
+        Ok(())
+    }
+
+    /// Nodes waiting for their start time.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Starts a node on its socket; returns its index on this host.
@@ -224,6 +248,13 @@ impl Host {
     pub fn turn(&mut self) -> io::Result<()> {
         let now = self.clock.now();
         self.own.loop_iterations += 1;
+        while self.pending.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, spec)) = self.pending.pop_front() {
+                if self.add_node(spec).is_err() {
+                    self.own.nodes_failed += 1;
+                }
+            }
+        }
         while let Some((index, at)) = self.timers.pop_due(now) {
             self.count_lateness(now.as_micros().saturating_sub(at.as_micros()));
             if let Some(node) = self.nodes[index as usize].node.as_mut() {
@@ -249,7 +280,11 @@ impl Host {
             self.next_publish = now + PUBLISH_EVERY;
         }
         // Nodes still dirty (out of send buffers) want another turn at once.
-        let timeout = match (self.dirty.is_empty(), self.timers.earliest()) {
+        let next = match (self.timers.earliest(), self.pending.front()) {
+            (Some(t), Some((p, _))) => Some(t.min(*p)),
+            (t, p) => t.or(p.map(|(p, _)| *p)),
+        };
+        let timeout = match (self.dirty.is_empty(), next) {
             (false, _) => Duration::ZERO,
             (true, Some(at)) => (at - now).min(MAX_WAIT),
             (true, None) => MAX_WAIT,

@@ -60,6 +60,9 @@ struct Args {
     /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
+    /// Start the nodes over this many seconds instead of all at once.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    ramp: f64,
     /// Seed for node ids and random choices (default: random).
     #[arg(long, value_name = "U64")]
     rng_seed: Option<u64>,
@@ -108,6 +111,9 @@ fn run(args: Args) -> Result<()> {
             bail!("--duration must be a positive number of seconds");
         }
     }
+    if !(args.ramp.is_finite() && args.ramp >= 0.0) {
+        bail!("--ramp must be zero or a positive number of seconds");
+    }
     let metrics_listener = match args.metrics {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -126,6 +132,7 @@ fn run(args: Args) -> Result<()> {
         binds,
         seeds: args.seeds.clone(),
         rng_seed,
+        ramp: Duration::from_secs_f64(args.ramp),
         socket_buffer_bytes: args.socket_buffer,
     })?;
     let stop = runtime.stop_flag();

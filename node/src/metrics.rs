@@ -59,6 +59,8 @@ pub struct Snapshot {
     pub stats: Stats,
     /// Nodes running.
     pub nodes: u64,
+    /// Nodes whose delayed start failed (the datapath refused the socket).
+    pub nodes_failed: u64,
     /// Peers by state (`PEER_STATES` order), summed over running nodes.
     pub peers: [u64; 4],
     /// Events by kind (`EVENT_KINDS` order).
@@ -105,6 +107,7 @@ impl Snapshot {
         f(&mut s.ticks);
         f(&mut s.late_ticks);
         f(&mut self.nodes);
+        f(&mut self.nodes_failed);
         self.peers.iter_mut().for_each(&mut f);
         self.events.iter_mut().for_each(&mut f);
         f(&mut self.timers_fired);
@@ -313,6 +316,13 @@ impl MetricsSource {
         sample(w, "gossip_late_ticks_total", &[], s.stats.late_ticks);
         family(w, "gossip_nodes", "gauge", "Nodes running.");
         sample(w, "gossip_nodes", &[], s.nodes);
+        family(
+            w,
+            "gossip_nodes_failed_total",
+            "counter",
+            "Nodes whose delayed start failed.",
+        );
+        sample(w, "gossip_nodes_failed_total", &[], s.nodes_failed);
         family(
             w,
             "gossip_peers",

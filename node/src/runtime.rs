@@ -37,6 +37,10 @@ pub struct RuntimeConfig {
     pub seeds: Vec<SocketAddr>,
     /// Seed for node ids and PRNG seeds (same seed, same ids).
     pub rng_seed: u64,
+    /// Start the nodes over this long (node i at i/n of it) instead of all at
+    /// once: a thousand simultaneous joins are a handshake storm that a
+    /// real cluster, whose nodes join over time, never sees.
+    pub ramp: Duration,
     /// SO_RCVBUF and SO_SNDBUF per socket, bytes. Bigger absorbs bursts (a FAIL
     /// broadcast, a join storm) at the cost of kernel memory per node.
     pub socket_buffer_bytes: usize,
@@ -97,6 +101,7 @@ impl Default for RuntimeConfig {
             binds: Vec::new(),
             seeds: Vec::new(),
             rng_seed: 0x5eed,
+            ramp: Duration::ZERO,
             socket_buffer_bytes: 256 * 1024,
         }
     }
@@ -275,6 +280,7 @@ impl Runtime {
             let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
             let stop = stop.clone();
             let node_config = config.node.clone();
+            let (ramp, start) = (config.ramp, clock.now());
             let handle = std::thread::Builder::new()
                 .name(format!("gossip-io-{t}"))
                 .spawn(move || -> io::Result<()> {
@@ -294,7 +300,8 @@ impl Runtime {
                     };
                     let mut host = Host::new(dp, clock, node_config, metrics);
                     for spec in chunk {
-                        if let Err(source) = host.add_node(spec) {
+                        let offset = ramp.mul_f64(spec.global as f64 / n as f64);
+                        if let Err(source) = host.add_node_at(spec, start + offset) {
                             let _ = ready_tx.send(Err(NodeError::Datapath { kind, source }));
                             return Ok(());
                         }

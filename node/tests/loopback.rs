@@ -261,3 +261,36 @@ fn auto_falls_back_to_mmsg_and_says_so_when_the_probe_fails() {
         .contains("gossip_datapath_info{datapath=\"mmsg\"} 1"));
     rt.shutdown().unwrap();
 }
+
+#[test]
+fn nodes_started_over_a_ramp_join_as_they_start() {
+    let n = 6;
+    let config = RuntimeConfig {
+        datapath: DatapathChoice::Mmsg,
+        threads: 2,
+        node: Config::builder()
+            .node_timeout(NODE_TIMEOUT)
+            .build()
+            .expect("valid config"),
+        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, n),
+        ramp: Duration::from_secs(2),
+        ..RuntimeConfig::default()
+    };
+    let rt = Runtime::start(config).expect("runtime starts");
+    // The last node starts 5/6 of the ramp in; right away it is not running.
+    assert!(
+        rt.with_node(n - 1, |_| ()).is_none(),
+        "the last node started early"
+    );
+    assert!(
+        rt.with_node(0, |_| ()).is_some(),
+        "the first node starts at once"
+    );
+    let all: Vec<usize> = (0..n).collect();
+    assert!(
+        eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all)),
+        "no convergence"
+    );
+    assert_eq!(rt.metrics().total().nodes_failed, 0);
+    rt.shutdown().unwrap();
+}
