@@ -81,7 +81,7 @@ impl SimBuilder {
 
     /// Receive buffer of a paused node, in payload bytes: what arrives while it
     /// is paused waits here until it resumes, and what does not fit is dropped
-    /// (counted in [`NetStats::overflowed`]), as a stopped process's socket
+    /// (counted in [`NetStats::overflowed`](super::NetStats::overflowed)), as a stopped process's socket
     /// does. Default 212,992 (Linux's `net.core.rmem_default`).
     pub fn receive_buffer(mut self, bytes: usize) -> Self {
         self.receive_buffer = bytes;
