@@ -60,6 +60,9 @@ struct Hosted {
     dirty: bool,
     /// Peers by state at the last scan (`PEER_STATES` order).
     peers: [u64; 4],
+    /// Failure reports held and peer-table heap bytes at the last scan.
+    reports: u64,
+    table_bytes: u64,
 }
 
 /// The nodes of one I/O thread and the loop that drives them.
@@ -167,6 +170,8 @@ impl Host {
             global: spec.global,
             dirty: false,
             peers: [0; 4],
+            reports: 0,
+            table_bytes: 0,
         });
         self.mark_dirty(index as u32);
         Ok(index)
@@ -183,6 +188,8 @@ impl Host {
         };
         add_stats(&mut self.retired, node.stats());
         h.peers = [0; 4];
+        h.reports = 0;
+        h.table_bytes = 0;
         let _ = self.dp.deregister(h.socket);
         if let Some(slot) = self.by_socket.get_mut(h.socket) {
             *slot = NO_NODE;
@@ -380,10 +387,14 @@ impl Host {
         snap.nodes = running;
         self.scan_peers();
         snap.peers = [0; 4];
+        snap.failure_reports = 0;
+        snap.peer_table_bytes = 0;
         for h in &self.nodes {
             for (total, n) in snap.peers.iter_mut().zip(h.peers) {
                 *total += n;
             }
+            snap.failure_reports += h.reports;
+            snap.peer_table_bytes += h.table_bytes;
         }
         snap.datapath = *self.dp.counters();
         snap.cpu_us = sys::thread_cpu_time().as_micros() as u64;
@@ -407,6 +418,8 @@ impl Host {
                 counts[state_index(p.state())] += 1;
             }
             h.peers = counts;
+            h.reports = node.peers().report_count() as u64;
+            h.table_bytes = node.peers().memory_bytes() as u64;
             budget = budget.saturating_sub(node.peers().len().max(1));
             if budget == 0 {
                 break;

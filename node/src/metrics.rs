@@ -63,6 +63,10 @@ pub struct Snapshot {
     pub nodes_failed: u64,
     /// Peers by state (`PEER_STATES` order), summed over running nodes.
     pub peers: [u64; 4],
+    /// Failure reports held, summed over running nodes.
+    pub failure_reports: u64,
+    /// Heap bytes of the running nodes' peer tables (reports included).
+    pub peer_table_bytes: u64,
     /// Events by kind (`EVENT_KINDS` order).
     pub events: [u64; 9],
     /// Timers fired.
@@ -109,6 +113,8 @@ impl Snapshot {
         f(&mut self.nodes);
         f(&mut self.nodes_failed);
         self.peers.iter_mut().for_each(&mut f);
+        f(&mut self.failure_reports);
+        f(&mut self.peer_table_bytes);
         self.events.iter_mut().for_each(&mut f);
         f(&mut self.timers_fired);
         f(&mut self.timers_late);
