@@ -340,6 +340,20 @@ impl MetricsSource {
         }
         family(
             w,
+            "gossip_failure_reports",
+            "gauge",
+            "Failure reports held, summed over the running nodes.",
+        );
+        sample(w, "gossip_failure_reports", &[], s.failure_reports);
+        family(
+            w,
+            "gossip_peer_table_bytes",
+            "gauge",
+            "Heap bytes of the running nodes' peer tables.",
+        );
+        sample(w, "gossip_peer_table_bytes", &[], s.peer_table_bytes);
+        family(
+            w,
             "gossip_events_total",
             "counter",
             "Events reported by the nodes, by kind.",
@@ -672,6 +686,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("gossip_peers{state=\"fail\"} 2\n"));
+        assert!(text.contains("gossip_failure_reports 0\n"));
         assert!(text.contains("gossip_datapath_info{datapath=\"mmsg\"} 1\n"));
         assert!(text.contains("gossip_timer_lateness_seconds_bucket{le=\"+Inf\"} 0\n"));
     }
