@@ -100,5 +100,10 @@ fn report(sim: &Simulation, nodes: usize, seconds: u64, elapsed: Duration, track
             last.0, last.1
         );
     }
+    println!(
+        "datagram buffers: {} ({:.1} MB) at the high water",
+        sim.packet_buffers(),
+        sim.packet_buffer_bytes() as f64 / 1e6
+    );
     println!("trace hash {:#018x}", sim.trace_hash());
 }

@@ -185,11 +185,21 @@ struct Packet {
     buf: Box<[u8]>,
 }
 
-/// Buffer sizes are powers of two from 2^MIN_SHIFT bytes up.
+/// Buffer sizes: 64 B, 96 B, 128 B, 192 B, ... (two classes an octave, so a
+/// 1,400-byte datagram takes 1,536 bytes, not 2,048), up to 64 KiB.
 const MIN_SHIFT: u32 = 6;
-const CLASSES: usize = 11; // 64 B ..= 64 KiB, which holds any UDP payload
+const CLASSES: usize = 21;
 
-/// In-flight datagrams in reusable buffers of power-of-two sizes. A node
+/// Bytes of class `c`.
+const fn class_size(c: usize) -> usize {
+    let base = 1usize << (MIN_SHIFT as usize + c / 2);
+    match c % 2 {
+        0 => base,
+        _ => base + base / 2,
+    }
+}
+
+/// In-flight datagrams in reusable buffers of a few sizes. A node
 /// encodes into a buffer of the largest size; a datagram that would fit a
 /// smaller class is copied into one and the large buffer reused at once, so a
 /// burst of bare 26-byte MEETs costs 64 bytes each, not a whole MTU, and a full
@@ -285,7 +295,7 @@ impl Packets {
         if let Some(i) = self.free[class].pop() {
             return i;
         }
-        let size = (1usize << (class as u32 + MIN_SHIFT)).max(len);
+        let size = class_size(class).max(len);
         self.slots.push(Packet {
             from: 0,
             len: 0,
@@ -303,7 +313,12 @@ fn class_of(len: usize) -> usize {
         .next_power_of_two()
         .trailing_zeros()
         .max(MIN_SHIFT);
-    ((shift - MIN_SHIFT) as usize).min(CLASSES - 1)
+    let mut c = 2 * (shift - MIN_SHIFT) as usize;
+    // The half-step below 2^shift, 1.5 × 2^(shift - 1), may already hold it.
+    if c > 0 && len <= class_size(c - 1) {
+        c -= 1;
+    }
+    c.min(CLASSES - 1)
 }
 
 /// Packets `i` and `j` (distinct), the first shared and the second mutable.
@@ -376,6 +391,18 @@ mod tests {
     }
 
     #[test]
+    fn every_length_gets_the_smallest_class_that_holds_it() {
+        assert_eq!(class_size(0), 64);
+        assert_eq!(class_size(1), 96);
+        assert_eq!(class_size(CLASSES - 1), 65_536);
+        for len in 1..=65_536 {
+            let c = class_of(len);
+            assert!(class_size(c) >= len, "{len} in {c}");
+            assert!(c == 0 || class_size(c - 1) < len, "{len} fits {}", c - 1);
+        }
+    }
+
+    #[test]
     fn duplicates_copy_bytes_and_buffers_are_reused_by_size() {
         let mut p = Packets::new(1400);
         let encode = |p: &mut Packets, bytes: &[u8]| {
@@ -389,14 +416,14 @@ mod tests {
         assert_eq!(p.from(b), 7);
         let c = encode(&mut p, &[9; 1400]);
         assert_eq!(p.bytes(c), &[9; 1400][..]);
-        // One 2 KiB buffer (reused for both encodes) and two 64-byte ones.
-        assert_eq!(p.capacity_bytes(), 2048 + 64 + 64);
+        // One 1.5 KiB buffer (reused for both encodes) and two 64-byte ones.
+        assert_eq!(p.capacity_bytes(), 1536 + 64 + 64);
         for i in [a, b, c] {
             p.release(i);
         }
         encode(&mut p, &[1; 60]);
         encode(&mut p, &[2; 1]);
-        encode(&mut p, &[3; 1025]);
+        encode(&mut p, &[3; 1400]);
         assert_eq!(p.capacity(), 3, "same classes again: no new buffers");
     }
 }
