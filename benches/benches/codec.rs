@@ -22,6 +22,7 @@ fn codec(c: &mut Criterion) {
                 match m.body {
                     Body::Section(s) => s.iter().map(|e| e.id.0).fold(0, u64::wrapping_add),
                     Body::Fail { id, .. } => id.0,
+                    _ => 0,
                 }
             });
         });

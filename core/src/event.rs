@@ -58,6 +58,19 @@ pub enum Event {
         /// The endpoint met.
         endpoint: Endpoint,
     },
+    /// This node learned a published update for the first time (a rumor, a
+    /// PUSH): its store took `(key, version, origin)` as news. Emitted once per
+    /// update per node, so observers time first receptions by it.
+    UpdateReceived {
+        /// The node that published it.
+        origin: NodeId,
+        /// The key's id ([`crate::wire::key_id`]).
+        key: u64,
+        /// Its version.
+        version: u64,
+        /// The peer whose datagram carried it.
+        from: NodeId,
+    },
 }
 
 /// Datagrams and bytes (UDP payload) of one message type.
@@ -115,6 +128,48 @@ pub struct Stats {
     pub ticks: u64,
     /// Ticks that ran more than one tick period after their deadline.
     pub late_ticks: u64,
+    /// Epidemic dissemination counters.
+    pub data: DataStats,
+}
+
+/// Counters of a node's epidemic dissemination (all zero while it is off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataStats {
+    /// Local writes (`Node::publish`).
+    pub published: u64,
+    /// Entries received (in PUSH messages and rumor blocks).
+    pub entries_received: u64,
+    /// Entries received that were news here (each also an `UpdateReceived`).
+    pub updates_received: u64,
+    /// Entries received that this node held already, or held newer.
+    pub entries_known: u64,
+    /// Entries received that a store cap refused.
+    pub entries_rejected: u64,
+    /// Entries sent in PUSH messages (anti-entropy).
+    pub entries_sent: u64,
+    /// Hot rumors carried to a peer (one per rumor per message).
+    pub rumors_sent: u64,
+    /// Rumor blocks that rode a PING or PONG instead of a datagram of their own.
+    pub rumor_blocks_piggybacked: u64,
+    /// Acks sent.
+    pub acks_sent: u64,
+    /// Acks received.
+    pub acks_received: u64,
+    /// Anti-entropy exchanges opened.
+    pub exchanges: u64,
+    /// Digest datagrams sent.
+    pub digests_sent: u64,
+    /// Keys requested in PULL messages.
+    pub keys_requested: u64,
+    /// Data messages or rumor blocks from a node that is not a member here (in
+    /// handshake), dropped. Unknown senders count in `Drops::unknown_sender`.
+    pub from_non_member: u64,
+    /// Data messages or rumor blocks received while dissemination is off, dropped.
+    pub disabled: u64,
+    /// Data datagrams dropped because `Config::data_queue` were waiting.
+    pub data_queue_full: u64,
+    /// Acks dropped because 4 × `Config::data_queue` were pending.
+    pub ack_queue_full: u64,
 }
 
 impl Stats {

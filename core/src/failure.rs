@@ -49,7 +49,10 @@ impl Node {
         self.set_state(i, PeerState::Fail);
         let p = self.peers.get(i);
         let (id, incarnation) = (p.id, p.incarnation);
-        self.emit(Event::PeerFail { id, by_quorum: true });
+        self.emit(Event::PeerFail {
+            id,
+            by_quorum: true,
+        });
         self.broadcast_fail(id, incarnation);
     }
 
@@ -67,6 +70,7 @@ impl Node {
                 bare: true,
                 about: id,
                 about_incarnation: incarnation,
+                rumor: 0,
             });
         }
     }
@@ -82,6 +86,9 @@ impl Node {
             return;
         }
         self.set_state(i, PeerState::Fail);
-        self.emit(Event::PeerFail { id, by_quorum: false });
+        self.emit(Event::PeerFail {
+            id,
+            by_quorum: false,
+        });
     }
 }

@@ -44,6 +44,7 @@
 
 extern crate alloc;
 
+mod dissemination;
 pub mod epidemic;
 pub mod event;
 mod failure;
@@ -58,10 +59,14 @@ pub mod sim;
 pub mod time;
 pub mod wire;
 
-pub use event::{Drops, Event, Stats, Traffic};
+pub use dissemination::PublishError;
+pub use epidemic::data::Stamp;
+pub use event::{DataStats, Drops, Event, Stats, Traffic};
 pub use ids::{Endpoint, Incarnation, NodeId};
 pub use membership::BARE_LEN;
 pub use node::{Identity, MeetError, Node, Transmit};
 pub use peers::{Peer, PeerState, PeerTable};
-pub use profile::{Config, ConfigBuilder, ConfigError, Profile, Quorum, SectionPolicy};
+pub use profile::{
+    Config, ConfigBuilder, ConfigError, Dissemination, Profile, Quorum, SectionPolicy,
+};
 pub use time::Instant;

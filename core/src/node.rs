@@ -3,13 +3,14 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use crate::dissemination::Epidemic;
 use crate::event::{Event, Stats};
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::peers::{PeerState, PeerTable, NO_PING};
 use crate::profile::Config;
 use crate::rng::Rng;
 use crate::time::Instant;
-use crate::wire::{self, Body, DecodeError, Header, MessageType};
+use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
 
 /// Who a node is: its id, its incarnation, and the slot it answers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,17 @@ pub(crate) struct Outgoing {
     /// FAIL only: the failed node.
     pub(crate) about: NodeId,
     pub(crate) about_incarnation: Incarnation,
+    /// PING, PONG, RUMOR: what the rumor block carries besides pending acks
+    /// (`dissemination::OUT_*` bits); 0 on every other message.
+    pub(crate) rumor: u8,
+}
+
+/// Why a queued message produced no datagram.
+pub(crate) enum Skip {
+    /// It did not fit the caller's buffer (counted).
+    TooSmall,
+    /// It had nothing left to say (a RUMOR whose acks went out earlier).
+    Nothing,
 }
 
 /// An outstanding `meet`: until the node at `endpoint` answers, and then until
@@ -105,6 +117,8 @@ pub struct Node {
     pub(crate) stats: Stats,
     /// Scratch for section building: indices already chosen.
     pub(crate) chosen: Vec<u32>,
+    /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
+    pub(crate) epidemic: Epidemic,
 }
 
 impl Node {
@@ -127,6 +141,9 @@ impl Node {
             next_tick: Instant::from_micros(now.as_micros() + phase),
             stats: Stats::default(),
             chosen: Vec::new(),
+            // Its own generator, from the seed but not from `rng`: turning
+            // dissemination on leaves membership's random choices unchanged.
+            epidemic: Epidemic::new(&config, seed, now),
             config,
         }
     }
@@ -225,7 +242,7 @@ impl Node {
         }
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
-            Some(i) => self.handle_known(now, i, from, &h, msg.body),
+            Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
             None => self.handle_unknown(now, from, &h),
         }
         Ok(())
@@ -246,7 +263,10 @@ impl Node {
             self.next_tick = self.next_tick + tick;
         }
         self.stats.ticks += 1;
+        // Messages the cron queues from here on may carry rumors.
+        let mark = self.transmits.len();
         self.cron(now);
+        self.epidemic_round(now, mark);
     }
 
     /// When `handle_timeout` wants to be called next.
@@ -261,7 +281,7 @@ impl Node {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(out) = self.transmits.pop_front() {
             match self.encode(now, &out, buf) {
-                Some(len) => {
+                Ok(len) => {
                     self.stats.sent[usize::from(out.kind.code())].add(len);
                     return Some(Transmit {
                         to: out.to,
@@ -269,7 +289,8 @@ impl Node {
                         kind: out.kind,
                     });
                 }
-                None => self.stats.drops.transmit_buffer_too_small += 1,
+                Err(Skip::TooSmall) => self.stats.drops.transmit_buffer_too_small += 1,
+                Err(Skip::Nothing) => {}
             }
         }
         None
@@ -285,7 +306,15 @@ impl Node {
         self.transmits.len()
     }
 
-    fn handle_known(&mut self, now: Instant, i: usize, from: Endpoint, h: &Header, body: Body<'_>) {
+    fn handle_known(
+        &mut self,
+        now: Instant,
+        i: usize,
+        from: Endpoint,
+        h: &Header,
+        body: Body<'_>,
+        rumors: Option<RumorBlock<'_>>,
+    ) {
         let p = self.peers.get_mut(i);
         if h.incarnation < p.incarnation {
             self.stats.drops.stale_incarnation += 1;
@@ -307,14 +336,27 @@ impl Node {
                     self.complete_handshake(now, i);
                 }
                 let bare = !self.peers.get(i).is_member();
-                self.queue(from, MessageType::Pong, bare);
+                // Acks and a pull's answer ride the PONG.
+                let rumor: u8 = match rumors {
+                    Some(block) => self.handle_rumor_block(now, i, from, block, true),
+                    None => 0,
+                };
+                self.queue_outgoing(Outgoing {
+                    rumor: if bare { 0 } else { rumor },
+                    ..Outgoing::new(from, MessageType::Pong, bare)
+                });
                 self.handle_section(now, i, section);
             }
             (MessageType::Pong, Body::Section(section)) => {
                 self.handle_pong(now, i);
                 self.answer_meet(now, i, from);
                 self.handle_section(now, i, section);
+                if let Some(block) = rumors {
+                    let rumor = self.handle_rumor_block(now, i, from, block, false);
+                    self.queue_rumor_reply(from, rumor);
+                }
             }
+            (kind, body) if kind.is_data() => self.handle_data(now, i, from, body),
             // Redis: a FAIL counts only from a known node (not one in handshake).
             (MessageType::Fail, Body::Fail { id, incarnation })
                 if self.peers.get(i).is_member() =>
@@ -362,6 +404,10 @@ impl Node {
                 }
             }
             MessageType::Fail => self.stats.drops.unknown_sender += 1,
+            // Data only from members: an unknown sender gets nothing back.
+            MessageType::Digest | MessageType::Push | MessageType::Pull | MessageType::Rumor => {
+                self.stats.drops.unknown_sender += 1
+            }
         }
     }
 
@@ -422,21 +468,17 @@ impl Node {
 
     /// Queues a message to `to`; counts a drop when the queue is full.
     pub(crate) fn queue(&mut self, to: Endpoint, kind: MessageType, bare: bool) {
-        self.queue_outgoing(Outgoing {
-            to,
-            kind,
-            bare,
-            about: NodeId(0),
-            about_incarnation: 0,
-        });
+        self.queue_outgoing(Outgoing::new(to, kind, bare));
     }
 
-    pub(crate) fn queue_outgoing(&mut self, out: Outgoing) {
+    /// Queues a message; returns false (and counts a drop) when the queue is full.
+    pub(crate) fn queue_outgoing(&mut self, out: Outgoing) -> bool {
         if self.transmits.len() >= self.config.transmit_queue() {
             self.stats.drops.transmit_queue_full += 1;
-            return;
+            return false;
         }
         self.transmits.push_back(out);
+        true
     }
 
     pub(crate) fn emit(&mut self, e: Event) {
@@ -447,7 +489,7 @@ impl Node {
         self.events.push_back(e);
     }
 
-    fn header(&self, kind: MessageType, to: Endpoint) -> Header {
+    pub(crate) fn header(&self, kind: MessageType, to: Endpoint) -> Header {
         Header {
             kind,
             flags: 0,
@@ -458,17 +500,42 @@ impl Node {
         }
     }
 
-    fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Option<usize> {
+    fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
         let header = self.header(out.kind, out.to);
-        if out.kind == MessageType::Fail {
-            return wire::encode_fail(buf, &header, out.about, out.about_incarnation).ok();
-        }
         let limit = buf.len().min(self.config.max_datagram());
         let buf = &mut buf[..limit];
-        let mut w = wire::SectionWriter::new(buf, &header).ok()?;
-        if !out.bare {
-            self.write_section(now, &mut w);
+        match out.kind {
+            MessageType::Fail => wire::encode_fail(buf, &header, out.about, out.about_incarnation)
+                .map_err(|_| Skip::TooSmall),
+            MessageType::Digest | MessageType::Push | MessageType::Pull => {
+                self.epidemic.take_datagram(buf).ok_or(Skip::TooSmall)
+            }
+            MessageType::Rumor => self.encode_rumor(out, buf, &header),
+            MessageType::Meet | MessageType::Ping | MessageType::Pong => {
+                let mut w = wire::SectionWriter::new(buf, &header).map_err(|_| Skip::TooSmall)?;
+                if out.bare {
+                    return Ok(w.finish());
+                }
+                self.write_section(now, &mut w);
+                match self.config.dissemination().rumors() && out.kind != MessageType::Meet {
+                    true => Ok(self.append_rumor_block(out, w)),
+                    false => Ok(w.finish()),
+                }
+            }
         }
-        Some(w.finish())
+    }
+}
+
+impl Outgoing {
+    /// A message with nothing but its type and destination.
+    pub(crate) fn new(to: Endpoint, kind: MessageType, bare: bool) -> Self {
+        Outgoing {
+            to,
+            kind,
+            bare,
+            about: NodeId(0),
+            about_incarnation: 0,
+            rumor: 0,
+        }
     }
 }

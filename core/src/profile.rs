@@ -3,6 +3,60 @@
 
 use core::time::Duration;
 
+use crate::epidemic::data::{StoreLimits, DIGEST_ITEM_OVERHEAD, ENTRY_OVERHEAD};
+use crate::epidemic::rumor::RumorConfig;
+use crate::epidemic::Direction;
+use crate::wire::{DIGEST_FIXED, HEADER_LEN, RUMOR_BLOCK_OVERHEAD};
+
+/// Which epidemic dissemination a node runs for published data (DESIGN §2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dissemination {
+    /// None: `publish` is refused, data messages are dropped and counted, and
+    /// the node costs nothing beyond membership (the Redis profile's default).
+    #[default]
+    Off,
+    /// Rumor mongering only (SIR): fast, cheap, may leave residue.
+    Rumor,
+    /// Anti-entropy only (SI): every update reaches everyone, at the cost of a
+    /// digest exchange every period.
+    AntiEntropy,
+    /// Rumor mongering with anti-entropy behind it to remove the residue.
+    Both,
+}
+
+impl Dissemination {
+    /// Whether hot rumors are spread.
+    pub fn rumors(self) -> bool {
+        matches!(self, Dissemination::Rumor | Dissemination::Both)
+    }
+
+    /// Whether anti-entropy exchanges run.
+    pub fn anti_entropy(self) -> bool {
+        matches!(self, Dissemination::AntiEntropy | Dissemination::Both)
+    }
+
+    /// Lower-case name, as used in scenarios and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dissemination::Off => "off",
+            Dissemination::Rumor => "rumor",
+            Dissemination::AntiEntropy => "anti-entropy",
+            Dissemination::Both => "both",
+        }
+    }
+
+    /// Parses [`Dissemination::name`]'s output.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "off" => Dissemination::Off,
+            "rumor" => Dissemination::Rumor,
+            "anti-entropy" => Dissemination::AntiEntropy,
+            "both" => Dissemination::Both,
+            _ => return None,
+        })
+    }
+}
+
 /// How many other nodes a PING, PONG or MEET describes.
 ///
 /// Redis 7 `clusterSendPing`: wanted = floor(N / 10), at least 3, at most N - 2,
@@ -124,6 +178,14 @@ pub struct Config {
     max_pending_meets: usize,
     transmit_queue: usize,
     event_queue: usize,
+    dissemination: Dissemination,
+    rumor: RumorConfig,
+    rumor_period: Duration,
+    anti_entropy_direction: Direction,
+    anti_entropy_period: Duration,
+    anti_entropy_chunks: u32,
+    store_limits: StoreLimits,
+    data_queue: usize,
 }
 
 impl Default for Config {
@@ -191,6 +253,33 @@ getters! {
     transmit_queue: usize,
     /// Event queue bound; beyond it events are dropped and counted.
     event_queue: usize,
+    /// Epidemic dissemination of published data (default off: the Redis
+    /// profile's bytes and costs are unchanged).
+    dissemination: Dissemination,
+    /// Rumor mongering: direction (push, pull, push-pull), `fanout` peers per
+    /// round (1 to 64), stop rule and its k, and the hot-rumor caps.
+    rumor: RumorConfig,
+    /// Time between rumor rounds (default 100 ms, one Redis tick). A round runs
+    /// at the first tick after the period, so below one tick means every tick.
+    /// Shorter spreads faster in wall time at the same traffic per round.
+    rumor_period: Duration,
+    /// Which way an anti-entropy exchange moves entries (default push-pull,
+    /// which converges fastest, Karp et al. 2000).
+    anti_entropy_direction: Direction,
+    /// Time between anti-entropy exchanges (default 1 s). Each costs at least
+    /// one digest datagram even when nothing differs; behind rumors, a slow
+    /// rate (seconds to minutes) is enough to remove the residue.
+    anti_entropy_period: Duration,
+    /// Digest datagrams per exchange, 1 to 64 (default 4): how much of a large
+    /// store one exchange compares; the walk resumes there next period.
+    anti_entropy_chunks: u32,
+    /// Caps on the data a node holds (entries, key and value lengths, bytes).
+    /// With dissemination on, the largest entry must fit one datagram.
+    store_limits: StoreLimits,
+    /// Most data datagrams (digests, pushes, pulls) waiting to be sent, at
+    /// least 1 (default 1,024); beyond it they are dropped and counted, and the
+    /// next exchange retries. Pending acks are bounded at 4 × this.
+    data_queue: usize,
 }
 
 /// Builds and validates a [`Config`].
@@ -233,6 +322,14 @@ impl ConfigBuilder {
                 max_pending_meets: 64,
                 transmit_queue: 1 << 18,
                 event_queue: 1 << 16,
+                dissemination: Dissemination::Off,
+                rumor: RumorConfig::default(),
+                rumor_period: Duration::from_millis(100),
+                anti_entropy_direction: Direction::PushPull,
+                anti_entropy_period: Duration::from_secs(1),
+                anti_entropy_chunks: 4,
+                store_limits: StoreLimits::default(),
+                data_queue: 1_024,
             },
             ping_interval_set: false,
             report_validity_set: false,
@@ -320,13 +417,64 @@ impl ConfigBuilder {
             return err("max_peers", "must be between 1 and 2^32 - 1");
         }
         if c.transmit_queue < c.max_peers.min(1 << 16) {
-            return err("transmit_queue", "must hold a broadcast to min(max_peers, 65536) peers");
+            return err(
+                "transmit_queue",
+                "must hold a broadcast to min(max_peers, 65536) peers",
+            );
         }
         if c.event_queue == 0 || c.max_pending_meets == 0 || c.max_failure_reports == 0 {
-            return err("event_queue", "queues and tables must hold at least one entry");
+            return err(
+                "event_queue",
+                "queues and tables must hold at least one entry",
+            );
         }
+        check_dissemination(&c)?;
         Ok(c)
     }
+}
+
+/// The epidemic fields: always in range; with dissemination on, every entry and
+/// digest the store can hold must also fit one datagram.
+fn check_dissemination(c: &Config) -> Result<(), ConfigError> {
+    let err = |field, problem| Err(ConfigError { field, problem });
+    c.rumor.validate()?;
+    c.store_limits.validate()?;
+    if c.rumor_period.is_zero() || c.rumor_period > Duration::from_secs(86_400) {
+        return err("rumor_period", "must be above zero and at most one day");
+    }
+    if c.anti_entropy_period.is_zero() || c.anti_entropy_period > Duration::from_secs(86_400) {
+        return err(
+            "anti_entropy_period",
+            "must be above zero and at most one day",
+        );
+    }
+    if !(1..=64).contains(&c.anti_entropy_chunks) {
+        return err("anti_entropy_chunks", "must be between 1 and 64");
+    }
+    if c.data_queue == 0 || c.data_queue > 1 << 20 {
+        return err("data_queue", "must be between 1 and 2^20");
+    }
+    if c.dissemination == Dissemination::Off {
+        return Ok(());
+    }
+    let l = &c.store_limits;
+    let rumor =
+        HEADER_LEN + RUMOR_BLOCK_OVERHEAD + ENTRY_OVERHEAD + l.max_key_len + l.max_value_len;
+    if rumor > c.max_datagram {
+        return err(
+            "store_limits.max_value_len",
+            "largest entry does not fit max_datagram",
+        );
+    }
+    // A digest carries its start and end keys and at least one item.
+    let digest = HEADER_LEN + DIGEST_FIXED + DIGEST_ITEM_OVERHEAD + 3 * l.max_key_len;
+    if digest > c.max_datagram {
+        return err(
+            "store_limits.max_key_len",
+            "a digest of the longest key does not fit max_datagram",
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -368,5 +516,33 @@ mod tests {
         assert_eq!(p.wanted(100), 10); // a tenth
         assert_eq!(p.wanted(1000), 100);
         assert_eq!(p.wanted(1), 0);
+    }
+
+    #[test]
+    fn dissemination_is_off_by_default_and_checked_against_the_datagram_when_on() {
+        let c = Config::default();
+        assert_eq!(c.dissemination(), Dissemination::Off);
+        // Off: a tiny datagram is still a valid Redis profile.
+        Config::builder().max_datagram(64).build().unwrap();
+        let e = Config::builder()
+            .max_datagram(600)
+            .dissemination(Dissemination::Rumor)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field, "store_limits.max_value_len");
+        let e = Config::builder()
+            .anti_entropy_chunks(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field, "anti_entropy_chunks");
+        for d in [
+            Dissemination::Off,
+            Dissemination::Rumor,
+            Dissemination::AntiEntropy,
+            Dissemination::Both,
+        ] {
+            assert_eq!(Dissemination::from_name(d.name()), Some(d));
+            Config::builder().dissemination(d).build().unwrap();
+        }
     }
 }

@@ -1,12 +1,17 @@
 //! Property tests for the wire codec: round trips, canonical encoding, total
 //! decoding, truncation, and a section writer that never overruns its buffer.
 
+use gossip_core::epidemic::data::EntryRef;
+use gossip_core::epidemic::Direction;
 use gossip_core::wire::{
-    self, Body, DecodeError, EntryFlags, GossipEntry, Header, Message, MessageType, SectionWriter,
-    ENTRY_LEN_V4, ENTRY_LEN_V6, FAIL_BODY_LEN, HEADER_LEN, MAX_DATAGRAM, NO_PING,
+    self, Ack, Body, DecodeError, DigestWriter, EntryFlags, GossipEntry, Header, Message,
+    MessageType, PullWriter, PushWriter, RumorWriter, SectionWriter, ACK_LEN, DIGEST_FIXED,
+    ENTRY_LEN_V4, ENTRY_LEN_V6, FAIL_BODY_LEN, FLAG_RUMORS, HEADER_LEN, MAX_DATAGRAM, NO_PING,
+    RUMOR_BLOCK_OVERHEAD,
 };
-use gossip_core::{Endpoint, Incarnation, NodeId};
+use gossip_core::{Endpoint, Incarnation, NodeId, Stamp};
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 // ---------------------------------------------------------------------------
@@ -72,24 +77,202 @@ fn header(kinds: &'static [MessageType]) -> impl Strategy<Value = Header> {
 
 const SECTION_KINDS: &[MessageType] = &[MessageType::Meet, MessageType::Ping, MessageType::Pong];
 
-/// Any valid message: a section message with up to 60 entries, or a FAIL.
+/// Any valid message: a section message with up to 60 entries (a PING or PONG
+/// possibly with a rumor block), a FAIL, or a data message.
 fn message() -> impl Strategy<Value = Owned> {
     prop_oneof![
         (header(SECTION_KINDS), prop::collection::vec(entry(), 0..60)).prop_map(
             |(header, entries)| Owned {
                 header,
                 entries,
-                fail: None
+                fail: None,
+                data: None,
             }
         ),
+        (
+            header(&[MessageType::Ping, MessageType::Pong]),
+            prop::collection::vec(entry(), 0..10),
+            block()
+        )
+            .prop_map(|(mut header, entries, b)| {
+                header.flags = FLAG_RUMORS;
+                Owned {
+                    header,
+                    entries,
+                    fail: None,
+                    data: Some(b),
+                }
+            }),
         (header(&[MessageType::Fail]), any::<u64>(), any::<u32>()).prop_map(|(header, id, inc)| {
             Owned {
                 header,
                 entries: Vec::new(),
                 fail: Some((NodeId(id), inc)),
+                data: None,
             }
         }),
+        (header(&[MessageType::Digest]), digest()).prop_map(|(header, d)| Owned::data(header, d)),
+        (
+            header(&[MessageType::Push]),
+            prop::collection::vec(data_entry(), 0..20)
+        )
+            .prop_map(|(header, es)| Owned::data(header, Data::Push(es))),
+        (
+            header(&[MessageType::Pull]),
+            prop::collection::vec(key(), 0..20)
+        )
+            .prop_map(|(header, ks)| Owned::data(header, Data::Pull(ks))),
+        (header(&[MessageType::Rumor]), block()).prop_map(|(header, b)| Owned::data(header, b)),
     ]
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 1..12)
+}
+
+fn stamp() -> impl Strategy<Value = Stamp> {
+    (any::<u64>(), any::<u64>()).prop_map(|(v, o)| Stamp::new(v, NodeId(o)))
+}
+
+fn data_entry() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Stamp)> {
+    (key(), prop::collection::vec(any::<u8>(), 0..24), stamp())
+}
+
+/// A well-formed digest: sorted distinct keys, a start at or below the first,
+/// an end (if any) above the last.
+fn digest() -> impl Strategy<Value = Data> {
+    (
+        proptest::sample::select(&[Direction::Push, Direction::Pull, Direction::PushPull][..]),
+        prop::collection::btree_set(key(), 0..20),
+        prop::collection::vec(stamp(), 20),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(direction, keys, stamps, from_first, bounded)| {
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let start = match (from_first, keys.first()) {
+                (true, Some(k)) => k[..k.len() / 2].to_vec(),
+                _ => Vec::new(),
+            };
+            let end = bounded.then(|| {
+                let mut e = keys.last().cloned().unwrap_or_else(|| start.clone());
+                e.push(0);
+                e
+            });
+            let items = keys.into_iter().zip(stamps).collect();
+            Data::Digest {
+                direction,
+                start,
+                end,
+                items,
+            }
+        })
+}
+
+/// A rumor block that says something.
+fn block() -> impl Strategy<Value = Data> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec(any::<(u64, bool)>(), 0..8),
+        prop::collection::vec(data_entry(), 0..6),
+    )
+        .prop_map(|(pull, ack_wanted, acks, entries)| Data::Rumor {
+            pull: pull || (acks.is_empty() && entries.is_empty()),
+            ack_wanted: ack_wanted && !entries.is_empty(),
+            acks: acks
+                .into_iter()
+                .map(|(id, knew)| Ack::new(id, knew))
+                .collect(),
+            entries,
+        })
+}
+
+/// The parts of a data message or a rumor block.
+#[derive(Clone, Debug, PartialEq)]
+enum Data {
+    Digest {
+        direction: Direction,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        items: Vec<(Vec<u8>, Stamp)>,
+    },
+    Push(Vec<(Vec<u8>, Vec<u8>, Stamp)>),
+    Pull(Vec<Vec<u8>>),
+    Rumor {
+        pull: bool,
+        ack_wanted: bool,
+        acks: Vec<Ack>,
+        entries: Vec<(Vec<u8>, Vec<u8>, Stamp)>,
+    },
+}
+
+fn entry_ref((k, v, s): &(Vec<u8>, Vec<u8>, Stamp)) -> EntryRef<'_> {
+    EntryRef {
+        key: k,
+        value: v,
+        stamp: *s,
+    }
+}
+
+fn owned_entry(e: EntryRef<'_>) -> (Vec<u8>, Vec<u8>, Stamp) {
+    (e.key.to_vec(), e.value.to_vec(), e.stamp)
+}
+
+fn block_of(b: &wire::RumorBlock<'_>) -> Data {
+    Data::Rumor {
+        pull: b.pull(),
+        ack_wanted: b.wants_ack(),
+        acks: b.acks().collect(),
+        entries: b.entries().iter().map(owned_entry).collect(),
+    }
+}
+
+impl Data {
+    fn encoded_len(&self) -> usize {
+        let entries = |es: &[(Vec<u8>, Vec<u8>, Stamp)]| {
+            es.iter().map(|e| 20 + e.0.len() + e.1.len()).sum::<usize>()
+        };
+        match self {
+            Data::Digest {
+                start, end, items, ..
+            } => {
+                DIGEST_FIXED
+                    + start.len()
+                    + end.as_ref().map_or(0, Vec::len)
+                    + items.iter().map(|(k, _)| 18 + k.len()).sum::<usize>()
+            }
+            Data::Push(es) => 2 + entries(es),
+            Data::Pull(ks) => 2 + ks.iter().map(|k| 2 + k.len()).sum::<usize>(),
+            Data::Rumor {
+                acks, entries: es, ..
+            } => RUMOR_BLOCK_OVERHEAD + acks.len() * ACK_LEN + entries(es),
+        }
+    }
+
+    fn write_block(&self, r: &mut RumorWriter<'_>) {
+        let Data::Rumor {
+            pull,
+            ack_wanted,
+            acks,
+            entries,
+        } = self
+        else {
+            panic!("not a rumor block")
+        };
+        r.set_pull(*pull);
+        r.set_ack_wanted(*ack_wanted);
+        for a in acks {
+            assert!(r.push_ack(*a));
+        }
+        for e in entries {
+            assert!(r.push_entry(&entry_ref(e)));
+        }
+    }
 }
 
 /// A message with its parts owned, for comparing against a decoded one.
@@ -98,47 +281,120 @@ struct Owned {
     header: Header,
     entries: Vec<GossipEntry>,
     fail: Option<(NodeId, Incarnation)>,
+    /// A data message's body, or a PING's or PONG's rumor block.
+    data: Option<Data>,
 }
 
 impl Owned {
-    fn of(msg: &Message<'_>) -> Owned {
-        match msg.body {
-            Body::Section(s) => {
-                let entries: Vec<GossipEntry> = s.iter().collect();
-                assert_eq!(entries.len(), s.len(), "count and iteration agree");
-                Owned {
-                    header: msg.header,
-                    entries,
-                    fail: None,
-                }
-            }
-            Body::Fail { id, incarnation } => Owned {
-                header: msg.header,
-                entries: Vec::new(),
-                fail: Some((id, incarnation)),
-            },
+    fn data(header: Header, data: Data) -> Owned {
+        Owned {
+            header,
+            entries: Vec::new(),
+            fail: None,
+            data: Some(data),
         }
     }
 
-    fn encoded_len(&self) -> usize {
-        match self.fail {
-            Some(_) => HEADER_LEN + FAIL_BODY_LEN,
-            None => {
-                HEADER_LEN
-                    + 2
-                    + self
-                        .entries
-                        .iter()
-                        .map(GossipEntry::encoded_len)
-                        .sum::<usize>()
+    fn of(msg: &Message<'_>) -> Owned {
+        let data = match msg.body {
+            Body::Section(s) => {
+                let entries: Vec<GossipEntry> = s.iter().collect();
+                assert_eq!(entries.len(), s.len(), "count and iteration agree");
+                return Owned {
+                    header: msg.header,
+                    entries,
+                    fail: None,
+                    data: msg.rumors.as_ref().map(block_of),
+                };
             }
+            Body::Fail { id, incarnation } => {
+                return Owned {
+                    header: msg.header,
+                    entries: Vec::new(),
+                    fail: Some((id, incarnation)),
+                    data: None,
+                }
+            }
+            Body::Digest(d) => Data::Digest {
+                direction: d.direction(),
+                start: d.start().to_vec(),
+                end: d.end().map(<[u8]>::to_vec),
+                items: d.iter().map(|i| (i.key.to_vec(), i.stamp)).collect(),
+            },
+            Body::Push(es) => Data::Push(es.iter().map(owned_entry).collect()),
+            Body::Pull(ks) => Data::Pull(ks.iter().map(<[u8]>::to_vec).collect()),
+            Body::Rumor(b) => block_of(&b),
+            _ => panic!("a body this test does not know"),
+        };
+        Owned::data(msg.header, data)
+    }
+
+    fn encoded_len(&self) -> usize {
+        if self.fail.is_some() {
+            return HEADER_LEN + FAIL_BODY_LEN;
         }
+        let data = self.data.as_ref().map_or(0, Data::encoded_len);
+        if self.header.kind.is_data() {
+            return HEADER_LEN + data;
+        }
+        HEADER_LEN
+            + 2
+            + self
+                .entries
+                .iter()
+                .map(GossipEntry::encoded_len)
+                .sum::<usize>()
+            + data
     }
 
     fn encode(&self) -> Vec<u8> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let n = wire::encode(&mut buf, &self.header, &self.entries, self.fail)
-            .expect("a MAX_DATAGRAM buffer holds any empty message");
+        let h = &self.header;
+        let n = match &self.data {
+            None => wire::encode(&mut buf, h, &self.entries, self.fail)
+                .expect("a MAX_DATAGRAM buffer holds any empty message"),
+            Some(d @ Data::Rumor { .. }) if !h.kind.is_data() => {
+                let plain = Header { flags: 0, ..*h };
+                let mut w = SectionWriter::new(&mut buf, &plain).unwrap();
+                for e in &self.entries {
+                    assert!(w.push(e));
+                }
+                let mut r = RumorWriter::after_section(w);
+                d.write_block(&mut r);
+                r.finish().unwrap()
+            }
+            Some(d @ Data::Rumor { .. }) => {
+                let mut r = RumorWriter::standalone(&mut buf, h).unwrap();
+                d.write_block(&mut r);
+                r.finish().expect("the block says something")
+            }
+            Some(Data::Digest {
+                direction,
+                start,
+                end,
+                items,
+            }) => {
+                let mut w = DigestWriter::new(&mut buf, h, *direction, start).unwrap();
+                for (k, s) in items {
+                    assert!(w.push(k, *s, end.as_ref().map_or(0, Vec::len)));
+                }
+                w.finish(end.as_deref()).unwrap()
+            }
+            Some(Data::Push(es)) => {
+                let mut w = PushWriter::new(&mut buf, h).unwrap();
+                for e in es {
+                    assert!(w.push(&entry_ref(e)));
+                }
+                w.finish()
+            }
+            Some(Data::Pull(ks)) => {
+                let mut w = PullWriter::new(&mut buf, h).unwrap();
+                for k in ks {
+                    assert!(w.push(k));
+                }
+                w.finish()
+            }
+        };
         buf.truncate(n);
         buf
     }
@@ -171,7 +427,7 @@ proptest! {
     fn an_ipv4_endpoint_always_travels_as_four_bytes(e in entry()) {
         let expect = if e.endpoint.ipv4().is_some() { ENTRY_LEN_V4 } else { ENTRY_LEN_V6 };
         prop_assert_eq!(e.encoded_len(), expect);
-        let m = Owned { header: Header { kind: MessageType::Ping, flags: 0, src_slot: 0, dst_slot: 0, sender: NodeId(1), incarnation: 0 }, entries: vec![e], fail: None };
+        let m = Owned { header: Header { kind: MessageType::Ping, flags: 0, src_slot: 0, dst_slot: 0, sender: NodeId(1), incarnation: 0 }, entries: vec![e], fail: None, data: None };
         let bytes = m.encode();
         prop_assert_eq!(bytes.len(), HEADER_LEN + 2 + expect);
         // Flag bit 2 (IPV6) is set exactly when the address takes 16 bytes.
@@ -185,8 +441,8 @@ proptest! {
 
     #[test]
     fn header_shaped_bytes_decode_canonically_or_fail(
-        kind in 0u8..8,
-        flags in prop_oneof![Just(0u8), any::<u8>()],
+        kind in prop_oneof![0u8..8, 14u8..22],
+        flags in prop_oneof![Just(0u8), Just(FLAG_RUMORS), any::<u8>()],
         reserved in prop_oneof![Just(0u8), any::<u8>()],
         rest in any::<[u8; 16]>(),
         body in prop::collection::vec(any::<u8>(), 0..200),
@@ -202,14 +458,16 @@ proptest! {
         bytes.extend_from_slice(&rest);
         bytes.extend_from_slice(&(body.len() as u16).to_be_bytes());
         bytes.extend_from_slice(&body);
+        let known = (1..=4).contains(&kind) || (16..=19).contains(&kind);
         match wire::decode(&bytes) {
             Ok(_) => {
-                prop_assert!((1..=4).contains(&kind));
-                prop_assert_eq!((flags, reserved), (0, 0));
+                prop_assert!(known);
+                prop_assert!(flags == 0 || (flags == FLAG_RUMORS && (2..=3).contains(&kind)));
+                prop_assert_eq!(reserved, 0);
             }
-            Err(DecodeError::UnknownType) => prop_assert!(!(1..=4).contains(&kind)),
+            Err(DecodeError::UnknownType) => prop_assert!(!known),
             Err(DecodeError::ReservedBits) => {}
-            Err(DecodeError::Malformed) => prop_assert!((1..=4).contains(&kind)),
+            Err(DecodeError::Malformed) => prop_assert!(known),
             Err(e) => prop_assert!(false, "unexpected {e:?} for a well-framed header"),
         }
         decode_is_canonical(&bytes)?;
@@ -282,8 +540,22 @@ proptest! {
     #[test]
     fn a_set_header_flag_or_reserved_byte_is_refused(m in message(), flags in 1u8.., at in 4usize..6) {
         let mut bytes = m.encode();
+        let had = bytes[4];
         bytes[at] = flags;
-        prop_assert_eq!(wire::decode(&bytes).map(|_| ()), Err(DecodeError::ReservedBits));
+        let ping_or_pong = matches!(m.header.kind, MessageType::Ping | MessageType::Pong);
+        let got = wire::decode(&bytes).map(|_| ());
+        if at == 4 && flags == FLAG_RUMORS && ping_or_pong {
+            // Setting the rumor flag is legal; the body then lacks (or, if it
+            // was set, still has) its block.
+            prop_assert_eq!(got.is_ok(), had == FLAG_RUMORS);
+            if had != FLAG_RUMORS {
+                prop_assert_eq!(got, Err(DecodeError::Malformed));
+            }
+        } else if at == 4 && flags == FLAG_RUMORS {
+            prop_assert_eq!(got, Err(DecodeError::ReservedBits));
+        } else {
+            prop_assert_eq!(got, Err(DecodeError::ReservedBits));
+        }
     }
 
     #[test]
@@ -315,7 +587,7 @@ proptest! {
         prop_assert!(n <= size);
         prop_assert!(guard.iter().all(|&b| b == GUARD), "wrote past the buffer");
         let msg = wire::decode(&space[..n]).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(Owned::of(&msg), Owned { header: h, entries: kept, fail: None });
+        prop_assert_eq!(Owned::of(&msg), Owned { header: h, entries: kept, fail: None, data: None });
     }
 
     #[test]
@@ -375,6 +647,7 @@ fn ping_with(entries: &[GossipEntry]) -> Owned {
         },
         entries: entries.to_vec(),
         fail: None,
+        data: None,
     }
 }
 

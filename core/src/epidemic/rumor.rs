@@ -210,6 +210,8 @@ pub struct Hot {
     pub key: Vec<u8>,
     /// The version being spread.
     pub stamp: Stamp,
+    /// The id acks name it by ([`crate::wire::ack_id`] of key and stamp).
+    id: u64,
     count: u8,
     rounds: u32,
 }
@@ -223,6 +225,11 @@ impl Hot {
     /// Rounds it has been hot.
     pub fn rounds(&self) -> u32 {
         self.rounds
+    }
+
+    /// The id acks name it by.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 }
 
@@ -294,6 +301,7 @@ impl Rumors {
         if let Some(h) = self.hot.iter_mut().find(|h| h.key == key) {
             if stamp > h.stamp {
                 h.stamp = stamp;
+                h.id = crate::wire::ack_id(key, stamp);
                 h.count = 0;
                 h.rounds = 0;
                 self.stats.started += 1;
@@ -308,6 +316,7 @@ impl Rumors {
         self.hot.push(Hot {
             key: key.to_vec(),
             stamp,
+            id: crate::wire::ack_id(key, stamp),
             count: 0,
             rounds: 0,
         });
@@ -376,6 +385,46 @@ impl Rumors {
             return false;
         }
         true
+    }
+
+    /// [`Rumors::record_contact`] for the rumor an ack names by its id: the
+    /// feedback of a feedback rule. Returns whether the rumor is still hot; an
+    /// id that is not hot (removed, replaced, never sent) is ignored.
+    pub fn record_ack(&mut self, id: u64, peer_knew: bool, rng: &mut Rng) -> bool {
+        let Some(at) = self.hot.iter().position(|h| h.id == id) else {
+            return false;
+        };
+        self.stats.contacts += 1;
+        if peer_knew {
+            self.stats.unnecessary += 1;
+        }
+        let h = &mut self.hot[at];
+        if self
+            .config
+            .stop
+            .after_contact(&mut h.count, !peer_knew, rng)
+        {
+            self.hot.remove(at);
+            self.stats.removed += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Records one send of each hot rumor whose id is in `sent`, for a blind
+    /// rule (which counts sends, not feedback); in table order, so that the
+    /// coin flips replay. Allocates nothing.
+    pub fn record_sends(&mut self, sent: &[u64], rng: &mut Rng) {
+        let Rumors { config, hot, stats } = self;
+        let before = hot.len();
+        hot.retain_mut(|h| {
+            if !sent.contains(&h.id) {
+                return true;
+            }
+            stats.contacts += 1;
+            !config.stop.after_contact(&mut h.count, true, rng)
+        });
+        stats.removed += (before - hot.len()) as u64;
     }
 
     /// Ends a round: ages every hot rumor and retires those hot for

@@ -82,6 +82,16 @@ impl<'a> Section<'a> {
     /// Checks a section body: the count, and that every entry is whole and the
     /// entries fill the body exactly. Walks the bytes once; allocates nothing.
     pub(crate) fn parse(body: &'a [u8]) -> Result<Self, DecodeError> {
+        let (section, used) = Self::parse_prefix(body)?;
+        if used != body.len() {
+            return Err(DecodeError::Malformed);
+        }
+        Ok(section)
+    }
+
+    /// Checks a section at the start of `body` (a rumor block may follow it);
+    /// returns it and the bytes it takes.
+    pub(crate) fn parse_prefix(body: &'a [u8]) -> Result<(Self, usize), DecodeError> {
         if body.len() < 2 {
             return Err(DecodeError::Malformed);
         }
@@ -101,10 +111,8 @@ impl<'a> Section<'a> {
             }
             at += len;
         }
-        if at != entries.len() {
-            return Err(DecodeError::Malformed);
-        }
-        Ok(Section { count, entries })
+        let entries = &entries[..at];
+        Ok((Section { count, entries }, 2 + at))
     }
 
     /// Number of entries.
@@ -246,6 +254,14 @@ impl<'b> SectionWriter<'b> {
         self.len += n;
         self.count += 1;
         true
+    }
+
+    /// Writes the entry count; hands back the buffer and the length so far, for
+    /// a rumor block to follow.
+    pub(crate) fn into_raw(self) -> (&'b mut [u8], usize) {
+        let at = super::HEADER_LEN;
+        self.buf[at..at + 2].copy_from_slice(&self.count.to_be_bytes());
+        (self.buf, self.len)
     }
 
     /// Writes the entry count and body length; returns the message's length.

@@ -1,12 +1,23 @@
 //! Wire format v1: one datagram, one message. See `docs/wire-format.md`.
 //!
+//! `membership.rs` holds the gossip section of MEET, PING and PONG; `data.rs` the
+//! epidemic data messages (DIGEST, PUSH, PULL, RUMOR) and the rumor block a PING
+//! or PONG may carry after its section.
+//!
 //! Decoding borrows the datagram and checks every length before it reads; no count
 //! in a header ever sizes an allocation (decoding allocates nothing at all).
 //! Encoding writes into a caller's `&mut [u8]` and never past its end.
 //! All integers are big-endian.
 
+mod data;
 mod membership;
 
+pub use data::{
+    ack_id, ack_id_of, key_id, reencode, Ack, Digest, DigestItemRef, DigestIter, DigestWriter,
+    Entries, EntriesIter, Keys, KeysIter, PullWriter, PushWriter, RumorBlock, RumorWriter,
+    ACK_KNEW, ACK_LEN, DIGEST_FIXED, FLAG_RUMORS, KEY_OVERHEAD, LIST_OVERHEAD,
+    RUMOR_BLOCK_OVERHEAD,
+};
 pub use membership::{
     EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
     NO_PING,
@@ -28,7 +39,8 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// What a datagram carries.
 ///
 /// Codes 5..=15 are reserved for membership extensions (indirect probes,
-/// suspicion); 16..=31 for the epidemic data messages.
+/// suspicion); 16..=31 belong to the epidemic data messages, of which 16..=19
+/// are defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum MessageType {
@@ -40,18 +52,31 @@ pub enum MessageType {
     Pong = 3,
     /// "This node has failed": broadcast once a quorum agrees.
     Fail = 4,
+    /// Anti-entropy: the sender's stamps for one key range; opens an exchange.
+    Digest = 16,
+    /// Entries the receiver lacks (an answer to a DIGEST or a PULL).
+    Push = 17,
+    /// Keys whose entries the sender wants (an answer to a push DIGEST).
+    Pull = 18,
+    /// A standalone rumor block: hot rumors, acks, a pull request.
+    Rumor = 19,
 }
 
 impl MessageType {
     /// Every type this version decodes, in code order.
-    pub const ALL: [MessageType; 4] = [
+    pub const ALL: [MessageType; 8] = [
         MessageType::Meet,
         MessageType::Ping,
         MessageType::Pong,
         MessageType::Fail,
+        MessageType::Digest,
+        MessageType::Push,
+        MessageType::Pull,
+        MessageType::Rumor,
     ];
-    /// Number of type slots counted in statistics (codes 0..COUNT).
-    pub const COUNT: usize = 5;
+    /// Number of type slots counted in statistics (codes 0..COUNT): counters
+    /// are indexed by wire code, so this is the highest code plus one.
+    pub const COUNT: usize = 20;
 
     /// The type for a wire code, if this version knows it.
     pub fn from_code(code: u8) -> Option<Self> {
@@ -60,6 +85,10 @@ impl MessageType {
             2 => MessageType::Ping,
             3 => MessageType::Pong,
             4 => MessageType::Fail,
+            16 => MessageType::Digest,
+            17 => MessageType::Push,
+            18 => MessageType::Pull,
+            19 => MessageType::Rumor,
             _ => return None,
         })
     }
@@ -76,7 +105,16 @@ impl MessageType {
             MessageType::Ping => "ping",
             MessageType::Pong => "pong",
             MessageType::Fail => "fail",
+            MessageType::Digest => "digest",
+            MessageType::Push => "push",
+            MessageType::Pull => "pull",
+            MessageType::Rumor => "rumor",
         }
+    }
+
+    /// Whether this is an epidemic data message (codes 16..=31).
+    pub fn is_data(self) -> bool {
+        self.code() >= 16
     }
 
     /// Whether the body is a gossip section (MEET, PING, PONG).
@@ -88,10 +126,11 @@ impl MessageType {
     }
 }
 
-/// Header flag bits. v1 defines none for senders to set: bit 0 is reserved for
-/// the authentication tag of a cluster key; a datagram with any bit set is refused,
-/// so that a later version can give them meaning without being misread.
-pub const FLAGS_KNOWN: u8 = 0;
+/// Header flag bits v1 defines: bit 1, [`FLAG_RUMORS`] (PING and PONG only: a
+/// rumor block follows the gossip section). Bit 0 is reserved for the
+/// authentication tag of a cluster key; a datagram with any other bit set is
+/// refused, so that a later version can give them meaning without being misread.
+pub const FLAGS_KNOWN: u8 = FLAG_RUMORS;
 
 /// The fixed header, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,10 +156,14 @@ pub struct Message<'a> {
     pub header: Header,
     /// The body, by type.
     pub body: Body<'a>,
+    /// PING or PONG with [`FLAG_RUMORS`]: the rumor block after the section.
+    pub rumors: Option<RumorBlock<'a>>,
 }
 
-/// A message body.
+/// A message body. Non-exhaustive: codes 20..=31 are set aside for more data
+/// messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Body<'a> {
     /// MEET, PING or PONG: a gossip section (possibly empty).
     Section(Section<'a>),
@@ -131,6 +174,14 @@ pub enum Body<'a> {
         /// Its incarnation as the sender knew it.
         incarnation: Incarnation,
     },
+    /// DIGEST: the sender's stamps for one key range.
+    Digest(Digest<'a>),
+    /// PUSH: entries.
+    Push(Entries<'a>),
+    /// PULL: keys wanted.
+    Pull(Keys<'a>),
+    /// RUMOR: a standalone rumor block.
+    Rumor(RumorBlock<'a>),
 }
 
 /// Why a datagram was refused. Decoding changes no state, so every variant means
@@ -205,12 +256,15 @@ impl core::error::Error for DecodeError {}
 pub enum EncodeError {
     /// The buffer cannot hold even the fixed part of the message.
     BufferTooSmall,
+    /// [`encode`] writes membership messages only; data messages have writers.
+    NotMembership,
 }
 
 impl core::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             EncodeError::BufferTooSmall => f.write_str("buffer too small for the message"),
+            EncodeError::NotMembership => f.write_str("not a MEET, PING, PONG or FAIL"),
         }
     }
 }
@@ -224,9 +278,16 @@ impl core::error::Error for EncodeError {}
 /// whatsoever gives `Ok` or an error, never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     let (header, body) = decode_header(bytes)?;
+    let mut rumors = None;
     let body = match header.kind {
         MessageType::Meet | MessageType::Ping | MessageType::Pong => {
-            Body::Section(Section::parse(body)?)
+            if header.flags & FLAG_RUMORS != 0 {
+                let (section, used) = Section::parse_prefix(body)?;
+                rumors = Some(RumorBlock::parse(&body[used..])?);
+                Body::Section(section)
+            } else {
+                Body::Section(Section::parse(body)?)
+            }
         }
         MessageType::Fail => {
             if body.len() != FAIL_BODY_LEN {
@@ -237,8 +298,13 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 incarnation: be_u32(body, 8),
             }
         }
+        kind => data::decode_body(kind, body)?,
     };
-    Ok(Message { header, body })
+    Ok(Message {
+        header,
+        body,
+        rumors,
+    })
 }
 
 /// Decodes and checks the fixed header; returns it and the body bytes.
@@ -263,6 +329,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     let kind = MessageType::from_code(bytes[3]).ok_or(DecodeError::UnknownType)?;
     let flags = bytes[4];
     if flags & !FLAGS_KNOWN != 0 || bytes[5] != 0 {
+        return Err(DecodeError::ReservedBits);
+    }
+    // The rumor flag means something on PING and PONG only.
+    if flags & FLAG_RUMORS != 0 && !matches!(kind, MessageType::Ping | MessageType::Pong) {
         return Err(DecodeError::ReservedBits);
     }
     let body_len = usize::from(be_u16(bytes, 22));
@@ -330,13 +400,16 @@ pub fn encode_fail(
     Ok(finish(buf, len))
 }
 
-/// Encodes a whole message from its parts (tests, tools, vectors). The node
-/// itself streams sections with [`SectionWriter`] instead.
+/// Encodes a membership message from its parts (tests, tools, vectors). The
+/// node itself streams sections with [`SectionWriter`] instead; data messages
+/// have writers of their own ([`DigestWriter`], [`PushWriter`], [`PullWriter`],
+/// [`RumorWriter`]).
 ///
 /// Entries that do not fit are left out, as the node does: a section shrinks to fit.
 ///
 /// # Errors
-/// [`EncodeError::BufferTooSmall`] when even the empty message does not fit.
+/// [`EncodeError::BufferTooSmall`] when even the empty message does not fit;
+/// [`EncodeError::NotMembership`] for a data message type.
 pub fn encode(
     buf: &mut [u8],
     header: &Header,
@@ -348,7 +421,13 @@ pub fn encode(
             let (id, inc) = fail.unwrap_or_default();
             encode_fail(buf, header, id, inc)
         }
+        kind if kind.is_data() => Err(EncodeError::NotMembership),
         _ => {
+            // A rumor block is written by RumorWriter; here the flag would lie.
+            let header = &Header {
+                flags: header.flags & !FLAG_RUMORS,
+                ..*header
+            };
             let mut w = SectionWriter::new(buf, header)?;
             for e in entries {
                 if !w.push(e) {

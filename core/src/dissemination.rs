@@ -1,0 +1,696 @@
+//! Epidemic dissemination inside a [`Node`] (DESIGN §2.2): the versioned store,
+//! rumor mongering and anti-entropy, wired to datagrams.
+//!
+//! - **Rumor mongering** (Demers 1987 §1.4): every `rumor_period` a node contacts
+//!   `fanout` random members. Push carries its hot rumors, pull asks for the
+//!   peer's, push-pull does both. The rumor block rides a PING the cron queued
+//!   to that peer in the same tick when it fits, else goes as a RUMOR of its
+//!   own. A feedback rule asks for acks: the receiver answers each rumor with
+//!   8 bytes saying whether it already knew it, in its PONG (if the rumors came
+//!   in a PING) or in a RUMOR. A pull is answered the same way (PONG or RUMOR).
+//! - **Anti-entropy** (Demers 1987 §1.3): every `anti_entropy_period` one
+//!   exchange with one random member: up to `anti_entropy_chunks` DIGEST
+//!   datagrams from where the last exchange stopped; the peer answers with PUSH
+//!   (entries newer than the digest) and/or PULL (keys the digest holds newer),
+//!   and a PULL is answered with PUSH. Only newer entries travel.
+//!
+//! Data answers are encoded when they are decided (the digest or request they
+//! answer is gone by the time `poll_transmit` runs) into pooled buffers: a
+//! bounded FIFO of whole datagrams, in step with their transmit descriptors.
+//! Rumor blocks are written at encode time from the hot table and pending acks.
+//! Randomness comes from a generator of the dissemination's own, seeded from
+//! the node's seed, so that turning dissemination on leaves membership's
+//! choices unchanged; with dissemination off nothing here runs or allocates.
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::epidemic::data::{EntryRef, Rejected, Stamp, Store};
+use crate::epidemic::rumor::{Rumors, Trigger};
+use crate::event::Event;
+use crate::ids::{Endpoint, NodeId};
+use crate::node::{Node, Outgoing, Skip};
+use crate::peers::PeerState;
+use crate::profile::{Config, Dissemination};
+use crate::rng::{mix64, Rng};
+use crate::time::{micros, Instant};
+use crate::wire::{
+    ack_id, key_id, Ack, Body, Digest, DigestWriter, Header, Keys, MessageType, PullWriter,
+    PushWriter, RumorBlock, RumorWriter, SectionWriter, ENTRY_LEN_V6, HEADER_LEN,
+    RUMOR_BLOCK_OVERHEAD,
+};
+
+/// Outgoing rumor bit: carry this node's hot rumors.
+pub(crate) const OUT_HOT: u8 = 1;
+/// Outgoing rumor bit: ask the receiver for its hot rumors.
+pub(crate) const OUT_PULL: u8 = 2;
+
+/// Why `publish` refused a write. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// `Config::dissemination` is off: the write would never spread.
+    Disabled,
+    /// A store cap refused it.
+    Rejected(Rejected),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Disabled => f.write_str("dissemination is off"),
+            PublishError::Rejected(r) => write!(f, "refused by the store: {r}"),
+        }
+    }
+}
+
+impl core::error::Error for PublishError {}
+
+/// One node's dissemination state.
+#[derive(Debug)]
+pub(crate) struct Epidemic {
+    store: Store,
+    rumors: Rumors,
+    rng: Rng,
+    next_rumor: Instant,
+    next_exchange: Instant,
+    /// Where the next anti-entropy digest starts (empty: the first key).
+    cursor: Vec<u8>,
+    /// Where the next rumor block starts in the hot table.
+    rotate: usize,
+    /// Acks waiting for a message to their peer.
+    acks: Vec<(Endpoint, Ack)>,
+    /// Data datagrams encoded and waiting, in the order of their descriptors.
+    datagrams: VecDeque<(Vec<u8>, usize)>,
+    /// Spare datagram buffers.
+    pool: Vec<Vec<u8>>,
+    /// Scratch: this round's targets; ids of the rumors in the block written.
+    targets: Vec<usize>,
+    sent_ids: Vec<u64>,
+}
+
+impl Epidemic {
+    pub(crate) fn new(config: &Config, seed: u64, now: Instant) -> Self {
+        let mut rng = Rng::new(mix64(seed ^ 0xd155_e3a7_e000_0001));
+        // A random phase, so that nodes started together do not all open
+        // their exchanges in the same tick.
+        let period = micros(config.anti_entropy_period()).max(1);
+        let phase = rng.below(period);
+        Epidemic {
+            store: Store::new(config.store_limits()),
+            rumors: Rumors::new(config.rumor()),
+            rng,
+            next_rumor: now,
+            next_exchange: Instant::from_micros(now.as_micros() + phase),
+            cursor: Vec::new(),
+            rotate: 0,
+            acks: Vec::new(),
+            datagrams: VecDeque::new(),
+            pool: Vec::new(),
+            targets: Vec::new(),
+            sent_ids: Vec::new(),
+        }
+    }
+
+    /// Copies the oldest waiting data datagram into `buf`; `None` (the datagram
+    /// dropped) when `buf` is too short.
+    pub(crate) fn take_datagram(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let (data, len) = self.datagrams.pop_front()?;
+        let out = buf.get_mut(..len).map(|b| b.copy_from_slice(&data[..len]));
+        self.pool.push(data);
+        out.map(|()| len)
+    }
+}
+
+impl Node {
+    /// Writes `value` under `key` with a version one above the highest this node
+    /// has seen for it, and starts spreading it (as a hot rumor, and through
+    /// anti-entropy, as configured). Returns the stamp: version and origin (us).
+    ///
+    /// # Errors
+    /// [`PublishError::Disabled`] when dissemination is off;
+    /// [`PublishError::Rejected`] when a store cap refuses it. Nothing changed.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Stamp, PublishError> {
+        let _ = now; // rounds run from the cron; the write itself is timeless
+        let mode = self.config.dissemination();
+        if mode == Dissemination::Off {
+            return Err(PublishError::Disabled);
+        }
+        let e = &mut self.epidemic;
+        let stamp = e
+            .store
+            .publish(self.me.id, key, value)
+            .map_err(PublishError::Rejected)?;
+        if mode.rumors() {
+            e.rumors.start(key, stamp);
+        }
+        self.stats.data.published += 1;
+        Ok(stamp)
+    }
+
+    /// The value and stamp this node holds for `key`.
+    pub fn get(&self, key: &[u8]) -> Option<(&[u8], Stamp)> {
+        self.epidemic.store.get(key)
+    }
+
+    /// Everything this node holds, in key order (see [`Store::iter`]).
+    pub fn store(&self) -> &Store {
+        &self.epidemic.store
+    }
+
+    /// The hot rumors this node is spreading, and their counters.
+    pub fn rumors(&self) -> &Rumors {
+        &self.epidemic.rumors
+    }
+
+    /// The cron's dissemination part: a rumor round and an anti-entropy
+    /// exchange when their periods have come. Messages the cron queued from
+    /// `mark` on are this tick's, and may carry rumors.
+    pub(crate) fn epidemic_round(&mut self, now: Instant, mark: usize) {
+        let mode = self.config.dissemination();
+        if mode == Dissemination::Off {
+            return;
+        }
+        if mode.rumors() && now >= self.epidemic.next_rumor {
+            self.epidemic.next_rumor =
+                next(now, self.epidemic.next_rumor, self.config.rumor_period());
+            self.rumor_round(mark);
+        }
+        if mode.anti_entropy() && now >= self.epidemic.next_exchange {
+            let period = self.config.anti_entropy_period();
+            self.epidemic.next_exchange = next(now, self.epidemic.next_exchange, period);
+            self.exchange();
+        }
+    }
+
+    /// Demers 1987, rumor mongering: each round, `fanout` random members.
+    fn rumor_round(&mut self, mark: usize) {
+        let cfg = self.config.rumor();
+        let push = cfg.direction.pushes() && !self.epidemic.rumors.is_idle();
+        let pull = cfg.direction.pulls();
+        if push || pull {
+            let flags = if push { OUT_HOT } else { 0 } | if pull { OUT_PULL } else { 0 };
+            self.pick_targets(cfg.fanout as usize);
+            let fits = !push || self.hot_block_fits_a_ping();
+            for t in 0..self.epidemic.targets.len() {
+                let to = self.peers.get(self.epidemic.targets[t]).endpoint;
+                let ping = self
+                    .transmits
+                    .range_mut(mark.min(self.transmits.len())..)
+                    .find(|o| o.kind == MessageType::Ping && o.to == to && !o.bare && o.rumor == 0);
+                match ping {
+                    Some(o) if fits => o.rumor = flags,
+                    _ => {
+                        self.queue_outgoing(Outgoing {
+                            rumor: flags,
+                            ..Outgoing::new(to, MessageType::Rumor, false)
+                        });
+                    }
+                }
+            }
+        }
+        // Demers: a rumor hot for too long stops anyway (bounds feedback that
+        // never comes back).
+        self.epidemic.rumors.end_round();
+    }
+
+    /// Up to `want` distinct random members (not FAIL, not in handshake) into
+    /// `epidemic.targets`, by rejection sampling with a bounded number of draws.
+    fn pick_targets(&mut self, want: usize) {
+        let e = &mut self.epidemic;
+        e.targets.clear();
+        let n = self.peers.len();
+        if n == 0 {
+            return;
+        }
+        for _ in 0..3 * want + 3 {
+            if e.targets.len() == want {
+                break;
+            }
+            let i = e.rng.index(n);
+            let p = self.peers.get(i);
+            if p.is_member() && p.state != PeerState::Fail && !e.targets.contains(&i) {
+                e.targets.push(i);
+            }
+        }
+    }
+
+    /// Whether every hot rumor fits after the largest section this node sends.
+    fn hot_block_fits_a_ping(&self) -> bool {
+        let e = &self.epidemic;
+        let hot: usize = e
+            .rumors
+            .hot()
+            .iter()
+            .filter_map(|h| e.store.get(&h.key).map(|(v, _)| 20 + h.key.len() + v.len()))
+            .sum();
+        let wanted = self.config.section().wanted(self.peers.len() + 1) + self.pfail;
+        let section = (HEADER_LEN + 2 + wanted * ENTRY_LEN_V6).min(self.config.max_datagram());
+        section + RUMOR_BLOCK_OVERHEAD + hot <= self.config.max_datagram()
+    }
+
+    /// Demers 1987, anti-entropy: one exchange with one random member, opened
+    /// with digests of the next key ranges of the store.
+    fn exchange(&mut self) {
+        self.pick_targets(1);
+        let Some(&i) = self.epidemic.targets.first() else {
+            return;
+        };
+        let to = self.peers.get(i).endpoint;
+        let header = self.header(MessageType::Digest, to);
+        let direction = self.config.anti_entropy_direction();
+        self.stats.data.exchanges += 1;
+        let mut made = 0;
+        let size = self.config.max_datagram();
+        let cap = self.config.data_queue();
+        let e = &mut self.epidemic;
+        for _ in 0..self.config.anti_entropy_chunks() {
+            if e.datagrams.len() >= cap {
+                self.stats.data.data_queue_full += 1;
+                break;
+            }
+            let mut buf = e.pool.pop().unwrap_or_else(|| vec![0; size]);
+            buf.resize(size, 0);
+            let Some((len, end)) = write_digest(&e.store, &mut buf, &header, direction, &e.cursor)
+            else {
+                e.pool.push(buf);
+                break;
+            };
+            e.datagrams.push_back((buf, len));
+            made += 1;
+            match end {
+                Some(end) => {
+                    // `end` borrows the store; the cursor is a buffer of its own.
+                    e.cursor.clear();
+                    e.cursor.extend_from_slice(end);
+                }
+                None => {
+                    e.cursor.clear();
+                    break;
+                }
+            }
+        }
+        self.stats.data.digests_sent += made as u64;
+        self.queue_data(to, MessageType::Digest, made);
+    }
+
+    /// Queues `made` data datagrams of `kind` just encoded for `to`; those the
+    /// transmit queue refuses are dropped from the datagram FIFO's tail.
+    fn queue_data(&mut self, to: Endpoint, kind: MessageType, made: usize) {
+        for k in 0..made {
+            if !self.queue_outgoing(Outgoing::new(to, kind, false)) {
+                for _ in k..made {
+                    if let Some((buf, _)) = self.epidemic.datagrams.pop_back() {
+                        self.epidemic.pool.push(buf);
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// A data message from member `i` at `from`.
+    pub(crate) fn handle_data(&mut self, now: Instant, i: usize, from: Endpoint, body: Body<'_>) {
+        if !self.peers.get(i).is_member() {
+            self.stats.data.from_non_member += 1;
+            return;
+        }
+        if self.config.dissemination() == Dissemination::Off {
+            self.stats.data.disabled += 1;
+            return;
+        }
+        match body {
+            Body::Digest(d) => self.answer_digest(from, d),
+            Body::Push(entries) => {
+                let sender = self.peers.get(i).id;
+                for e in entries.iter() {
+                    self.take_entry(&e, sender, false);
+                }
+            }
+            Body::Pull(keys) => self.answer_pull(from, keys),
+            Body::Rumor(block) => {
+                let rumor = self.handle_rumor_block(now, i, from, block, false);
+                self.queue_rumor_reply(from, rumor);
+            }
+            Body::Section(_) | Body::Fail { .. } => {}
+        }
+    }
+
+    /// Answers a DIGEST: PUSH what we hold newer (pull), PULL what it holds
+    /// newer (push).
+    fn answer_digest(&mut self, from: Endpoint, d: Digest<'_>) {
+        let direction = d.direction();
+        if direction.pulls() {
+            let header = self.header(MessageType::Push, from);
+            let mut items = d.iter().peekable();
+            let newer = self.epidemic.store.range(d.start(), d.end()).filter(|e| {
+                // Merge-join: skip the digest's keys below this one.
+                while items.next_if(|i| i.key < e.key).is_some() {}
+                match items.peek() {
+                    Some(i) if i.key == e.key => e.stamp > i.stamp,
+                    _ => true,
+                }
+            });
+            let (made, sent, full) = pack_push(
+                &mut self.epidemic.datagrams,
+                &mut self.epidemic.pool,
+                self.config.max_datagram(),
+                self.config.data_queue(),
+                &header,
+                newer,
+            );
+            self.stats.data.entries_sent += sent;
+            self.stats.data.data_queue_full += full;
+            self.queue_data(from, MessageType::Push, made);
+        }
+        if direction.pushes() {
+            let header = self.header(MessageType::Pull, from);
+            let store = &self.epidemic.store;
+            let wanted = d
+                .iter()
+                .filter(|i| store.stamp(i.key).is_none_or(|mine| i.stamp > mine))
+                .map(|i| i.key);
+            let (made, keys, full) = pack_pull(
+                &mut self.epidemic.datagrams,
+                &mut self.epidemic.pool,
+                self.config.max_datagram(),
+                self.config.data_queue(),
+                &header,
+                wanted,
+            );
+            self.stats.data.keys_requested += keys;
+            self.stats.data.data_queue_full += full;
+            self.queue_data(from, MessageType::Pull, made);
+        }
+    }
+
+    /// Answers a PULL with PUSH of the keys we hold.
+    fn answer_pull(&mut self, from: Endpoint, keys: Keys<'_>) {
+        let header = self.header(MessageType::Push, from);
+        let store = &self.epidemic.store;
+        let found = keys.iter().filter_map(|k| {
+            store.get(k).map(|(value, stamp)| EntryRef {
+                key: k,
+                value,
+                stamp,
+            })
+        });
+        let (made, sent, full) = pack_push(
+            &mut self.epidemic.datagrams,
+            &mut self.epidemic.pool,
+            self.config.max_datagram(),
+            self.config.data_queue(),
+            &header,
+            found,
+        );
+        self.stats.data.entries_sent += sent;
+        self.stats.data.data_queue_full += full;
+        self.queue_data(from, MessageType::Push, made);
+    }
+
+    /// Merges one received entry; returns whether this node already knew it
+    /// (held it or something newer, or could not store it).
+    fn take_entry(&mut self, e: &EntryRef<'_>, from: NodeId, make_hot: bool) -> bool {
+        self.stats.data.entries_received += 1;
+        match self.epidemic.store.merge(e.key, e.value, e.stamp) {
+            Ok(m) if m.is_news() => {
+                self.stats.data.updates_received += 1;
+                if make_hot {
+                    self.epidemic.rumors.start(e.key, e.stamp);
+                }
+                self.emit(Event::UpdateReceived {
+                    origin: e.stamp.origin,
+                    key: key_id(e.key),
+                    version: e.stamp.version,
+                    from,
+                });
+                false
+            }
+            Ok(_) => {
+                self.stats.data.entries_known += 1;
+                true
+            }
+            Err(_) => {
+                self.stats.data.entries_rejected += 1;
+                true
+            }
+        }
+    }
+
+    /// A rumor block from peer `i` at `from` (in a PING, PONG or RUMOR): applies
+    /// its acks, takes its rumors (acking them if asked). Returns the `OUT_*`
+    /// bits of the answer (hot rumors, for a pull).
+    pub(crate) fn handle_rumor_block(
+        &mut self,
+        _now: Instant,
+        i: usize,
+        from: Endpoint,
+        block: RumorBlock<'_>,
+        _in_ping: bool,
+    ) -> u8 {
+        if !self.peers.get(i).is_member() {
+            self.stats.data.from_non_member += 1;
+            return 0;
+        }
+        if !self.config.dissemination().rumors() {
+            self.stats.data.disabled += 1;
+            return 0;
+        }
+        let cfg = self.config.rumor();
+        let e = &mut self.epidemic;
+        for ack in block.acks() {
+            self.stats.data.acks_received += 1;
+            if cfg.stop.trigger == Trigger::Feedback {
+                e.rumors.record_ack(ack.id, ack.knew, &mut e.rng);
+            }
+        }
+        let sender = self.peers.get(i).id;
+        for entry in block.entries().iter() {
+            let knew = self.take_entry(&entry, sender, true);
+            if block.wants_ack() {
+                self.push_ack(from, Ack::new(ack_id(entry.key, entry.stamp), knew));
+            }
+        }
+        match block.pull() && cfg.direction.pulls() && !self.epidemic.rumors.is_idle() {
+            true => OUT_HOT,
+            false => 0,
+        }
+    }
+
+    /// Queues a RUMOR to `from` when there is something to answer with.
+    pub(crate) fn queue_rumor_reply(&mut self, to: Endpoint, rumor: u8) {
+        if rumor != 0 || self.epidemic.acks.iter().any(|(t, _)| *t == to) {
+            self.queue_outgoing(Outgoing {
+                rumor,
+                ..Outgoing::new(to, MessageType::Rumor, false)
+            });
+        }
+    }
+
+    fn push_ack(&mut self, to: Endpoint, ack: Ack) {
+        if self.epidemic.acks.len() >= 4 * self.config.data_queue() {
+            self.stats.data.ack_queue_full += 1;
+            return;
+        }
+        self.epidemic.acks.push((to, ack));
+    }
+
+    /// Encodes a standalone RUMOR.
+    pub(crate) fn encode_rumor(
+        &mut self,
+        out: &Outgoing,
+        buf: &mut [u8],
+        header: &Header,
+    ) -> Result<usize, Skip> {
+        if !self.config.dissemination().rumors() {
+            return Err(Skip::Nothing);
+        }
+        let mut r = RumorWriter::standalone(buf, header).map_err(|_| Skip::TooSmall)?;
+        self.write_block(out, &mut r);
+        r.finish().ok_or(Skip::Nothing)
+    }
+
+    /// Finishes a PING or PONG with a rumor block, if it has anything to carry.
+    pub(crate) fn append_rumor_block(&mut self, out: &Outgoing, w: SectionWriter<'_>) -> usize {
+        let mut r = RumorWriter::after_section(w);
+        self.write_block(out, &mut r);
+        if r.acks() + r.entries() > 0 || out.rumor & OUT_PULL != 0 {
+            self.stats.data.rumor_blocks_piggybacked += 1;
+        }
+        // A piggybacked block always finishes (empty, it is left out).
+        r.finish().unwrap_or(0)
+    }
+
+    /// Writes pending acks for `out.to`, the pull flag and hot rumors as asked.
+    fn write_block(&mut self, out: &Outgoing, r: &mut RumorWriter<'_>) {
+        let e = &mut self.epidemic;
+        let mut acks = 0;
+        e.acks.retain(|(to, ack)| {
+            let sent = *to == out.to && r.push_ack(*ack);
+            acks += u64::from(sent);
+            !sent
+        });
+        self.stats.data.acks_sent += acks;
+        r.set_pull(out.rumor & OUT_PULL != 0);
+        if out.rumor & OUT_HOT != 0 {
+            let feedback = self.config.rumor().stop.trigger == Trigger::Feedback;
+            r.set_ack_wanted(feedback);
+            let hot = e.rumors.hot();
+            let n = hot.len();
+            e.sent_ids.clear();
+            let start = if n == 0 { 0 } else { e.rotate % n };
+            let mut visited = 0;
+            while visited < n {
+                let h = &hot[(start + visited) % n];
+                if let Some((value, stamp)) = e.store.get(&h.key).filter(|(_, s)| *s == h.stamp) {
+                    let entry = EntryRef {
+                        key: &h.key,
+                        value,
+                        stamp,
+                    };
+                    if !r.push_entry(&entry) {
+                        break;
+                    }
+                    e.sent_ids.push(h.id());
+                }
+                visited += 1;
+            }
+            e.rotate = start + visited;
+            self.stats.data.rumors_sent += e.sent_ids.len() as u64;
+            if !feedback {
+                // Blind rules count the send itself.
+                e.rumors.record_sends(&e.sent_ids, &mut e.rng);
+            }
+        }
+        // Acks that did not fit go in a RUMOR of their own.
+        if self.epidemic.acks.iter().any(|(t, _)| *t == out.to) {
+            self.queue_outgoing(Outgoing::new(out.to, MessageType::Rumor, false));
+        }
+    }
+}
+
+/// The next time a periodic round runs: one period on, or one period from now
+/// if the schedule fell behind by more than a period.
+fn next(now: Instant, at: Instant, period: core::time::Duration) -> Instant {
+    match now - at > period {
+        true => now + period,
+        false => at + period,
+    }
+}
+
+/// A digest of the keys from `start` on, as many as fit `buf`; returns its
+/// length and its end (the next digest's start), `None` at the last key.
+fn write_digest<'s>(
+    store: &'s Store,
+    buf: &mut [u8],
+    header: &Header,
+    direction: crate::epidemic::Direction,
+    start: &[u8],
+) -> Option<(usize, Option<&'s [u8]>)> {
+    let mut w = DigestWriter::new(buf, header, direction, start).ok()?;
+    let mut entries = store.range(start, None).peekable();
+    let mut end = None;
+    while let Some(e) = entries.next() {
+        // Taking `e` may make the next key this digest's end: leave room for it.
+        let end_room = entries.peek().map_or(0, |next| next.key.len());
+        if !w.push(e.key, e.stamp, end_room) {
+            if w.count() == 0 {
+                // Config validation makes one item fit; refuse rather than stall.
+                return None;
+            }
+            end = Some(e.key);
+            break;
+        }
+    }
+    let len = w.finish(end).ok()?;
+    Some((len, end))
+}
+
+/// Packs entries into PUSH datagrams; returns (datagrams, entries, drops).
+fn pack_push<'s>(
+    datagrams: &mut VecDeque<(Vec<u8>, usize)>,
+    pool: &mut Vec<Vec<u8>>,
+    size: usize,
+    cap: usize,
+    header: &Header,
+    entries: impl Iterator<Item = EntryRef<'s>>,
+) -> (usize, u64, u64) {
+    let (mut made, mut sent) = (0, 0);
+    let mut entries = entries.peekable();
+    while entries.peek().is_some() {
+        if datagrams.len() >= cap {
+            return (made, sent, 1);
+        }
+        let mut buf = pool.pop().unwrap_or_default();
+        buf.resize(size, 0);
+        let Ok(mut w) = PushWriter::new(&mut buf, header) else {
+            return (made, sent, 0);
+        };
+        while let Some(e) = entries.peek() {
+            // An entry too large for any datagram is skipped, never sent.
+            if w.push(e) || w.count() == 0 {
+                entries.next();
+            } else {
+                break;
+            }
+        }
+        let n = w.count() as u64;
+        let len = w.finish();
+        if n == 0 {
+            pool.push(buf);
+            continue;
+        }
+        sent += n;
+        datagrams.push_back((buf, len));
+        made += 1;
+    }
+    (made, sent, 0)
+}
+
+/// Packs keys into PULL datagrams; returns (datagrams, keys, drops).
+fn pack_pull<'k>(
+    datagrams: &mut VecDeque<(Vec<u8>, usize)>,
+    pool: &mut Vec<Vec<u8>>,
+    size: usize,
+    cap: usize,
+    header: &Header,
+    keys: impl Iterator<Item = &'k [u8]>,
+) -> (usize, u64, u64) {
+    let (mut made, mut sent) = (0, 0);
+    let mut keys = keys.peekable();
+    while keys.peek().is_some() {
+        if datagrams.len() >= cap {
+            return (made, sent, 1);
+        }
+        let mut buf = pool.pop().unwrap_or_default();
+        buf.resize(size, 0);
+        let Ok(mut w) = PullWriter::new(&mut buf, header) else {
+            return (made, sent, 0);
+        };
+        while let Some(k) = keys.peek() {
+            // A key too long for any datagram is skipped, never sent.
+            if w.push(k) || w.count() == 0 {
+                keys.next();
+            } else {
+                break;
+            }
+        }
+        let n = w.count() as u64;
+        let len = w.finish();
+        if n == 0 {
+            pool.push(buf);
+            continue;
+        }
+        sent += n;
+        datagrams.push_back((buf, len));
+        made += 1;
+    }
+    (made, sent, 0)
+}
