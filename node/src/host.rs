@@ -33,6 +33,8 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// refresh the count over several publishes instead of stalling the loop.
 const PEER_SCAN_BUDGET: usize = 1 << 20;
 const NO_NODE: u32 = u32::MAX;
+/// Deadlines fired per turn before input is read again.
+const MAX_TIMERS_PER_TURN: usize = 64;
 
 /// Work sent to an I/O thread, run between two turns of its loop.
 pub type Command = Box<dyn FnOnce(&mut Host) + Send>;
@@ -262,7 +264,16 @@ impl Host {
                 }
             }
         }
-        while let Some((index, at)) = self.timers.pop_due(now) {
+        // A bounded number of deadlines per turn: under overload, firing every
+        // due tick before reading any input lets socket buffers overflow while
+        // the ticks resend pings whose answers sit unread. The rest stay due,
+        // so the next turn's wait is zero.
+        let mut fired = 0;
+        while fired < MAX_TIMERS_PER_TURN {
+            let Some((index, at)) = self.timers.pop_due(now) else {
+                break;
+            };
+            fired += 1;
             self.count_lateness(now.as_micros().saturating_sub(at.as_micros()));
             if let Some(node) = self.nodes[index as usize].node.as_mut() {
                 node.handle_timeout(now);
