@@ -665,3 +665,64 @@ fn the_observer_counts_every_datagram_by_type_as_the_nodes_do() {
 mod network;
 #[path = "sim/sweep.rs"]
 mod sweep;
+
+#[test]
+fn a_published_update_reaches_every_node_and_the_observer_times_it() {
+    const TEST: &str = "a_published_update_reaches_every_node_and_the_observer_times_it";
+    for seed in seeds_or_env([0xda7a_0001]) {
+        let _replay = ReplayGuard::new(seed, TEST);
+        let config = Config::builder()
+            .node_timeout(NODE_TIMEOUT)
+            .with_handshake_timeout(Duration::from_secs(5))
+            .dissemination(gossip_core::Dissemination::Both)
+            .build()
+            .expect("valid");
+        let mut sim = Simulation::builder(seed, 10)
+            .config(config)
+            .network(NetworkParams::LAN)
+            .build();
+        sim.start_all_meeting(0);
+        let done = run_until_converged(&mut sim, at(20.0), TEST);
+        ensure(
+            &sim,
+            TEST,
+            done.is_some(),
+            format_args!("{:?}", sim.check_converged()),
+        );
+        let published = sim.now();
+        let stamp = sim
+            .command(3, |node, now| node.publish(now, b"colour", b"blue"))
+            .expect("node 3 runs")
+            .expect("dissemination is on");
+        let item = ItemId::Update {
+            origin: sim.id(3),
+            key: gossip_core::wire::key_id(b"colour"),
+            version: stamp.version,
+        };
+        sim.track(item);
+        println!("{}published {item:?} at {published:?}", sim.fault_log());
+        run_checked(&mut sim, published + Duration::from_secs(10), TEST);
+        let trace = sim.observer().item(item).expect("tracked");
+        assert_eq!(trace.origin(), Some(3));
+        assert_eq!(
+            trace.at(3).first(),
+            Some(published),
+            "the origin has it at once"
+        );
+        for n in (0..10).filter(|&n| n != 3) {
+            let r = trace.at(n);
+            ensure(
+                &sim,
+                TEST,
+                r.first().is_some_and(|t| t > published),
+                format_args!("node {n}: {r:?}"),
+            );
+            ensure(
+                &sim,
+                TEST,
+                r.from().is_some_and(|f| f != n),
+                format_args!("node {n} got it from {:?}", r.from()),
+            );
+        }
+    }
+}

@@ -26,9 +26,10 @@ pub enum ItemId {
     /// "Node X is FAIL". A node has it from its first `PeerFail` event about X;
     /// a reception is a FAIL message about X or a gossip entry flagging X FAIL.
     Fail(NodeId),
-    /// A published update `(key, version)` from `origin`. Reserved for the
-    /// epidemic messages: the simulator does not count its receptions yet, a
-    /// driver can with [`Observer::record`].
+    /// A published update `(key, version)` from `origin` (the key as
+    /// [`crate::wire::key_id`]). A node has it from its `UpdateReceived` event
+    /// (tracked items only: [`super::Simulation::track`]); the simulator does
+    /// not count copies yet, a driver can with [`Observer::record`].
     Update {
         /// The node that published it.
         origin: NodeId,
@@ -426,6 +427,25 @@ impl Observer {
         let (id, slots_are_fail) = match *event {
             Event::PeerDiscovered { id, .. } => (id, false),
             Event::PeerFail { id, .. } => (id, true),
+            Event::UpdateReceived {
+                origin,
+                key,
+                version,
+                from: sender,
+            } => {
+                // Published updates: first reception only (counting every copy
+                // needs the epidemic messages decoded; see `record`).
+                let item = ItemId::Update {
+                    origin,
+                    key,
+                    version,
+                };
+                if let Some(&k) = self.by_id.get(&item) {
+                    let from = index(sender).or(from);
+                    self.matrix.first(n, k as usize, now, from);
+                }
+                return;
+            }
             _ => return,
         };
         let Some(x) = index(id) else { return };

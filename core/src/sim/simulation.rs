@@ -291,6 +291,22 @@ impl Simulation {
         self.apply(Fault::StartAll { meet: seed_node });
     }
 
+    /// Runs `f` on running node `i` now (a command: `publish`, `meet`, ...),
+    /// then drains what it queued into the network, the observer and the trace.
+    /// Returns `f`'s result, or `None` when the node is not running. Commands
+    /// are not in the fault log: a test that uses them logs them itself.
+    pub fn command<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant) -> R) -> Option<R> {
+        self.now = self.quantize(self.now);
+        if self.slots[i].status != NodeStatus::Up {
+            return None;
+        }
+        let now = self.now;
+        let r = f(self.slots[i].node.as_mut()?, now);
+        self.drain_events(i, None);
+        self.run_node(i, false);
+        Some(r)
+    }
+
     /// Applies `fault` now (it is logged like a scheduled one). In lockstep,
     /// "now" is the current round's instant: the clock first moves to it.
     pub fn apply(&mut self, fault: Fault) {

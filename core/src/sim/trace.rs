@@ -79,10 +79,9 @@ impl TraceHash {
     pub fn event(&mut self, at_us: u64, node: u32, event: &Event) {
         self.word(at_us);
         self.word(u64::from(node) | 1 << 63);
-        let (code, a, b) = event_words(event);
-        self.word(code);
-        self.word(a);
-        self.word(b);
+        for w in event_words(event) {
+            self.word(w);
+        }
         self.close();
     }
 
@@ -101,31 +100,37 @@ fn le_u64(w: &[u8]) -> u64 {
     u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
 }
 
-/// An event as three words: a variant code and its fields.
-pub(crate) fn event_words(event: &Event) -> (u64, u64, u64) {
+/// An event as four words: a variant code and its fields.
+pub(crate) fn event_words(event: &Event) -> [u64; 4] {
     match *event {
         Event::PeerDiscovered { id, endpoint } => {
             let ip = endpoint.ip_octets();
             let mut lo = [0u8; 8];
             lo.copy_from_slice(&ip[8..]);
             let port = u64::from(endpoint.port()) << 16 | u64::from(endpoint.slot());
-            (1, id.0, u64::from_le_bytes(lo) ^ port.rotate_left(40))
+            [1, id.0, u64::from_le_bytes(lo) ^ port.rotate_left(40), 0]
         }
-        Event::PeerJoined { id } => (2, id.0, 0),
-        Event::PeerPfail { id } => (3, id.0, 0),
-        Event::PeerFail { id, by_quorum } => (4, id.0, u64::from(by_quorum)),
-        Event::PeerAlive { id, was } => (5, id.0, state_code(was)),
-        Event::PeerRestarted { id, incarnation } => (6, id.0, u64::from(incarnation)),
-        Event::HandshakeTimedOut { id } => (7, id.0, 0),
+        Event::PeerJoined { id } => [2, id.0, 0, 0],
+        Event::PeerPfail { id } => [3, id.0, 0, 0],
+        Event::PeerFail { id, by_quorum } => [4, id.0, u64::from(by_quorum), 0],
+        Event::PeerAlive { id, was } => [5, id.0, state_code(was), 0],
+        Event::PeerRestarted { id, incarnation } => [6, id.0, u64::from(incarnation), 0],
+        Event::HandshakeTimedOut { id } => [7, id.0, 0, 0],
         Event::MeetTimedOut { endpoint } => {
             let ip = endpoint.ip_octets();
             let mut lo = [0u8; 8];
             lo.copy_from_slice(&ip[8..]);
-            (8, u64::from_le_bytes(lo), u64::from(endpoint.port()))
+            [8, u64::from_le_bytes(lo), u64::from(endpoint.port()), 0]
         }
+        Event::UpdateReceived {
+            origin,
+            key,
+            version,
+            from,
+        } => [9, origin.0 ^ from.0.rotate_left(32), key, version],
         // Variants added after this simulator was written still change the hash.
         #[allow(unreachable_patterns)]
-        _ => (0xff, 0, 0),
+        _ => [0xff, 0, 0, 0],
     }
 }
 
