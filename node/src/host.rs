@@ -18,7 +18,7 @@ use std::time::Duration;
 use gossip_core::{Config, Event, Identity, Instant, Node, PeerState, Stats};
 
 use crate::datapath::{sys, Datapath, DatapathKind};
-use crate::metrics::{Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
+use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
 use crate::timers::{Clock, Timers};
 
 /// A deadline that fires this much after its time counts as late on the host
@@ -459,7 +459,8 @@ fn event_index(e: &Event) -> usize {
         Event::PeerRestarted { .. } => 5,
         Event::HandshakeTimedOut { .. } => 6,
         Event::MeetTimedOut { .. } => 7,
-        _ => 8,
+        Event::UpdateReceived { .. } => 8,
+        _ => 9,
     }
 }
 
@@ -489,4 +490,11 @@ pub fn add_stats(into: &mut Stats, from: &Stats) {
     a.event_queue_full += b.event_queue_full;
     into.ticks += from.ticks;
     into.late_ticks += from.late_ticks;
+    let mut theirs = from.data;
+    for ((_, a), (_, b)) in data_fields(&mut into.data)
+        .into_iter()
+        .zip(data_fields(&mut theirs))
+    {
+        *a += *b;
+    }
 }

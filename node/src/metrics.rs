@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use gossip_core::event::DataStats;
 use gossip_core::wire::{DecodeError, MessageType};
 use gossip_core::{Drops, PeerState, Stats};
 
@@ -29,7 +30,7 @@ pub const DROP_REASONS: [&str; 9] = [
 ];
 
 /// Event kinds counted, in `events` order.
-pub const EVENT_KINDS: [&str; 9] = [
+pub const EVENT_KINDS: [&str; 10] = [
     "peer_discovered",
     "peer_joined",
     "peer_pfail",
@@ -38,6 +39,7 @@ pub const EVENT_KINDS: [&str; 9] = [
     "peer_restarted",
     "handshake_timed_out",
     "meet_timed_out",
+    "update_received",
     "other",
 ];
 
@@ -68,7 +70,7 @@ pub struct Snapshot {
     /// Heap bytes of the running nodes' peer tables (reports included).
     pub peer_table_bytes: u64,
     /// Events by kind (`EVENT_KINDS` order).
-    pub events: [u64; 9],
+    pub events: [u64; 10],
     /// Timers fired.
     pub timers_fired: u64,
     /// Timers fired more than [`crate::host::HOST_LATE_US`] after their deadline.
@@ -110,6 +112,9 @@ impl Snapshot {
         }
         f(&mut s.ticks);
         f(&mut s.late_ticks);
+        for (_, v) in data_fields(&mut s.data) {
+            f(v);
+        }
         f(&mut self.nodes);
         f(&mut self.nodes_failed);
         self.peers.iter_mut().for_each(&mut f);
@@ -340,6 +345,16 @@ impl MetricsSource {
         }
         family(
             w,
+            "gossip_data_total",
+            "counter",
+            "Epidemic dissemination counters, summed over the nodes.",
+        );
+        let mut data = s.stats.data;
+        for (name, v) in data_fields(&mut data) {
+            sample(w, "gossip_data_total", &[("counter", name)], *v);
+        }
+        family(
+            w,
             "gossip_failure_reports",
             "gauge",
             "Failure reports held, summed over the running nodes.",
@@ -543,6 +558,29 @@ impl MetricsSource {
     }
 }
 
+/// The epidemic dissemination counters with their metric names.
+pub fn data_fields(d: &mut DataStats) -> [(&'static str, &mut u64); 17] {
+    [
+        ("published", &mut d.published),
+        ("entries_received", &mut d.entries_received),
+        ("updates_received", &mut d.updates_received),
+        ("entries_known", &mut d.entries_known),
+        ("entries_rejected", &mut d.entries_rejected),
+        ("entries_sent", &mut d.entries_sent),
+        ("rumors_sent", &mut d.rumors_sent),
+        ("rumor_blocks_piggybacked", &mut d.rumor_blocks_piggybacked),
+        ("acks_sent", &mut d.acks_sent),
+        ("acks_received", &mut d.acks_received),
+        ("exchanges", &mut d.exchanges),
+        ("digests_sent", &mut d.digests_sent),
+        ("keys_requested", &mut d.keys_requested),
+        ("from_non_member", &mut d.from_non_member),
+        ("disabled", &mut d.disabled),
+        ("data_queue_full", &mut d.data_queue_full),
+        ("ack_queue_full", &mut d.ack_queue_full),
+    ]
+}
+
 /// The `Drops` fields in `DROP_REASONS` order.
 pub fn drop_values(d: &Drops) -> [u64; 9] {
     [
@@ -651,6 +689,25 @@ fn answer(mut stream: TcpStream, source: &MetricsSource) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_core_counter_is_carried() {
+        // The core's counter structs are all u64s; when one grows a field, this
+        // fails until the field is published here too.
+        assert_eq!(std::mem::size_of::<Drops>(), 8 * DROP_REASONS.len());
+        let mut d = DataStats::default();
+        assert_eq!(
+            std::mem::size_of::<DataStats>(),
+            8 * data_fields(&mut d).len()
+        );
+        let traffic = 2 * 16 * MessageType::COUNT;
+        let counted = traffic
+            + 8 * DecodeError::COUNT
+            + std::mem::size_of::<Drops>()
+            + 16
+            + std::mem::size_of::<DataStats>();
+        assert_eq!(std::mem::size_of::<Stats>(), counted);
+    }
 
     #[test]
     fn published_snapshots_read_back_and_sum() {
