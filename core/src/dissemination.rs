@@ -317,7 +317,7 @@ impl Node {
     }
 
     /// A data message from member `i` at `from`.
-    pub(crate) fn handle_data(&mut self, now: Instant, i: usize, from: Endpoint, body: Body<'_>) {
+    pub(crate) fn handle_data(&mut self, i: usize, from: Endpoint, body: Body<'_>) {
         if !self.peers.get(i).is_member() {
             self.stats.data.from_non_member += 1;
             return;
@@ -336,7 +336,7 @@ impl Node {
             }
             Body::Pull(keys) => self.answer_pull(from, keys),
             Body::Rumor(block) => {
-                let rumor = self.handle_rumor_block(now, i, from, block, false);
+                let rumor = self.handle_rumor_block(i, from, block);
                 self.queue_rumor_reply(from, rumor);
             }
             Body::Section(_) | Body::Fail { .. } => {}
@@ -449,11 +449,9 @@ impl Node {
     /// bits of the answer (hot rumors, for a pull).
     pub(crate) fn handle_rumor_block(
         &mut self,
-        _now: Instant,
         i: usize,
         from: Endpoint,
         block: RumorBlock<'_>,
-        _in_ping: bool,
     ) -> u8 {
         if !self.peers.get(i).is_member() {
             self.stats.data.from_non_member += 1;

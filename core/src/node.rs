@@ -338,7 +338,7 @@ impl Node {
                 let bare = !self.peers.get(i).is_member();
                 // Acks and a pull's answer ride the PONG.
                 let rumor: u8 = match rumors {
-                    Some(block) => self.handle_rumor_block(now, i, from, block, true),
+                    Some(block) => self.handle_rumor_block(i, from, block),
                     None => 0,
                 };
                 self.queue_outgoing(Outgoing {
@@ -352,11 +352,11 @@ impl Node {
                 self.answer_meet(now, i, from);
                 self.handle_section(now, i, section);
                 if let Some(block) = rumors {
-                    let rumor = self.handle_rumor_block(now, i, from, block, false);
+                    let rumor = self.handle_rumor_block(i, from, block);
                     self.queue_rumor_reply(from, rumor);
                 }
             }
-            (kind, body) if kind.is_data() => self.handle_data(now, i, from, body),
+            (kind, body) if kind.is_data() => self.handle_data(i, from, body),
             // Redis: a FAIL counts only from a known node (not one in handshake).
             (MessageType::Fail, Body::Fail { id, incarnation })
                 if self.peers.get(i).is_member() =>

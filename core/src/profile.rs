@@ -257,7 +257,9 @@ getters! {
     /// profile's bytes and costs are unchanged).
     dissemination: Dissemination,
     /// Rumor mongering: direction (push, pull, push-pull), `fanout` peers per
-    /// round (1 to 64), stop rule and its k, and the hot-rumor caps.
+    /// round (1 to 64), stop rule and its k, and the hot-rumor caps. Push costs
+    /// nothing while nothing is hot; pull and push-pull send a pull request to
+    /// `fanout` peers every round even then (29 bytes alone, 5 on a PING).
     rumor: RumorConfig,
     /// Time between rumor rounds (default 100 ms, one Redis tick). A round runs
     /// at the first tick after the period, so below one tick means every tick.

@@ -1,6 +1,8 @@
 //! A counting global allocator shows that the steady-state datagram path
 //! allocates nothing: receiving a PING with a gossip section, encoding the PONG,
-//! and the cron's ticks, once the cluster has converged and warmed up.
+//! and the cron's ticks, once the cluster has converged and warmed up; and, with
+//! dissemination on, pull rumor rounds and anti-entropy digests over a
+//! converged store as well.
 //!
 //! Only allocations made on this test's thread inside a node call are counted, so
 //! the test network's own bookkeeping (and other tests' threads) do not count.
@@ -13,8 +15,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use gossip_core::epidemic::rumor::RumorConfig;
+use gossip_core::epidemic::Direction;
 use gossip_core::wire::{self, Body, MessageType};
-use gossip_core::{Config, Instant, Node};
+use gossip_core::{Config, Dissemination, Instant, Node};
 use support::{addr, index_of, Net};
 
 struct Counting;
@@ -80,6 +84,10 @@ struct Tally {
     pongs_encoded: u64,
     ticks: u64,
     events: u64,
+    /// Data datagrams (DIGEST, PUSH, PULL, RUMOR) and PINGs or PONGs with a
+    /// rumor block.
+    data_datagrams: u64,
+    rumor_blocks: u64,
 }
 
 /// Drives `nodes` by hand for `run` with a fixed 1 ms latency through a queue
@@ -96,6 +104,8 @@ fn steady_loop(nodes: &mut [Node], mut now: Instant, run: Duration) -> Tally {
             let (_, to, from, bytes, len) = queue.pop_front().expect("peeked");
             let datagram = &bytes[..len];
             let msg = wire::decode(datagram).expect("nodes send well-formed datagrams");
+            t.data_datagrams += u64::from(msg.header.kind.is_data());
+            t.rumor_blocks += u64::from(msg.rumors.is_some());
             if let (MessageType::Ping, Body::Section(s)) = (msg.header.kind, msg.body) {
                 if !s.is_empty() {
                     t.pings_with_sections += 1;
@@ -188,6 +198,57 @@ fn the_steady_state_datagram_path_allocates_nothing() {
     assert!(t.gossip_entries * 10 > 29 * t.pings_with_sections, "{t:?}");
     assert!(t.pongs_encoded > 1_000, "{t:?}");
     assert!(t.ticks > 7 * 6_000 - 100, "{t:?}");
+    assert_eq!(
+        t.allocations, 0,
+        "{} allocations over {} datagrams and {} ticks",
+        t.allocations, t.datagrams, t.ticks
+    );
+}
+
+#[test]
+fn the_steady_state_path_allocates_nothing_with_dissemination_on() {
+    // Rumor mongering push-pull (so every round sends pull requests, standalone
+    // or on PINGs) with anti-entropy every second behind it, over a store of 50
+    // entries every node holds: steady state means nothing new, yet digests,
+    // pulls and their answers keep flowing.
+    let config = Config::builder()
+        .dissemination(Dissemination::Both)
+        .rumor(RumorConfig {
+            direction: Direction::PushPull,
+            ..RumorConfig::default()
+        })
+        .build()
+        .unwrap();
+    let mut net = Net::new(7, config.clone(), 0xa110d);
+    net.join_through(0);
+    net.run_until_true(Instant::from_millis(60_000), Net::is_full_mesh)
+        .expect("converges");
+    for i in 0..50 {
+        let now = net.now;
+        let key = format!("key-{i:03}");
+        net.members[i % 7]
+            .node
+            .publish(now, key.as_bytes(), &[i as u8; 32])
+            .unwrap();
+    }
+    net.run_for(config.node_timeout() * 4);
+    for m in &net.members {
+        assert_eq!(m.node.store().len(), 50, "not converged");
+        assert!(m.node.rumors().is_idle(), "rumors still hot");
+    }
+    let now = net.now;
+    let mut nodes: Vec<Node> = std::mem::take(&mut net.members)
+        .into_iter()
+        .map(|m| m.node)
+        .collect();
+    steady_loop(&mut nodes, now, Duration::from_secs(60));
+    let now = now + Duration::from_secs(60);
+    let t = steady_loop(&mut nodes, now, Duration::from_secs(300));
+    println!("steady state with dissemination, 7 nodes, 300 s: {t:?}");
+    assert_eq!(t.events, 0, "something changed during the run");
+    // 7 nodes pull once a round (10 a second) and exchange once a second.
+    assert!(t.data_datagrams > 7 * 300 * 5, "{t:?}");
+    assert!(t.rumor_blocks > 0, "{t:?}");
     assert_eq!(
         t.allocations, 0,
         "{} allocations over {} datagrams and {} ticks",

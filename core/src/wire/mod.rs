@@ -10,14 +10,15 @@
 //! All integers are big-endian.
 
 mod data;
+mod data_encode;
 mod membership;
 
 pub use data::{
-    ack_id, ack_id_of, key_id, reencode, Ack, Digest, DigestItemRef, DigestIter, DigestWriter,
-    Entries, EntriesIter, Keys, KeysIter, PullWriter, PushWriter, RumorBlock, RumorWriter,
-    ACK_KNEW, ACK_LEN, DIGEST_FIXED, FLAG_RUMORS, KEY_OVERHEAD, LIST_OVERHEAD,
-    RUMOR_BLOCK_OVERHEAD,
+    ack_id, ack_id_of, key_id, Ack, Digest, DigestItemRef, DigestIter, Entries, EntriesIter, Keys,
+    KeysIter, RumorBlock, ACK_KNEW, ACK_LEN, DIGEST_FIXED, FLAG_RUMORS, KEY_OVERHEAD,
+    LIST_OVERHEAD, RUMOR_BLOCK_OVERHEAD,
 };
+pub use data_encode::{reencode, DigestWriter, PullWriter, PushWriter, RumorWriter};
 pub use membership::{
     EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
     NO_PING,
