@@ -246,7 +246,7 @@ impl Host {
                 break Err(e);
             }
         };
-        self.publish(self.clock.now());
+        self.publish();
         result
     }
 
@@ -294,7 +294,7 @@ impl Host {
             self.dirty = spare;
         }
         if now >= self.next_publish {
-            self.publish(now);
+            self.publish();
             self.next_publish = now + PUBLISH_EVERY;
         }
         // Nodes still dirty (out of send buffers) want another turn at once.
@@ -385,7 +385,7 @@ impl Host {
 
     /// Sums the nodes' counters, refreshes part of the peer census, and
     /// publishes the lot to the metrics atomics.
-    fn publish(&mut self, _now: Instant) {
+    fn publish(&mut self) {
         let mut snap = self.own.clone();
         snap.stats = self.retired.clone();
         let mut running = 0;

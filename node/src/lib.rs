@@ -31,6 +31,7 @@ pub use gossip_core as core;
 #[allow(unsafe_code)]
 pub mod datapath;
 pub mod host;
+mod http;
 pub mod metrics;
 pub mod runtime;
 pub mod timers;

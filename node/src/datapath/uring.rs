@@ -294,10 +294,7 @@ impl UringDatapath {
                 let buf = self.bufs.buffer(bid, res as usize);
                 match RecvMsgOut::parse(buf, &self.recv_hdr) {
                     Ok(out) if out.is_payload_truncated() => self.counters.truncated += 1,
-                    Ok(out) if !active => {
-                        let _ = out;
-                        self.counters.stale += 1;
-                    }
+                    Ok(_) if !active => self.counters.stale += 1,
                     Ok(out) => match sockaddr::parse(out.name_data()) {
                         Some(from) => {
                             let payload = out.payload_data();
