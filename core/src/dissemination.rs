@@ -251,7 +251,7 @@ impl Node {
             .iter()
             .filter_map(|h| e.store.get(&h.key).map(|(v, _)| 20 + h.key.len() + v.len()))
             .sum();
-        let wanted = self.config.section().wanted(self.peers.len() + 1) + self.pfail;
+        let wanted = self.config.section().wanted(self.peers.len() + 1) + self.pfail.len();
         let section = (HEADER_LEN + 2 + wanted * ENTRY_LEN_V6).min(self.config.max_datagram());
         section + RUMOR_BLOCK_OVERHEAD + hot <= self.config.max_datagram()
     }

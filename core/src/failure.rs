@@ -24,10 +24,10 @@ impl Node {
             self.members += 1;
         }
         if from == PeerState::Pfail {
-            self.pfail -= 1;
+            self.pfail.retain(|&x| x != id);
         }
         if to == PeerState::Pfail {
-            self.pfail += 1;
+            self.pfail.push(id);
         }
         if to == PeerState::Alive && matches!(from, PeerState::Pfail | PeerState::Fail) {
             self.emit(Event::PeerAlive { id, was: from });

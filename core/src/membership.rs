@@ -198,7 +198,7 @@ impl Node {
             PeerState::Handshake => {}
             PeerState::Pfail => {
                 self.members -= 1;
-                self.pfail -= 1;
+                self.pfail.retain(|&x| x != p.id);
             }
             PeerState::Alive | PeerState::Fail => self.members -= 1,
         }
@@ -296,22 +296,27 @@ impl Node {
         let policy = self.config.section();
         let wanted = policy.wanted(known);
         let budget = policy.byte_budget.unwrap_or(usize::MAX).min(w.remaining());
-        let reserved = match self.pfail {
-            0 => 0,
-            _ => self
-                .peers
-                .slice()
-                .iter()
-                .filter(|p| p.state == PeerState::Pfail)
-                .map(entry_len)
-                .sum::<usize>()
-                .min(budget),
-        };
+        let reserved = self
+            .pfail
+            .iter()
+            .filter_map(|&id| self.peers.by_id(id))
+            .map(entry_len)
+            .sum::<usize>()
+            .min(budget);
         let mut used = 0;
-        self.chosen.clear();
+        let mut picks = 0;
+        self.sections = self.sections.wrapping_add(1);
+        if self.sections == 0 {
+            // The stamp wrapped: old stamps could now look current.
+            self.picked.iter_mut().for_each(|s| *s = 0);
+            self.sections = 1;
+        }
+        if self.picked.len() < self.peers.len() {
+            self.picked.resize(self.peers.len(), 0);
+        }
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
-        while fresh > 0 && self.chosen.len() < wanted && tries > 0 {
+        while fresh > 0 && picks < wanted && tries > 0 {
             tries -= 1;
             // Redis draws from all nodes, self included, and skips self.
             let pick = self.rng.index(known);
@@ -327,7 +332,7 @@ impl Node {
                 }
                 PeerState::Alive | PeerState::Fail => {}
             }
-            if self.chosen.contains(&(pick as u32)) {
+            if self.picked[pick] == self.sections {
                 continue;
             }
             let e = entry(p, now);
@@ -335,25 +340,26 @@ impl Node {
                 break;
             }
             used += e.encoded_len();
-            self.chosen.push(pick as u32);
+            self.picked[pick] = self.sections;
+            picks += 1;
             fresh -= 1;
         }
-        if self.pfail == 0 {
+        let n = self.pfail.len();
+        if n == 0 {
             return;
         }
         // From a random start, so that when not all PFAIL nodes fit, each
         // still gets its turn.
-        let n = self.peers.len();
         let first = self.rng.index(n);
         for k in 0..n {
-            let p = self.peers.get((first + k) % n);
-            if p.state == PeerState::Pfail {
-                let e = entry(p, now);
-                if used + e.encoded_len() > budget || !w.push(&e) {
-                    return;
-                }
-                used += e.encoded_len();
+            let Some(p) = self.peers.by_id(self.pfail[(first + k) % n]) else {
+                continue;
+            };
+            let e = entry(p, now);
+            if used + e.encoded_len() > budget || !w.push(&e) {
+                return;
             }
+            used += e.encoded_len();
         }
     }
 }

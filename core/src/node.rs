@@ -108,15 +108,19 @@ pub struct Node {
     pub(crate) peers: PeerTable,
     /// Peers not in handshake (the voters, with self).
     pub(crate) members: usize,
-    /// Peers in PFAIL (appended to every section).
-    pub(crate) pfail: usize,
+    /// Ids of the peers in PFAIL, in the order they became so (appended to
+    /// every section; a list, so that encoding costs O(PFAIL), not O(peers)).
+    pub(crate) pfail: Vec<NodeId>,
     pub(crate) meets: Vec<PendingMeet>,
     pub(crate) transmits: VecDeque<Outgoing>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) next_tick: Instant,
     pub(crate) stats: Stats,
-    /// Scratch for section building: indices already chosen.
-    pub(crate) chosen: Vec<u32>,
+    /// Per peer index: the section number it was last picked for, so that a
+    /// pick is checked for a repeat in O(1) (Redis scans the section: O(n²)).
+    pub(crate) picked: Vec<u32>,
+    /// Sections built so far (wrapping), the stamp in `picked`.
+    pub(crate) sections: u32,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
     pub(crate) epidemic: Epidemic,
 }
@@ -134,13 +138,14 @@ impl Node {
             me,
             rng,
             members: 0,
-            pfail: 0,
+            pfail: Vec::new(),
             meets: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_tick: Instant::from_micros(now.as_micros() + phase),
             stats: Stats::default(),
-            chosen: Vec::new(),
+            picked: Vec::new(),
+            sections: 0,
             // Its own generator, from the seed but not from `rng`: turning
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
