@@ -19,6 +19,7 @@ use gossip_core::{Config, Event, Identity, Instant, Node, PeerState, Stats};
 
 use crate::datapath::{sys, Datapath, DatapathKind};
 use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
+use crate::observe::{ObservedEvent, Observer};
 use crate::timers::{Clock, Timers};
 
 /// A deadline that fires this much after its time counts as late on the host
@@ -60,6 +61,10 @@ struct Hosted {
     addr: SocketAddr,
     global: usize,
     dirty: bool,
+    /// Incarnation of the node in (or last in) this slot.
+    incarnation: u32,
+    /// Paused: no ticks, input discarded (see [`Host::pause_node`]).
+    paused: bool,
     /// Peers by state at the last scan (`PEER_STATES` order).
     peers: [u64; 4],
     /// Failure reports held and peer-table heap bytes at the last scan.
@@ -87,6 +92,8 @@ pub struct Host {
     next_publish: Instant,
     /// Nodes waiting for their start time, in order.
     pending: VecDeque<(Instant, NodeSpec)>,
+    /// Where events and per-node counters go for readers, if anyone reads.
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for Host {
@@ -121,7 +128,15 @@ impl Host {
             scan_cursor: 0,
             next_publish: Instant::ZERO,
             pending: VecDeque::new(),
+            observer: None,
         }
+    }
+
+    /// Feeds the observation channel from now on: every event of every node
+    /// into `observer.events`, every node's counters into `observer.board`
+    /// at each publish.
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
     }
 
     /// Starts a node at `at` (now if it has passed). Nodes start in the order
@@ -149,6 +164,40 @@ impl Host {
     /// # Errors
     /// When the datapath refuses the socket.
     pub fn add_node(&mut self, spec: NodeSpec) -> io::Result<usize> {
+        let index = self.nodes.len();
+        let addr = spec.socket.local_addr()?;
+        self.nodes.push(Hosted {
+            node: None,
+            socket: usize::MAX,
+            addr,
+            global: spec.global,
+            dirty: false,
+            incarnation: spec.identity.incarnation,
+            paused: false,
+            peers: [0; 4],
+            reports: 0,
+            table_bytes: 0,
+        });
+        if let Err(e) = self.revive(index, spec) {
+            self.nodes.pop();
+            return Err(e);
+        }
+        Ok(index)
+    }
+
+    /// Starts `spec` in slot `index`, whose node was removed (a restart: same
+    /// slot, so callers' indices stay valid). Its counters start from zero.
+    ///
+    /// # Errors
+    /// When the slot is out of range or still running, or the datapath
+    /// refuses the socket.
+    pub fn revive(&mut self, index: usize, spec: NodeSpec) -> io::Result<()> {
+        if self.nodes.get(index).is_none_or(|h| h.node.is_some()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("host slot {index} is not a stopped node"),
+            ));
+        }
         let addr = spec.socket.local_addr()?;
         let socket = self.dp.register(spec.socket)?;
         let now = self.clock.now();
@@ -160,23 +209,75 @@ impl Host {
                 let _ = node.meet(now, to.into());
             }
         }
-        let index = self.nodes.len();
         if socket >= self.by_socket.len() {
             self.by_socket.resize(socket + 1, NO_NODE);
         }
         self.by_socket[socket] = index as u32;
+        let h = &mut self.nodes[index];
+        h.node = Some(node);
+        h.socket = socket;
+        h.addr = addr;
+        h.global = spec.global;
+        h.incarnation = spec.identity.incarnation;
+        h.paused = false;
+        self.mark_dirty(index as u32);
+        Ok(())
+    }
+
+    /// Reserves a stopped slot for `spec`'s node without starting it (the
+    /// socket in `spec` is not used: the caller keeps its own handle and
+    /// starts the node later with [`revive`](Host::revive)). Returns the slot.
+    pub fn reserve(&mut self, spec: &NodeSpec) -> usize {
+        let addr = spec
+            .socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         self.nodes.push(Hosted {
-            node: Some(node),
-            socket,
+            node: None,
+            socket: usize::MAX,
             addr,
             global: spec.global,
             dirty: false,
+            incarnation: spec.identity.incarnation,
+            paused: false,
             peers: [0; 4],
             reports: 0,
             table_bytes: 0,
         });
-        self.mark_dirty(index as u32);
-        Ok(index)
+        self.nodes.len() - 1
+    }
+
+    /// Pauses node `index`, as a stopped process would be: its deadlines do
+    /// not fire and datagrams that reach it are discarded (as by a full
+    /// receive buffer) until [`resume_node`](Host::resume_node). Returns
+    /// whether it was running and not paused.
+    pub fn pause_node(&mut self, index: usize) -> bool {
+        match self.nodes.get_mut(index) {
+            Some(h) if h.node.is_some() && !h.paused => {
+                h.paused = true;
+                self.timers.schedule(index as u32, None);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Resumes a paused node: its overdue deadline fires at once. Returns
+    /// whether it was paused.
+    pub fn resume_node(&mut self, index: usize) -> bool {
+        match self.nodes.get_mut(index) {
+            Some(h) if h.node.is_some() && h.paused => {
+                h.paused = false;
+                self.mark_dirty(index as u32);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether node `index` is paused.
+    pub fn is_paused(&self, index: usize) -> bool {
+        self.nodes.get(index).is_some_and(|h| h.paused)
     }
 
     /// Stops node `index`: its socket is closed and it is forgotten (its
@@ -189,6 +290,7 @@ impl Host {
             return false;
         };
         add_stats(&mut self.retired, node.stats());
+        h.paused = false;
         h.peers = [0; 4];
         h.reports = 0;
         h.table_bytes = 0;
@@ -197,6 +299,11 @@ impl Host {
             *slot = NO_NODE;
         }
         self.timers.schedule(index as u32, None);
+        if let Some(o) = &self.observer {
+            let h = &self.nodes[index];
+            o.board
+                .publish(h.global, self.clock.now(), h.incarnation, None);
+        }
         true
     }
 
@@ -275,7 +382,11 @@ impl Host {
             };
             fired += 1;
             self.count_lateness(now.as_micros().saturating_sub(at.as_micros()));
-            if let Some(node) = self.nodes[index as usize].node.as_mut() {
+            let h = &mut self.nodes[index as usize];
+            if h.paused {
+                continue;
+            }
+            if let Some(node) = h.node.as_mut() {
                 node.handle_timeout(now);
                 self.mark_dirty(index);
             }
@@ -322,6 +433,9 @@ impl Host {
             let Some(node) = h.node.as_mut() else {
                 return;
             };
+            if h.paused {
+                return;
+            }
             // One clock read per batch: the datagrams of one poll arrived together.
             let now = *now_in.get_or_insert_with(|| clock.now());
             // A decode error is counted in the node's stats; nothing else to do.
@@ -347,6 +461,9 @@ impl Host {
         let Some(node) = h.node.as_mut() else {
             return;
         };
+        if h.paused {
+            return;
+        }
         let mut stalled = false;
         loop {
             let Some(buf) = self.dp.send_buffer() else {
@@ -362,6 +479,13 @@ impl Host {
         }
         while let Some(event) = node.poll_event() {
             self.own.events[event_index(&event)] += 1;
+            if let Some(o) = &self.observer {
+                o.events.push(ObservedEvent {
+                    node: h.global,
+                    at: now,
+                    event,
+                });
+            }
         }
         self.timers.schedule(index, node.poll_timeout());
         if stalled {
@@ -389,12 +513,22 @@ impl Host {
         let mut snap = self.own.clone();
         snap.stats = self.retired.clone();
         let mut running = 0;
+        let at = self.clock.now();
         for h in &self.nodes {
             if let Some(node) = &h.node {
                 add_stats(&mut snap.stats, node.stats());
                 running += 1;
             }
+            if let Some(o) = &self.observer {
+                o.board.publish(
+                    h.global,
+                    at,
+                    h.incarnation,
+                    h.node.as_ref().map(Node::stats),
+                );
+            }
         }
+        snap.events_dropped = self.observer.as_ref().map_or(0, |o| o.events.dropped());
         snap.nodes = running;
         self.scan_peers();
         snap.peers = [0; 4];

@@ -33,5 +33,6 @@ pub mod datapath;
 pub mod host;
 mod http;
 pub mod metrics;
+pub mod observe;
 pub mod runtime;
 pub mod timers;

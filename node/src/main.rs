@@ -134,6 +134,7 @@ fn run(args: Args) -> Result<()> {
         rng_seed,
         ramp: Duration::from_secs_f64(args.ramp),
         socket_buffer_bytes: args.socket_buffer,
+        ..RuntimeConfig::default()
     })?;
     let stop = runtime.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

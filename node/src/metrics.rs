@@ -83,6 +83,9 @@ pub struct Snapshot {
     pub datapath: DatapathCounters,
     /// CPU time of the I/O threads, µs.
     pub cpu_us: u64,
+    /// Events the observation channel dropped because its queue was full
+    /// (zero while nobody observes).
+    pub events_dropped: u64,
 }
 
 impl Snapshot {
@@ -143,6 +146,7 @@ impl Snapshot {
             f(v);
         }
         f(&mut self.cpu_us);
+        f(&mut self.events_dropped);
     }
 
     fn len() -> usize {
@@ -374,6 +378,18 @@ impl MetricsSource {
         for (i, kind) in EVENT_KINDS.iter().enumerate() {
             sample(w, "gossip_events_total", &[("kind", kind)], s.events[i]);
         }
+        family(
+            w,
+            "gossip_observed_events_dropped_total",
+            "counter",
+            "Events the observation channel dropped because a reader fell behind.",
+        );
+        sample(
+            w,
+            "gossip_observed_events_dropped_total",
+            &[],
+            s.events_dropped,
+        );
         family(
             w,
             "gossip_timer_lateness_seconds",

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
 use crate::host::{Command, Host, NodeSpec};
 use crate::metrics::{MetricsSource, ThreadMetrics};
+use crate::observe::{EventQueue, NodeCounters, ObservedEvent, Observer, StatsBoard};
 use crate::timers::Clock;
 
 /// What to run.
@@ -44,6 +45,13 @@ pub struct RuntimeConfig {
     /// SO_RCVBUF and SO_SNDBUF per socket, bytes. Bigger absorbs bursts (a FAIL
     /// broadcast, a join storm) at the cost of kernel memory per node.
     pub socket_buffer_bytes: usize,
+    /// The last `held` nodes of `binds` are bound (their ports reserved) but
+    /// not started; [`Runtime::start_node`] starts them later (joins).
+    /// Must leave node 0 started.
+    pub held: usize,
+    /// Observation channel: events each I/O thread's queue holds (0: no
+    /// channel, nothing observed). See [`crate::observe`].
+    pub event_queue: usize,
 }
 
 impl RuntimeConfig {
@@ -103,6 +111,8 @@ impl Default for RuntimeConfig {
             rng_seed: 0x5eed,
             ramp: Duration::ZERO,
             socket_buffer_bytes: 256 * 1024,
+            held: 0,
+            event_queue: 0,
         }
     }
 }
@@ -168,6 +178,23 @@ pub struct Runtime {
     metrics: Vec<Arc<ThreadMetrics>>,
     kind: DatapathKind,
     fallback: Option<String>,
+    clock: Clock,
+    socket_buffer_bytes: usize,
+    /// PRNG seed of each node's first incarnation.
+    seeds: Vec<u64>,
+    /// Per node: its socket while bound but never started, and its current
+    /// (or last) incarnation. Locked only by callers, never by I/O threads.
+    lives: Mutex<Vec<Life>>,
+    /// Per I/O thread: its event queue (empty without observation).
+    events: Vec<Arc<EventQueue>>,
+    board: Option<Arc<StatsBoard>>,
+}
+
+#[derive(Debug)]
+struct Life {
+    parked: Option<UdpSocket>,
+    incarnation: u32,
+    started: bool,
 }
 
 impl fmt::Debug for Runtime {
@@ -202,6 +229,18 @@ impl Runtime {
         if config.binds.is_empty() {
             return Err(NodeError::Config("no nodes to run".into()));
         }
+        if config.held >= config.binds.len() {
+            return Err(NodeError::Config(
+                "held: at least node 0 must start with the runtime".into(),
+            ));
+        }
+        if config.held > 0 && !config.ramp.is_zero() {
+            // Host slots follow start order; a ramp would start reserved
+            // slots before earlier nodes and break the placement.
+            return Err(NodeError::Config(
+                "held nodes need ramp = 0 (start them with Runtime::start_node instead)".into(),
+            ));
+        }
         let (kind, fallback) = datapath::resolve(config.datapath, probe);
         if let Some(line) = &fallback {
             eprintln!("gossip-node: {line}");
@@ -229,9 +268,13 @@ impl Runtime {
         let mut state = config.rng_seed;
         let mut specs: Vec<NodeSpec> = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
+        let mut seeds = Vec::with_capacity(n);
+        let first_held = n - config.held;
         for (i, socket) in sockets.into_iter().enumerate() {
             let id = NodeId(splitmix64(&mut state));
             ids.push(id);
+            let seed = splitmix64(&mut state);
+            seeds.push(seed);
             let meet = match (config.seeds.is_empty(), i) {
                 (false, _) => config.seeds.clone(),
                 (true, 0) => Vec::new(),
@@ -240,13 +283,14 @@ impl Runtime {
             specs.push(NodeSpec {
                 socket,
                 identity: Identity::new(id),
-                seed: splitmix64(&mut state),
+                seed,
                 meet,
                 global: i,
             });
         }
         let stop = Arc::new(AtomicBool::new(false));
         let clock = Clock::new();
+        let board = (config.event_queue > 0).then(|| Arc::new(StatsBoard::new(n)));
         let per_thread = n.div_ceil(threads);
         let mut placement = Vec::with_capacity(n);
         let mut runtime = Runtime {
@@ -258,7 +302,14 @@ impl Runtime {
             metrics: Vec::new(),
             kind,
             fallback,
+            clock,
+            socket_buffer_bytes: config.socket_buffer_bytes,
+            seeds,
+            lives: Mutex::new(Vec::with_capacity(n)),
+            events: Vec::new(),
+            board: board.clone(),
         };
+        let mut lives = Vec::with_capacity(n);
         let mut specs = specs.into_iter();
         for t in 0..threads {
             let chunk: Vec<NodeSpec> = specs.by_ref().take(per_thread).collect();
@@ -267,6 +318,33 @@ impl Runtime {
             }
             for local in 0..chunk.len() {
                 placement.push((t, local));
+            }
+            // Held nodes keep their sockets here until started; their host
+            // slot is reserved now so that placement never changes.
+            let mut chunk = chunk;
+            let mut reserved = Vec::new();
+            for spec in &mut chunk {
+                let held = spec.global >= first_held;
+                reserved.push(held);
+                lives.push(Life {
+                    parked: None,
+                    incarnation: 0,
+                    started: !held,
+                });
+                if held {
+                    let parked = spec.socket.try_clone().map_err(|source| NodeError::Bind {
+                        addr: runtime.addrs[spec.global],
+                        source,
+                    })?;
+                    lives[spec.global].parked = Some(parked);
+                }
+            }
+            let observer = board.as_ref().map(|board| Observer {
+                events: Arc::new(EventQueue::new(config.event_queue)),
+                board: board.clone(),
+            });
+            if let Some(o) = &observer {
+                runtime.events.push(o.events.clone());
             }
             let metrics = Arc::new(ThreadMetrics::default());
             runtime.metrics.push(metrics.clone());
@@ -303,7 +381,16 @@ impl Runtime {
                         }
                     };
                     let mut host = Host::new(dp, clock, node_config, metrics);
-                    for spec in chunk {
+                    if let Some(o) = observer {
+                        host.set_observer(o);
+                    }
+                    for (spec, held) in chunk.into_iter().zip(reserved) {
+                        if held {
+                            // The runtime kept a clone of the socket; this one
+                            // closes, the slot stays stopped until started.
+                            host.reserve(&spec);
+                            continue;
+                        }
                         let offset = ramp.mul_f64(spec.global as f64 / n as f64);
                         if let Err(source) = host.add_node_at(spec, start + offset) {
                             let _ = ready_tx.send(Err(NodeError::Datapath { kind, source }));
@@ -329,6 +416,7 @@ impl Runtime {
             }
         }
         runtime.placement = placement;
+        runtime.lives = Mutex::new(lives);
         Ok(runtime)
     }
 
@@ -411,6 +499,136 @@ impl Runtime {
             host.remove_node(local)
         })
         .unwrap_or(false)
+    }
+
+    /// Starts node `node` (global index), which is not running, and has it
+    /// meet `meet`: a held node's first start (incarnation 0), or a restart
+    /// of a killed node on the same address with the same id and the next
+    /// incarnation.
+    ///
+    /// # Errors
+    /// The node is running or unknown, its address cannot be bound again (a
+    /// restart races any process that took the port), or its thread is gone.
+    pub fn start_node(&self, node: usize, meet: &[SocketAddr]) -> Result<(), NodeError> {
+        let &(thread, local) = self
+            .placement
+            .get(node)
+            .ok_or_else(|| NodeError::Config(format!("no node {node}")))?;
+        let addr = self.addrs[node];
+        let mut lives = self.lives.lock().unwrap_or_else(PoisonError::into_inner);
+        let life = &mut lives[node];
+        let (socket, incarnation) = match life.parked.take() {
+            Some(socket) => (socket, life.incarnation),
+            None => {
+                let socket = bind(addr, self.socket_buffer_bytes)
+                    .map_err(|source| NodeError::Bind { addr, source })?;
+                (
+                    socket,
+                    life.incarnation.wrapping_add(u32::from(life.started)),
+                )
+            }
+        };
+        let mut seed_state = self.seeds[node] ^ u64::from(incarnation);
+        let spec = NodeSpec {
+            socket,
+            identity: Identity {
+                id: self.ids[node],
+                incarnation,
+                slot: 0,
+            },
+            seed: splitmix64(&mut seed_state),
+            meet: meet.to_vec(),
+            global: node,
+        };
+        let started = self
+            .call_thread(thread, Duration::from_secs(2), move |host| {
+                host.revive(local, spec).map_err(|e| e.to_string())
+            })
+            .ok_or_else(|| {
+                NodeError::Thread(io::Error::other(format!(
+                    "I/O thread {thread} did not start node {node}"
+                )))
+            })?;
+        started.map_err(|e| NodeError::Datapath {
+            kind: self.kind,
+            source: io::Error::other(e),
+        })?;
+        life.incarnation = incarnation;
+        life.started = true;
+        Ok(())
+    }
+
+    /// Kills node `node` if it runs, then starts it again on its address with
+    /// the next incarnation, meeting `meet` (see [`start_node`](Runtime::start_node)).
+    ///
+    /// # Errors
+    /// As `start_node`.
+    pub fn restart(&self, node: usize, meet: &[SocketAddr]) -> Result<(), NodeError> {
+        self.kill(node);
+        self.start_node(node, meet)
+    }
+
+    /// Pauses node `node`: no ticks, input discarded (see
+    /// [`Host::pause_node`]). Returns whether it was running and not paused.
+    pub fn pause(&self, node: usize) -> bool {
+        let Some(&(thread, local)) = self.placement.get(node) else {
+            return false;
+        };
+        self.call_thread(thread, Duration::from_secs(1), move |host| {
+            host.pause_node(local)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Resumes a paused node. Returns whether it was paused.
+    pub fn resume(&self, node: usize) -> bool {
+        let Some(&(thread, local)) = self.placement.get(node) else {
+            return false;
+        };
+        self.call_thread(thread, Duration::from_secs(1), move |host| {
+            host.resume_node(local)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Node `node`'s current (or last) incarnation.
+    pub fn incarnation(&self, node: usize) -> Option<u32> {
+        let lives = self.lives.lock().unwrap_or_else(PoisonError::into_inner);
+        lives.get(node).map(|l| l.incarnation)
+    }
+
+    /// The clock every I/O thread stamps events with (same origin), so that a
+    /// reader can tell `now` in the same units.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Takes up to `max` observed events, oldest first per thread (threads in
+    /// turn), and passes each to `f`; returns how many. Nothing without
+    /// [`RuntimeConfig::event_queue`]. Never blocks an I/O thread.
+    pub fn drain_events(&self, max: usize, mut f: impl FnMut(ObservedEvent)) -> usize {
+        let mut taken = 0;
+        for q in &self.events {
+            while taken < max {
+                let Some(e) = q.pop() else { break };
+                f(e);
+                taken += 1;
+            }
+        }
+        taken
+    }
+
+    /// Events dropped by the observation channel since the start, per I/O
+    /// thread (empty without observation).
+    pub fn events_dropped(&self) -> Vec<u64> {
+        self.events.iter().map(|q| q.dropped()).collect()
+    }
+
+    /// Node `node`'s traffic counters as its thread last published them
+    /// (every 250 ms, and when it stops); `None` without observation or
+    /// before the first publish.
+    pub fn node_counters(&self, node: usize) -> Option<NodeCounters> {
+        self.board.as_ref()?.read(node)
     }
 
     /// Stops every thread and waits for them.
