@@ -67,6 +67,6 @@ pub use membership::BARE_LEN;
 pub use node::{Identity, MeetError, Node, Transmit};
 pub use peers::{Peer, PeerState, PeerTable};
 pub use profile::{
-    Config, ConfigBuilder, ConfigError, Dissemination, Profile, Quorum, SectionPolicy,
+    Config, ConfigBuilder, ConfigError, Dissemination, PongGossip, Profile, Quorum, SectionPolicy,
 };
 pub use time::Instant;

@@ -6,6 +6,7 @@ use crate::event::Event;
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::node::{Node, PendingMeet};
 use crate::peers::{Peer, PeerState, NO_PING};
+use crate::profile::PongGossip;
 use crate::time::{millis_u32, Instant};
 use crate::wire::{
     EntryFlags, GossipEntry, MessageType, Section, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
@@ -292,6 +293,7 @@ impl Node {
     /// filled by random picks alone would carry no failure report at all, so no
     /// node would ever reach FAIL (with 1,400 bytes, from ~470 nodes up).
     pub(crate) fn write_section(&mut self, now: Instant, w: &mut SectionWriter<'_>) {
+        let pong_gossip = self.config.pong_gossip();
         let known = self.peers.len() + 1;
         let policy = self.config.section();
         let wanted = policy.wanted(known);
@@ -335,7 +337,7 @@ impl Node {
             if self.picked[pick] == self.sections {
                 continue;
             }
-            let e = entry(p, now);
+            let e = entry(p, now, pong_gossip);
             if used + e.encoded_len() + reserved > budget || !w.push(&e) {
                 break;
             }
@@ -355,7 +357,7 @@ impl Node {
             let Some(p) = self.peers.by_id(self.pfail[(first + k) % n]) else {
                 continue;
             };
-            let e = entry(p, now);
+            let e = entry(p, now, pong_gossip);
             if used + e.encoded_len() > budget || !w.push(&e) {
                 return;
             }
@@ -373,7 +375,15 @@ fn entry_len(p: &Peer) -> usize {
 }
 
 /// The gossip entry describing `p` now.
-fn entry(p: &Peer, now: Instant) -> GossipEntry {
+fn entry(p: &Peer, now: Instant, pong_gossip: PongGossip) -> GossipEntry {
+    let pong_age_ms = match pong_gossip {
+        // Whole seconds, rounded up: see `PongGossip::Redis`.
+        PongGossip::Redis => {
+            let ms = u64::from(millis_u32(now - p.pong_received));
+            u32::try_from(ms.div_ceil(1_000) * 1_000).unwrap_or(u32::MAX)
+        }
+        PongGossip::FirstHand => millis_u32(now - p.pong_received.min(p.data_received)),
+    };
     GossipEntry {
         id: p.id,
         incarnation: p.incarnation,
@@ -385,14 +395,7 @@ fn entry(p: &Peer, now: Instant) -> GossipEntry {
             true => millis_u32(now - p.ping_sent).min(crate::wire::NO_PING - 1),
             false => crate::wire::NO_PING,
         },
-        // First-hand only: a PONG time we adopted from gossip is never passed
-        // on as newer than the last datagram we had from the node ourselves.
-        // Ages are relative, and the receiver turns one into a time by
-        // subtracting it from its own `now`, which is later by the transit; if
-        // adopted times were gossiped on, every hop would add a transit and a
-        // crashed node would stay "recently heard" (Redis sends absolute times
-        // in whole seconds, which errs the other way).
-        pong_age_ms: millis_u32(now - p.pong_received.min(p.data_received)),
+        pong_age_ms,
         endpoint: p.endpoint,
     }
 }

@@ -96,6 +96,28 @@ impl SectionPolicy {
     }
 }
 
+/// Which PONG time a node puts in its gossip entry about a peer.
+///
+/// Entries carry ages, not clock times, and a receiver turns an age into a time
+/// with its own clock, later than the sender's by the transit. So a time passed
+/// on from hop to hop can creep forward by a transit per hop, keeping a crashed
+/// node "recently heard" longer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PongGossip {
+    /// Redis 7 `clusterSetGossipEntry`: the PONG time held, whether first-hand or
+    /// adopted from gossip, in whole seconds (`pong_received / 1000`), so a
+    /// receiver sees it up to a second older. Here the age is rounded up to whole
+    /// seconds: the same loss of up to a second per hop, which outweighs a
+    /// transit unless the transit is a sizeable part of a second, so times do not
+    /// creep forward in practice. Passing adopted times on is what makes Redis's
+    /// gossip refresh cut the ping rate.
+    Redis,
+    /// Only first-hand times (the last datagram from the peer itself), to the
+    /// millisecond. A time can then be at most one transit late, whatever the
+    /// latency, at the cost of a higher ping rate (the refresh reaches one hop).
+    FirstHand,
+}
+
 /// How many failure reports turn a PFAIL into FAIL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quorum {
@@ -168,6 +190,7 @@ pub struct Config {
     random_ping_sample: u32,
     random_ping_fanout: u32,
     gossip_refreshes_pong: bool,
+    pong_gossip: PongGossip,
     section: SectionPolicy,
     report_validity: Duration,
     quorum: Quorum,
@@ -227,8 +250,11 @@ getters! {
     /// gossip faster at proportional cost; 0 (off) to 64.
     random_ping_fanout: u32,
     /// Whether a healthy gossip entry refreshes our last PONG of that peer (Redis
-    /// does; it stretches ping intervals to 1.0-1.6 × ping_interval).
+    /// does; it stretches ping intervals beyond ping_interval and so sets the
+    /// real message rate).
     gossip_refreshes_pong: bool,
+    /// Which PONG times a node gossips (Redis: the one it holds, in whole seconds).
+    pong_gossip: PongGossip,
     /// Section size rule.
     section: SectionPolicy,
     /// Age after which a failure report no longer counts (Redis: 2 × node_timeout).
@@ -314,6 +340,7 @@ impl ConfigBuilder {
                 random_ping_sample: 5,
                 random_ping_fanout: 1,
                 gossip_refreshes_pong: true,
+                pong_gossip: PongGossip::Redis,
                 section: SectionPolicy::REDIS,
                 report_validity: node_timeout * 2,
                 quorum: Quorum::Majority,
