@@ -9,9 +9,9 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use gossip_loadgen::report::Report;
 use gossip_loadgen::runner::{self, Options};
-use gossip_loadgen::scenario::{self, Scenario};
+use gossip_loadgen::scenario::{self, Scenario, WorldKind};
 use gossip_loadgen::sweep::{Axis, Target};
-use gossip_loadgen::world::{self, Control};
+use gossip_loadgen::world::{self, udp, Control};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -175,6 +175,16 @@ impl RunArgs {
         o
     }
 
+    /// Whether this is the bare default run: the demo, its world not chosen.
+    fn is_default_demo(&self) -> bool {
+        self.scenario == "demo"
+            && self.world.is_none()
+            && !self
+                .set
+                .iter()
+                .any(|o| o.trim_start().starts_with("cluster.world"))
+    }
+
     fn options(&self) -> Options {
         Options {
             threads: self.threads.unwrap_or_else(world::default_threads),
@@ -199,10 +209,22 @@ fn install_ctrl_c(control: &Arc<Control>) -> Result<()> {
 }
 
 fn run(a: &RunArgs) -> Result<()> {
-    let s = a.scenario()?;
+    let mut s = a.scenario()?;
     let units = s.run.trials as u64 * world::units_per_trial(&s);
     let control = Arc::new(Control::new(units, &s.name));
     install_ctrl_c(&control)?;
+    if a.is_default_demo() && s.cluster.world == WorldKind::Udp {
+        // The default demo shows the product wherever it runs: where real
+        // UDP nodes cannot start, the sim world runs it instead, saying why.
+        // An explicit --world udp never falls back.
+        if let Err(why) = udp::can_start() {
+            eprintln!(
+                "gossip-loadgen: UDP nodes cannot start here ({}); running the demo in the sim world instead",
+                one_line(&why.to_string())
+            );
+            s.cluster.world = WorldKind::Sim;
+        }
+    }
     if !a.json {
         eprintln!(
             "gossip-loadgen: {} — {} nodes, world {}, {} trial(s), seed {}",
@@ -213,7 +235,17 @@ fn run(a: &RunArgs) -> Result<()> {
             s.run.seed
         );
     }
-    let (report, html) = runner::run(&s, &a.options(), &control)?;
+    let (report, html) = match runner::run(&s, &a.options(), &control) {
+        Err(e) if a.is_default_demo() && e.downcast_ref::<udp::CannotStart>().is_some() => {
+            eprintln!(
+                "gossip-loadgen: {}; running the demo in the sim world instead",
+                one_line(&format!("{e:#}"))
+            );
+            s.cluster.world = WorldKind::Sim;
+            runner::run(&s, &a.options(), &control)?
+        }
+        r => r?,
+    };
     finish(&report, &html, a.json)
 }
 

@@ -127,6 +127,27 @@ pub struct Summary {
     /// The same per node-hour.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub false_fails_per_node_hour: Option<f64>,
+    /// UDP world: I/O-thread CPU seconds per node-second (mean over trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_node_s: Option<f64>,
+    /// UDP world: peak RSS of the process, bytes (max over trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    /// UDP world: datagrams lost on the host (sum over trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<u64>,
+    /// UDP world: the kernel's UDP receive-buffer overflows, machine-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_rcvbuf_errors: Option<u64>,
+    /// UDP world: observed events the observation channel dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_dropped: Option<u64>,
+    /// UDP world: ticks more than one tick period late (sum over trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_ticks: Option<u64>,
+    /// UDP world: late ticks ÷ ticks run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_tick_fraction: Option<f64>,
 }
 
 /// Histograms kept whole in the report (HDR V2, base64) next to their percentiles.
@@ -164,7 +185,24 @@ pub fn summarize(world: &str, nodes: usize, trials: &[Trial]) -> Result<(Summary
     epidemic(&mut s, trials);
     dissemination(&mut s, &mut h, trials)?;
     detection(&mut s, trials);
+    resources(&mut s, trials);
     Ok((s, h))
+}
+
+fn resources(s: &mut Summary, trials: &[Trial]) {
+    let r: Vec<_> = trials.iter().filter_map(|t| t.resources).collect();
+    if r.is_empty() {
+        return;
+    }
+    s.cpu_s_per_node_s = Some(r.iter().map(|x| x.cpu_s_per_node_s).sum::<f64>() / r.len() as f64);
+    s.rss_bytes = r.iter().map(|x| x.rss_bytes).max();
+    s.drops = Some(r.iter().map(|x| x.drops).sum());
+    s.udp_rcvbuf_errors = r.iter().map(|x| x.udp_rcvbuf_errors).sum::<Option<u64>>();
+    s.events_dropped = Some(r.iter().map(|x| x.events_dropped).sum());
+    let late: u64 = r.iter().map(|x| x.late_ticks).sum();
+    let ticks: u64 = r.iter().map(|x| x.ticks).sum();
+    s.late_ticks = Some(late);
+    s.late_tick_fraction = (ticks > 0).then(|| late as f64 / ticks as f64);
 }
 
 fn overhead(s: &mut Summary, trials: &[Trial]) {

@@ -34,6 +34,34 @@ pub struct Trial {
     pub sim_events: u64,
     /// Trace hash (sim world): the same seed gives the same hash.
     pub trace_hash: Option<String>,
+    /// UDP world: the datapath the nodes ran on (`uring` or `mmsg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapath: Option<String>,
+    /// UDP world: what running the nodes cost (DESIGN §3, Resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// What real nodes cost over the measured window (UDP world; DESIGN §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU seconds of the I/O threads per node-second running.
+    pub cpu_s_per_node_s: f64,
+    /// Peak resident set size of the process (loadgen and nodes), bytes.
+    pub rss_bytes: u64,
+    /// Datagrams lost on the host: refused or dropped sends (full socket
+    /// buffer, errors), truncated or failed receives, and transmits the
+    /// nodes' queues refused.
+    pub drops: u64,
+    /// UDP receive-buffer overflows the kernel counted (`RcvbufErrors` in
+    /// `/proc/net/snmp`, machine-wide), or `None` where unreadable.
+    pub udp_rcvbuf_errors: Option<u64>,
+    /// Observed events the observation channel dropped (reader too slow).
+    pub events_dropped: u64,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Ticks that ran more than one tick period after their deadline.
+    pub late_ticks: u64,
 }
 
 /// A statistic over nodes.

@@ -44,7 +44,7 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
         commit: commit(),
         machine: Machine::this(),
         world: s.cluster.world.name().into(),
-        datapath: None,
+        datapath: trials.iter().find_map(|t| t.datapath.clone()),
         seed: s.run.seed,
         trials_requested: s.run.trials,
         trials_done: trials.len(),

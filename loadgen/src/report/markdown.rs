@@ -135,6 +135,37 @@ pub fn render(r: &Report) -> String {
         }
         o.push('\n');
     }
+    if let Some(cpu) = s.cpu_s_per_node_s {
+        let _ = writeln!(o, "## Resources (real nodes, measured window)\n");
+        let _ = writeln!(o, "| figure | value |\n|---|---:|");
+        let _ = writeln!(o, "| CPU s per node-second (I/O threads) | {cpu:.5} |");
+        if let Some(rss) = s.rss_bytes {
+            let _ = writeln!(
+                o,
+                "| peak RSS (process) | {:.1} MiB |",
+                rss as f64 / 1_048_576.0
+            );
+        }
+        if let Some(d) = s.drops {
+            let _ = writeln!(o, "| datagrams dropped on the host | {d} |");
+        }
+        if let Some(d) = s.udp_rcvbuf_errors {
+            let _ = writeln!(
+                o,
+                "| UDP receive-buffer overflows (kernel, machine-wide) | {d} |"
+            );
+        }
+        if let Some(d) = s.events_dropped {
+            let _ = writeln!(o, "| observed events dropped | {d} |");
+        }
+        if let Some(l) = s.late_ticks {
+            let f = s
+                .late_tick_fraction
+                .map_or(String::new(), |f| format!(" ({:.3} %)", f * 100.0));
+            let _ = writeln!(o, "| late ticks (> 1 tick late) | {l}{f} |");
+        }
+        o.push('\n');
+    }
     if let Some(sw) = &r.sweep {
         o.push_str(&crate::sweep::markdown(sw));
     }

@@ -1,8 +1,10 @@
 //! Worlds that run a scenario's trials: the simulator (membership in virtual
-//! time), the epidemic-only model (lockstep rounds at scale), and real UDP nodes.
+//! time), the epidemic-only model (lockstep rounds at scale), and real UDP
+//! nodes on loopback (membership in wall-clock time).
 
 pub mod epidemic;
 pub mod sim;
+pub mod udp;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -110,9 +112,7 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
     }
     match s.cluster.world {
         WorldKind::Sim => sim::run(s, threads, control),
-        WorldKind::Udp => anyhow::bail!(
-            "cluster.world: the udp world needs gossip-node's host, which is not built yet; use --world sim"
-        ),
+        WorldKind::Udp => udp::run(s, control),
     }
 }
 

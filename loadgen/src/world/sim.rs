@@ -31,7 +31,7 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
     parallel_trials(s.run.trials, threads, control, |i| trial(s, i, control))
 }
 
-fn trial_seed(base: u64, i: usize) -> u64 {
+pub(crate) fn trial_seed(base: u64, i: usize) -> u64 {
     gossip_core::epidemic::population::trial_seed(base, i as u64)
 }
 
@@ -123,6 +123,8 @@ fn trial(s: &Scenario, index: usize, control: &Control) -> Result<Option<Trial>>
         wall_s: started.elapsed().as_secs_f64(),
         sim_events: run.sim.events_processed(),
         trace_hash: Some(format!("{:016x}", run.sim.trace_hash())),
+        datapath: None,
+        resources: None,
     }))
 }
 
