@@ -423,6 +423,9 @@ impl Scenario {
             "auto" | "uring" | "mmsg" => {}
             other => bail!("cluster.datapath: {other:?} is not auto, uring or mmsg"),
         }
+        if self.cluster.world == WorldKind::Udp {
+            crate::world::udp::check(self)?;
+        }
         Ok(())
     }
 

@@ -144,7 +144,12 @@ fn the_report_round_trips_through_json_and_renders() {
     let r = run(
         "json",
         "demo",
-        &["cluster.nodes=40", "run.warmup_s=8", "run.duration_s=20"],
+        &[
+            "cluster.world=sim",
+            "cluster.nodes=40",
+            "run.warmup_s=8",
+            "run.duration_s=20",
+        ],
     );
     let dir = std::env::temp_dir().join(format!("gossip-loadgen-test-{}-json", std::process::id()));
     let back = Report::read(&dir).unwrap();

@@ -1,0 +1,167 @@
+//! Small runs of the udp world: real gossip-node nodes on loopback, measured
+//! through the observation channel. Each run is a few seconds of wall clock;
+//! every assertion is about behaviour, none about speed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use gossip_loadgen::report::Report;
+use gossip_loadgen::runner::{self, Options};
+use gossip_loadgen::scenario::Scenario;
+use gossip_loadgen::world::Control;
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gossip-loadgen-udp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(name: &str, scenario: &str, overrides: &[&str]) -> Report {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let s = Scenario::load(scenario, &o).unwrap();
+    let control = Control::new(1, "test");
+    let opts = Options {
+        threads: 2,
+        out: Some(out_dir(name)),
+        command: vec!["test".into(), name.into()],
+    };
+    runner::run(&s, &opts, &control).unwrap().0
+}
+
+#[test]
+fn a_crash_among_twelve_udp_nodes_is_failed_everywhere_and_the_report_names_the_datapath() {
+    let r = run(
+        "crash12",
+        "crash",
+        &[
+            "cluster.world=udp",
+            "cluster.nodes=12",
+            "cluster.datapath=mmsg",
+            "profile.node_timeout_ms=1500",
+            "run.warmup_s=3",
+            "run.duration_s=8",
+            "timeline=[{at_s=2.0,action=\"crash\"}]",
+        ],
+    );
+    assert_eq!(r.world, "udp");
+    assert_eq!(r.datapath.as_deref(), Some("mmsg"));
+    assert_eq!(r.trials_done, 1);
+    let s = &r.summary;
+    let d = s.detect_all_fail_s.expect("detection measured");
+    assert_eq!(d.count, 1, "the crash was FAILed at every live node");
+    assert_eq!(s.undetected, Some(0));
+    let first = s.detect_first_pfail_s.expect("PFAIL seen").p50;
+    // PFAIL needs a ping unanswered for node_timeout: never sooner.
+    assert!(first >= 1.5, "first PFAIL after {first} s");
+    assert!(s.detect_first_fail_s.unwrap().p50 >= first);
+    assert_eq!(s.false_fails, Some(0));
+    // The FAIL item reached every node still running.
+    let t = &r.trials[0];
+    let fail = t
+        .items
+        .iter()
+        .find(|i| i.kind == "fail")
+        .expect("FAIL item");
+    assert_eq!(fail.live, 11);
+    assert_eq!(fail.reached, 11);
+    // Steady overhead before the crash: positive, and the split by type sums.
+    let m = s.msgs_per_node_s.unwrap();
+    let b = s.bytes_per_node_s.unwrap();
+    assert!(
+        m.mean > 0.0 && m.max >= m.mean && b.mean > 0.0,
+        "{m:?} {b:?}"
+    );
+    let types = s.overhead_by_type.as_ref().unwrap();
+    let msgs: f64 = types.iter().map(|t| t.msgs_per_node_s).sum();
+    let bytes: f64 = types.iter().map(|t| t.bytes_per_node_s).sum();
+    assert!(
+        (msgs - m.mean).abs() < 1e-6 * m.mean.max(1.0),
+        "{msgs} vs {m:?}"
+    );
+    assert!(
+        (bytes - b.mean).abs() < 1e-6 * b.mean.max(1.0),
+        "{bytes} vs {b:?}"
+    );
+    let w = s.wire_bytes_per_node_s.unwrap();
+    assert!((w.mean - b.mean - 28.0 * m.mean).abs() < 1e-6 * w.mean);
+    // Resources are reported, and no observed event was lost.
+    assert!(s.cpu_s_per_node_s.unwrap() > 0.0);
+    assert!(s.rss_bytes.unwrap() > 0);
+    assert_eq!(s.events_dropped, Some(0));
+    assert!(s.late_ticks.is_some());
+    // The JSON on disk carries the datapath and reads back equal.
+    let dir =
+        std::env::temp_dir().join(format!("gossip-loadgen-udp-{}-crash12", std::process::id()));
+    let back = Report::read(&dir).expect("report.json reads back");
+    assert_eq!(back.datapath.as_deref(), Some("mmsg"));
+    assert_eq!(back.summary, r.summary);
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("udp (mmsg)") && md.contains("## Resources"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("<svg"));
+}
+
+#[test]
+fn a_join_and_a_restart_reach_every_udp_node() {
+    let r = run(
+        "join12",
+        "demo",
+        &[
+            "cluster.nodes=10",
+            "cluster.datapath=mmsg",
+            "profile.node_timeout_ms=1500",
+            "run.warmup_s=3",
+            "run.duration_s=9",
+            "timeline=[{at_s=1.0,action=\"join\"},{at_s=2.0,action=\"crash\"},{at_s=7.0,action=\"restart\"}]",
+        ],
+    );
+    let t = &r.trials[0];
+    let join = t
+        .items
+        .iter()
+        .find(|i| i.kind == "join")
+        .expect("join item");
+    // 10 nodes at the start, then the joiner: every other node learns of it.
+    assert_eq!(join.about, Some(10));
+    assert_eq!(join.reached, join.live, "{join:?}");
+    assert_eq!(join.live, 10, "the restarted node runs again at the end");
+    assert!(t.timeline.iter().any(|m| m.what.contains("restarts")));
+    assert_eq!(r.summary.undetected, Some(0));
+    // Copies are not counted in the udp world: no redundancy figure.
+    assert!(r.summary.redundancy.is_none());
+}
+
+#[test]
+fn loopback_cannot_shape_traffic_so_such_actions_are_refused_in_one_line() {
+    let exe = env!("CARGO_BIN_EXE_gossip-loadgen");
+    for (set, name) in [
+        (
+            "timeline=[{at_s=1.0,action=\"partition\",fraction=0.5}]",
+            "partition",
+        ),
+        ("timeline=[{at_s=1.0,action=\"loss\",value=0.1}]", "loss"),
+        ("network.loss=0.01", "network.loss"),
+    ] {
+        let out = Command::new(exe)
+            .args([
+                "run",
+                "--scenario",
+                "crash",
+                "--world",
+                "udp",
+                "--nodes",
+                "4",
+            ])
+            .args(["--set", set, "--out"])
+            .arg(out_dir("refused"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{set} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(name) && err.contains("udp"), "{err}");
+    }
+}
