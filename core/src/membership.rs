@@ -25,7 +25,7 @@ impl Node {
         let node_timeout = self.config.node_timeout();
         let ping_interval = self.config.ping_interval();
         let handshake_timeout = self.config.handshake_timeout();
-        let retry = self.config.tick() * self.config.random_ping_every();
+        let retry = self.meet_retry();
         let mut i = 0;
         while i < self.peers.len() {
             let p = self.peers.get(i);
@@ -43,10 +43,13 @@ impl Node {
                     self.emit(Event::HandshakeTimedOut { id });
                     continue; // the last peer moved into slot i
                 }
-                // UDP loses datagrams, so the handshake's MEET is resent once a
-                // random-ping period (Redis's TCP link would retransmit); never
-                // to an unproven address that MET us.
-                if !p.inbound && now - p.ping_transmitted >= retry {
+                // UDP loses datagrams, so the handshake's MEET is resent (Redis's
+                // TCP link would retransmit), never to an unproven address that
+                // MET us. The gap doubles each time (retry, 2 retry, 4 retry ...
+                // after the start), so that a node gossip keeps naming but that
+                // does not answer costs a few MEETs, not one a second.
+                let gap = retry.max(p.ping_transmitted - p.ping_sent);
+                if !p.inbound && now - p.ping_transmitted >= gap {
                     let to = p.endpoint;
                     self.peers.get_mut(i).ping_transmitted = now;
                     self.queue(to, MessageType::Meet, true);
@@ -126,9 +129,19 @@ impl Node {
         self.queue(to, MessageType::Ping, false);
     }
 
+    /// How long a MEET waits before it is resent: a random-ping period (1 s in
+    /// Redis's profile), but at most a third of the handshake timeout, so that
+    /// a short timeout still leaves room for two resends.
+    pub(crate) fn meet_retry(&self) -> core::time::Duration {
+        let period = self.config.tick() * self.config.random_ping_every();
+        period
+            .min(self.config.handshake_timeout() / 3)
+            .max(self.config.tick())
+    }
+
     /// Resends or expires outstanding `meet`s.
     fn cron_meets(&mut self, now: Instant) {
-        let retry = self.config.tick() * self.config.random_ping_every();
+        let retry = self.meet_retry();
         let timeout = self.config.handshake_timeout();
         let mut m = 0;
         while m < self.meets.len() {

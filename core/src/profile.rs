@@ -270,7 +270,9 @@ getters! {
     /// Most peers held; gossip about more is dropped and counted. Bounds memory
     /// against a member that invents ids.
     max_peers: usize,
-    /// Most failure reports held in all; more are dropped and counted.
+    /// Most failure reports held in all (default 65,536: a majority's reports
+    /// about 130 suspects at N = 1,000, 1.5 MiB at worst); more are dropped and
+    /// counted. A process hosting many nodes pays this per node.
     max_failure_reports: usize,
     /// Most outstanding `meet` commands (address-only joins).
     max_pending_meets: usize,
@@ -347,7 +349,7 @@ impl ConfigBuilder {
                 handshake_timeout: node_timeout,
                 max_datagram: 1_400,
                 max_peers: 100_000,
-                max_failure_reports: 1 << 20,
+                max_failure_reports: 1 << 16,
                 max_pending_meets: 64,
                 transmit_queue: 1 << 18,
                 event_queue: 1 << 16,

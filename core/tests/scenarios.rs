@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gossip_core::wire::{self, Body, MessageType};
-use gossip_core::{Config, Event, Instant, NodeId, PeerState, Quorum, SectionPolicy};
+use gossip_core::{
+    Config, Event, Identity, Instant, Node, NodeId, PeerState, Quorum, SectionPolicy,
+};
 use support::{endpoint, id, index_of, ms, redis, Latency, Net, Record, Seen};
 
 /// The latency model of every scenario: 1 to 5 ms, seeded.
@@ -968,4 +970,41 @@ fn gossip_never_makes_a_crashed_node_look_heard_from_after_its_crash() {
         ms(limit - crash)
     );
     assert!(newest <= limit);
+}
+
+#[test]
+fn a_meet_is_resent_before_a_one_second_handshake_timeout_expires() {
+    // Found by the simulator: with node_timeout <= 1 s the derived handshake
+    // timeout is 1 s, equal to the MEET resend period, so a MEET went out once
+    // and a single lost datagram left the joiner alone for good. The resend
+    // period is now at most a third of the handshake timeout: a MEET at the
+    // start and resends at 1/3 and 2/3 of it (tick-aligned) before it expires.
+    let c = Config::builder()
+        .node_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert_eq!(c.handshake_timeout(), Duration::from_secs(1));
+    let mut node = Node::new(Identity::new(NodeId(1)), c.clone(), 3, Instant::ZERO);
+    let silent: std::net::SocketAddr = "127.0.0.9:7000".parse().unwrap();
+    node.meet(Instant::ZERO, silent.into()).unwrap();
+    let mut buf = [0u8; 1500];
+    let (mut meets, mut timed_out) = (0, None);
+    let mut now = Instant::ZERO;
+    while now < at(secs(3.0)) {
+        node.handle_timeout(now);
+        while let Some(tx) = node.poll_transmit(now, &mut buf) {
+            if tx.kind == MessageType::Meet && timed_out.is_none() {
+                meets += 1;
+            }
+        }
+        while let Some(e) = node.poll_event() {
+            if matches!(e, Event::MeetTimedOut { .. }) {
+                timed_out.get_or_insert(now);
+            }
+        }
+        now = now + c.tick();
+    }
+    assert!(meets >= 3, "{meets} MEETs before the meet timed out");
+    let t = timed_out.expect("an unanswered meet times out");
+    assert!(t <= at(secs(1.0)) + 2 * c.tick(), "{t:?}");
 }
