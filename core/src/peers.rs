@@ -205,10 +205,6 @@ impl PeerTable {
         self.peers.iter()
     }
 
-    pub(crate) fn slice(&self) -> &[Peer] {
-        &self.peers
-    }
-
     /// Adds a peer; returns its index.
     pub(crate) fn insert(&mut self, peer: Peer) -> Result<usize, TableFull> {
         if self.peers.len() >= self.max_peers {
