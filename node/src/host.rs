@@ -15,12 +15,13 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip_core::{Config, Event, Identity, Instant, Node, PeerState, Stats};
+use gossip_core::{Config, Event, Identity, Instant, Node, Stats};
 
 use crate::datapath::{sys, Datapath, DatapathKind};
 use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
 use crate::observe::{ObservedEvent, Observer};
 use crate::timers::{Clock, Timers};
+use crate::view::{PeerView, ViewWriter};
 
 /// A deadline that fires this much after its time counts as late on the host
 /// (a tenth of Redis's 100 ms tick; the core counts a whole tick late itself).
@@ -94,6 +95,8 @@ pub struct Host {
     pending: VecDeque<(Instant, NodeSpec)>,
     /// Where events and per-node counters go for readers, if anyone reads.
     observer: Option<Observer>,
+    /// Each node's published peer view (by node index, grown on demand).
+    views: Vec<ViewWriter>,
 }
 
 impl std::fmt::Debug for Host {
@@ -129,6 +132,7 @@ impl Host {
             next_publish: Instant::ZERO,
             pending: VecDeque::new(),
             observer: None,
+            views: Vec::new(),
         }
     }
 
@@ -304,12 +308,20 @@ impl Host {
             o.board
                 .publish(h.global, self.clock.now(), h.incarnation, None);
         }
+        view_at(&mut self.views, self.clock, index).clear();
         true
     }
 
     /// The node at `index`, if running.
     pub fn node(&self, index: usize) -> Option<&Node> {
         self.nodes.get(index).and_then(|h| h.node.as_ref())
+    }
+
+    /// A reader's handle on node `index`'s peer view (lock-free, kept current
+    /// by this thread; empty while the node is stopped). `None` past the
+    /// nodes hosted.
+    pub fn peer_view(&mut self, index: usize) -> Option<PeerView> {
+        (index < self.nodes.len()).then(|| view_at(&mut self.views, self.clock, index).view())
     }
 
     /// Address of node `index`.
@@ -477,6 +489,7 @@ impl Host {
             };
             self.dp.queue_send(h.socket, tx.to.addr(), tx.len);
         }
+        let view = view_at(&mut self.views, self.clock, index as usize);
         while let Some(event) = node.poll_event() {
             self.own.events[event_index(&event)] += 1;
             if let Some(o) = &self.observer {
@@ -486,6 +499,7 @@ impl Host {
                     event,
                 });
             }
+            view.apply(node.peers(), &event);
         }
         self.timers.schedule(index, node.poll_timeout());
         if stalled {
@@ -546,10 +560,11 @@ impl Host {
         self.metrics.publish(&snap);
     }
 
-    /// Recounts peers by state for as many nodes as the budget allows,
-    /// continuing where the last scan stopped.
+    /// Refreshes the peer views (and so the counts of peers by state) of as
+    /// many nodes as the budget allows, continuing where the last scan stopped.
     fn scan_peers(&mut self) {
         let n = self.nodes.len();
+        let now = self.clock.now();
         let mut budget = PEER_SCAN_BUDGET;
         for _ in 0..n {
             let i = self.scan_cursor % n;
@@ -558,11 +573,9 @@ impl Host {
             let Some(node) = &h.node else {
                 continue;
             };
-            let mut counts = [0u64; 4];
-            for p in node.peers().iter() {
-                counts[state_index(p.state())] += 1;
-            }
-            h.peers = counts;
+            let view = view_at(&mut self.views, self.clock, i);
+            view.refresh(node.peers(), now);
+            h.peers = view.counts();
             h.reports = node.peers().report_count() as u64;
             h.table_bytes = node.peers().memory_bytes() as u64;
             budget = budget.saturating_sub(node.peers().len().max(1));
@@ -573,13 +586,12 @@ impl Host {
     }
 }
 
-fn state_index(s: PeerState) -> usize {
-    match s {
-        PeerState::Handshake => 0,
-        PeerState::Alive => 1,
-        PeerState::Pfail => 2,
-        PeerState::Fail => 3,
+/// Node `index`'s view writer, created with the views before it if needed.
+fn view_at(views: &mut Vec<ViewWriter>, clock: Clock, index: usize) -> &mut ViewWriter {
+    while views.len() <= index {
+        views.push(PeerView::new(clock).0);
     }
+    &mut views[index]
 }
 
 /// Index into `EVENT_KINDS`.

@@ -36,3 +36,4 @@ pub mod metrics;
 pub mod observe;
 pub mod runtime;
 pub mod timers;
+pub mod view;

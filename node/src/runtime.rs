@@ -20,6 +20,7 @@ use crate::host::{Command, Host, NodeSpec};
 use crate::metrics::{MetricsSource, ThreadMetrics};
 use crate::observe::{EventQueue, NodeCounters, ObservedEvent, Observer, StatsBoard};
 use crate::timers::Clock;
+use crate::view::PeerView;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -485,6 +486,21 @@ impl Runtime {
         let &(thread, local) = self.placement.get(node)?;
         self.call_thread(thread, Duration::from_secs(1), move |host| {
             host.node(local).map(f)
+        })
+        .flatten()
+    }
+
+    /// A reader's handle on node `node`'s (global index) published peer view:
+    /// its peers' ids, states, incarnations and last PONGs, read without a
+    /// lock and without the I/O thread's attention. Getting the handle takes
+    /// one round trip to the node's thread (`None` when the node has not
+    /// started or its thread does not answer within a second); keep it and
+    /// read through it as often as wanted. It follows the node's slot: empty
+    /// while the node is stopped, filled again if it is restarted there.
+    pub fn peer_view(&self, node: usize) -> Option<PeerView> {
+        let &(thread, local) = self.placement.get(node)?;
+        self.call_thread(thread, Duration::from_secs(1), move |host| {
+            host.peer_view(local)
         })
         .flatten()
     }

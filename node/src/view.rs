@@ -1,0 +1,912 @@
+//! Published peer views: what readers (metrics, observers, the loadgen) see
+//! of one node's peer table while its I/O thread changes it, with no lock
+//! taken on either side.
+//!
+//! Each hosted node has a [`ViewWriter`], owned by its I/O thread, and any
+//! number of [`PeerView`] handles for readers on other threads. A view holds
+//! one [`PeerRecord`] per peer (id, state, incarnation, last PONG) in slots
+//! whose fields are atomics behind a per-slot sequence counter (a seqlock
+//! written in safe code: a read that raced a store sees an odd or changed
+//! counter and retries, so no record is ever torn). An id-to-slot map
+//! (`papaya::HashMap`, lock-free reads) finds a peer's slot.
+//!
+//! The I/O thread keeps the view current at a bounded cost, never O(peers)
+//! per datagram:
+//! - every peer event the core reports ([`ViewWriter::apply`]) rewrites that
+//!   one peer's record from the peer table: O(1);
+//! - a periodic [`ViewWriter::refresh`] (the host's peer scan, under its
+//!   budget) rewrites the records that changed since (the last PONG moves
+//!   with every answered ping) and drops peers whose events were lost:
+//!   O(peers), a few ns a peer.
+//!
+//! Chosen by `node/benches/peer_view.rs` over `Mutex<HashMap>`,
+//! `RwLock<HashMap>`, an `ArcSwap`ped snapshot, a `papaya` map of records and
+//! scc's `HashIndex` (figures in `reports/peer-view/README.md`): a writer store
+//! is a few ns with no allocation and no publish step, and readers never wait
+//! for the writer nor make it wait.
+//!
+//! ```
+//! use gossip_node::core::{Instant, NodeId, PeerState};
+//! use gossip_node::timers::Clock;
+//! use gossip_node::view::{PeerRecord, PeerView};
+//!
+//! let (mut writer, view) = PeerView::new(Clock::new());
+//! let reader = view.clone();
+//! std::thread::spawn(move || {
+//!     writer.upsert(PeerRecord {
+//!         id: NodeId(7),
+//!         state: PeerState::Pfail,
+//!         incarnation: 1,
+//!         pong_received: Instant::ZERO,
+//!     });
+//! })
+//! .join()
+//! .unwrap();
+//! assert_eq!(reader.get(NodeId(7)).map(|r| r.state), Some(PeerState::Pfail));
+//! assert_eq!(reader.count(PeerState::Pfail), 1);
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use gossip_core::rng::mix64;
+use gossip_core::{Event, Incarnation, Instant, NodeId, Peer, PeerState, PeerTable};
+
+use crate::metrics::PEER_STATES;
+use crate::timers::Clock;
+
+/// One peer as a view shows it: a copy, consistent in itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// The peer.
+    pub id: NodeId,
+    /// Its health as the node sees it.
+    pub state: PeerState,
+    /// Its incarnation as the node knows it.
+    pub incarnation: Incarnation,
+    /// When the node last had a PONG from it (or healthy gossip said it
+    /// answered), on the runtime's clock; `Instant::ZERO` if never.
+    pub pong_received: Instant,
+}
+
+impl PeerRecord {
+    /// The record of a peer-table entry.
+    pub fn of(peer: &Peer) -> Self {
+        PeerRecord {
+            id: peer.id(),
+            state: peer.state(),
+            incarnation: peer.incarnation(),
+            pong_received: peer.pong_received(),
+        }
+    }
+
+    /// How long before `now` the last PONG came (zero if `now` is earlier).
+    pub fn pong_age(&self, now: Instant) -> Duration {
+        Duration::from_micros(
+            now.as_micros()
+                .saturating_sub(self.pong_received.as_micros()),
+        )
+    }
+}
+
+/// A reader's handle on one node's view: cheap to clone, `Send + Sync`, and
+/// never blocks nor is blocked by the I/O thread.
+///
+/// Each record read is consistent in itself; a scan is not a snapshot of the
+/// whole table (a peer may change state while the scan passes it), and the
+/// per-state counts may be one update apart from the records.
+#[derive(Clone)]
+pub struct PeerView {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for PeerView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerView")
+            .field("peers", &self.len())
+            .field("counts", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerView {
+    /// An empty view: the writer for the I/O thread and a reader handle.
+    /// `clock` is the runtime's, so that readers can age last PONGs.
+    pub fn new(clock: Clock) -> (ViewWriter, PeerView) {
+        let hash = IdHash::random();
+        let shared = Arc::new(Shared {
+            clock,
+            index: papaya::HashMap::with_hasher(hash.clone()),
+            chunks: std::array::from_fn(|_| OnceLock::new()),
+            high_water: AtomicU32::new(0),
+            counts: Default::default(),
+            refreshed_at: AtomicU64::new(NEVER),
+            changes: AtomicU64::new(0),
+        });
+        let writer = ViewWriter {
+            shared: shared.clone(),
+            slots: HashMap::with_hasher(hash),
+            free: Vec::new(),
+            seen: Vec::new(),
+            epoch: 0,
+            by_table_index: Vec::new(),
+            counts: [0; 4],
+        };
+        (writer, PeerView { shared })
+    }
+
+    /// The record of peer `id`, if the node knows it.
+    pub fn get(&self, id: NodeId) -> Option<PeerRecord> {
+        let s = &*self.shared;
+        let slot = *s.index.pin().get(&id)?;
+        // The slot may have been freed and reused since the index was read:
+        // the id in the record says whether it is still this peer's.
+        s.slot(slot)?.load().filter(|r| r.id == id)
+    }
+
+    /// Calls `f` with every peer's record, in slot order.
+    pub fn for_each(&self, mut f: impl FnMut(&PeerRecord)) {
+        let s = &*self.shared;
+        let high = s.high_water.load(Ordering::Acquire);
+        for c in 0..CHUNKS {
+            let (start, len) = chunk_span(c);
+            if start >= high as usize {
+                break;
+            }
+            let Some(chunk) = s.chunks[c].get() else {
+                break;
+            };
+            let used = len.min(high as usize - start);
+            for slot in &chunk[..used] {
+                if let Some(r) = slot.load() {
+                    f(&r);
+                }
+            }
+        }
+    }
+
+    /// Every peer's record (a scan into a vector).
+    pub fn records(&self) -> Vec<PeerRecord> {
+        let mut out = Vec::with_capacity(self.len());
+        self.for_each(|r| out.push(*r));
+        out
+    }
+
+    /// Peers by state, in [`PEER_STATES`] order.
+    pub fn counts(&self) -> [u64; 4] {
+        std::array::from_fn(|i| self.shared.counts[i].load(Ordering::Relaxed))
+    }
+
+    /// Peers in `state`.
+    pub fn count(&self, state: PeerState) -> usize {
+        self.shared.counts[state_index(state)].load(Ordering::Relaxed) as usize
+    }
+
+    /// Peers known.
+    pub fn len(&self) -> usize {
+        self.counts().iter().sum::<u64>() as usize
+    }
+
+    /// Whether the node knows no peer (or is not running).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Now, on the clock the records' times are on.
+    pub fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+
+    /// When the last full refresh finished: last PONG times are at most this
+    /// old (states are current: every state change is applied as it happens).
+    pub fn refreshed_at(&self) -> Option<Instant> {
+        let at = self.shared.refreshed_at.load(Ordering::Relaxed);
+        (at != NEVER).then(|| Instant::from_micros(at))
+    }
+
+    /// Records written so far: a reader that sees it unchanged knows nothing
+    /// changed in between.
+    pub fn changes(&self) -> u64 {
+        self.shared.changes.load(Ordering::Acquire)
+    }
+}
+
+/// The I/O thread's side of a view: the only writer. Not `Clone`.
+pub struct ViewWriter {
+    shared: Arc<Shared>,
+    /// The writer's own id-to-slot map: it never reads the shared one.
+    slots: HashMap<NodeId, u32, IdHash>,
+    free: Vec<u32>,
+    /// Refresh epoch in which each slot was last seen in the peer table.
+    seen: Vec<u64>,
+    epoch: u64,
+    /// Slot of the peer at each peer-table index at the last refresh, a hint
+    /// (checked against the id) that spares a hash lookup per peer.
+    by_table_index: Vec<u32>,
+    counts: [u64; 4],
+}
+
+impl fmt::Debug for ViewWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewWriter")
+            .field("peers", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ViewWriter {
+    /// A reader handle on this view.
+    pub fn view(&self) -> PeerView {
+        PeerView {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Writes one peer's record (adding the peer if new). O(1); allocates
+    /// only when the view grows past its largest size so far.
+    pub fn upsert(&mut self, record: PeerRecord) {
+        self.upsert_slot(record);
+    }
+
+    /// Forgets peer `id`. Returns whether it was there.
+    pub fn remove(&mut self, id: NodeId) -> bool {
+        let Some(slot) = self.slots.remove(&id) else {
+            return false;
+        };
+        let s = &*self.shared;
+        // Index first: a reader that still finds the slot sees it vacant or
+        // reused by another id, and answers "not known" either way.
+        s.index.pin().remove(&id);
+        let cell = s.slot(slot).expect("a mapped slot is allocated");
+        if let Some(old) = cell.load_own() {
+            count(s, &mut self.counts, old.state, -1);
+        }
+        cell.store(None);
+        bump(&s.changes);
+        self.free.push(slot);
+        true
+    }
+
+    /// Applies one event of the node whose table is `peers`: the peer it
+    /// names is rewritten from the table (or forgotten if it left). O(1).
+    pub fn apply(&mut self, peers: &PeerTable, event: &Event) {
+        let id = match *event {
+            Event::PeerDiscovered { id, .. }
+            | Event::PeerJoined { id }
+            | Event::PeerPfail { id }
+            | Event::PeerFail { id, .. }
+            | Event::PeerAlive { id, .. }
+            | Event::PeerRestarted { id, .. }
+            | Event::HandshakeTimedOut { id } => id,
+            _ => return,
+        };
+        match peers.by_id(id) {
+            Some(p) => self.upsert(PeerRecord::of(p)),
+            None => {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// Brings the whole view in line with `peers`: rewrites the records that
+    /// differ (fresher last PONGs, changes whose events were dropped) and
+    /// forgets peers the table no longer has. O(peers); stamps
+    /// [`PeerView::refreshed_at`] with `now`.
+    pub fn refresh(&mut self, peers: &PeerTable, now: Instant) {
+        self.refresh_from(peers.iter().map(PeerRecord::of), now);
+    }
+
+    /// [`refresh`](ViewWriter::refresh) from the records of a whole table,
+    /// in a stable order (the view remembers each position's slot).
+    pub fn refresh_from(&mut self, records: impl IntoIterator<Item = PeerRecord>, now: Instant) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut n = 0;
+        for record in records {
+            let hint = self.by_table_index.get(n).copied().unwrap_or(u32::MAX);
+            let slot = match self.shared.slot(hint) {
+                Some(cell) if cell.id_own() == Some(record.id) => {
+                    rewrite(&self.shared, &mut self.counts, cell, record);
+                    hint
+                }
+                _ => self.upsert_slot(record),
+            };
+            match self.by_table_index.get_mut(n) {
+                Some(h) => *h = slot,
+                None => self.by_table_index.push(slot),
+            }
+            self.seen[slot as usize] = epoch;
+            n += 1;
+        }
+        self.by_table_index.truncate(n);
+        if self.slots.len() > n {
+            let gone: Vec<NodeId> = self
+                .slots
+                .iter()
+                .filter(|&(_, &slot)| self.seen[slot as usize] != epoch)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in gone {
+                self.remove(id);
+            }
+        }
+        self.shared
+            .refreshed_at
+            .store(now.as_micros(), Ordering::Relaxed);
+    }
+
+    /// Forgets every peer (the node stopped).
+    pub fn clear(&mut self) {
+        let ids: Vec<NodeId> = self.slots.keys().copied().collect();
+        for id in ids {
+            self.remove(id);
+        }
+        self.by_table_index.clear();
+        self.shared.refreshed_at.store(NEVER, Ordering::Relaxed);
+    }
+
+    /// Peers in the view.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Peers by state, in [`PEER_STATES`] order.
+    pub fn counts(&self) -> [u64; 4] {
+        self.counts
+    }
+
+    fn upsert_slot(&mut self, record: PeerRecord) -> u32 {
+        if let Some(&slot) = self.slots.get(&record.id) {
+            let cell = self.shared.slot(slot).expect("a mapped slot is allocated");
+            rewrite(&self.shared, &mut self.counts, cell, record);
+            return slot;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => self.grow(),
+        };
+        let s = &*self.shared;
+        // Record first, index second: a reader that finds the id in the
+        // index finds its record.
+        s.slot(slot)
+            .expect("a free or new slot is allocated")
+            .store(Some(&record));
+        bump(&s.changes);
+        s.index.pin().insert(record.id, slot);
+        self.slots.insert(record.id, slot);
+        count(s, &mut self.counts, record.state, 1);
+        slot
+    }
+
+    /// A new slot at the high-water mark, allocating its chunk if needed.
+    fn grow(&mut self) -> u32 {
+        let s = &*self.shared;
+        let slot = s.high_water.load(Ordering::Relaxed);
+        let (c, _) = locate(slot);
+        s.chunks[c].get_or_init(|| {
+            let (_, len) = chunk_span(c);
+            (0..len).map(|_| Slot::default()).collect()
+        });
+        // The slot is vacant until stored, so readers may scan it at once.
+        s.high_water.store(slot + 1, Ordering::Release);
+        self.seen.push(0);
+        slot
+    }
+}
+
+/// Rewrites an occupied slot with `record` unless it already holds it.
+fn rewrite(shared: &Shared, counts: &mut [u64; 4], cell: &Slot, record: PeerRecord) {
+    let old = cell.load_own();
+    if old == Some(record) {
+        // Unchanged: no store, so readers' cached lines stay valid.
+        return;
+    }
+    if let Some(old) = old {
+        count(shared, counts, old.state, -1);
+    }
+    count(shared, counts, record.state, 1);
+    cell.store(Some(&record));
+    bump(&shared.changes);
+}
+
+/// Adds one to a counter only the writer stores (no read-modify-write).
+fn bump(counter: &AtomicU64) {
+    let n = counter.load(Ordering::Relaxed);
+    counter.store(n + 1, Ordering::Release);
+}
+
+/// Moves one peer into or out of `state`'s count, published at once.
+fn count(shared: &Shared, counts: &mut [u64; 4], state: PeerState, delta: i64) {
+    let i = state_index(state);
+    counts[i] = counts[i].wrapping_add_signed(delta);
+    shared.counts[i].store(counts[i], Ordering::Relaxed);
+}
+
+/// The `BuildHasher` of view maps: SplitMix64's finaliser over the id xored
+/// with a random key, so that probe sequences cannot be chosen by whoever
+/// picks node ids, at a fraction of SipHash's cost.
+#[derive(Clone, Debug)]
+pub struct IdHash {
+    key: u64,
+}
+
+impl IdHash {
+    /// A hasher with a key drawn from the OS (through `RandomState`).
+    pub fn random() -> Self {
+        IdHash {
+            key: RandomState::new().hash_one(0x5eed_u64),
+        }
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { state: self.key }
+    }
+}
+
+/// The hasher [`IdHash`] builds.
+#[derive(Debug)]
+pub struct IdHasher {
+    state: u64,
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.state
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.state = mix64(self.state ^ n);
+    }
+}
+
+/// `refreshed_at` before any refresh.
+const NEVER: u64 = u64::MAX;
+/// Chunks of slots: chunk c holds 64 << c slots, so 27 chunks cover every
+/// `u32` slot and a view of n peers allocates under 2n slots.
+const CHUNKS: usize = 27;
+const FIRST_CHUNK_BITS: u32 = 6;
+/// Present bit in a slot's `word` (state in bits 0-1, incarnation in 32-63).
+const PRESENT: u64 = 1 << 2;
+
+struct Shared {
+    clock: Clock,
+    index: papaya::HashMap<NodeId, u32, IdHash>,
+    chunks: [OnceLock<Box<[Slot]>>; CHUNKS],
+    /// Slots ever used; those below it are allocated.
+    high_water: AtomicU32,
+    counts: [AtomicU64; 4],
+    refreshed_at: AtomicU64,
+    changes: AtomicU64,
+}
+
+impl Shared {
+    fn slot(&self, slot: u32) -> Option<&Slot> {
+        if slot >= self.high_water.load(Ordering::Acquire) {
+            return None;
+        }
+        let (c, offset) = locate(slot);
+        self.chunks[c].get().map(|chunk| &chunk[offset])
+    }
+}
+
+/// First slot and length of chunk `c`.
+fn chunk_span(c: usize) -> (usize, usize) {
+    let first = 1usize << FIRST_CHUNK_BITS;
+    ((first << c) - first, first << c)
+}
+
+/// Chunk and offset of `slot`.
+fn locate(slot: u32) -> (usize, usize) {
+    let j = u64::from(slot) + (1 << FIRST_CHUNK_BITS);
+    let c = (63 - j.leading_zeros() - FIRST_CHUNK_BITS) as usize;
+    (c, (j - (1u64 << (c as u32 + FIRST_CHUNK_BITS))) as usize)
+}
+
+/// One record behind a sequence counter, odd while the writer stores. Every
+/// field is an atomic, so a read racing a store is retried, never undefined
+/// behaviour (Boehm 2012, "Can seqlocks get along with programming language
+/// memory models?": relaxed data, a release fence after the odd store, an
+/// acquire fence before the second read of the counter).
+#[derive(Default)]
+struct Slot {
+    seq: AtomicU64,
+    id: AtomicU64,
+    /// State (bits 0-1), present (bit 2), incarnation (bits 32-63).
+    word: AtomicU64,
+    pong: AtomicU64,
+}
+
+impl Slot {
+    /// Stores a record, or vacates the slot (writer only).
+    fn store(&self, record: Option<&PeerRecord>) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        match record {
+            Some(r) => {
+                self.id.store(r.id.0, Ordering::Relaxed);
+                self.word.store(
+                    u64::from(r.incarnation) << 32 | PRESENT | state_index(r.state) as u64,
+                    Ordering::Relaxed,
+                );
+                self.pong
+                    .store(r.pong_received.as_micros(), Ordering::Relaxed);
+            }
+            None => self.word.store(0, Ordering::Relaxed),
+        }
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// A consistent copy, or `None` for a vacant slot (any thread).
+    fn load(&self) -> Option<PeerRecord> {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            let id = self.id.load(Ordering::Relaxed);
+            let word = self.word.load(Ordering::Relaxed);
+            let pong = self.pong.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if s1 & 1 == 0 && self.seq.load(Ordering::Relaxed) == s1 {
+                return decode(id, word, pong);
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// The writer's read of its own slot: no store can race it.
+    fn load_own(&self) -> Option<PeerRecord> {
+        decode(
+            self.id.load(Ordering::Relaxed),
+            self.word.load(Ordering::Relaxed),
+            self.pong.load(Ordering::Relaxed),
+        )
+    }
+
+    fn id_own(&self) -> Option<NodeId> {
+        (self.word.load(Ordering::Relaxed) & PRESENT != 0)
+            .then(|| NodeId(self.id.load(Ordering::Relaxed)))
+    }
+}
+
+fn decode(id: u64, word: u64, pong: u64) -> Option<PeerRecord> {
+    (word & PRESENT != 0).then(|| PeerRecord {
+        id: NodeId(id),
+        state: PEER_STATES[(word & 3) as usize],
+        incarnation: (word >> 32) as Incarnation,
+        pong_received: Instant::from_micros(pong),
+    })
+}
+
+/// Index of `state` in [`PEER_STATES`].
+pub fn state_index(state: PeerState) -> usize {
+    match state {
+        PeerState::Handshake => 0,
+        PeerState::Alive => 1,
+        PeerState::Pfail => 2,
+        PeerState::Fail => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn record(id: u64, state: PeerState, pong: u64) -> PeerRecord {
+        PeerRecord {
+            id: NodeId(id),
+            state,
+            incarnation: 1,
+            pong_received: Instant::from_micros(pong),
+        }
+    }
+
+    #[test]
+    fn records_written_are_read_back_counted_and_forgotten() {
+        let (mut w, view) = PeerView::new(Clock::new());
+        assert!(view.is_empty());
+        for id in 1..=200 {
+            w.upsert(record(id, PeerState::Alive, id));
+        }
+        w.upsert(record(7, PeerState::Pfail, 70));
+        w.upsert(record(8, PeerState::Fail, 80));
+        assert_eq!(view.get(NodeId(7)), Some(record(7, PeerState::Pfail, 70)));
+        assert_eq!(view.counts(), [0, 198, 1, 1]);
+        assert_eq!(view.len(), 200);
+        assert!(w.remove(NodeId(7)));
+        assert!(!w.remove(NodeId(7)), "gone once");
+        assert_eq!(view.get(NodeId(7)), None);
+        assert_eq!(view.counts(), [0, 198, 0, 1]);
+        // The freed slot is reused by the next peer; the old id stays unknown.
+        w.upsert(record(1_000, PeerState::Handshake, 0));
+        assert_eq!(view.get(NodeId(7)), None);
+        assert_eq!(
+            view.get(NodeId(1_000)).map(|r| r.state),
+            Some(PeerState::Handshake)
+        );
+        let mut ids: Vec<u64> = view.records().iter().map(|r| r.id.0).collect();
+        ids.sort_unstable();
+        let mut want: Vec<u64> = (1..=200).filter(|&i| i != 7).chain([1_000]).collect();
+        want.sort_unstable();
+        assert_eq!(ids, want);
+        w.clear();
+        assert!(view.is_empty() && view.records().is_empty());
+        assert_eq!(view.get(NodeId(8)), None);
+        assert_eq!(view.refreshed_at(), None);
+    }
+
+    #[test]
+    fn slots_map_onto_chunks_without_gaps_or_overlaps() {
+        let mut next = 0usize;
+        for c in 0..CHUNKS {
+            let (start, len) = chunk_span(c);
+            assert_eq!(start, next, "chunk {c}");
+            assert_eq!(locate(start as u32), (c, 0));
+            if let Ok(last) = u32::try_from(start + len - 1) {
+                assert_eq!(locate(last), (c, len - 1));
+            }
+            next = start + len;
+        }
+        assert!(next > u32::MAX as usize, "every u32 slot has a chunk");
+    }
+
+    #[test]
+    fn refresh_mirrors_the_table_and_drops_peers_whose_events_were_lost() {
+        let (mut w, view) = PeerView::new(Clock::new());
+        let table: Vec<PeerRecord> = (1..=50).map(|i| record(i, PeerState::Alive, i)).collect();
+        w.refresh_from(table.iter().copied(), Instant::from_micros(5));
+        assert_eq!(view.counts(), [0, 50, 0, 0]);
+        assert_eq!(view.refreshed_at(), Some(Instant::from_micros(5)));
+        let changes = view.changes();
+        // Unchanged records are not rewritten.
+        w.refresh_from(table.iter().copied(), Instant::from_micros(6));
+        assert_eq!(view.changes(), changes);
+        // The core swap-removes: peer 50 moves into 10's index; 20 goes PFAIL
+        // and its PONG ages; a peer never announced by an event appears.
+        let mut next = table.clone();
+        next.swap_remove(9);
+        next[19] = record(20, PeerState::Pfail, 2);
+        next.push(record(99, PeerState::Handshake, 0));
+        w.refresh_from(next.iter().copied(), Instant::from_micros(7));
+        assert_eq!(view.get(NodeId(10)), None);
+        assert_eq!(view.get(NodeId(20)), Some(record(20, PeerState::Pfail, 2)));
+        assert_eq!(view.get(NodeId(50)), Some(record(50, PeerState::Alive, 50)));
+        assert_eq!(view.counts(), [1, 48, 1, 0]);
+        assert_eq!(w.len(), next.len());
+        let mut seen: Vec<PeerRecord> = view.records();
+        seen.sort_by_key(|r| r.id.0);
+        next.sort_by_key(|r| r.id.0);
+        assert_eq!(seen, next);
+    }
+
+    #[test]
+    fn pong_age_saturates() {
+        let r = record(1, PeerState::Alive, 1_000);
+        assert_eq!(
+            r.pong_age(Instant::from_micros(3_500)),
+            Duration::from_micros(2_500)
+        );
+        assert_eq!(r.pong_age(Instant::from_micros(10)), Duration::ZERO);
+    }
+
+    /// A record whose fields all derive from `k`, so a torn read (fields of
+    /// two stores) shows as a mismatch.
+    fn coherent(id: u64, k: u64) -> PeerRecord {
+        PeerRecord {
+            id: NodeId(id),
+            state: PEER_STATES[(k % 4) as usize],
+            incarnation: (k as u32).wrapping_mul(2_654_435_761),
+            pong_received: Instant::from_micros(k),
+        }
+    }
+
+    fn is_coherent(r: &PeerRecord) -> bool {
+        *r == coherent(r.id.0, r.pong_received.as_micros())
+    }
+
+    #[test]
+    fn concurrent_readers_never_see_a_torn_or_misattributed_record() {
+        const IDS: u64 = 64;
+        // The writer goes on until the readers have read this much (or a
+        // cap on writes is reached), so the two really overlap.
+        const READS: u64 = 4_000_000;
+        const MAX_WRITES: u64 = 200_000_000;
+        let (mut w, view) = PeerView::new(Clock::new());
+        for id in 1..=IDS {
+            w.upsert(coherent(id, id));
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let total_reads = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = (0..2)
+            .map(|t| {
+                let (view, done, total) = (view.clone(), done.clone(), total_reads.clone());
+                std::thread::spawn(move || {
+                    let (mut reads, mut bad) = (0u64, Vec::new());
+                    let mut id = t;
+                    while !done.load(Ordering::Relaxed) {
+                        id = id % IDS + 1;
+                        if let Some(r) = view.get(NodeId(id)) {
+                            if r.id != NodeId(id) || !is_coherent(&r) {
+                                bad.push(r);
+                            }
+                            reads += 1;
+                            total.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if id == 1 {
+                            view.for_each(|r| {
+                                if !is_coherent(r) {
+                                    bad.push(*r);
+                                }
+                            });
+                        }
+                    }
+                    (reads, bad)
+                })
+            })
+            .collect();
+        // Rewrites, removals and re-insertions (slot reuse) of every id.
+        let mut k = IDS;
+        while total_reads.load(Ordering::Relaxed) < READS && k < MAX_WRITES {
+            k += 1;
+            let id = k % IDS + 1;
+            if k % 7 == 0 {
+                w.remove(NodeId(id));
+            }
+            w.upsert(coherent(id, k));
+        }
+        done.store(true, Ordering::Relaxed);
+        for r in readers {
+            let (reads, bad) = r.join().expect("reader thread");
+            assert!(
+                bad.is_empty(),
+                "torn records: {:?}",
+                &bad[..bad.len().min(5)]
+            );
+            assert!(reads > 0);
+        }
+        assert_eq!(view.len(), IDS as usize);
+        assert!(view.records().iter().all(is_coherent));
+    }
+
+    /// Polls `check` every 50 ms until it holds or `within` passes.
+    fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if check() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn runtime_views_follow_the_cluster_and_see_a_killed_node_fail() {
+        use crate::datapath::DatapathChoice;
+        use crate::runtime::{Runtime, RuntimeConfig};
+        use gossip_core::Config;
+
+        const NODES: usize = 6;
+        let node_timeout = Duration::from_millis(1_500);
+        let rt = Runtime::start(RuntimeConfig {
+            datapath: DatapathChoice::Mmsg,
+            threads: 2,
+            node: Config::builder()
+                .node_timeout(node_timeout)
+                .build()
+                .expect("valid config"),
+            binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, NODES),
+            rng_seed: 0x71e3,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime starts");
+        let views: Vec<PeerView> = (0..NODES)
+            .map(|i| rt.peer_view(i).expect("a started node has a view"))
+            .collect();
+        assert!(rt.peer_view(NODES).is_none());
+        let ids = rt.ids().to_vec();
+        // A reader that never stops reading while the I/O threads write: if
+        // either side waited for the other, the cluster below would stall.
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (views, ids, stop) = (views.clone(), ids.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut bad = Vec::new();
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for (i, v) in views.iter().enumerate() {
+                        v.for_each(|r| {
+                            if r.id == ids[i] || !ids.contains(&r.id) {
+                                bad.push((i, *r));
+                            }
+                        });
+                        for &id in &ids {
+                            if let Some(r) = v.get(id) {
+                                reads += 1;
+                                if r.id != id {
+                                    bad.push((i, r));
+                                }
+                            }
+                        }
+                    }
+                }
+                (reads, bad)
+            })
+        };
+        let all_alive = |live: &[usize]| {
+            live.iter()
+                .all(|&i| views[i].counts() == [0, live.len() as u64 - 1, 0, 0])
+        };
+        let all: Vec<usize> = (0..NODES).collect();
+        let ok = eventually(Duration::from_secs(30), || all_alive(&all));
+        let counts: Vec<_> = views.iter().map(PeerView::counts).collect();
+        assert!(ok, "views never showed full membership: {counts:?}");
+        // The view agrees with the node's own table, record for record.
+        let table = rt
+            .with_node(0, |n| {
+                n.peers().iter().map(PeerRecord::of).collect::<Vec<_>>()
+            })
+            .expect("node 0 runs");
+        for r in &table {
+            let seen = views[0].get(r.id).expect("every table peer is in the view");
+            assert_eq!((seen.state, seen.incarnation), (r.state, r.incarnation));
+            assert!(seen.pong_received <= r.pong_received);
+        }
+
+        let victim = NODES - 1;
+        assert!(rt.kill(victim));
+        assert!(views[victim].is_empty(), "a stopped node's view is empty");
+        let survivors = &all[..victim];
+        let state_of = |i: usize| views[i].get(ids[victim]).map(|r| r.state);
+        // PFAIL first (node_timeout without an answer), then FAIL by quorum.
+        assert!(
+            eventually(node_timeout * 10, || survivors.iter().any(|&i| matches!(
+                state_of(i),
+                Some(PeerState::Pfail | PeerState::Fail)
+            ))),
+            "no view saw the victim PFAIL"
+        );
+        let ok = eventually(node_timeout * 10, || {
+            survivors
+                .iter()
+                .all(|&i| state_of(i) == Some(PeerState::Fail))
+        });
+        let states: Vec<_> = survivors.iter().map(|&i| state_of(i)).collect();
+        assert!(ok, "victim not FAIL in every view: {states:?}");
+        for &i in survivors {
+            assert_eq!(views[i].counts(), [0, victim as u64 - 1, 0, 1], "node {i}");
+        }
+        // The metrics' peers by state come from the views.
+        let m = rt.metrics();
+        let want = [0, (victim * (victim - 1)) as u64, 0, victim as u64];
+        assert!(
+            eventually(Duration::from_secs(5), || m.total().peers == want),
+            "metrics peers {:?}, want {want:?}",
+            m.total().peers
+        );
+        stop.store(true, Ordering::Relaxed);
+        let (reads, bad) = reader.join().expect("reader thread");
+        assert!(bad.is_empty(), "bad records: {bad:?}");
+        assert!(reads > 0);
+        rt.shutdown().expect("clean shutdown");
+    }
+}
