@@ -224,6 +224,8 @@ fn run(a: &RunArgs) -> Result<()> {
             );
             s.cluster.world = WorldKind::Sim;
         }
+    } else if s.cluster.world == WorldKind::Udp && s.epidemic.is_none() {
+        udp::can_start().map_err(|e| anyhow::anyhow!("UDP nodes cannot start: {e:#}"))?;
     }
     if !a.json {
         eprintln!(

@@ -48,11 +48,17 @@ const PUMP_EVERY: Duration = Duration::from_millis(20);
 /// The UDP nodes could not start (no loopback, a bind refused, a datapath
 /// refused): the demo falls back to the sim world on this error only.
 #[derive(Debug)]
-pub struct CannotStart(pub NodeError);
+pub struct CannotStart(pub String);
 
 impl std::fmt::Display for CannotStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "UDP nodes cannot start: {}", self.0)
+    }
+}
+
+impl From<NodeError> for CannotStart {
+    fn from(e: NodeError) -> Self {
+        CannotStart(e.to_string())
     }
 }
 
@@ -68,9 +74,13 @@ pub fn can_start() -> Result<()> {
     let socket = gossip_node::runtime::bind(any, 64 * 1024)?;
     socket.set_read_timeout(Some(Duration::from_secs(1)))?;
     let me = socket.local_addr()?;
-    socket.send_to(b"probe", me)?;
+    socket
+        .send_to(b"probe", me)
+        .map_err(|e| anyhow!("a datagram to {me} was refused: {e}"))?;
     let mut buf = [0u8; 8];
-    let (len, _) = socket.recv_from(&mut buf)?;
+    let (len, _) = socket
+        .recv_from(&mut buf)
+        .map_err(|e| anyhow!("no datagram came back on {me}: {e}"))?;
     if &buf[..len] != b"probe" {
         bail!("loopback returned a different datagram");
     }
@@ -113,6 +123,9 @@ pub fn check(s: &Scenario) -> Result<()> {
 pub fn run(s: &Scenario, control: &Control) -> Result<Vec<Trial>> {
     check(s)?;
     s.profile.config()?;
+    // A socket binds on 127.0.0.1 even where loopback is down (a bare network
+    // namespace); only a datagram tells.
+    can_start().map_err(|e| anyhow::Error::new(CannotStart(format!("{e:#}"))))?;
     let choice: DatapathChoice = s
         .cluster
         .datapath
@@ -167,7 +180,7 @@ fn trial(
         },
         datapath::probe_uring,
     )
-    .map_err(|e| anyhow::Error::new(CannotStart(e)))?;
+    .map_err(|e| anyhow::Error::new(CannotStart::from(e)))?;
     let metrics = rt.metrics();
     let clock = rt.clock();
     let origin = clock.now();
