@@ -22,7 +22,8 @@
 //! - `lookup_busy_writer`: lookups while the writer updates without pause;
 //! - `write` (writer cost): one batch of 10 updates and its publish, while a
 //!   reader thread scans the view without pause (then 20,000 batches timed
-//!   one by one: p50, p99, p99.9 and max, printed); `write_quiet`: no reader;
+//!   one by one: p50, p99, p99.9 and max, and the reader's scans/s meanwhile,
+//!   printed); `write_quiet`: no reader;
 //! - `join`: n peers added to an empty view, a publish every 10 (a join
 //!   storm: copy-on-publish designs pay O(n) per publish here).
 //!
@@ -502,6 +503,7 @@ fn bench_candidate<C: Candidate>(c: &mut Criterion) {
                 // How long the writer can be held up, not just its mean: a
                 // lock makes the I/O thread wait for a reader's whole scan.
                 let mut k = 1u64 << 40;
+                let (scans_before, t0) = (scans.load(Ordering::Relaxed), Instant::now());
                 let mut batches: Vec<u32> = (0..STALL_BATCHES)
                     .map(|_| {
                         let t = Instant::now();
@@ -512,10 +514,12 @@ fn bench_candidate<C: Candidate>(c: &mut Criterion) {
                         t.elapsed().as_nanos() as u32
                     })
                     .collect();
+                let scan_rate = (scans.load(Ordering::Relaxed) - scans_before) as f64
+                    / t0.elapsed().as_secs_f64();
                 batches.sort_unstable();
                 let at = |q: f64| batches[((batches.len() - 1) as f64 * q) as usize] as f64 / 1e3;
                 println!(
-                    "  write {} {n}: batch µs p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.1}",
+                    "  write {} {n}: batch µs p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.1}; reader {scan_rate:.0} scans/s",
                     C::NAME,
                     at(0.5),
                     at(0.99),

@@ -31,8 +31,9 @@ pub const HOST_LATE_US: u64 = 10_000;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// How often the thread publishes its metrics.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-/// Peer entries scanned per publish to count peers by state; large hosts
-/// refresh the count over several publishes instead of stalling the loop.
+/// Peer entries scanned per publish to refresh the peer views (and so the
+/// counts of peers by state); large hosts refresh over several publishes
+/// instead of stalling the loop.
 const PEER_SCAN_BUDGET: usize = 1 << 20;
 const NO_NODE: u32 = u32::MAX;
 /// Deadlines fired per turn before input is read again.

@@ -8,22 +8,25 @@
 //! whose fields are atomics behind a per-slot sequence counter (a seqlock
 //! written in safe code: a read that raced a store sees an odd or changed
 //! counter and retries, so no record is ever torn). An id-to-slot map
-//! (`papaya::HashMap`, lock-free reads) finds a peer's slot.
+//! (scc's `HashIndex`: reads take no lock) finds a peer's slot.
 //!
 //! The I/O thread keeps the view current at a bounded cost, never O(peers)
 //! per datagram:
 //! - every peer event the core reports ([`ViewWriter::apply`]) rewrites that
 //!   one peer's record from the peer table: O(1);
-//! - a periodic [`ViewWriter::refresh`] (the host's peer scan, under its
-//!   budget) rewrites the records that changed since (the last PONG moves
-//!   with every answered ping) and drops peers whose events were lost:
-//!   O(peers), a few ns a peer.
+//! - a periodic [`ViewWriter::refresh`] (the host's peer scan, every metrics
+//!   publish under its budget) rewrites the records that changed since (the
+//!   last PONG moves with every answered ping) and drops peers whose events
+//!   were lost: O(peers), with no store for an unchanged record.
 //!
-//! Chosen by `node/benches/peer_view.rs` over `Mutex<HashMap>`,
-//! `RwLock<HashMap>`, an `ArcSwap`ped snapshot, a `papaya` map of records and
-//! scc's `HashIndex` (figures in `reports/peer-view/README.md`): a writer store
-//! is a few ns with no allocation and no publish step, and readers never wait
-//! for the writer nor make it wait.
+//! Chosen by `node/benches/peer_view.rs` (figures and reasons in
+//! `reports/peer-view/README.md`) over `Mutex<HashMap>` and `RwLock<HashMap>`
+//! (a reader holding the lock for a scan stalls the I/O thread), an
+//! `ArcSwap`ped copy-on-publish snapshot (O(peers) per publish: 20 to 50
+//! times the writer's cost at 10,000 peers, O(peers²) in a join storm), a
+//! `papaya` map of records (an allocation per update) and the same slots
+//! behind a `papaya` index (joins twice as dear as with scc's): readers
+//! were equally fast with every candidate, so the writer's cost decided.
 //!
 //! ```
 //! use gossip_node::core::{Instant, NodeId, PeerState};
@@ -120,7 +123,7 @@ impl PeerView {
         let hash = IdHash::random();
         let shared = Arc::new(Shared {
             clock,
-            index: papaya::HashMap::with_hasher(hash.clone()),
+            index: scc::HashIndex::with_hasher(hash.clone()),
             chunks: std::array::from_fn(|_| OnceLock::new()),
             high_water: AtomicU32::new(0),
             counts: Default::default(),
@@ -142,7 +145,7 @@ impl PeerView {
     /// The record of peer `id`, if the node knows it.
     pub fn get(&self, id: NodeId) -> Option<PeerRecord> {
         let s = &*self.shared;
-        let slot = *s.index.pin().get(&id)?;
+        let slot = s.index.peek_with(&id, |_, &slot| slot)?;
         // The slot may have been freed and reused since the index was read:
         // the id in the record says whether it is still this peer's.
         s.slot(slot)?.load().filter(|r| r.id == id)
@@ -260,7 +263,7 @@ impl ViewWriter {
         let s = &*self.shared;
         // Index first: a reader that still finds the slot sees it vacant or
         // reused by another id, and answers "not known" either way.
-        s.index.pin().remove(&id);
+        s.index.remove_sync(&id);
         let cell = s.slot(slot).expect("a mapped slot is allocated");
         if let Some(old) = cell.load_own() {
             count(s, &mut self.counts, old.state, -1);
@@ -381,7 +384,8 @@ impl ViewWriter {
             .expect("a free or new slot is allocated")
             .store(Some(&record));
         bump(&s.changes);
-        s.index.pin().insert(record.id, slot);
+        // The writer removed any earlier entry for this id, so this inserts.
+        let _ = s.index.insert_sync(record.id, slot);
         self.slots.insert(record.id, slot);
         count(s, &mut self.counts, record.state, 1);
         slot
@@ -488,7 +492,7 @@ const PRESENT: u64 = 1 << 2;
 
 struct Shared {
     clock: Clock,
-    index: papaya::HashMap<NodeId, u32, IdHash>,
+    index: scc::HashIndex<NodeId, u32, IdHash>,
     chunks: [OnceLock<Box<[Slot]>>; CHUNKS],
     /// Slots ever used; those below it are allocated.
     high_water: AtomicU32,
