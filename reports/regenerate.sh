@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates reports/reference/: the loadgen runs the README quotes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p gossip-loadgen
+lg=target/release/gossip-loadgen
+out=reports/reference
+rm -rf "$out" && mkdir -p "$out"
+"$lg" run --out "$out/demo-udp"
+"$lg" run --scenario steady --world udp --nodes 48 --set profile.node_timeout_ms=2000 --out "$out/steady-udp-n48"
+"$lg" run --scenario crash --trials 10 --out "$out/crash-sim-n100"
+"$lg" run --scenario rumor --world sim --nodes 1000 --trials 200 --stop feedback-counter --k 1 --out "$out/rumor-n1000-fc-k1"
+"$lg" sweep --scenario crash --nodes 100 \
+  --sweep profile.node_timeout_ms=1000,2000,5000,15000 --sweep profile.fanout=1,3 \
+  --target detect_all_fail_s.p99=6 --target false_fails=0 --out "$out/sweep-crash-timeout-fanout"
