@@ -726,3 +726,81 @@ fn a_published_update_reaches_every_node_and_the_observer_times_it() {
         }
     }
 }
+
+#[test]
+fn the_observer_counts_every_copy_of_an_update_the_nodes_received() {
+    const TEST: &str = "the_observer_counts_every_copy_of_an_update_the_nodes_received";
+    for seed in seeds_or_env([0xda7a_0002]) {
+        let _replay = ReplayGuard::new(seed, TEST);
+        // Rumors (piggybacked on PINGs or standalone) with anti-entropy PUSHes
+        // behind, and duplicated datagrams: every kind of copy.
+        let config = Config::builder()
+            .node_timeout(NODE_TIMEOUT)
+            .with_handshake_timeout(Duration::from_secs(5))
+            .dissemination(gossip_core::Dissemination::Both)
+            .rumor(gossip_core::epidemic::rumor::RumorConfig {
+                fanout: 2,
+                ..Default::default()
+            })
+            .build()
+            .expect("valid");
+        let mut sim = Simulation::builder(seed, 12)
+            .config(config)
+            .network(NetworkParams {
+                duplicate: 0.05,
+                ..NetworkParams::LAN
+            })
+            .build();
+        sim.start_all_meeting(0);
+        let done = run_until_converged(&mut sim, at(20.0), TEST);
+        ensure(
+            &sim,
+            TEST,
+            done.is_some(),
+            format_args!("{:?}", sim.check_converged()),
+        );
+        let before: Vec<u64> = (0..12)
+            .map(|n| sim.node(n).expect("up").stats().data.entries_received)
+            .collect();
+        let published = sim.now();
+        let stamp = sim
+            .command(5, |node, now| node.publish(now, b"k", b"v"))
+            .expect("node 5 runs")
+            .expect("dissemination is on");
+        let item = ItemId::Update {
+            origin: sim.id(5),
+            key: gossip_core::wire::key_id(b"k"),
+            version: stamp.version,
+        };
+        sim.track(item);
+        run_checked(&mut sim, published + Duration::from_secs(10), TEST);
+        let trace = sim.observer().item(item).expect("tracked");
+        // The only entry published: every entry a node received is a copy of it.
+        for n in 0..12 {
+            let got = sim.node(n).expect("up").stats().data.entries_received - before[n];
+            let r = trace.at(n);
+            ensure(
+                &sim,
+                TEST,
+                u64::from(r.count()) == got,
+                format_args!(
+                    "node {n}: observer {} copies, node {got} entries",
+                    r.count()
+                ),
+            );
+            if n != 5 {
+                ensure(
+                    &sim,
+                    TEST,
+                    r.first().is_some() && r.count() >= 1,
+                    format_args!("node {n}: {r:?}"),
+                );
+            }
+        }
+        assert!(
+            trace.receptions_total() >= 11,
+            "{}",
+            trace.receptions_total()
+        );
+    }
+}

@@ -28,8 +28,9 @@ pub enum ItemId {
     Fail(NodeId),
     /// A published update `(key, version)` from `origin` (the key as
     /// [`crate::wire::key_id`]). A node has it from its `UpdateReceived` event
-    /// (tracked items only: [`super::Simulation::track`]); the simulator does
-    /// not count copies yet, a driver can with [`Observer::record`].
+    /// (tracked items only: [`super::Simulation::track`]); a reception is a
+    /// datagram carrying its entry: a PUSH, a RUMOR, or a PING or PONG with a
+    /// rumor block.
     Update {
         /// The node that published it.
         origin: NodeId,
@@ -231,6 +232,8 @@ pub struct Observer {
     traffic: Vec<NodeTraffic>,
     /// FAIL items still created on first sight (false FAILs of live nodes).
     auto_fail_budget: usize,
+    /// Update items tracked: data entries are decoded only when some are.
+    updates: usize,
 }
 
 impl Observer {
@@ -248,6 +251,7 @@ impl Observer {
             fail_slot: alloc::vec![UNTRACKED; nodes],
             traffic: alloc::vec![NodeTraffic::default(); nodes],
             auto_fail_budget,
+            updates: 0,
         }
     }
 
@@ -321,6 +325,9 @@ impl Observer {
             injected_at: at,
         });
         self.by_id.insert(item, k);
+        if matches!(item, ItemId::Update { .. }) {
+            self.updates += 1;
+        }
         match (item, node_index) {
             (ItemId::Join(_), Some(x)) if x < self.nodes => self.join_slot[x] = k,
             (ItemId::Fail(_), Some(x)) if x < self.nodes => self.fail_slot[x] = k,
@@ -390,6 +397,28 @@ impl Observer {
         let Ok(msg) = wire::decode(bytes) else {
             return;
         };
+        if self.updates > 0 {
+            let entries = match msg.body {
+                Body::Push(entries) => Some(entries),
+                Body::Rumor(block) => Some(block.entries()),
+                _ => None,
+            };
+            let piggybacked = msg.rumors.map(|b| b.entries());
+            for e in entries
+                .iter()
+                .chain(piggybacked.iter())
+                .flat_map(|e| e.iter())
+            {
+                let item = ItemId::Update {
+                    origin: e.stamp.origin,
+                    key: wire::key_id(e.key),
+                    version: e.stamp.version,
+                };
+                if let Some(&k) = self.by_id.get(&item) {
+                    self.count(k, n);
+                }
+            }
+        }
         if let Body::Section(section) = msg.body {
             for e in section {
                 let Some(x) = index(e.id) else { continue };
@@ -433,8 +462,8 @@ impl Observer {
                 version,
                 from: sender,
             } => {
-                // Published updates: first reception only (counting every copy
-                // needs the epidemic messages decoded; see `record`).
+                // Published updates: the first reception (copies are counted
+                // from the datagrams, in `on_datagram`).
                 let item = ItemId::Update {
                     origin,
                     key,
