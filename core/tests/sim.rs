@@ -776,8 +776,8 @@ fn the_observer_counts_every_copy_of_an_update_the_nodes_received() {
         run_checked(&mut sim, published + Duration::from_secs(10), TEST);
         let trace = sim.observer().item(item).expect("tracked");
         // The only entry published: every entry a node received is a copy of it.
-        for n in 0..12 {
-            let got = sim.node(n).expect("up").stats().data.entries_received - before[n];
+        for (n, &b) in before.iter().enumerate() {
+            let got = sim.node(n).expect("up").stats().data.entries_received - b;
             let r = trace.at(n);
             ensure(
                 &sim,
