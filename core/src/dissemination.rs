@@ -620,36 +620,25 @@ fn pack_push<'s>(
     header: &Header,
     entries: impl Iterator<Item = EntryRef<'s>>,
 ) -> (usize, u64, u64) {
-    let (mut made, mut sent) = (0, 0);
-    let mut entries = entries.peekable();
-    while entries.peek().is_some() {
-        if datagrams.len() >= cap {
-            return (made, sent, 1);
-        }
-        let mut buf = pool.pop().unwrap_or_default();
-        buf.resize(size, 0);
-        let Ok(mut w) = PushWriter::new(&mut buf, header) else {
-            return (made, sent, 0);
-        };
-        while let Some(e) = entries.peek() {
-            // An entry too large for any datagram is skipped, never sent.
-            if w.push(e) || w.count() == 0 {
-                entries.next();
-            } else {
-                break;
+    pack(
+        datagrams,
+        pool,
+        size,
+        cap,
+        entries.peekable(),
+        |buf, entries| {
+            let mut w = PushWriter::new(buf, header).ok()?;
+            while let Some(e) = entries.peek() {
+                // An entry too large for any datagram is skipped, never sent.
+                if w.push(e) || w.count() == 0 {
+                    entries.next();
+                } else {
+                    break;
+                }
             }
-        }
-        let n = w.count() as u64;
-        let len = w.finish();
-        if n == 0 {
-            pool.push(buf);
-            continue;
-        }
-        sent += n;
-        datagrams.push_back((buf, len));
-        made += 1;
-    }
-    (made, sent, 0)
+            Some((w.count() as u64, w.finish()))
+        },
+    )
 }
 
 /// Packs keys into PULL datagrams; returns (datagrams, keys, drops).
@@ -661,17 +650,8 @@ fn pack_pull<'k>(
     header: &Header,
     keys: impl Iterator<Item = &'k [u8]>,
 ) -> (usize, u64, u64) {
-    let (mut made, mut sent) = (0, 0);
-    let mut keys = keys.peekable();
-    while keys.peek().is_some() {
-        if datagrams.len() >= cap {
-            return (made, sent, 1);
-        }
-        let mut buf = pool.pop().unwrap_or_default();
-        buf.resize(size, 0);
-        let Ok(mut w) = PullWriter::new(&mut buf, header) else {
-            return (made, sent, 0);
-        };
+    pack(datagrams, pool, size, cap, keys.peekable(), |buf, keys| {
+        let mut w = PullWriter::new(buf, header).ok()?;
         while let Some(k) = keys.peek() {
             // A key too long for any datagram is skipped, never sent.
             if w.push(k) || w.count() == 0 {
@@ -680,8 +660,32 @@ fn pack_pull<'k>(
                 break;
             }
         }
-        let n = w.count() as u64;
-        let len = w.finish();
+        Some((w.count() as u64, w.finish()))
+    })
+}
+
+/// Fills datagrams of `size` bytes from `items` with `fill` (which writes one
+/// datagram and returns its item count and length) until the items run out or
+/// `cap` datagrams are queued; returns (datagrams made, items sent, 1 if the
+/// queue was full).
+fn pack<I: Iterator>(
+    datagrams: &mut VecDeque<(Vec<u8>, usize)>,
+    pool: &mut Vec<Vec<u8>>,
+    size: usize,
+    cap: usize,
+    mut items: core::iter::Peekable<I>,
+    mut fill: impl FnMut(&mut [u8], &mut core::iter::Peekable<I>) -> Option<(u64, usize)>,
+) -> (usize, u64, u64) {
+    let (mut made, mut sent) = (0, 0);
+    while items.peek().is_some() {
+        if datagrams.len() >= cap {
+            return (made, sent, 1);
+        }
+        let mut buf = pool.pop().unwrap_or_default();
+        buf.resize(size, 0);
+        let Some((n, len)) = fill(&mut buf, &mut items) else {
+            return (made, sent, 0);
+        };
         if n == 0 {
             pool.push(buf);
             continue;
