@@ -6,7 +6,7 @@ use hdrhistogram::serialization::{Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{MeanMax, Trial, TypeRate};
+use crate::observe::{Item, MeanMax, Trial, TypeRate};
 
 /// Percentiles of a latency distribution, ms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -148,6 +148,33 @@ pub struct Summary {
     /// UDP world: late ticks ÷ ticks run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_tick_fraction: Option<f64>,
+    /// Membership runs: the dissemination figures split by item kind
+    /// (`join`, `fail`, `update`), in that order, kinds present only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_kind: Vec<KindSummary>,
+}
+
+/// Dissemination figures of one item kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KindSummary {
+    /// `join`, `fail` or `update`.
+    pub kind: String,
+    /// Items of this kind over all trials.
+    pub items: usize,
+    /// Injection to first reception per node, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<Percentiles>,
+    /// Mean over items of the fraction of live nodes never reached.
+    pub residue: f64,
+    /// Receptions per node reached (absent where copies are not counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<Dist>,
+    /// Demers' traffic m, mean over items (sim-world updates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
+    /// Time until every live node had it, s: mean over items that reached all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t100_s: Option<f64>,
 }
 
 /// Histograms kept whole in the report (HDR V2, base64) next to their percentiles.
@@ -302,7 +329,59 @@ fn dissemination(s: &mut Summary, h: &mut Histograms, trials: &[Trial]) -> Resul
         t99_s: mean_of(0.99),
         t100_s: mean_of(1.0),
     });
+    for kind in ["join", "fail", "update"] {
+        let of: Vec<&Item> = items.iter().copied().filter(|i| i.kind == kind).collect();
+        if !of.is_empty() {
+            s.by_kind.push(kind_summary(kind, &of));
+        }
+    }
+    if s.traffic.is_none() {
+        s.traffic = s
+            .by_kind
+            .iter()
+            .find(|k| k.kind == "update")
+            .and_then(|k| k.traffic);
+    }
     Ok(())
+}
+
+fn kind_summary(kind: &str, items: &[&Item]) -> KindSummary {
+    let mut lat: Vec<f64> = items
+        .iter()
+        .flat_map(|i| i.latencies_us.iter().map(|&us| us as f64 / 1e3))
+        .collect();
+    let latency_ms = (!lat.is_empty()).then(|| Percentiles {
+        p50: quantile(&mut lat, 0.5),
+        p90: quantile(&mut lat, 0.9),
+        p99: quantile(&mut lat, 0.99),
+        p999: quantile(&mut lat, 0.999),
+        max: lat.iter().copied().fold(0.0, f64::max),
+    });
+    let mut per_node: Vec<f64> = items
+        .iter()
+        .flat_map(|i| i.receptions.iter().map(|&r| f64::from(r)))
+        .collect();
+    let redundancy = (!per_node.is_empty()).then(|| {
+        let mut d = dist(&mut per_node);
+        let per_item: Vec<f64> = items.iter().filter_map(|i| i.redundancy()).collect();
+        d.mean = per_item.iter().sum::<f64>() / per_item.len().max(1) as f64;
+        d
+    });
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    KindSummary {
+        kind: kind.into(),
+        items: items.len(),
+        latency_ms,
+        residue: items.iter().map(|i| i.residue()).sum::<f64>() / items.len() as f64,
+        redundancy,
+        traffic: mean(items.iter().filter_map(|i| i.traffic).collect()),
+        t100_s: mean(
+            items
+                .iter()
+                .filter_map(|i| i.time_to_fraction(1.0))
+                .collect(),
+        ),
+    }
 }
 
 fn detection(s: &mut Summary, trials: &[Trial]) {
@@ -356,7 +435,7 @@ fn dist(v: &mut [f64]) -> Dist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{Detection, Item};
+    use crate::observe::Detection;
 
     #[test]
     fn nearest_rank_quantiles() {

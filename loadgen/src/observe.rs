@@ -123,6 +123,10 @@ pub struct Item {
     pub receptions: Vec<u32>,
     /// Tick or round length, µs (latency in rounds = latency / round).
     pub round_us: u64,
+    /// Updates in the sim world: Demers' traffic m, update-carrying datagrams
+    /// delivered per node running (messages sent per node without loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
 }
 
 impl Item {

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use gossip_core::{Config, Profile, Quorum, SectionPolicy};
+use gossip_core::epidemic::rumor::{RumorConfig, StopRule};
+use gossip_core::epidemic::Direction;
+use gossip_core::{Config, Dissemination, Profile, Quorum, SectionPolicy};
 use serde::{Deserialize, Serialize};
 
 /// The scenarios shipped inside the binary: name and TOML text.
@@ -126,6 +128,23 @@ pub struct ProfileParams {
     pub quorum: u32,
     /// Largest datagram, bytes.
     pub max_datagram: usize,
+    /// Epidemic dissemination of published updates (DESIGN §2.2): `off`,
+    /// `rumor`, `anti-entropy` or `both` (rumors with anti-entropy behind).
+    pub dissemination: String,
+    /// Rumor direction: `push`, `pull` or `push-pull`.
+    pub rumor_mode: String,
+    /// Rumor stop rule: `feedback-counter`, `feedback-coin`, `blind-counter`, `blind-coin`.
+    pub rumor_stop: String,
+    /// The stop rule's k.
+    pub rumor_k: u32,
+    /// Peers contacted per rumor round.
+    pub rumor_fanout: u32,
+    /// Time between rumor rounds, ms.
+    pub rumor_period_ms: u64,
+    /// Anti-entropy direction: `push`, `pull` or `push-pull`.
+    pub anti_entropy_mode: String,
+    /// Time between anti-entropy exchanges, ms.
+    pub anti_entropy_period_ms: u64,
 }
 
 impl Default for ProfileParams {
@@ -145,6 +164,14 @@ impl Default for ProfileParams {
             section_bytes: 0,
             quorum: 0,
             max_datagram: c.max_datagram(),
+            dissemination: c.dissemination().name().into(),
+            rumor_mode: c.rumor().direction.name().into(),
+            rumor_stop: "feedback-counter".into(),
+            rumor_k: u32::from(c.rumor().stop.k),
+            rumor_fanout: c.rumor().fanout,
+            rumor_period_ms: c.rumor_period().as_millis() as u64,
+            anti_entropy_mode: c.anti_entropy_direction().name().into(),
+            anti_entropy_period_ms: c.anti_entropy_period().as_millis() as u64,
         }
     }
 }
@@ -182,7 +209,57 @@ impl ProfileParams {
         if self.ping_interval_ms > 0 {
             b = b.with_ping_interval(Duration::from_millis(self.ping_interval_ms));
         }
-        b.build().map_err(|e| anyhow!("profile: {e}"))
+        let dissemination = Dissemination::from_name(&self.dissemination).ok_or_else(|| {
+            anyhow!(
+                "profile.dissemination: {:?} is not off, rumor, anti-entropy or both",
+                self.dissemination
+            )
+        })?;
+        let direction = |field: &str, v: &str| {
+            Direction::from_name(v)
+                .ok_or_else(|| anyhow!("profile.{field}: {v:?} is not push, pull or push-pull"))
+        };
+        let k = u8::try_from(self.rumor_k)
+            .ok()
+            .filter(|&k| (1..=StopRule::MAX_K).contains(&k))
+            .ok_or_else(|| anyhow!("profile.rumor_k: must be between 1 and {}", StopRule::MAX_K))?;
+        let stop = match self.rumor_stop.as_str() {
+            "feedback-counter" => StopRule::feedback_counter(k),
+            "feedback-coin" => StopRule::feedback_coin(k),
+            "blind-counter" => StopRule::blind_counter(k),
+            "blind-coin" => StopRule::blind_coin(k),
+            other => bail!(
+                "profile.rumor_stop: {other:?} is not feedback-counter, feedback-coin, blind-counter or blind-coin"
+            ),
+        };
+        b = b
+            .dissemination(dissemination)
+            .rumor(RumorConfig {
+                direction: direction("rumor_mode", &self.rumor_mode)?,
+                fanout: self.rumor_fanout,
+                stop,
+                ..RumorConfig::default()
+            })
+            .rumor_period(Duration::from_millis(self.rumor_period_ms))
+            .anti_entropy_direction(direction("anti_entropy_mode", &self.anti_entropy_mode)?)
+            .anti_entropy_period(Duration::from_millis(self.anti_entropy_period_ms));
+        // The core names its fields (`rumor.fanout`, `rumor_period`, ...): say
+        // which scenario field that is.
+        b.build().map_err(|e| {
+            let field = match e.field {
+                "rumor.fanout" => "profile.rumor_fanout",
+                "rumor_period" => "profile.rumor_period_ms",
+                "anti_entropy_period" => "profile.anti_entropy_period_ms",
+                "rumor.k" => "profile.rumor_k",
+                _ => "profile",
+            };
+            anyhow!("{field}: {e}")
+        })
+    }
+
+    /// Whether published updates spread (a `publish` action needs it).
+    pub fn disseminates(&self) -> bool {
+        self.dissemination != Dissemination::Off.name()
     }
 }
 
@@ -253,6 +330,53 @@ pub struct Action {
     /// Loss probability or latency in ms, for `loss` and `latency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Publish: updates to publish (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Publish: updates per second from `at_s` (default: all at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+impl Action {
+    /// The times, s after the warm-up, of the steps this action takes: one,
+    /// or one per update for `publish` (`count` of them, `rate` a second).
+    pub fn steps(&self) -> Vec<f64> {
+        match self.action {
+            ActionKind::Publish => {
+                let count = self.count.unwrap_or(1);
+                (0..count)
+                    .map(|j| match self.rate {
+                        Some(r) if r > 0.0 => self.at_s + f64::from(j) / r,
+                        _ => self.at_s,
+                    })
+                    .collect()
+            }
+            _ => vec![self.at_s],
+        }
+    }
+}
+
+/// The timeline as steps in time order: (time s after the warm-up, action
+/// index, step within the action). Ties keep the file's order.
+pub fn schedule(timeline: &[Action]) -> Vec<(f64, usize, u32)> {
+    let mut out: Vec<(f64, usize, u32)> = timeline
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| {
+            a.steps()
+                .into_iter()
+                .enumerate()
+                .map(move |(j, t)| (t, i, j as u32))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    out
+}
+
+/// The key a publish step writes: one key per update, so each is its own item.
+pub fn publish_key(action: usize, step: u32) -> String {
+    format!("loadgen/{action}/{step}")
 }
 
 /// Timeline verbs.
@@ -278,6 +402,10 @@ pub enum ActionKind {
     Loss,
     /// One-way latency becomes `value` ms.
     Latency,
+    /// `count` updates (default 1), `rate` a second (default all at once),
+    /// each published by `node` or by a random running node; needs
+    /// `profile.dissemination` on.
+    Publish,
 }
 
 /// Epidemic-only runs (DESIGN §2.2): one update, uniform random peers, lockstep rounds.
@@ -415,6 +543,26 @@ impl Scenario {
                 }
                 ActionKind::Latency if !a.value.is_some_and(|v| v >= 0.0) => {
                     bail!("timeline[{i}].value: latency needs milliseconds >= 0")
+                }
+                ActionKind::Publish if !self.profile.disseminates() => {
+                    bail!("timeline[{i}]: publish needs profile.dissemination on (rumor, anti-entropy or both); it is off")
+                }
+                ActionKind::Publish if a.count.is_some_and(|c| !(1..=100_000).contains(&c)) => {
+                    bail!("timeline[{i}].count: must be between 1 and 100000")
+                }
+                ActionKind::Publish if a.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) => {
+                    bail!("timeline[{i}].rate: must be above zero updates per second")
+                }
+                ActionKind::Publish
+                    if a.steps().last().is_some_and(|&t| t > self.run.duration_s) =>
+                {
+                    bail!(
+                        "timeline[{i}].rate: the last update would fall after the measured window ({} s)",
+                        self.run.duration_s
+                    )
+                }
+                _ if a.action != ActionKind::Publish && (a.count.is_some() || a.rate.is_some()) => {
+                    bail!("timeline[{i}].count/rate: only a publish takes them")
                 }
                 _ => {}
             }

@@ -15,7 +15,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip_core::{Config, Event, Identity, Instant, Node, Stats};
+use gossip_core::{Config, Event, Identity, Instant, Node, PublishError, Stamp, Stats};
 
 use crate::datapath::{sys, Datapath, DatapathKind};
 use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
@@ -316,6 +316,22 @@ impl Host {
     /// The node at `index`, if running.
     pub fn node(&self, index: usize) -> Option<&Node> {
         self.nodes.get(index).and_then(|h| h.node.as_ref())
+    }
+
+    /// Node `index` publishes `value` under `key` ([`Node::publish`]): its
+    /// rumor rounds and exchanges carry it from its next tick. `None` when the
+    /// node is not running (a paused node publishes: its data waits for it).
+    pub fn publish_update(
+        &mut self,
+        index: usize,
+        key: &[u8],
+        value: &[u8],
+    ) -> Option<Result<Stamp, PublishError>> {
+        let now = self.clock.now();
+        let node = self.nodes.get_mut(index)?.node.as_mut()?;
+        let r = node.publish(now, key, value);
+        self.mark_dirty(index as u32);
+        Some(r)
     }
 
     /// A reader's handle on node `index`'s peer view (lock-free, kept current

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gossip_core::rng::splitmix64;
-use gossip_core::{Config, Identity, Node, NodeId};
+use gossip_core::{Config, Identity, Node, NodeId, PublishError, Stamp};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
@@ -605,6 +605,26 @@ impl Runtime {
             host.resume_node(local)
         })
         .unwrap_or(false)
+    }
+
+    /// Node `node` (global index) publishes `value` under `key`, through its
+    /// I/O thread's command path like the lifecycle commands: the write
+    /// happens between two turns of the loop and spreads by the node's
+    /// dissemination. `None` when the node is not running or its thread does
+    /// not answer within a second; the core's error when dissemination is
+    /// off or a store cap refuses it.
+    pub fn publish(
+        &self,
+        node: usize,
+        key: &[u8],
+        value: &[u8],
+    ) -> Option<Result<Stamp, PublishError>> {
+        let &(thread, local) = self.placement.get(node)?;
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call_thread(thread, Duration::from_secs(1), move |host| {
+            host.publish_update(local, &key, &value)
+        })
+        .flatten()
     }
 
     /// Node `node`'s current (or last) incarnation.

@@ -230,7 +230,9 @@ fn markdown_to_html(md: &str) -> String {
             o.push_str("</table>\n");
             in_table = false;
         }
-        if let Some(h) = line.strip_prefix("## ") {
+        if let Some(h) = line.strip_prefix("### ") {
+            let _ = writeln!(o, "<h3>{}</h3>", inline(h));
+        } else if let Some(h) = line.strip_prefix("## ") {
             let _ = writeln!(o, "<h2>{}</h2>", inline(h));
         } else if let Some(h) = line.strip_prefix("# ") {
             let _ = writeln!(o, "<h1>{}</h1>", inline(h));

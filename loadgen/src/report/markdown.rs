@@ -39,6 +39,20 @@ pub fn render(r: &Report) -> String {
             "| profile | {} (node_timeout {} ms, tick {} ms, fan-out {}, section {}/1000 min {}) |",
             p.name, p.node_timeout_ms, p.tick_ms, p.fanout, p.section_per_thousand, p.section_min
         );
+        if p.disseminates() {
+            let _ = writeln!(
+                o,
+                "| dissemination | {} (rumor {} {} k {}, fan-out {}, every {} ms; anti-entropy {} every {} ms) |",
+                p.dissemination,
+                p.rumor_mode,
+                p.rumor_stop,
+                p.rumor_k,
+                p.rumor_fanout,
+                p.rumor_period_ms,
+                p.anti_entropy_mode,
+                p.anti_entropy_period_ms
+            );
+        }
     }
     if let Some(e) = &r.scenario.epidemic {
         let _ = writeln!(
@@ -109,6 +123,29 @@ pub fn render(r: &Report) -> String {
                 f(sp.t50_s),
                 f(sp.t99_s),
                 f(sp.t100_s)
+            );
+        }
+        o.push('\n');
+    }
+    if !s.by_kind.is_empty() {
+        let _ = writeln!(o, "### By item kind\n");
+        let _ = writeln!(
+            o,
+            "| kind | items | latency ms p50 / p99 / max | time to all (s) | residue | redundancy (mean, p99, max) | traffic m |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for k in &s.by_kind {
+            let lat = k.latency_ms.map_or("none reached".to_string(), |l| {
+                format!("{:.1} / {:.1} / {:.1}", l.p50, l.p99, l.max)
+            });
+            let t100 = k.t100_s.map_or("never".to_string(), |t| format!("{t:.2}"));
+            let red = k.redundancy.map_or("not counted".to_string(), |d| {
+                format!("{:.2}, {:.0}, {:.0}", d.mean, d.p99, d.max)
+            });
+            let traffic = k.traffic.map_or("—".to_string(), |m| format!("{m:.2}"));
+            let _ = writeln!(
+                o,
+                "| {} | {} | {lat} | {t100} | {:.4} | {red} | {traffic} |",
+                k.kind, k.items, k.residue
             );
         }
         o.push('\n');

@@ -4,13 +4,17 @@
 use std::time::{Duration, Instant as WallClock};
 
 use anyhow::Result;
+use gossip_core::rng::Rng;
 use gossip_core::sim::{Fault, ItemId, Latency, NetworkParams, NodeSet, NodeStatus, Simulation};
-use gossip_core::wire::MessageType;
+use gossip_core::wire::{key_id, MessageType};
 use gossip_core::{Event, Instant, NodeId};
 
 use super::{parallel_trials, Control};
 use crate::observe::{Detection, Item, Mark, MeanMax, Overhead, Trial, TypeRate};
-use crate::scenario::{Action, ActionKind, Scenario};
+use crate::scenario::{publish_key, schedule, Action, ActionKind, Scenario};
+
+/// Mixed into the trial seed for the choice of publishing nodes.
+pub(crate) const PUBLISH_SEED: u64 = 0x7075_626c_6973_6800;
 
 /// Membership message types: what ping overhead counts (DESIGN §3).
 const UPKEEP: [MessageType; 3] = [MessageType::Ping, MessageType::Pong, MessageType::Meet];
@@ -74,24 +78,24 @@ fn trial(s: &Scenario, index: usize, control: &Control) -> Result<Option<Trial>>
         paused: Vec::new(),
         marks: Vec::new(),
         completed: Vec::new(),
+        rng: Rng::new(seed ^ PUBLISH_SEED),
     };
     if !run.advance(warmup) {
         return Ok(None);
     }
     let before = run.sim.observer().all_traffic().to_vec();
-    let mut actions: Vec<&Action> = s.timeline.iter().collect();
-    actions.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    let steady_end = actions.first().map_or(end, |a| warmup + secs(a.at_s));
+    let steps = schedule(&s.timeline);
+    let steady_end = steps.first().map_or(end, |st| warmup + secs(st.0));
     let mut overhead = None;
-    for a in &actions {
-        let at = warmup + secs(a.at_s);
+    for &(at_s, i, step) in &steps {
+        let at = warmup + secs(at_s);
         if !run.advance(at) {
             return Ok(None);
         }
         if overhead.is_none() {
             overhead = measure_overhead(&run.sim, &before, s.cluster.nodes, steady_end - warmup);
         }
-        run.act(a);
+        run.act(i, step, &s.timeline[i]);
     }
     if !run.advance(end) {
         return Ok(None);
@@ -149,6 +153,8 @@ struct TrialRun<'a> {
     /// it. Copies after that are upkeep (every PING mentions a member), not
     /// dissemination, so redundancy counts only up to here.
     completed: Vec<Option<Vec<u32>>>,
+    /// Picks the node each publish without a `node` runs on.
+    rng: Rng,
 }
 
 impl TrialRun<'_> {
@@ -218,8 +224,8 @@ impl TrialRun<'_> {
         self.marks.push(Mark { t_s, what });
     }
 
-    /// Applies one timeline action now.
-    fn act(&mut self, a: &Action) {
+    /// Applies step `step` of timeline action `i` now.
+    fn act(&mut self, i: usize, step: u32, a: &Action) {
         let running = |sim: &Simulation| {
             (1..sim.len())
                 .rev()
@@ -295,6 +301,39 @@ impl TrialRun<'_> {
                         ms / 1e3,
                     ))));
                 self.mark(format!("latency {ms} ms"));
+            }
+            ActionKind::Publish => {
+                let n = match a.node {
+                    Some(n) => n,
+                    None => {
+                        let up: Vec<usize> = self.sim.up_nodes().collect();
+                        if up.is_empty() {
+                            return;
+                        }
+                        up[self.rng.index(up.len())]
+                    }
+                };
+                if step == 0 {
+                    self.mark(publish_mark(a));
+                }
+                let key = publish_key(i, step);
+                let value = publish_value(step);
+                let published = self
+                    .sim
+                    .command(n, |node, now| node.publish(now, key.as_bytes(), &value));
+                match published {
+                    Some(Ok(stamp)) => self.sim.track(ItemId::Update {
+                        origin: stamp.origin,
+                        key: key_id(key.as_bytes()),
+                        version: stamp.version,
+                    }),
+                    // Not running (a named node crashed or paused), or a store
+                    // cap refused it: nothing spreads, nothing to measure.
+                    Some(Err(e)) => self.mark(format!("node {n} refused update {key}: {e}")),
+                    None => self.mark(format!(
+                        "node {n} is not running: update {key} not published"
+                    )),
+                }
             }
         }
     }
@@ -377,7 +416,13 @@ impl TrialRun<'_> {
                     .unwrap_or(trace.injected_at()),
                 _ => trace.injected_at(),
             };
-            let counts = self.completed.get(k).and_then(Option::as_ref);
+            // Joins and FAILs: copies until the last live node had it (later
+            // ones are upkeep). Updates: every copy (rumors die out, and
+            // anti-entropy sends only what a peer lacks).
+            let counts = match trace.item() {
+                ItemId::Update { .. } => None,
+                _ => self.completed.get(k).and_then(Option::as_ref),
+            };
             let live: Vec<usize> = self
                 .sim
                 .up_nodes()
@@ -397,9 +442,17 @@ impl TrialRun<'_> {
                     }
                 }
             }
+            // Demers' traffic m: copies delivered (every update-carrying
+            // datagram, counted at its receiver) per node running, the origin
+            // included; equal to messages sent per node without loss.
+            let traffic = (kind == "update").then(|| {
+                let running = live.len() + usize::from(origin.is_some());
+                trace.receptions_total() as f64 / running.max(1) as f64
+            });
             out.push(Item {
                 kind: kind.into(),
                 about,
+                traffic,
                 injected_s: (injected.as_micros() as f64 - self.warmup.as_micros() as f64) / 1e6,
                 live: live.len(),
                 reached: latencies_us.len(),
@@ -410,6 +463,25 @@ impl TrialRun<'_> {
         }
         out
     }
+}
+
+/// The timeline's note for a publish action.
+pub(crate) fn publish_mark(a: &Action) -> String {
+    let count = a.count.unwrap_or(1);
+    let from = a
+        .node
+        .map_or("random running nodes".to_string(), |n| format!("node {n}"));
+    match a.rate {
+        Some(r) if count > 1 => format!("{count} updates published at {r}/s from {from}"),
+        _ => format!("{count} update(s) published from {from}"),
+    }
+}
+
+/// The value a publish step writes: 16 bytes.
+pub(crate) fn publish_value(step: u32) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..4].copy_from_slice(&step.to_be_bytes());
+    v
 }
 
 /// The node a join or FAIL item is about.

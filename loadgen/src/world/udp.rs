@@ -15,16 +15,21 @@
 //! per-node counter deltas over the steady window (each node's rate over the
 //! exact interval between its two publishes), join and FAIL items and
 //! detections from the nodes' events (first receptions), false FAILs as FAILs
-//! of nodes that were running. Copies received are not counted (that needs
-//! every datagram decoded twice on the I/O path), so `redundancy` is absent.
+//! of nodes that were running. Published updates (`publish` actions) go
+//! through [`Runtime::publish`] on the node's I/O thread; their first
+//! receptions come from the nodes' `UpdateReceived` events. Copies received
+//! are not counted (that needs every datagram decoded twice on the I/O path),
+//! so `redundancy` and update `traffic` are absent, for joins, FAILs and
+//! updates alike.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant as WallClock};
 
 use anyhow::{anyhow, bail, Result};
-use gossip_core::wire::MessageType;
-use gossip_core::{Event, Instant, NodeId};
+use gossip_core::rng::Rng;
+use gossip_core::wire::{key_id, MessageType};
+use gossip_core::{Event, Instant, NodeId, Stamp};
 use gossip_node::datapath::{self, DatapathChoice};
 use gossip_node::metrics::{MetricsSource, Snapshot};
 use gossip_node::observe::{NodeCounters, ObservedEvent};
@@ -32,7 +37,7 @@ use gossip_node::runtime::{NodeError, Runtime, RuntimeConfig};
 
 use super::Control;
 use crate::observe::{Detection, Item, Mark, MeanMax, Overhead, Resources, Trial, TypeRate};
-use crate::scenario::{Action, ActionKind, Network, Scenario};
+use crate::scenario::{publish_key, schedule, Action, ActionKind, Network, Scenario};
 
 /// Membership message types: what ping overhead counts (DESIGN §3).
 const UPKEEP: [MessageType; 3] = [MessageType::Ping, MessageType::Pong, MessageType::Meet];
@@ -219,23 +224,23 @@ fn trial(
         joined: Vec::new(),
         paused: Vec::new(),
         marks: Vec::new(),
+        published: Vec::new(),
+        rng: Rng::new(seed ^ super::sim::PUBLISH_SEED),
     };
     if !run.wait_until(warmup) {
         return Ok(None);
     }
     let before = run.counters(s.cluster.nodes);
     let resources_before = (metrics.total(), rcvbuf_errors());
-    let mut actions: Vec<&Action> = s.timeline.iter().collect();
-    actions.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     let mut overhead = None;
-    for a in &actions {
-        if !run.wait_until(warmup + secs(a.at_s)) {
+    for (at_s, i, step) in schedule(&s.timeline) {
+        if !run.wait_until(warmup + secs(at_s)) {
             return Ok(None);
         }
         if overhead.is_none() {
             overhead = measure_overhead(&before, &run.counters(s.cluster.nodes));
         }
-        run.act(a)?;
+        run.act(i, step, &s.timeline[i])?;
     }
     if !run.wait_until(end) {
         return Ok(None);
@@ -311,6 +316,10 @@ struct UdpRun<'a> {
     joined: Vec<(usize, Instant)>,
     paused: Vec<usize>,
     marks: Vec<Mark>,
+    /// (origin node, key id, stamp, when) for each update published.
+    published: Vec<(usize, u64, Stamp, Instant)>,
+    /// Picks the node each publish without a `node` runs on.
+    rng: Rng,
 }
 
 impl UdpRun<'_> {
@@ -360,6 +369,8 @@ impl UdpRun<'_> {
                 Event::PeerDiscovered { id, .. } => self
                     .index_of(id)
                     .is_some_and(|x| self.joined.iter().any(|j| j.0 == x)),
+                // Only the timeline publishes, so every update is measured.
+                Event::UpdateReceived { .. } => true,
                 _ => false,
             };
             if keep {
@@ -400,8 +411,8 @@ impl UdpRun<'_> {
         self.status[n] = status;
     }
 
-    /// Applies one timeline action now.
-    fn act(&mut self, a: &Action) -> Result<()> {
+    /// Applies step `step` of timeline action `i` now.
+    fn act(&mut self, i: usize, step: u32, a: &Action) -> Result<()> {
         let running = |st: &[Status]| (1..st.len()).rev().find(|&n| st[n] == Status::Up);
         let seed = [self.rt.addrs()[0]];
         let now = self.rt.clock().now();
@@ -452,6 +463,34 @@ impl UdpRun<'_> {
                 self.rt.resume(n);
                 self.set_status(n, Status::Up, now);
                 self.mark(now, format!("node {n} resumes"));
+            }
+            ActionKind::Publish => {
+                let n = match a.node {
+                    Some(n) => n,
+                    None => {
+                        let up: Vec<usize> = self.up_nodes().collect();
+                        if up.is_empty() {
+                            return Ok(());
+                        }
+                        up[self.rng.index(up.len())]
+                    }
+                };
+                if step == 0 {
+                    self.mark(now, super::sim::publish_mark(a));
+                }
+                let key = publish_key(i, step);
+                let value = super::sim::publish_value(step);
+                match self.rt.publish(n, key.as_bytes(), &value) {
+                    Some(Ok(stamp)) => {
+                        let at = self.rt.clock().now();
+                        self.published.push((n, key_id(key.as_bytes()), stamp, at));
+                    }
+                    Some(Err(e)) => self.mark(now, format!("node {n} refused update {key}: {e}")),
+                    None => self.mark(
+                        now,
+                        format!("node {n} is not running: update {key} not published"),
+                    ),
+                }
             }
             // Refused by `check` before the trial started.
             ActionKind::Partition | ActionKind::Heal | ActionKind::Loss | ActionKind::Latency => {
@@ -535,7 +574,7 @@ impl UdpRun<'_> {
                 at,
                 |e| matches!(e, Event::PeerDiscovered { id: i, .. } if *i == id),
             );
-            out.push(self.item("join", j, at, &firsts, tick));
+            out.push(self.item("join", Some(j), j, at, &firsts, tick));
         }
         for &(x, at) in &self.crashed {
             let id = self.ids[x];
@@ -556,20 +595,30 @@ impl UdpRun<'_> {
                 });
                 continue;
             };
-            out.push(self.item("fail", x, injected, &firsts, tick));
+            out.push(self.item("fail", Some(x), x, injected, &firsts, tick));
+        }
+        for &(o, key, stamp, at) in &self.published {
+            let firsts = self.firsts(at, |e| {
+                matches!(e, Event::UpdateReceived { origin, key: k, version, .. }
+                    if *origin == stamp.origin && *k == key && *version == stamp.version)
+            });
+            out.push(self.item("update", None, o, at, &firsts, tick));
         }
         out
     }
 
+    /// An item at every node running at the end but `exclude` (the node it
+    /// is about, or an update's origin).
     fn item(
         &self,
         kind: &str,
-        about: usize,
+        about: Option<usize>,
+        exclude: usize,
         injected: Instant,
         firsts: &[Option<Instant>],
         tick: Duration,
     ) -> Item {
-        let live: Vec<usize> = self.up_nodes().filter(|&n| n != about).collect();
+        let live: Vec<usize> = self.up_nodes().filter(|&n| n != exclude).collect();
         let latencies_us: Vec<u64> = live
             .iter()
             .filter_map(|&n| firsts[n])
@@ -577,7 +626,7 @@ impl UdpRun<'_> {
             .collect();
         Item {
             kind: kind.into(),
-            about: Some(about),
+            about,
             injected_s: self.t(injected),
             live: live.len(),
             reached: latencies_us.len(),
@@ -585,6 +634,7 @@ impl UdpRun<'_> {
             // Copies are not counted in the udp world (module docs).
             receptions: Vec::new(),
             round_us: tick.as_micros() as u64,
+            traffic: None,
         }
     }
 }
