@@ -21,6 +21,8 @@ pub struct Series {
     pub name: String,
     /// Points, in x order for lines.
     pub points: Vec<(f64, f64)>,
+    /// Whether to join the points with a line.
+    pub line: bool,
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -51,7 +53,8 @@ fn bounds(series: &[Series], log_x: bool) -> (f64, f64, f64, f64) {
     (x0, x1, y0, y1 * 1.08)
 }
 
-/// Lines (or points with `scatter`) with axis labels.
+/// Series with axis labels: each drawn as a line if it says so, and as points
+/// too with `scatter`.
 pub fn lines(
     title: &str,
     x_label: &str,
@@ -80,6 +83,14 @@ pub fn lines(
             .map_err(err)?;
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
+            if s.line && scatter {
+                chart
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+            }
             let drawn = if scatter {
                 chart
                     .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
@@ -132,6 +143,7 @@ pub fn cdf(title: &str, x_label: &str, samples: &[(String, Vec<f64>)]) -> Result
             Series {
                 name: name.clone(),
                 points,
+                line: true,
             }
         })
         .collect();

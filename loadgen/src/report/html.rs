@@ -78,7 +78,11 @@ fn epidemic(r: &Report, figures: &mut Vec<(String, String)>) -> Result<()> {
             "Residue against traffic, per trial",
             "traffic m",
             "residue s",
-            &[Series { name: String::new(), points: pts }],
+            &[Series {
+                name: String::new(),
+                points: pts,
+                line: false,
+            }],
             true,
         )?,
     ));
@@ -107,7 +111,18 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
                 "Cost against benefit",
                 "wire bytes / node / s",
                 &benefit_name,
-                &[Series { name: "settings".into(), points: all }, Series { name: "Pareto front".into(), points: front }],
+                &[
+                    Series {
+                        name: "settings".into(),
+                        points: all,
+                        line: false,
+                    },
+                    Series {
+                        name: "Pareto front".into(),
+                        points: front,
+                        line: true,
+                    },
+                ],
                 true,
             )?,
         ));
@@ -152,7 +167,11 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
                 .into_iter()
                 .map(|(name, mut points)| {
                     points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series { name, points }
+                    Series {
+                        name,
+                        points,
+                        line: true,
+                    }
                 })
                 .collect();
             figures.push((
