@@ -165,3 +165,47 @@ fn loopback_cannot_shape_traffic_so_such_actions_are_refused_in_one_line() {
         assert!(err.contains(name) && err.contains("udp"), "{err}");
     }
 }
+
+#[test]
+fn updates_published_among_twelve_udp_nodes_reach_every_node() {
+    // Rumors (push, fan-out 2) with push-pull anti-entropy every 500 ms behind:
+    // whatever the rumors leave, the exchanges finish within seconds among 12
+    // nodes, and the window leaves 5 s after the last update.
+    let r = run(
+        "publish12",
+        "steady",
+        &[
+            "cluster.world=udp",
+            "cluster.nodes=12",
+            "cluster.datapath=mmsg",
+            "profile.node_timeout_ms=1500",
+            "profile.dissemination=both",
+            "profile.rumor_fanout=2",
+            "profile.anti_entropy_period_ms=500",
+            "run.warmup_s=3",
+            "run.duration_s=7",
+            "timeline=[{at_s=1.0,action=\"publish\",count=5,rate=10.0},{at_s=1.2,action=\"publish\",node=3}]",
+        ],
+    );
+    let t = &r.trials[0];
+    let updates: Vec<_> = t.items.iter().filter(|i| i.kind == "update").collect();
+    assert_eq!(updates.len(), 6, "{:?}", t.timeline);
+    for u in &updates {
+        // Every node but the origin, all running at the end.
+        assert_eq!(u.live, 11, "{u:?}");
+        assert_eq!(u.reached, 11, "{u:?}");
+        assert!(
+            u.receptions.is_empty() && u.traffic.is_none(),
+            "copies are not counted in the udp world"
+        );
+    }
+    let k = r
+        .summary
+        .by_kind
+        .iter()
+        .find(|k| k.kind == "update")
+        .expect("update row");
+    assert_eq!(k.items, 6);
+    assert_eq!(k.residue, 0.0);
+    assert!(k.redundancy.is_none());
+}

@@ -480,9 +480,10 @@ impl UdpRun<'_> {
                 }
                 let key = publish_key(i, step);
                 let value = super::sim::publish_value(step);
+                // Before the call: a peer may have it before the call returns.
+                let at = self.rt.clock().now();
                 match self.rt.publish(n, key.as_bytes(), &value) {
                     Some(Ok(stamp)) => {
-                        let at = self.rt.clock().now();
                         self.published.push((n, key_id(key.as_bytes()), stamp, at));
                     }
                     Some(Err(e)) => self.mark(now, format!("node {n} refused update {key}: {e}")),
