@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p gossip-loadgen
-lg=target/release/gossip-loadgen
+lg="${CARGO_TARGET_DIR:-target}/release/gossip-loadgen"
 out=reports/reference
 rm -rf "$out" && mkdir -p "$out"
 "$lg" run --out "$out/demo-udp"
