@@ -6,7 +6,8 @@
 //! its nodes on one [`datapath`]: io_uring (multishot receive into a provided
 //! buffer ring, decoded in place; all sends of a loop iteration in one enter) or,
 //! where io_uring is refused, recvmmsg/sendmmsg. [`runtime::Runtime`] binds the
-//! sockets and starts the threads; [`metrics`] serves Prometheus text.
+//! sockets and starts the threads; [`metrics`] serves Prometheus text;
+//! [`view`] publishes each node's peers to readers without a lock.
 //!
 //! It never decides protocol behaviour: that is `gossip-core`'s.
 //!
