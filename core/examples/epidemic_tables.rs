@@ -15,33 +15,10 @@ use gossip_core::epidemic::population::{run_trials, summarize, Estimate, Scenari
 use gossip_core::epidemic::rumor::StopRule;
 use gossip_core::epidemic::Direction;
 
-/// One printed row: k, residue s, traffic m, t_ave, t_last.
-type Row = (u8, &'static str, &'static str, &'static str, &'static str);
+include!("../tests/data/demers_tables.rs");
+
 /// A table: title, direction, stop rule by k, rows.
 type Table = (&'static str, Direction, fn(u8) -> StopRule, &'static [Row]);
-
-/// Demers et al. 1987 as printed in CSL-89-1, Table 1: push, feedback + counter.
-const TABLE_1: [Row; 5] = [
-    (1, "0.18", "1.7", "11.0", "16.8"),
-    (2, "0.037", "3.3", "12.1", "16.9"),
-    (3, "0.011", "4.5", "12.5", "17.4"),
-    (4, "0.0036", "5.6", "12.7", "17.5"),
-    (5, "0.0012", "6.7", "12.8", "17.7"),
-];
-/// Table 2: push, blind + coin.
-const TABLE_2: [Row; 5] = [
-    (1, "0.96", "0.04", "19", "38"),
-    (2, "0.20", "1.6", "17", "33"),
-    (3, "0.060", "2.8", "15", "32"),
-    (4, "0.021", "3.9", "14.1", "32"),
-    (5, "0.008", "4.9", "13.8", "32"),
-];
-/// Table 3: pull, feedback + counter.
-const TABLE_3: [Row; 3] = [
-    (1, "0.031", "2.7", "9.97", "17.6"),
-    (2, "0.00058", "4.5", "10.07", "15.4"),
-    (3, "0.0000040", "6.1", "10.08", "14.0"),
-];
 
 /// The test's tolerance rule (core/tests/validation.rs).
 fn gap_over_tolerance(sim: &Estimate, published: &str) -> f64 {
