@@ -172,6 +172,24 @@ pub struct Detection {
     pub all_fail_s: Option<f64>,
 }
 
+impl Detection {
+    /// The detection's moments as timeline marks (those that happened).
+    pub fn marks(&self) -> impl Iterator<Item = Mark> + '_ {
+        [
+            ("first PFAIL", self.first_pfail_s),
+            ("first FAIL", self.first_fail_s),
+            ("FAIL everywhere", self.all_fail_s),
+        ]
+        .into_iter()
+        .filter_map(move |(label, t)| {
+            t.map(|t| Mark {
+                t_s: self.crashed_s + t,
+                what: format!("{label} of node {}", self.node),
+            })
+        })
+    }
+}
+
 /// One epidemic-only trial (Demers 1987's figures).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpidemicTrial {

@@ -377,18 +377,7 @@ impl TrialRun<'_> {
                 first_fail_s: rel(fail),
                 all_fail_s: if live.is_empty() { None } else { rel(all) },
             };
-            for (label, t) in [
-                ("first PFAIL", d.first_pfail_s),
-                ("first FAIL", d.first_fail_s),
-                ("FAIL everywhere", d.all_fail_s),
-            ] {
-                if let Some(t) = t {
-                    self.marks.push(Mark {
-                        t_s: d.crashed_s + t,
-                        what: format!("{label} of node {x}"),
-                    });
-                }
-            }
+            self.marks.extend(d.marks());
             out.push(d);
         }
         self.marks.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
