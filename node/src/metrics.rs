@@ -142,6 +142,8 @@ impl Snapshot {
             &mut c.enobufs,
             &mut c.rearms,
             &mut c.syscalls,
+            &mut c.gso_sends,
+            &mut c.gro_receives,
         ] {
             f(v);
         }
@@ -535,6 +537,20 @@ impl MetricsSource {
             &[("datapath", dp)],
             c.rearms,
         );
+        family(
+            w,
+            "gossip_datapath_offload_total",
+            "counter",
+            "Sends and receives that carried several datagrams as one (UDP GSO, GRO).",
+        );
+        for (kind, v) in [("gso_send", c.gso_sends), ("gro_receive", c.gro_receives)] {
+            sample(
+                w,
+                "gossip_datapath_offload_total",
+                &[("datapath", dp), ("kind", kind)],
+                v,
+            );
+        }
         family(
             w,
             "gossip_datapath_syscalls_total",

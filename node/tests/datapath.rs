@@ -25,6 +25,7 @@ fn options(recv_buffers: usize) -> DatapathOptions {
         max_sockets: 8,
         recv_buffers,
         send_buffers: 256,
+        offload: false,
     }
 }
 
@@ -199,4 +200,87 @@ fn both_io_uring_send_operations_deliver() {
             "{op:?}"
         );
     }
+}
+
+/// Offload (mmsg): datagrams of a turn to one address leave as GSO sends and
+/// arrive through GRO, each whole and once, whatever their mix of lengths; a
+/// receiver without GRO gets them one by one.
+#[test]
+fn offload_coalesces_on_the_wire_and_delivers_every_datagram_whole() {
+    let mut dp = create(
+        DatapathKind::Mmsg,
+        DatapathOptions {
+            offload: true,
+            ..options(64)
+        },
+    )
+    .expect("datapath");
+    let (a, _) = socket();
+    let (b, addr_b) = socket();
+    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let addr_plain = plain.local_addr().unwrap();
+    let ia = dp.register(a).unwrap();
+    let ib = dp.register(b).unwrap();
+    // Lengths: runs of equal ones with shorter ones between, as a turn of
+    // PINGs and PONGs with different section sizes looks.
+    let len_of = |seq: u32| [300usize, 300, 300, 120, 300, 64][seq as usize % 6];
+    let total = 240u32;
+    for seq in 0..total {
+        let buf = dp.send_buffer().expect("a free send buffer");
+        let len = len_of(seq);
+        buf[..4].copy_from_slice(&seq.to_be_bytes());
+        buf[4..len].fill(seq as u8);
+        dp.queue_send(ia, addr_b, len);
+    }
+    for seq in 0..10u32 {
+        let buf = dp.send_buffer().expect("a free send buffer");
+        buf[..4].copy_from_slice(&seq.to_be_bytes());
+        dp.queue_send(ia, addr_plain, 200);
+    }
+    let got = collect(dp.as_mut(), total as usize);
+    let mut seen = vec![false; total as usize];
+    for (s, _, bytes) in &got {
+        assert_eq!(*s, ib);
+        let seq = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+        assert!(seq < total && !seen[seq as usize], "datagram {seq} once");
+        seen[seq as usize] = true;
+        assert_eq!(bytes.len(), len_of(seq), "datagram {seq}: its own length");
+        assert!(bytes[4..].iter().all(|&x| x == seq as u8), "payload {seq}");
+    }
+    assert!(seen.iter().all(|&s| s), "every datagram arrived");
+    let mut buf = [0u8; 2_000];
+    for _ in 0..10 {
+        let (n, _) = plain
+            .recv_from(&mut buf)
+            .expect("the plain receiver's datagram");
+        assert_eq!(n, 200, "split by the kernel for a receiver without GRO");
+    }
+    let c = *dp.counters();
+    assert_eq!(c.datagrams_out, u64::from(total) + 10);
+    assert_eq!(c.datagrams_in, u64::from(total));
+    assert!(
+        c.gso_sends > 0 && c.gso_sends < 20,
+        "coalesced sends: {c:?}"
+    );
+    assert!(c.gro_receives > 0, "coalesced receives: {c:?}");
+    assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0);
+}
+
+#[test]
+fn offload_is_refused_by_the_uring_datapath_with_a_reason() {
+    if let Err(e) = probe_uring() {
+        eprintln!("!!!!! SKIPPED offload_is_refused_by_the_uring_datapath: io_uring is refused here ({e}) !!!!!");
+        return;
+    }
+    let refused = UringDatapath::new(DatapathOptions {
+        offload: true,
+        ..options(64)
+    });
+    let Err(e) = refused else {
+        panic!("the uring datapath took offload");
+    };
+    assert!(e.to_string().contains("mmsg"), "{e}");
 }

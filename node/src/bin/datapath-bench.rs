@@ -66,11 +66,14 @@ enum Case {
     Std,
     Raw(DatapathKind, SendOp),
     Node(DatapathKind, SendOp),
+    /// The mmsg datapath with UDP GSO/GRO offload: raw echo, or nodes.
+    RawGso,
+    NodeGso,
 }
 
 /// Every case, in report order. `uring` uses the datapath's default send
 /// operation (SEND with a destination); `-sendmsg` the SENDMSG alternative.
-const CASES: [(&str, Case); 7] = [
+const CASES: [(&str, Case); 9] = [
     ("std", Case::Std),
     ("mmsg", Case::Raw(DatapathKind::Mmsg, SendOp::SendTo)),
     ("uring", Case::Raw(DatapathKind::Uring, SendOp::SendTo)),
@@ -87,6 +90,8 @@ const CASES: [(&str, Case); 7] = [
         "node-uring-sendmsg",
         Case::Node(DatapathKind::Uring, SendOp::SendMsg),
     ),
+    ("mmsg-gso", Case::RawGso),
+    ("node-mmsg-gso", Case::NodeGso),
 ];
 
 /// One measured run.
@@ -140,9 +145,21 @@ fn main() -> Result<()> {
     for (name, what) in CASES {
         let run = |what| match what {
             Case::Std => std_echo(size, args.window, args.packets, limit),
-            Case::Raw(kind, op) => raw_echo(kind, op, size, args.window, args.packets, limit),
+            Case::Raw(kind, op) => {
+                let dp = datapath(kind, op, false)?;
+                raw_echo(dp, size, args.window, args.packets, limit)
+            }
             Case::Node(kind, op) => {
-                node_echo(kind, op, args.cluster, args.window, args.packets, limit)
+                let dp = datapath(kind, op, false)?;
+                node_echo(dp, args.cluster, args.window, args.packets, limit)
+            }
+            Case::RawGso => {
+                let dp = datapath(DatapathKind::Mmsg, SendOp::SendTo, true)?;
+                raw_echo(dp, size, args.window, args.packets, limit)
+            }
+            Case::NodeGso => {
+                let dp = datapath(DatapathKind::Mmsg, SendOp::SendTo, true)?;
+                node_echo(dp, args.cluster, args.window, args.packets, limit)
             }
         };
         match what {
@@ -167,6 +184,10 @@ fn main() -> Result<()> {
         ("node-mmsg/mmsg", ratio("node-mmsg", "mmsg")),
         ("node-uring/uring", ratio("node-uring", "uring")),
         ("node-uring/node-mmsg", ratio("node-uring", "node-mmsg")),
+        ("mmsg-gso/std", ratio("mmsg-gso", "std")),
+        ("mmsg-gso/mmsg", ratio("mmsg-gso", "mmsg")),
+        ("node-mmsg-gso/std", ratio("node-mmsg-gso", "std")),
+        ("node-mmsg-gso/mmsg-gso", ratio("node-mmsg-gso", "mmsg-gso")),
         (
             "node-uring-sendmsg/uring-sendmsg",
             ratio("node-uring-sendmsg", "uring-sendmsg"),
@@ -261,13 +282,15 @@ fn std_echo(size: usize, window: usize, packets: u64, limit: Duration) -> Result
     })
 }
 
-/// The datapath under test; `send_op` picks io_uring's send operation.
-fn datapath(kind: DatapathKind, send_op: SendOp) -> Result<Box<dyn Datapath>> {
+/// The datapath under test; `send_op` picks io_uring's send operation,
+/// `offload` UDP GSO/GRO (mmsg only).
+fn datapath(kind: DatapathKind, send_op: SendOp, offload: bool) -> Result<Box<dyn Datapath>> {
     let options = DatapathOptions {
         max_datagram: 1_400,
         max_sockets: 4,
         recv_buffers: 4_096,
         send_buffers: 4_096,
+        offload,
     };
     if kind == DatapathKind::Uring {
         let mut dp = UringDatapath::new(options)?;
@@ -280,15 +303,13 @@ fn datapath(kind: DatapathKind, send_op: SendOp) -> Result<Box<dyn Datapath>> {
 /// Raw echo through a datapath: every datagram received is sent back out of
 /// the socket it arrived on, copied, the same size.
 fn raw_echo(
-    kind: DatapathKind,
-    op: SendOp,
+    mut dp: Box<dyn Datapath>,
     size: usize,
     window: usize,
     packets: u64,
     limit: Duration,
 ) -> Result<Run> {
     let (a, addr_a, b, addr_b) = loopback_pair()?;
-    let mut dp = datapath(kind, op)?;
     let ia = dp.register(a)?;
     let ib = dp.register(b)?;
     let (cpu0, wall0) = (sys::process_cpu_time(), StdInstant::now());
@@ -408,8 +429,7 @@ fn node_pair(cluster: usize) -> Result<(Vec<u8>, NodePair)> {
 /// Full protocol handling: B answers each PING with a PONG (section
 /// included), A handles each PONG and sends the next PING.
 fn node_echo(
-    kind: DatapathKind,
-    op: SendOp,
+    mut dp: Box<dyn Datapath>,
     cluster: usize,
     window: usize,
     packets: u64,
@@ -419,7 +439,6 @@ fn node_echo(
     let (ping, NodePair { mut a, mut b }) = node_pair(cluster)?;
     let ping = ping.as_slice();
     let (a_sock, _, b_sock, addr_b) = loopback_pair()?;
-    let mut dp = datapath(kind, op)?;
     let ia = dp.register(a_sock)?;
     let ib = dp.register(b_sock)?;
     // The nodes' views name the in-memory addresses; the real ones differ, and

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use super::segment::{self, Queued, Run, CMSG_LEN, GRO_BUFFER};
 use super::sockaddr::{self, RawAddr};
 use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
 
@@ -22,6 +23,8 @@ pub const BATCH: usize = 64;
 const ROUNDS_PER_SOCKET: usize = 4;
 /// Send buffers: more than this many queued datagrams are flushed early.
 const SEND_SLOTS: usize = 1_024;
+/// Iovecs per offload sendmmsg (one per datagram): bounds the stack array.
+const SEND_IOVECS: usize = 1_024;
 
 /// The recvmmsg/sendmmsg datapath of one thread.
 pub struct MmsgDatapath {
@@ -33,22 +36,24 @@ pub struct MmsgDatapath {
     recv_arena: Vec<u8>,
     recv_len: usize,
     send_arena: Vec<u8>,
-    pending: Vec<PendingSend>,
+    pending: Vec<Queued>,
     send_slots: usize,
     max_datagram: usize,
+    /// UDP GSO on send and GRO on receive ([`DatapathOptions::offload`]).
+    offload: bool,
+    /// The offload send plan, kept for its allocations.
+    order: Vec<u32>,
+    runs: Vec<Run>,
     /// epoll_pwait2 (Linux 5.11) waits with microsecond precision; without it
     /// epoll_wait rounds the timeout up to a millisecond.
     has_pwait2: bool,
     counters: DatapathCounters,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct PendingSend {
-    socket: u32,
-    len: u32,
-    namelen: u32,
-    name: RawAddr,
-}
+/// A control-message buffer aligned like `cmsghdr`.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; CMSG_LEN]);
 
 impl std::fmt::Debug for MmsgDatapath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,18 +80,27 @@ impl MmsgDatapath {
         let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
         let max_datagram = options.max_datagram.max(1);
         let send_slots = options.send_buffers.clamp(BATCH, SEND_SLOTS);
+        // A GRO receive holds up to 64 KiB of coalesced datagrams.
+        let recv_len = if options.offload {
+            GRO_BUFFER
+        } else {
+            max_datagram
+        };
         Ok(MmsgDatapath {
             epoll,
             sockets: Vec::new(),
             free_sockets: Vec::new(),
             max_sockets: options.max_sockets.max(1),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
-            recv_arena: vec![0; BATCH * max_datagram],
-            recv_len: max_datagram,
+            recv_arena: vec![0; BATCH * recv_len],
+            recv_len,
             send_arena: vec![0; send_slots * max_datagram],
             pending: Vec::with_capacity(send_slots),
             send_slots,
             max_datagram,
+            offload: options.offload,
+            order: Vec::new(),
+            runs: Vec::new(),
             has_pwait2: true,
             counters: DatapathCounters::default(),
         })
@@ -94,6 +108,10 @@ impl MmsgDatapath {
 
     /// Sends every queued datagram: one sendmmsg per run of the same socket.
     fn flush(&mut self) {
+        if self.offload {
+            self.flush_segmented();
+            return;
+        }
         let mut start = 0;
         while start < self.pending.len() {
             let socket = self.pending[start].socket;
@@ -167,6 +185,118 @@ impl MmsgDatapath {
         }
     }
 
+    /// Offload: plans GSO runs over the whole queue, then one sendmmsg per
+    /// batch of runs from the same socket, each run one message.
+    fn flush_segmented(&mut self) {
+        let (mut order, mut runs) = (
+            std::mem::take(&mut self.order),
+            std::mem::take(&mut self.runs),
+        );
+        segment::plan(&self.pending, &mut order, &mut runs);
+        let mut first = 0;
+        while first < runs.len() {
+            let socket = self.pending[order[runs[first].start] as usize].socket;
+            let mut end = first;
+            let mut iovecs = 0;
+            while end < runs.len()
+                && end - first < BATCH
+                && iovecs + runs[end].count <= SEND_IOVECS
+                && self.pending[order[runs[end].start] as usize].socket == socket
+            {
+                iovecs += runs[end].count;
+                end += 1;
+            }
+            self.send_segmented(&order, &runs[first..end]);
+            first = end;
+        }
+        self.pending.clear();
+        (self.order, self.runs) = (order, runs);
+    }
+
+    /// Sends `runs` (all from one socket) with one sendmmsg: each run is one
+    /// message whose iovecs point at its datagrams' send slots, with a
+    /// `UDP_SEGMENT` control message when it holds more than one.
+    fn send_segmented(&mut self, order: &[u32], runs: &[Run]) {
+        let datagrams: usize = runs.iter().map(|r| r.count).sum();
+        let Some(fd) = self
+            .sockets
+            .get(self.pending[order[runs[0].start] as usize].socket as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.as_raw_fd())
+        else {
+            self.counters.stale += datagrams as u64;
+            return;
+        };
+        // SAFETY: mmsghdr and iovec are plain data; all-zeroes is valid.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; SEND_IOVECS] = unsafe { std::mem::zeroed() };
+        let mut control = [Control([0; CMSG_LEN]); BATCH];
+        let arena = self.send_arena.as_mut_ptr();
+        let mut next_iov = 0;
+        for (k, run) in runs.iter().enumerate() {
+            let members = &order[run.start..run.start + run.count];
+            for (j, &slot) in members.iter().enumerate() {
+                let slot = slot as usize;
+                // SAFETY: every queued datagram has a slot below send_slots, so
+                // the offset is inside the arena.
+                iovs[next_iov + j].iov_base = unsafe { arena.add(slot * self.max_datagram) }.cast();
+                iovs[next_iov + j].iov_len = self.pending[slot].len as usize;
+            }
+            let head = &mut self.pending[members[0] as usize];
+            let h = &mut hdrs[k].msg_hdr;
+            h.msg_name = (&mut head.name as *mut RawAddr).cast();
+            h.msg_namelen = head.namelen;
+            h.msg_iov = &mut iovs[next_iov];
+            h.msg_iovlen = run.count;
+            if run.count > 1 {
+                // The segment size travels as a u16 (datagrams are at most
+                // max_datagram <= 65,507 bytes, checked at queue time).
+                let size = run.segment as u16;
+                let len = segment::write_cmsg(
+                    &mut control[k].0,
+                    libc::SOL_UDP,
+                    libc::UDP_SEGMENT,
+                    &size.to_ne_bytes(),
+                );
+                h.msg_control = control[k].0.as_mut_ptr().cast();
+                h.msg_controllen = len;
+            }
+            next_iov += run.count;
+        }
+        let n = runs.len();
+        let mut done = 0;
+        while done < n {
+            self.counters.syscalls += 1;
+            // SAFETY: hdrs[done..n] are initialised and point at names, iovecs,
+            // control buffers and arena bytes that outlive this synchronous call.
+            let rc =
+                unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().add(done), (n - done) as u32, 0) };
+            if rc > 0 {
+                for (h, run) in hdrs[done..done + rc as usize].iter().zip(&runs[done..]) {
+                    self.counters.datagrams_out += run.count as u64;
+                    self.counters.bytes_out += u64::from(h.msg_len);
+                    self.counters.gso_sends += u64::from(run.count > 1);
+                }
+                done += rc as usize;
+                continue;
+            }
+            let lost: usize = runs[done..].iter().map(|r| r.count).sum();
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN | libc::ENOBUFS) => {
+                    self.counters.send_would_block += lost as u64;
+                    return;
+                }
+                // The first failing message is skipped with all its datagrams.
+                _ => {
+                    self.counters.send_errors += runs[done].count as u64;
+                    done += 1;
+                }
+            }
+        }
+    }
+
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let max = self.events.len() as i32;
         self.counters.syscalls += 1;
@@ -233,6 +363,7 @@ impl MmsgDatapath {
             // SAFETY: as above.
             let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
             let mut names = [RawAddr::ZERO; BATCH];
+            let mut control = [Control([0; CMSG_LEN]); BATCH];
             let arena = self.recv_arena.as_mut_ptr();
             for k in 0..BATCH {
                 // SAFETY: k < BATCH, so the offset is inside the arena.
@@ -242,6 +373,10 @@ impl MmsgDatapath {
                 hdrs[k].msg_hdr.msg_namelen = sockaddr::NAME_LEN as u32;
                 hdrs[k].msg_hdr.msg_iov = &mut iovs[k];
                 hdrs[k].msg_hdr.msg_iovlen = 1;
+                if self.offload {
+                    hdrs[k].msg_hdr.msg_control = control[k].0.as_mut_ptr().cast();
+                    hdrs[k].msg_hdr.msg_controllen = CMSG_LEN;
+                }
             }
             self.counters.syscalls += 1;
             // SAFETY: every header points at a live name, iovec and arena slot
@@ -276,9 +411,26 @@ impl MmsgDatapath {
                 };
                 let len = (h.msg_len as usize).min(self.recv_len);
                 let bytes = &self.recv_arena[k * self.recv_len..k * self.recv_len + len];
-                self.counters.datagrams_in += 1;
-                self.counters.bytes_in += len as u64;
-                on_datagram(index, from, bytes);
+                // With GRO one receive may hold several datagrams of the
+                // same sender, all `segment` bytes but the last.
+                let controllen = h.msg_hdr.msg_controllen.min(CMSG_LEN);
+                let segment = if self.offload {
+                    segment::gro_segment(&control[k].0[..controllen])
+                } else {
+                    None
+                };
+                let segment = segment.unwrap_or(len).max(1);
+                if segment > self.max_datagram {
+                    // Longer than the sender may send: as without offload.
+                    self.counters.truncated += len.div_ceil(segment) as u64;
+                    continue;
+                }
+                self.counters.gro_receives += u64::from(len > segment);
+                for datagram in bytes.chunks(segment) {
+                    self.counters.datagrams_in += 1;
+                    self.counters.bytes_in += datagram.len() as u64;
+                    on_datagram(index, from, datagram);
+                }
             }
             if n < BATCH {
                 return;
@@ -294,6 +446,27 @@ impl Datapath for MmsgDatapath {
 
     fn register(&mut self, socket: UdpSocket) -> io::Result<usize> {
         socket.set_nonblocking(true)?;
+        if self.offload {
+            let on: libc::c_int = 1;
+            // SAFETY: the descriptor is open and `on` is a live c_int whose
+            // size is passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_UDP,
+                    libc::UDP_GRO,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("UDP GRO refused (offload needs Linux 5.0): {e}"),
+                ));
+            }
+        }
         let index = match self.free_sockets.pop() {
             Some(i) => i,
             None if self.sockets.len() < self.max_sockets => {
@@ -359,7 +532,7 @@ impl Datapath for MmsgDatapath {
     fn queue_send(&mut self, socket: usize, to: SocketAddr, len: usize) {
         let mut name = RawAddr::ZERO;
         let namelen = name.write(to);
-        self.pending.push(PendingSend {
+        self.pending.push(Queued {
             socket: socket as u32,
             len: len.min(self.max_datagram) as u32,
             namelen,

@@ -12,6 +12,7 @@
 //! elsewhere); every block names its invariant in a `SAFETY:` comment.
 
 pub mod mmsg;
+mod segment;
 mod sockaddr;
 pub mod sys;
 pub mod uring;
@@ -113,6 +114,10 @@ pub struct DatapathCounters {
     pub rearms: u64,
     /// System calls made (io_uring_enter, or epoll_wait + recvmmsg + sendmmsg).
     pub syscalls: u64,
+    /// Offload only: sends that carried several datagrams as one (UDP GSO).
+    pub gso_sends: u64,
+    /// Offload only: receives that held several datagrams (UDP GRO).
+    pub gro_receives: u64,
 }
 
 /// Which datapath runs.
@@ -179,6 +184,12 @@ pub struct DatapathOptions {
     pub recv_buffers: usize,
     /// Most datagrams queued or in flight for sending at once.
     pub send_buffers: usize,
+    /// UDP segmentation offload: datagrams of one turn from the same socket
+    /// to the same address and of the same length leave as one GSO send, and
+    /// sockets receive with UDP GRO, so that many datagrams cross the stack
+    /// as one. Worth it when many datagrams share a destination socket (the
+    /// shared-socket mode); the mmsg datapath only.
+    pub offload: bool,
 }
 
 impl Default for DatapathOptions {
@@ -188,6 +199,7 @@ impl Default for DatapathOptions {
             max_sockets: 1_024,
             recv_buffers: 4_096,
             send_buffers: 16_384,
+            offload: false,
         }
     }
 }

@@ -131,6 +131,12 @@ impl UringDatapath {
     /// # Errors
     /// When no ring can be set up or the buffer ring is refused.
     pub fn new(options: DatapathOptions) -> io::Result<Self> {
+        if options.offload {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "UDP GSO/GRO offload runs on the mmsg datapath only",
+            ));
+        }
         // No registered ring fd: the crate keeps it per `Submitter`, and
         // `IoUring::submitter()` makes a fresh one for every call.
         let (ring, setup) = setup_ring()?;
