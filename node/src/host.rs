@@ -15,7 +15,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip_core::{Config, Event, Identity, Instant, Node, PublishError, Stamp, Stats};
+use gossip_core::{Config, Endpoint, Event, Identity, Instant, Node, PublishError, Stamp, Stats};
 
 use crate::datapath::{sys, Datapath, DatapathKind};
 use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
@@ -42,25 +42,40 @@ const MAX_TIMERS_PER_TURN: usize = 64;
 /// Work sent to an I/O thread, run between two turns of its loop.
 pub type Command = Box<dyn FnOnce(&mut Host) + Send>;
 
-/// A node to start: its socket (bound), identity, PRNG seed, and whom to meet.
+/// Where a node receives: a socket of its own, or a slot behind a socket it
+/// shares with other nodes of the same host.
+#[derive(Debug)]
+pub enum NodeSocket {
+    /// Its own bound UDP socket (the node's slot is 0).
+    Own(UdpSocket),
+    /// Slot `identity.slot` behind the host's shared socket number `k`
+    /// (numbered in the order of [`Host::add_shared_socket`]).
+    Shared(usize),
+}
+
+/// A node to start: its socket, identity, PRNG seed, and whom to meet.
 #[derive(Debug)]
 pub struct NodeSpec {
-    /// Its bound UDP socket.
-    pub socket: UdpSocket,
-    /// Who it is.
+    /// Where it receives.
+    pub socket: NodeSocket,
+    /// Who it is (with its slot).
     pub identity: Identity,
     /// Seed of its PRNG.
     pub seed: u64,
-    /// Addresses to MEET at start.
-    pub meet: Vec<SocketAddr>,
+    /// Endpoints to MEET at start.
+    pub meet: Vec<Endpoint>,
     /// Its index in the whole runtime (for callers that address nodes globally).
     pub global: usize,
 }
 
 struct Hosted {
     node: Option<Node>,
+    /// Datapath index of its socket (`usize::MAX` before the first start).
     socket: usize,
+    /// Its shared socket's number, if it has no socket of its own.
+    shared: Option<usize>,
     addr: SocketAddr,
+    slot: u16,
     global: usize,
     dirty: bool,
     /// Incarnation of the node in (or last in) this slot.
@@ -80,8 +95,11 @@ pub struct Host {
     clock: Clock,
     config: Config,
     nodes: Vec<Hosted>,
-    /// Datapath socket index to node index.
-    by_socket: Vec<u32>,
+    /// Datapath socket index to node index by slot (one entry for a socket
+    /// of its own).
+    by_socket: Vec<Vec<u32>>,
+    /// Shared sockets: datapath index and address, by number.
+    shared: Vec<(usize, SocketAddr)>,
     timers: Timers,
     dirty: Vec<u32>,
     metrics: Arc<ThreadMetrics>,
@@ -124,6 +142,7 @@ impl Host {
             config,
             nodes: Vec::new(),
             by_socket: Vec::new(),
+            shared: Vec::new(),
             timers: Timers::new(),
             dirty: Vec::new(),
             metrics,
@@ -142,6 +161,23 @@ impl Host {
     /// at each publish.
     pub fn set_observer(&mut self, observer: Observer) {
         self.observer = Some(observer);
+    }
+
+    /// Takes a bound socket that several nodes will share, each in its own
+    /// slot (`NodeSocket::Shared`); datagrams reaching it go to the node
+    /// named by the header's `dst_slot`. Returns the shared socket's number.
+    ///
+    /// # Errors
+    /// When the datapath refuses the socket.
+    pub fn add_shared_socket(&mut self, socket: UdpSocket) -> io::Result<usize> {
+        let addr = socket.local_addr()?;
+        let index = self.dp.register(socket)?;
+        if index >= self.by_socket.len() {
+            self.by_socket.resize(index + 1, Vec::new());
+        }
+        self.by_socket[index].clear();
+        self.shared.push((index, addr));
+        Ok(self.shared.len() - 1)
     }
 
     /// Starts a node at `at` (now if it has passed). Nodes start in the order
@@ -170,11 +206,13 @@ impl Host {
     /// When the datapath refuses the socket.
     pub fn add_node(&mut self, spec: NodeSpec) -> io::Result<usize> {
         let index = self.nodes.len();
-        let addr = spec.socket.local_addr()?;
+        let addr = self.spec_addr(&spec)?;
         self.nodes.push(Hosted {
             node: None,
             socket: usize::MAX,
+            shared: None,
             addr,
+            slot: spec.identity.slot,
             global: spec.global,
             dirty: false,
             incarnation: spec.identity.incarnation,
@@ -203,25 +241,56 @@ impl Host {
                 format!("host slot {index} is not a stopped node"),
             ));
         }
-        let addr = spec.socket.local_addr()?;
-        let socket = self.dp.register(spec.socket)?;
+        let addr = self.spec_addr(&spec)?;
+        let slot = spec.identity.slot;
+        let (socket, shared) = match spec.socket {
+            NodeSocket::Own(socket) => {
+                if slot != 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a node with a socket of its own has slot 0",
+                    ));
+                }
+                let socket = self.dp.register(socket)?;
+                if socket >= self.by_socket.len() {
+                    self.by_socket.resize(socket + 1, Vec::new());
+                }
+                self.by_socket[socket] = vec![NO_NODE];
+                (socket, None)
+            }
+            NodeSocket::Shared(k) => {
+                let socket = self.shared[k].0;
+                let slots = &mut self.by_socket[socket];
+                if slots.get(usize::from(slot)).is_some_and(|&n| n != NO_NODE) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("slot {slot} of {addr} is taken"),
+                    ));
+                }
+                (socket, Some(k))
+            }
+        };
+        let slots = &mut self.by_socket[socket];
+        if slots.len() <= usize::from(slot) {
+            slots.resize(usize::from(slot) + 1, NO_NODE);
+        }
+        slots[usize::from(slot)] = index as u32;
+        let me = Endpoint::new(addr, slot);
         let now = self.clock.now();
         let mut node = Node::new(spec.identity, self.config.clone(), spec.seed, now);
         for to in spec.meet {
-            if to != addr {
+            if to != me {
                 // Only TooManyPending can fail; the rest are dropped, as the
                 // core bounds its meets.
-                let _ = node.meet(now, to.into());
+                let _ = node.meet(now, to);
             }
         }
-        if socket >= self.by_socket.len() {
-            self.by_socket.resize(socket + 1, NO_NODE);
-        }
-        self.by_socket[socket] = index as u32;
         let h = &mut self.nodes[index];
         h.node = Some(node);
         h.socket = socket;
+        h.shared = shared;
         h.addr = addr;
+        h.slot = slot;
         h.global = spec.global;
         h.incarnation = spec.identity.incarnation;
         h.paused = false;
@@ -233,14 +302,15 @@ impl Host {
     /// socket in `spec` is not used: the caller keeps its own handle and
     /// starts the node later with [`revive`](Host::revive)). Returns the slot.
     pub fn reserve(&mut self, spec: &NodeSpec) -> usize {
-        let addr = spec
-            .socket
-            .local_addr()
+        let addr = self
+            .spec_addr(spec)
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         self.nodes.push(Hosted {
             node: None,
             socket: usize::MAX,
+            shared: None,
             addr,
+            slot: spec.identity.slot,
             global: spec.global,
             dirty: false,
             incarnation: spec.identity.incarnation,
@@ -299,9 +369,15 @@ impl Host {
         h.peers = [0; 4];
         h.reports = 0;
         h.table_bytes = 0;
-        let _ = self.dp.deregister(h.socket);
-        if let Some(slot) = self.by_socket.get_mut(h.socket) {
-            *slot = NO_NODE;
+        if h.shared.is_none() {
+            let _ = self.dp.deregister(h.socket);
+        }
+        if let Some(n) = self
+            .by_socket
+            .get_mut(h.socket)
+            .and_then(|slots| slots.get_mut(usize::from(h.slot)))
+        {
+            *n = NO_NODE;
         }
         self.timers.schedule(index as u32, None);
         if let Some(o) = &self.observer {
@@ -341,9 +417,24 @@ impl Host {
         (index < self.nodes.len()).then(|| view_at(&mut self.views, self.clock, index).view())
     }
 
-    /// Address of node `index`.
+    /// Address of node `index`'s socket.
     pub fn addr(&self, index: usize) -> Option<SocketAddr> {
         self.nodes.get(index).map(|h| h.addr)
+    }
+
+    /// Endpoint of node `index`: its socket's address and its slot.
+    pub fn endpoint(&self, index: usize) -> Option<Endpoint> {
+        self.nodes.get(index).map(|h| Endpoint::new(h.addr, h.slot))
+    }
+
+    /// The address `spec`'s node will receive on.
+    fn spec_addr(&self, spec: &NodeSpec) -> io::Result<SocketAddr> {
+        match &spec.socket {
+            NodeSocket::Own(socket) => socket.local_addr(),
+            NodeSocket::Shared(k) => self.shared.get(*k).map(|s| s.1).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("no shared socket {k}"))
+            }),
+        }
     }
 
     /// Runtime-wide index of node `index`.
@@ -453,10 +544,25 @@ impl Host {
             &mut self.dirty,
             self.clock,
         );
+        let unknown_slot = &mut self.own.unknown_slot;
         let mut now_in = None;
         self.dp.poll(Some(timeout), &mut |socket, from, bytes| {
-            let index = by_socket.get(socket).copied().unwrap_or(NO_NODE);
+            let Some(slots) = by_socket.get(socket) else {
+                return;
+            };
+            let index = match slots.as_slice() {
+                // A socket of its own: the core checks dst_slot itself.
+                [NO_NODE] => return,
+                [only] => *only,
+                // A shared socket: the header's dst_slot names the node.
+                _ => bytes
+                    .get(8..10)
+                    .and_then(|b| slots.get(usize::from(u16::from_be_bytes([b[0], b[1]]))))
+                    .copied()
+                    .unwrap_or(NO_NODE),
+            };
             let Some(h) = nodes.get_mut(index as usize) else {
+                *unknown_slot += 1;
                 return;
             };
             let Some(node) = h.node.as_mut() else {

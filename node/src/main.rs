@@ -3,6 +3,7 @@
 //! ```text
 //! gossip-node --nodes 200 --metrics 127.0.0.1:9100 --duration 20
 //! gossip-node --bind 10.0.0.5:7000 --seed 10.0.0.4:7000 --node-timeout 5000
+//! gossip-node --nodes 1000 --slots 500 --offload   # 2 shared sockets, GSO/GRO
 //! ```
 #![forbid(unsafe_code)]
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gossip_core::Profile;
+use gossip_core::{Endpoint, Profile};
 use gossip_node::datapath::DatapathChoice;
 use gossip_node::metrics;
 use gossip_node::runtime::{Runtime, RuntimeConfig};
@@ -23,19 +24,29 @@ use gossip_node::runtime::{Runtime, RuntimeConfig};
 #[derive(Debug, Parser)]
 #[command(name = "gossip-node", version)]
 struct Args {
-    /// Address of the first node; further nodes take the following ports.
+    /// Address of the first socket; further sockets take the following ports.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
     bind: SocketAddr,
     /// Nodes to run in this process, on consecutive ports.
     #[arg(long, value_name = "N", default_value_t = 1)]
     nodes: usize,
+    /// Nodes per socket (shared-socket mode above 1): each socket carries
+    /// this many nodes in slots 0.., told apart by the header's slot.
+    /// --nodes must be a multiple of it.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    slots: usize,
+    /// UDP GSO/GRO: a turn's datagrams to one socket leave as one send and
+    /// arrive as one receive (mmsg datapath; pays with --slots > 1).
+    #[arg(long)]
+    offload: bool,
     /// Spread the nodes over this many consecutive IPv4 addresses from
     /// --bind's (127.0.0.1, 127.0.0.2, ... on loopback), then over ports.
     #[arg(long, value_name = "K", default_value_t = 1)]
     ips: usize,
-    /// Address to MEET at start (repeatable). Without any, nodes 1.. meet node 0.
-    #[arg(long = "seed", value_name = "ADDR")]
-    seeds: Vec<SocketAddr>,
+    /// Node to MEET at start, ADDR or ADDR#SLOT behind a shared socket
+    /// (repeatable). Without any, nodes 1.. meet node 0.
+    #[arg(long = "seed", value_name = "ADDR[#SLOT]", value_parser = parse_endpoint)]
+    seeds: Vec<Endpoint>,
     /// Protocol profile.
     #[arg(long, value_name = "NAME", default_value = "redis")]
     profile: String,
@@ -86,11 +97,18 @@ fn run(args: Args) -> Result<()> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
-    let Some(binds) = RuntimeConfig::spread(args.bind.ip(), args.bind.port(), args.nodes, args.ips)
+    if args.slots == 0 || args.slots > 65_536 || args.nodes % args.slots != 0 {
+        bail!(
+            "--slots must be between 1 and 65536 and divide --nodes ({} nodes, {} slots)",
+            args.nodes,
+            args.slots
+        );
+    }
+    let sockets = args.nodes / args.slots;
+    let Some(binds) = RuntimeConfig::spread(args.bind.ip(), args.bind.port(), sockets, args.ips)
     else {
         bail!(
-            "--nodes {} over --ips {} from {} runs out of addresses or ports (or spreads IPv6)",
-            args.nodes,
+            "{sockets} socket(s) over --ips {} from {} run out of addresses or ports (or spread IPv6)",
             args.ips,
             args.bind
         );
@@ -130,6 +148,8 @@ fn run(args: Args) -> Result<()> {
         pin: args.pin,
         node,
         binds,
+        slots: args.slots,
+        offload: args.offload,
         seeds: args.seeds.clone(),
         rng_seed,
         ramp: Duration::from_secs_f64(args.ramp),
@@ -140,17 +160,18 @@ fn run(args: Args) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
-    let addrs = runtime.addrs();
+    let endpoints = runtime.endpoints();
     eprintln!(
-        "gossip-node: {} node(s) on {}{}, {} I/O thread(s), datapath {}",
-        addrs.len(),
-        addrs[0],
-        match addrs.len() {
+        "gossip-node: {} node(s) on {}{}, {} I/O thread(s), datapath {}{}",
+        endpoints.len(),
+        endpoints[0],
+        match endpoints.len() {
             1 => String::new(),
-            n => format!(" to {}", addrs[n - 1]),
+            n => format!(" to {}", endpoints[n - 1]),
         },
         runtime.threads(),
         runtime.datapath(),
+        if args.offload { " with GSO/GRO" } else { "" },
     );
     let server = match metrics_listener {
         Some(listener) => {
@@ -186,4 +207,21 @@ fn run(args: Args) -> Result<()> {
         m.stats.decode_errors_total(),
     );
     Ok(())
+}
+
+/// `ADDR` or `ADDR#SLOT`, as endpoints print.
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    let (addr, slot) = match s.rsplit_once('#') {
+        Some((addr, slot)) => {
+            let slot = slot
+                .parse::<u16>()
+                .map_err(|_| format!("slot {slot:?} is not a number from 0 to 65535"))?;
+            (addr, slot)
+        }
+        None => (s, 0),
+    };
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IP:PORT address"))?;
+    Ok(Endpoint::new(addr, slot))
 }

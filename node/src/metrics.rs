@@ -79,6 +79,9 @@ pub struct Snapshot {
     pub lateness_sum_us: u64,
     /// Drive-loop iterations.
     pub loop_iterations: u64,
+    /// Datagrams on a shared socket for a slot with no running node
+    /// (or too short to name one), dropped.
+    pub unknown_slot: u64,
     /// Datapath counters.
     pub datapath: DatapathCounters,
     /// CPU time of the I/O threads, µs.
@@ -127,6 +130,7 @@ impl Snapshot {
         self.lateness_buckets.iter_mut().for_each(&mut f);
         f(&mut self.lateness_sum_us);
         f(&mut self.loop_iterations);
+        f(&mut self.unknown_slot);
         let c = &mut self.datapath;
         for v in [
             &mut c.datagrams_in,
@@ -442,6 +446,13 @@ impl MetricsSource {
             "Drive-loop iterations of the I/O threads.",
         );
         sample(w, "gossip_loop_iterations_total", &[], s.loop_iterations);
+        family(
+            w,
+            "gossip_unknown_slot_total",
+            "counter",
+            "Datagrams on a shared socket for a slot with no running node, dropped.",
+        );
+        sample(w, "gossip_unknown_slot_total", &[], s.unknown_slot);
         family(w, "gossip_datapath_info", "gauge", "The datapath in use.");
         sample(w, "gossip_datapath_info", &[("datapath", dp)], 1);
         let c = &s.datapath;

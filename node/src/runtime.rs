@@ -12,11 +12,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gossip_core::rng::splitmix64;
-use gossip_core::{Config, Identity, Node, NodeId, PublishError, Stamp};
+use gossip_core::{Config, Endpoint, Identity, Node, NodeId, PublishError, Stamp};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
-use crate::host::{Command, Host, NodeSpec};
+use crate::host::{Command, Host, NodeSocket, NodeSpec};
 use crate::metrics::{MetricsSource, ThreadMetrics};
 use crate::observe::{EventQueue, NodeCounters, ObservedEvent, Observer, StatsBoard};
 use crate::timers::Clock;
@@ -33,10 +33,19 @@ pub struct RuntimeConfig {
     pub pin: bool,
     /// Protocol parameters of every node.
     pub node: Config,
-    /// One address per node (port 0 lets the kernel choose).
+    /// One address per socket (port 0 lets the kernel choose).
     pub binds: Vec<SocketAddr>,
-    /// Addresses every node MEETs at start; when empty, nodes 1.. meet node 0.
-    pub seeds: Vec<SocketAddr>,
+    /// Nodes per socket. 1: every node has a socket of its own (slot 0).
+    /// More: shared-socket mode, socket `s` carries nodes `s * slots ..`
+    /// in slots `0..slots`, demultiplexed by the header's `dst_slot`, so
+    /// that the datagrams of a turn between two sockets can travel together
+    /// (see `offload`).
+    pub slots: usize,
+    /// UDP GSO/GRO ([`DatapathOptions::offload`]); needs the mmsg datapath
+    /// (`auto` then chooses it without probing io_uring).
+    pub offload: bool,
+    /// Endpoints every node MEETs at start; when empty, nodes 1.. meet node 0.
+    pub seeds: Vec<Endpoint>,
     /// Seed for node ids and PRNG seeds (same seed, same ids).
     pub rng_seed: u64,
     /// Start the nodes over this long (node i at i/n of it) instead of all at
@@ -108,6 +117,8 @@ impl Default for RuntimeConfig {
             pin: false,
             node: Config::default(),
             binds: Vec::new(),
+            slots: 1,
+            offload: false,
             seeds: Vec::new(),
             rng_seed: 0x5eed,
             ramp: Duration::ZERO,
@@ -174,6 +185,7 @@ pub struct Runtime {
     /// Node (global index) to (thread, index on that host).
     placement: Vec<(usize, usize)>,
     addrs: Vec<SocketAddr>,
+    endpoints: Vec<Endpoint>,
     ids: Vec<NodeId>,
     stop: Arc<AtomicBool>,
     metrics: Vec<Arc<ThreadMetrics>>,
@@ -194,6 +206,8 @@ pub struct Runtime {
 #[derive(Debug)]
 struct Life {
     parked: Option<UdpSocket>,
+    /// Shared-socket mode: its socket's number on its thread's host.
+    shared: Option<usize>,
     incarnation: u32,
     started: bool,
 }
@@ -230,11 +244,6 @@ impl Runtime {
         if config.binds.is_empty() {
             return Err(NodeError::Config("no nodes to run".into()));
         }
-        if config.held >= config.binds.len() {
-            return Err(NodeError::Config(
-                "held: at least node 0 must start with the runtime".into(),
-            ));
-        }
         if config.held > 0 && !config.ramp.is_zero() {
             // Host slots follow start order; a ramp would start reserved
             // slots before earlier nodes and break the placement.
@@ -242,36 +251,62 @@ impl Runtime {
                 "held nodes need ramp = 0 (start them with Runtime::start_node instead)".into(),
             ));
         }
-        let (kind, fallback) = datapath::resolve(config.datapath, probe);
+        let slots = config.slots.max(1);
+        if slots > usize::from(u16::MAX) + 1 {
+            return Err(NodeError::Config(format!(
+                "{slots} slots per socket: at most 65,536 (the slot is 16 bits)"
+            )));
+        }
+        let shared = slots > 1;
+        let (kind, fallback) = match (config.offload, config.datapath) {
+            (true, DatapathChoice::Uring) => return Err(NodeError::Config(
+                "UDP GSO/GRO offload runs on the mmsg datapath only (use --datapath mmsg or auto)"
+                    .into(),
+            )),
+            (true, _) => (DatapathKind::Mmsg, None),
+            (false, choice) => datapath::resolve(choice, probe),
+        };
         if let Some(line) = &fallback {
             eprintln!("gossip-node: {line}");
         }
         let mut sockets = Vec::with_capacity(config.binds.len());
-        let mut addrs = Vec::with_capacity(config.binds.len());
+        let mut addrs = Vec::with_capacity(config.binds.len() * slots);
+        let mut endpoints = Vec::with_capacity(config.binds.len() * slots);
         for &addr in &config.binds {
             let socket = bind(addr, config.socket_buffer_bytes)
                 .map_err(|source| NodeError::Bind { addr, source })?;
-            addrs.push(
-                socket
-                    .local_addr()
-                    .map_err(|source| NodeError::Bind { addr, source })?,
-            );
+            let local = socket
+                .local_addr()
+                .map_err(|source| NodeError::Bind { addr, source })?;
+            for slot in 0..slots {
+                addrs.push(local);
+                endpoints.push(Endpoint::new(local, slot as u16));
+            }
             sockets.push(socket);
         }
-        let n = sockets.len();
+        let n = endpoints.len();
+        if config.held >= n {
+            return Err(NodeError::Config(
+                "held: at least node 0 must start with the runtime".into(),
+            ));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let threads = if config.threads == 0 {
             cores
         } else {
             config.threads
         }
-        .clamp(1, n);
+        .clamp(1, sockets.len());
         let mut state = config.rng_seed;
         let mut specs: Vec<NodeSpec> = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
         let mut seeds = Vec::with_capacity(n);
         let first_held = n - config.held;
-        for (i, socket) in sockets.into_iter().enumerate() {
+        let sockets_per_thread = sockets.len().div_ceil(threads);
+        // Own sockets go with their node's spec; shared ones with the thread.
+        let mut own = sockets.into_iter();
+        let mut shared_sockets: Vec<UdpSocket> = Vec::new();
+        for (i, &endpoint) in endpoints.iter().enumerate() {
             let id = NodeId(splitmix64(&mut state));
             ids.push(id);
             let seed = splitmix64(&mut state);
@@ -279,11 +314,27 @@ impl Runtime {
             let meet = match (config.seeds.is_empty(), i) {
                 (false, _) => config.seeds.clone(),
                 (true, 0) => Vec::new(),
-                (true, _) => vec![addrs[0]],
+                (true, _) => vec![endpoints[0]],
+            };
+            let socket = if shared {
+                if endpoint.slot() == 0 {
+                    shared_sockets.extend(own.next());
+                }
+                // The socket's number on its thread's host.
+                NodeSocket::Shared((i / slots) % sockets_per_thread)
+            } else {
+                match own.next() {
+                    Some(socket) => NodeSocket::Own(socket),
+                    None => unreachable!("one socket per node when slots = 1"),
+                }
             };
             specs.push(NodeSpec {
                 socket,
-                identity: Identity::new(id),
+                identity: Identity {
+                    id,
+                    incarnation: 0,
+                    slot: endpoint.slot(),
+                },
                 seed,
                 meet,
                 global: i,
@@ -292,12 +343,13 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         let clock = Clock::new();
         let board = (config.event_queue > 0).then(|| Arc::new(StatsBoard::new(n)));
-        let per_thread = n.div_ceil(threads);
+        let per_thread = sockets_per_thread * slots;
         let mut placement = Vec::with_capacity(n);
         let mut runtime = Runtime {
             threads: Vec::new(),
             placement: Vec::new(),
             addrs,
+            endpoints,
             ids,
             stop: stop.clone(),
             metrics: Vec::new(),
@@ -312,11 +364,16 @@ impl Runtime {
         };
         let mut lives = Vec::with_capacity(n);
         let mut specs = specs.into_iter();
+        let mut shared_sockets = shared_sockets.into_iter();
         for t in 0..threads {
             let chunk: Vec<NodeSpec> = specs.by_ref().take(per_thread).collect();
             if chunk.is_empty() {
                 break;
             }
+            let thread_sockets: Vec<UdpSocket> = shared_sockets
+                .by_ref()
+                .take(if shared { sockets_per_thread } else { 0 })
+                .collect();
             for local in 0..chunk.len() {
                 placement.push((t, local));
             }
@@ -327,13 +384,18 @@ impl Runtime {
             for spec in &mut chunk {
                 let held = spec.global >= first_held;
                 reserved.push(held);
+                let shared = match spec.socket {
+                    NodeSocket::Shared(k) => Some(k),
+                    NodeSocket::Own(_) => None,
+                };
                 lives.push(Life {
                     parked: None,
+                    shared,
                     incarnation: 0,
                     started: !held,
                 });
-                if held {
-                    let parked = spec.socket.try_clone().map_err(|source| NodeError::Bind {
+                if let (true, NodeSocket::Own(socket)) = (held, &spec.socket) {
+                    let parked = socket.try_clone().map_err(|source| NodeError::Bind {
                         addr: runtime.addrs[spec.global],
                         source,
                     })?;
@@ -356,6 +418,7 @@ impl Runtime {
                 // most 16,384 = 24 MiB): a join storm at 200 nodes a thread ran
                 // a 4,096-buffer ring dry ~2,000 times in its first seconds.
                 recv_buffers: (chunk.len() * 4).clamp(4_096, 16_384),
+                offload: config.offload,
                 ..DatapathOptions::default()
             };
             let pin = config.pin.then_some(t % cores);
@@ -385,10 +448,16 @@ impl Runtime {
                     if let Some(o) = observer {
                         host.set_observer(o);
                     }
+                    for socket in thread_sockets {
+                        if let Err(source) = host.add_shared_socket(socket) {
+                            let _ = ready_tx.send(Err(NodeError::Datapath { kind, source }));
+                            return Ok(());
+                        }
+                    }
                     for (spec, held) in chunk.into_iter().zip(reserved) {
                         if held {
-                            // The runtime kept a clone of the socket; this one
-                            // closes, the slot stays stopped until started.
+                            // The runtime kept a clone of an own socket; this
+                            // one closes, the slot stays stopped until started.
                             host.reserve(&spec);
                             continue;
                         }
@@ -431,9 +500,16 @@ impl Runtime {
         self.fallback.as_deref()
     }
 
-    /// Every node's bound address, by global index.
+    /// Every node's socket address, by global index (nodes sharing a
+    /// socket share it).
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Every node's endpoint (socket address and slot), by global index:
+    /// what other nodes MEET.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
     }
 
     /// Every node's id, by global index.
@@ -525,7 +601,7 @@ impl Runtime {
     /// # Errors
     /// The node is running or unknown, its address cannot be bound again (a
     /// restart races any process that took the port), or its thread is gone.
-    pub fn start_node(&self, node: usize, meet: &[SocketAddr]) -> Result<(), NodeError> {
+    pub fn start_node(&self, node: usize, meet: &[Endpoint]) -> Result<(), NodeError> {
         let &(thread, local) = self
             .placement
             .get(node)
@@ -533,15 +609,14 @@ impl Runtime {
         let addr = self.addrs[node];
         let mut lives = self.lives.lock().unwrap_or_else(PoisonError::into_inner);
         let life = &mut lives[node];
-        let (socket, incarnation) = match life.parked.take() {
-            Some(socket) => (socket, life.incarnation),
-            None => {
+        let next = life.incarnation.wrapping_add(u32::from(life.started));
+        let (socket, incarnation) = match (life.parked.take(), life.shared) {
+            (Some(socket), _) => (NodeSocket::Own(socket), life.incarnation),
+            (None, Some(k)) => (NodeSocket::Shared(k), next),
+            (None, None) => {
                 let socket = bind(addr, self.socket_buffer_bytes)
                     .map_err(|source| NodeError::Bind { addr, source })?;
-                (
-                    socket,
-                    life.incarnation.wrapping_add(u32::from(life.started)),
-                )
+                (NodeSocket::Own(socket), next)
             }
         };
         let mut seed_state = self.seeds[node] ^ u64::from(incarnation);
@@ -550,7 +625,7 @@ impl Runtime {
             identity: Identity {
                 id: self.ids[node],
                 incarnation,
-                slot: 0,
+                slot: self.endpoints[node].slot(),
             },
             seed: splitmix64(&mut seed_state),
             meet: meet.to_vec(),
@@ -579,7 +654,7 @@ impl Runtime {
     ///
     /// # Errors
     /// As `start_node`.
-    pub fn restart(&self, node: usize, meet: &[SocketAddr]) -> Result<(), NodeError> {
+    pub fn restart(&self, node: usize, meet: &[Endpoint]) -> Result<(), NodeError> {
         self.kill(node);
         self.start_node(node, meet)
     }

@@ -162,3 +162,34 @@ fn get(at: &str, path: &str) -> String {
     s.read_to_string(&mut out).expect("read response");
     out
 }
+
+#[test]
+fn binary_refuses_bad_slots_and_seed_endpoints_with_one_line() {
+    for (args, says) in [
+        (&["--nodes", "10", "--slots", "3"][..], "--slots"),
+        (&["--nodes", "4", "--slots", "0"][..], "--slots"),
+        (&["--seed", "127.0.0.1:7000#70000"][..], "slot"),
+        (&["--seed", "localhost#1"][..], "localhost"),
+        (
+            &[
+                "--slots",
+                "2",
+                "--nodes",
+                "2",
+                "--offload",
+                "--datapath",
+                "uring",
+            ][..],
+            "mmsg",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+            .args(["--bind", "127.0.0.1:0", "--duration", "1"])
+            .args(args)
+            .output()
+            .expect("run gossip-node");
+        assert!(!out.status.success(), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

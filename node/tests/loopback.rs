@@ -48,6 +48,30 @@ fn start(datapath: DatapathChoice, seed: u64) -> Runtime {
     runtime
 }
 
+/// The same 16 nodes behind two shared sockets (8 slots each), one per I/O
+/// thread, with or without UDP GSO/GRO.
+fn start_shared(datapath: DatapathChoice, offload: bool, seed: u64) -> Runtime {
+    let config = RuntimeConfig {
+        datapath,
+        threads: 2,
+        node: Config::builder()
+            .node_timeout(NODE_TIMEOUT)
+            .build()
+            .expect("valid config"),
+        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, 2),
+        slots: NODES / 2,
+        offload,
+        rng_seed: seed,
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::start(config).expect("runtime starts");
+    let endpoints = runtime.endpoints();
+    assert_eq!(endpoints.len(), NODES);
+    assert_eq!(endpoints[9].addr(), endpoints[15].addr(), "one socket");
+    assert_eq!(endpoints[9].slot(), 1);
+    runtime
+}
+
 /// Polls `check` every 100 ms until it holds or `within` passes.
 fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -84,24 +108,28 @@ fn all_see_everyone_alive(rt: &Runtime, nodes: &[usize]) -> bool {
         .all(|&i| census(rt, i) == Some([0, nodes.len() - 1, 0, 0]))
 }
 
-fn converges(datapath: DatapathChoice, seed: u64) {
-    let rt = start(datapath, seed);
+fn converges(rt: Runtime) {
+    converges_and_keeps(&rt);
+    let m = rt.metrics().total();
+    assert_eq!(m.nodes, NODES as u64);
+    assert!(m.datapath.datagrams_in > 0 && m.datapath.datagrams_out > 0);
+    rt.shutdown().expect("clean shutdown");
+}
+
+/// Every node sees every other alive within [`CONVERGE_WITHIN`], with no
+/// decode error on the way.
+fn converges_and_keeps(rt: &Runtime) {
     let all: Vec<usize> = (0..NODES).collect();
-    let ok = eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all));
-    let views: Vec<_> = all.iter().map(|&i| census(&rt, i)).collect();
+    let ok = eventually(CONVERGE_WITHIN, || all_see_everyone_alive(rt, &all));
+    let views: Vec<_> = all.iter().map(|&i| census(rt, i)).collect();
     assert!(
         ok,
         "no full membership within {CONVERGE_WITHIN:?}: {views:?}"
     );
-    let m = rt.metrics().total();
-    assert_eq!(m.nodes, NODES as u64);
-    assert!(m.datapath.datagrams_in > 0 && m.datapath.datagrams_out > 0);
-    assert_eq!(m.stats.decode_errors_total(), 0);
-    rt.shutdown().expect("clean shutdown");
+    assert_eq!(rt.metrics().total().stats.decode_errors_total(), 0);
 }
 
-fn killed_node_is_failed(datapath: DatapathChoice, seed: u64) {
-    let rt = start(datapath, seed);
+fn killed_node_is_failed(rt: Runtime) {
     let all: Vec<usize> = (0..NODES).collect();
     assert!(
         eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all)),
@@ -130,6 +158,13 @@ fn killed_node_is_failed(datapath: DatapathChoice, seed: u64) {
     let m = rt.metrics();
     assert!(eventually(Duration::from_secs(2), || m.total().events[3]
         >= survivors.len() as u64));
+    // Restarted in its place (its socket, or its slot), it is alive again
+    // everywhere: the new incarnation clears the FAIL.
+    rt.restart(victim, &[rt.endpoints()[0]]).expect("restarts");
+    assert!(
+        eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all)),
+        "the restarted node is not back everywhere"
+    );
     rt.shutdown().expect("clean shutdown");
 }
 
@@ -156,17 +191,23 @@ fn garbage() -> Vec<Vec<u8>> {
     ]
 }
 
-fn garbage_is_counted_and_dropped(datapath: DatapathChoice, seed: u64) {
-    let rt = start(datapath, seed);
+/// Every garbage datagram is counted once: as a decode error by the node it
+/// reached, or (shared sockets) as naming no node's slot.
+fn garbage_is_counted_and_dropped(rt: Runtime) {
     let all: Vec<usize> = (0..NODES).collect();
     assert!(
         eventually(CONVERGE_WITHIN, || all_see_everyone_alive(&rt, &all)),
         "no convergence"
     );
     let metrics = rt.metrics();
-    let before = metrics.total().stats.decode_errors_total();
+    let dropped = || {
+        let m = metrics.total();
+        m.stats.decode_errors_total() + m.unknown_slot
+    };
+    let before = dropped();
     let attacker = UdpSocket::bind("127.0.0.1:0").expect("bind attacker");
-    let targets: Vec<SocketAddr> = rt.addrs().iter().step_by(3).copied().collect();
+    let mut targets: Vec<SocketAddr> = rt.addrs().iter().step_by(3).copied().collect();
+    targets.dedup();
     let mut sent = 0u64;
     for round in 0..20 {
         for &to in &targets {
@@ -180,13 +221,11 @@ fn garbage_is_counted_and_dropped(datapath: DatapathChoice, seed: u64) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let counted = eventually(Duration::from_secs(5), || {
-        metrics.total().stats.decode_errors_total() - before == sent
-    });
-    let total = metrics.total().stats.decode_errors_total() - before;
+    let counted = eventually(Duration::from_secs(5), || dropped() - before == sent);
+    let total = dropped() - before;
     assert!(
         counted,
-        "sent {sent} garbage datagrams, {total} counted as decode errors"
+        "sent {sent} garbage datagrams, {total} counted as dropped"
     );
     // Nothing was answered: the attacker's socket stays empty.
     attacker
@@ -206,38 +245,82 @@ fn garbage_is_counted_and_dropped(datapath: DatapathChoice, seed: u64) {
 
 #[test]
 fn sixteen_nodes_converge_to_full_membership_on_mmsg() {
-    converges(DatapathChoice::Mmsg, 1);
+    converges(start(DatapathChoice::Mmsg, 1));
 }
 
 #[test]
 fn sixteen_nodes_converge_to_full_membership_on_uring() {
     if uring_available("sixteen_nodes_converge_to_full_membership_on_uring") {
-        converges(DatapathChoice::Uring, 2);
+        converges(start(DatapathChoice::Uring, 2));
     }
 }
 
 #[test]
 fn a_killed_node_is_failed_everywhere_on_mmsg() {
-    killed_node_is_failed(DatapathChoice::Mmsg, 3);
+    killed_node_is_failed(start(DatapathChoice::Mmsg, 3));
 }
 
 #[test]
 fn a_killed_node_is_failed_everywhere_on_uring() {
     if uring_available("a_killed_node_is_failed_everywhere_on_uring") {
-        killed_node_is_failed(DatapathChoice::Uring, 4);
+        killed_node_is_failed(start(DatapathChoice::Uring, 4));
     }
 }
 
 #[test]
 fn garbage_datagrams_are_counted_and_dropped_on_mmsg() {
-    garbage_is_counted_and_dropped(DatapathChoice::Mmsg, 5);
+    garbage_is_counted_and_dropped(start(DatapathChoice::Mmsg, 5));
 }
 
 #[test]
 fn garbage_datagrams_are_counted_and_dropped_on_uring() {
     if uring_available("garbage_datagrams_are_counted_and_dropped_on_uring") {
-        garbage_is_counted_and_dropped(DatapathChoice::Uring, 6);
+        garbage_is_counted_and_dropped(start(DatapathChoice::Uring, 6));
     }
+}
+
+#[test]
+fn sixteen_nodes_behind_two_shared_sockets_converge_with_gso_gro() {
+    let rt = start_shared(DatapathChoice::Auto, true, 7);
+    assert_eq!(rt.datapath(), DatapathKind::Mmsg, "offload chooses mmsg");
+    let m = rt.metrics();
+    converges_and_keeps(&rt);
+    let c = m.total().datapath;
+    assert!(
+        c.gso_sends > 0 && c.gro_receives > 0,
+        "datagrams travelled coalesced: {c:?}"
+    );
+    rt.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_killed_node_behind_a_shared_socket_is_failed_everywhere_then_restarts() {
+    killed_node_is_failed(start_shared(DatapathChoice::Mmsg, true, 8));
+}
+
+#[test]
+fn a_killed_node_behind_a_shared_socket_is_failed_everywhere_on_uring() {
+    if uring_available("a_killed_node_behind_a_shared_socket_is_failed_everywhere_on_uring") {
+        killed_node_is_failed(start_shared(DatapathChoice::Uring, false, 9));
+    }
+}
+
+#[test]
+fn garbage_on_shared_sockets_is_counted_and_dropped() {
+    garbage_is_counted_and_dropped(start_shared(DatapathChoice::Mmsg, true, 10));
+}
+
+#[test]
+fn offload_on_uring_is_a_clear_configuration_error() {
+    let config = RuntimeConfig {
+        datapath: DatapathChoice::Uring,
+        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, 1),
+        slots: 4,
+        offload: true,
+        ..RuntimeConfig::default()
+    };
+    let e = Runtime::start(config).expect_err("refused");
+    assert!(e.to_string().contains("mmsg"), "{e}");
 }
 
 #[test]

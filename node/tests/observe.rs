@@ -133,7 +133,7 @@ fn held_nodes_join_later_and_a_restarted_node_returns_with_the_next_incarnation(
         Duration::from_secs(10),
         |log| { joined_pairs(log, &ids).len() == (n - 1) * (n - 2) }
     ));
-    rt.start_node(late, &[rt.addrs()[0]])
+    rt.start_node(late, &[rt.endpoints()[0]])
         .expect("held node starts");
     assert!(
         collect_until(&rt, &mut log, Duration::from_secs(10), |log| {
@@ -157,7 +157,7 @@ fn held_nodes_join_later_and_a_restarted_node_returns_with_the_next_incarnation(
         "FAIL of node 3 seen at {:?} only",
         failed(&log)
     );
-    rt.restart(3, &[rt.addrs()[0]]).expect("restarts");
+    rt.restart(3, &[rt.endpoints()[0]]).expect("restarts");
     assert_eq!(rt.incarnation(3), Some(1));
     assert!(
         collect_until(&rt, &mut log, Duration::from_secs(15), |log| {

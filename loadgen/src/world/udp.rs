@@ -29,7 +29,7 @@ use std::time::{Duration, Instant as WallClock};
 use anyhow::{anyhow, bail, Result};
 use gossip_core::rng::Rng;
 use gossip_core::wire::{key_id, MessageType};
-use gossip_core::{Event, Instant, NodeId, Stamp};
+use gossip_core::{Endpoint, Event, Instant, NodeId, Stamp};
 use gossip_node::datapath::{self, DatapathChoice};
 use gossip_node::metrics::{MetricsSource, Snapshot};
 use gossip_node::observe::{NodeCounters, ObservedEvent};
@@ -414,7 +414,7 @@ impl UdpRun<'_> {
     /// Applies step `step` of timeline action `i` now.
     fn act(&mut self, i: usize, step: u32, a: &Action) -> Result<()> {
         let running = |st: &[Status]| (1..st.len()).rev().find(|&n| st[n] == Status::Up);
-        let seed = [self.rt.addrs()[0]];
+        let seed = [self.rt.endpoints()[0]];
         let now = self.rt.clock().now();
         match a.action {
             ActionKind::Join => {
@@ -440,7 +440,7 @@ impl UdpRun<'_> {
                 let Some(n) = a.node.or_else(|| self.crashed.last().map(|c| c.0)) else {
                     return Ok(());
                 };
-                let meet: &[SocketAddr] = if n == 0 { &[] } else { &seed };
+                let meet: &[Endpoint] = if n == 0 { &[] } else { &seed };
                 self.rt
                     .restart(n, meet)
                     .map_err(|e| anyhow!("restart of node {n}: {e}"))?;

@@ -426,10 +426,14 @@ impl MmsgDatapath {
                     continue;
                 }
                 self.counters.gro_receives += u64::from(len > segment);
-                for datagram in bytes.chunks(segment) {
+                // An empty datagram is a datagram too (chunks() yields none).
+                let mut datagrams = bytes.chunks(segment);
+                let mut next = Some(datagrams.next().unwrap_or(&[]));
+                while let Some(datagram) = next {
                     self.counters.datagrams_in += 1;
                     self.counters.bytes_in += datagram.len() as u64;
                     on_datagram(index, from, datagram);
+                    next = datagrams.next();
                 }
             }
             if n < BATCH {
