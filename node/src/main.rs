@@ -77,7 +77,8 @@ struct Args {
     /// Seed for node ids and random choices (default: random).
     #[arg(long, value_name = "U64")]
     rng_seed: Option<u64>,
-    /// SO_RCVBUF and SO_SNDBUF of each node's socket, in bytes.
+    /// SO_RCVBUF and SO_SNDBUF per node, in bytes (a shared socket asks for
+    /// this times its slots, at most 64 MiB; the kernel caps both).
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     socket_buffer: usize,
 }
@@ -193,7 +194,7 @@ fn run(args: Args) -> Result<()> {
     }
     let m = source.total();
     eprintln!(
-        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; ticks {} (late {}); datagrams in {} out {}; decode errors {}",
+        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; ticks {} (late {}); datagrams in {} out {}; system calls {}; GSO sends {} GRO receives {}; decode errors {}",
         started.elapsed().as_secs_f64(),
         m.nodes,
         m.peers[0],
@@ -204,6 +205,9 @@ fn run(args: Args) -> Result<()> {
         m.stats.late_ticks,
         m.datapath.datagrams_in,
         m.datapath.datagrams_out,
+        m.datapath.syscalls,
+        m.datapath.gso_sends,
+        m.datapath.gro_receives,
         m.stats.decode_errors_total(),
     );
     Ok(())

@@ -25,6 +25,9 @@ use crate::view::PeerView;
 
 pub use config::{bind, NodeError, RuntimeConfig};
 
+/// Largest buffer asked for a shared socket (before the kernel's cap).
+const SHARED_BUFFER_MAX: usize = 64 << 20;
+
 struct IoThread {
     commands: Sender<Command>,
     handle: Option<JoinHandle<io::Result<()>>>,
@@ -120,12 +123,17 @@ impl Runtime {
         if let Some(line) = &fallback {
             eprintln!("gossip-node: {line}");
         }
+        // A shared socket carries the traffic of all its nodes: its buffers
+        // grow with them (the kernel caps them at net.core.[rw]mem_max).
+        let buffer = config
+            .socket_buffer_bytes
+            .saturating_mul(slots)
+            .min(SHARED_BUFFER_MAX.max(config.socket_buffer_bytes));
         let mut sockets = Vec::with_capacity(config.binds.len());
         let mut addrs = Vec::with_capacity(config.binds.len() * slots);
         let mut endpoints = Vec::with_capacity(config.binds.len() * slots);
         for &addr in &config.binds {
-            let socket = bind(addr, config.socket_buffer_bytes)
-                .map_err(|source| NodeError::Bind { addr, source })?;
+            let socket = bind(addr, buffer).map_err(|source| NodeError::Bind { addr, source })?;
             let local = socket
                 .local_addr()
                 .map_err(|source| NodeError::Bind { addr, source })?;

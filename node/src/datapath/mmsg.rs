@@ -18,9 +18,13 @@ use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
 
 /// Datagrams per recvmmsg/sendmmsg call.
 pub const BATCH: usize = 64;
-/// recvmmsg calls per ready socket per poll: bounds the time one busy socket can
-/// hold the thread; level-triggered epoll reports it again if more is waiting.
-const ROUNDS_PER_SOCKET: usize = 4;
+/// Datagrams read from one ready socket per poll: bounds the time one busy
+/// socket can hold the thread (and the deadlines waiting behind it);
+/// level-triggered epoll reports it again if more is waiting.
+const DATAGRAMS_PER_SOCKET: usize = 4 * BATCH;
+/// Messages per recvmmsg with offload: each may hold up to 64 datagrams, so
+/// a few keep one call within the per-socket budget.
+const GRO_BATCH: usize = 4;
 /// Send buffers: more than this many queued datagrams are flushed early.
 const SEND_SLOTS: usize = 1_024;
 /// Iovecs per offload sendmmsg (one per datagram): bounds the stack array.
@@ -35,6 +39,8 @@ pub struct MmsgDatapath {
     events: Vec<libc::epoll_event>,
     recv_arena: Vec<u8>,
     recv_len: usize,
+    /// Messages per recvmmsg.
+    recv_batch: usize,
     send_arena: Vec<u8>,
     pending: Vec<Queued>,
     send_slots: usize,
@@ -81,10 +87,10 @@ impl MmsgDatapath {
         let max_datagram = options.max_datagram.max(1);
         let send_slots = options.send_buffers.clamp(BATCH, SEND_SLOTS);
         // A GRO receive holds up to 64 KiB of coalesced datagrams.
-        let recv_len = if options.offload {
-            GRO_BUFFER
+        let (recv_len, recv_batch) = if options.offload {
+            (GRO_BUFFER, GRO_BATCH)
         } else {
-            max_datagram
+            (max_datagram, BATCH)
         };
         Ok(MmsgDatapath {
             epoll,
@@ -92,8 +98,9 @@ impl MmsgDatapath {
             free_sockets: Vec::new(),
             max_sockets: options.max_sockets.max(1),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
-            recv_arena: vec![0; BATCH * recv_len],
+            recv_arena: vec![0; recv_batch * recv_len],
             recv_len,
+            recv_batch,
             send_arena: vec![0; send_slots * max_datagram],
             pending: Vec::with_capacity(send_slots),
             send_slots,
@@ -349,7 +356,8 @@ impl MmsgDatapath {
     }
 
     fn drain(&mut self, index: usize, on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8])) {
-        for _ in 0..ROUNDS_PER_SOCKET {
+        let budget_end = self.counters.datagrams_in + DATAGRAMS_PER_SOCKET as u64;
+        while self.counters.datagrams_in < budget_end {
             let Some(fd) = self
                 .sockets
                 .get(index)
@@ -365,8 +373,8 @@ impl MmsgDatapath {
             let mut names = [RawAddr::ZERO; BATCH];
             let mut control = [Control([0; CMSG_LEN]); BATCH];
             let arena = self.recv_arena.as_mut_ptr();
-            for k in 0..BATCH {
-                // SAFETY: k < BATCH, so the offset is inside the arena.
+            for k in 0..self.recv_batch {
+                // SAFETY: k < recv_batch, so the offset is inside the arena.
                 iovs[k].iov_base = unsafe { arena.add(k * self.recv_len) }.cast();
                 iovs[k].iov_len = self.recv_len;
                 hdrs[k].msg_hdr.msg_name = (&mut names[k] as *mut RawAddr).cast();
@@ -385,7 +393,7 @@ impl MmsgDatapath {
                 libc::recvmmsg(
                     fd,
                     hdrs.as_mut_ptr(),
-                    BATCH as u32,
+                    self.recv_batch as u32,
                     libc::MSG_DONTWAIT,
                     std::ptr::null_mut(),
                 )
@@ -436,7 +444,7 @@ impl MmsgDatapath {
                     next = datagrams.next();
                 }
             }
-            if n < BATCH {
+            if n < self.recv_batch {
                 return;
             }
         }

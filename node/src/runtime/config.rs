@@ -41,7 +41,8 @@ pub struct RuntimeConfig {
     /// once: a thousand simultaneous joins are a handshake storm that a
     /// real cluster, whose nodes join over time, never sees.
     pub ramp: Duration,
-    /// SO_RCVBUF and SO_SNDBUF per socket, bytes. Bigger absorbs bursts (a FAIL
+    /// SO_RCVBUF and SO_SNDBUF per node, bytes (a shared socket asks for
+    /// this times its slots, at most 64 MiB). Bigger absorbs bursts (a FAIL
     /// broadcast, a join storm) at the cost of kernel memory per node.
     pub socket_buffer_bytes: usize,
     /// The last `held` nodes of `binds` are bound (their ports reserved) but
