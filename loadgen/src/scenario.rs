@@ -85,6 +85,11 @@ pub struct Cluster {
     pub datapath: String,
     /// UDP world: I/O threads (0: one per core).
     pub threads: usize,
+    /// UDP world: nodes per socket (1: a socket each; more: shared-socket
+    /// mode, nodes told apart by the header's slot).
+    pub slots: usize,
+    /// UDP world: UDP GSO/GRO offload (mmsg datapath; pays with slots > 1).
+    pub offload: bool,
 }
 
 impl Default for Cluster {
@@ -94,6 +99,8 @@ impl Default for Cluster {
             world: WorldKind::Sim,
             datapath: "auto".into(),
             threads: 0,
+            slots: 1,
+            offload: false,
         }
     }
 }
@@ -570,6 +577,12 @@ impl Scenario {
         match self.cluster.datapath.as_str() {
             "auto" | "uring" | "mmsg" => {}
             other => bail!("cluster.datapath: {other:?} is not auto, uring or mmsg"),
+        }
+        if !(1..=65_536).contains(&self.cluster.slots) {
+            bail!("cluster.slots: must be between 1 and 65536 nodes per socket");
+        }
+        if self.cluster.offload && self.cluster.datapath == "uring" {
+            bail!("cluster.offload: UDP GSO/GRO runs on the mmsg datapath (set cluster.datapath to auto or mmsg)");
         }
         if self.cluster.world == WorldKind::Udp {
             crate::world::udp::check(self)?;

@@ -209,3 +209,56 @@ fn updates_published_among_twelve_udp_nodes_reach_every_node() {
     assert_eq!(k.residue, 0.0);
     assert!(k.redundancy.is_none());
 }
+
+#[test]
+fn nodes_behind_shared_sockets_with_offload_join_detect_a_crash_and_report_it() {
+    // 12 nodes and one join behind sockets of 5 slots: 3 sockets, the last
+    // two slots never started.
+    let r = run(
+        "shared12",
+        "crash",
+        &[
+            "cluster.world=udp",
+            "cluster.nodes=12",
+            "cluster.slots=5",
+            "cluster.offload=true",
+            "profile.node_timeout_ms=1500",
+            "run.warmup_s=3",
+            "run.duration_s=8",
+            "timeline=[{at_s=1.0,action=\"join\"},{at_s=2.0,action=\"crash\"}]",
+        ],
+    );
+    assert_eq!(r.datapath.as_deref(), Some("mmsg"), "offload runs on mmsg");
+    let s = &r.summary;
+    assert_eq!(s.detect_all_fail_s.expect("detection measured").count, 1);
+    assert_eq!(s.undetected, Some(0));
+    assert_eq!(s.false_fails, Some(0));
+    let t = &r.trials[0];
+    let join = t
+        .items
+        .iter()
+        .find(|i| i.kind == "join")
+        .expect("join item");
+    assert!(join.live >= 10, "{join:?}");
+    assert_eq!(join.reached, join.live, "the joiner is known everywhere");
+    let fail = t
+        .items
+        .iter()
+        .find(|i| i.kind == "fail")
+        .expect("FAIL item");
+    assert_eq!(fail.reached, fail.live, "the FAIL reached every live node");
+}
+
+#[test]
+fn offload_on_the_uring_datapath_is_refused_before_the_run() {
+    let e = Scenario::load(
+        "crash",
+        &[
+            "cluster.world=udp".to_string(),
+            "cluster.datapath=uring".to_string(),
+            "cluster.offload=true".to_string(),
+        ],
+    )
+    .expect_err("refused");
+    assert!(format!("{e:#}").contains("mmsg"), "{e:#}");
+}

@@ -171,15 +171,21 @@ fn trial(
     let seed = super::sim::trial_seed(s.run.seed, index);
     let joins = s.joins();
     let total = s.cluster.nodes + joins;
+    // Shared sockets come whole: the slots past `total` are held and never
+    // started.
+    let slots = s.cluster.slots.max(1);
+    let sockets = total.div_ceil(slots);
     let rt = Runtime::start_with_probe(
         RuntimeConfig {
             datapath: choice,
             threads: s.cluster.threads,
             node: config,
             // Port 0: the kernel picks free ports, so runs never collide.
-            binds: RuntimeConfig::consecutive(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, total),
+            binds: RuntimeConfig::consecutive(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, sockets),
+            slots,
+            offload: s.cluster.offload,
             rng_seed: seed,
-            held: joins,
+            held: joins + sockets * slots - total,
             event_queue: EVENT_QUEUE,
             ..RuntimeConfig::default()
         },
