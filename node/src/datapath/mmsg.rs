@@ -47,6 +47,9 @@ pub struct MmsgDatapath {
     max_datagram: usize,
     /// UDP GSO on send and GRO on receive ([`DatapathOptions::offload`]).
     offload: bool,
+    /// The kernel refused a GSO send with EIO (a device without checksum
+    /// offload): later sends go one datagram each; GRO stays on.
+    gso_refused: bool,
     /// The offload send plan, kept for its allocations.
     order: Vec<u32>,
     runs: Vec<Run>,
@@ -106,6 +109,7 @@ impl MmsgDatapath {
             send_slots,
             max_datagram,
             offload: options.offload,
+            gso_refused: false,
             order: Vec::new(),
             runs: Vec::new(),
             has_pwait2: true,
@@ -115,7 +119,7 @@ impl MmsgDatapath {
 
     /// Sends every queued datagram: one sendmmsg per run of the same socket.
     fn flush(&mut self) {
-        if self.offload {
+        if self.offload && !self.gso_refused {
             self.flush_segmented();
             return;
         }
@@ -294,6 +298,11 @@ impl MmsgDatapath {
                 Some(libc::EAGAIN | libc::ENOBUFS) => {
                     self.counters.send_would_block += lost as u64;
                     return;
+                }
+                Some(libc::EIO) if runs[done].count > 1 => {
+                    self.gso_refused = true;
+                    self.counters.send_errors += runs[done].count as u64;
+                    done += 1;
                 }
                 // The first failing message is skipped with all its datagrams.
                 _ => {
