@@ -245,11 +245,19 @@ impl Node {
         }
         let reporter = self.peers.get(from).id;
         let validity = self.config.report_validity();
-        for e in section {
+        // A peer table is cold when a datagram arrives (1,000 peers are 80 KB,
+        // and the sim runs 1,000 tables), and each entry's lookup costs a few
+        // cache misses: looked up LOOKAHEAD at a time, the misses overlap.
+        let mut ids = section.ids();
+        let mut hints = [None; LOOKAHEAD];
+        for (k, e) in section.into_iter().enumerate() {
+            if k % LOOKAHEAD == 0 {
+                self.peers.find_many(&mut ids, &mut hints);
+            }
             if e.id == self.me.id {
                 continue;
             }
-            let Some(i) = self.peers.find(e.id) else {
+            let Some(i) = self.peers.find_hinted(e.id, hints[k % LOOKAHEAD]) else {
                 // Redis: an unknown node in a known sender's gossip starts a handshake.
                 if self
                     .discover(now, e.id, e.endpoint, e.incarnation)
@@ -331,7 +339,18 @@ impl Node {
         }
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
+        // Each pick lands on a random, cold peer record. A copy of the
+        // generator draws the same picks ahead, LOOKAHEAD at a time, and loads
+        // their records with the misses overlapped; the loop's own draws, and
+        // so the section, are those it always made.
+        let mut ahead = self.rng.clone();
+        let mut warm = 0;
         while fresh > 0 && picks < wanted && tries > 0 {
+            if warm == 0 {
+                warm = LOOKAHEAD.min(tries);
+                self.warm_picks(&mut ahead, known, warm);
+            }
+            warm -= 1;
             tries -= 1;
             // Redis draws from all nodes, self included, and skips self.
             let pick = self.rng.index(known);
@@ -377,7 +396,23 @@ impl Node {
             used += e.encoded_len();
         }
     }
+
+    /// Draws `n` picks from `ahead` as `write_section` does and loads the
+    /// peer records and stamps they land on.
+    fn warm_picks(&self, ahead: &mut crate::rng::Rng, known: usize, n: usize) {
+        for _ in 0..n {
+            let pick = ahead.index(known);
+            if pick < self.peers.len() {
+                self.peers.warm(pick);
+                core::hint::black_box(self.picked[pick]);
+            }
+        }
+    }
 }
+
+/// Lookups and picks resolved ahead at once: enough to overlap a dozen cache
+/// misses, few enough that the loads still fit the CPU's reorder window.
+const LOOKAHEAD: usize = crate::peers::BATCH;
 
 /// Bytes of the gossip entry describing `p`.
 fn entry_len(p: &Peer) -> usize {

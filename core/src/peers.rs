@@ -14,6 +14,9 @@ use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::rng::mix64;
 use crate::time::Instant;
 
+/// Lookups [`PeerTable::find_many`] resolves at once.
+pub(crate) const BATCH: usize = 16;
+
 /// The `ping_sent` value for "no ping in flight".
 pub(crate) const NO_PING: Instant = Instant::from_micros(u64::MAX);
 
@@ -44,31 +47,37 @@ impl PeerState {
 }
 
 /// One remote node: the fixed-size hot fields the cron loop scans every tick.
+///
+/// `repr(C)` keeps the fields in this order: what a gossip entry about the
+/// peer reads (id, PONG and ping times, incarnation, reports, state) shares
+/// the record's first 32 bytes, so applying an entry mostly costs one cache
+/// line, not the two or three a 72-byte record can span.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Peer {
     pub(crate) id: NodeId,
+    /// Last PONG from it, possibly refreshed by healthy gossip (Redis does so).
+    pub(crate) pong_received: Instant,
     /// When the oldest unanswered ping went out (for a handshake peer: when the
     /// handshake began); [`NO_PING`] when no ping is in flight. A sentinel rather
     /// than an `Option` keeps the peer at 72 bytes.
     pub(crate) ping_sent: Instant,
-    /// Last PONG from it, possibly refreshed by healthy gossip (Redis does so).
-    pub(crate) pong_received: Instant,
-    /// Last datagram of any kind from it.
-    pub(crate) data_received: Instant,
-    /// Last time a PING actually left for it (a resend keeps `ping_sent`).
-    pub(crate) ping_transmitted: Instant,
-    pub(crate) endpoint: Endpoint,
     pub(crate) incarnation: Incarnation,
-    pub(crate) state: PeerState,
     /// Live failure reports about it (cached count of the side table's entries).
     pub(crate) reports: u16,
+    pub(crate) state: PeerState,
     /// In handshake because it sent us a MEET, so its address is unproven: we
     /// answer it but send it nothing of our own (DESIGN §4, no amplification).
     pub(crate) inbound: bool,
+    pub(crate) endpoint: Endpoint,
     /// We completed our handshake with it and our first PING, which completes
     /// its side, is not answered yet: resent at the MEET's pace, not after
     /// ping_interval, so that the peer does not forget us first.
     pub(crate) confirming: bool,
+    /// Last datagram of any kind from it.
+    pub(crate) data_received: Instant,
+    /// Last time a PING actually left for it (a resend keeps `ping_sent`).
+    pub(crate) ping_transmitted: Instant,
 }
 
 impl Peer {
@@ -183,6 +192,14 @@ impl PeerTable {
         &self.peers[index]
     }
 
+    /// Loads peer `index`'s record into the cache, up to its `confirming`
+    /// flag (what a gossip entry about it reads), for a lookup soon after.
+    /// Plain loads: a software prefetch measured slower here (issue 3).
+    pub(crate) fn warm(&self, index: usize) {
+        let p = &self.peers[index];
+        core::hint::black_box((p.id, p.confirming));
+    }
+
     pub(crate) fn get_mut(&mut self, index: usize) -> &mut Peer {
         &mut self.peers[index]
     }
@@ -193,6 +210,44 @@ impl PeerTable {
         self.index
             .find(hash_id(self.key, id), |&i| peers[i as usize].id == id)
             .map(|&i| i as usize)
+    }
+
+    /// Looks up the next [`BATCH`] ids of `ids` (fewer if it runs out) into
+    /// `out`, for [`find_hinted`](Self::find_hinted) soon after. One lookup is
+    /// three dependent cache misses (control bytes, bucket, peer record); done
+    /// in two passes over a batch, the misses of different ids overlap.
+    pub(crate) fn find_many(
+        &self,
+        ids: &mut impl Iterator<Item = NodeId>,
+        out: &mut [Option<usize>; BATCH],
+    ) {
+        let mut batch = [(NodeId(0), u32::MAX); BATCH];
+        let mut n = 0;
+        for (b, id) in batch.iter_mut().zip(ids) {
+            // The first bucket whose 7-bit tag matches: usually the peer, and
+            // found without touching the peer array.
+            let first = self.index.find(hash_id(self.key, id), |_| true);
+            *b = (id, first.copied().unwrap_or(u32::MAX));
+            n += 1;
+        }
+        for (o, &(id, first)) in out.iter_mut().zip(&batch[..n]) {
+            *o = match self.peers.get(first as usize) {
+                None => None,
+                Some(p) if p.id == id => {
+                    core::hint::black_box(p.state);
+                    Some(first as usize)
+                }
+                Some(_) => self.find(id),
+            };
+        }
+    }
+
+    /// [`find`](Self::find), trusting `hint` when it names this id's peer.
+    pub(crate) fn find_hinted(&self, id: NodeId, hint: Option<usize>) -> Option<usize> {
+        match hint {
+            Some(i) if self.peers.get(i).is_some_and(|p| p.id == id) => Some(i),
+            _ => self.find(id),
+        }
     }
 
     /// The peer with this id.
@@ -411,6 +466,43 @@ mod tests {
         assert_eq!(t.live_reports(i, Instant::from_millis(2600), v), 1);
         assert_eq!(t.live_reports(i, Instant::from_millis(3100), v), 0);
         assert_eq!(t.report_count(), 0);
+    }
+
+    #[test]
+    fn what_an_entry_reads_leads_the_peer_record() {
+        use core::mem::offset_of;
+        for end in [
+            offset_of!(Peer, pong_received) + 8,
+            offset_of!(Peer, ping_sent) + 8,
+            offset_of!(Peer, incarnation) + 4,
+            offset_of!(Peer, reports) + 2,
+            offset_of!(Peer, state) + 1,
+        ] {
+            assert!(end <= 32, "{end}");
+        }
+        // `warm` loads `id` and `confirming`, the ends of what an entry encodes.
+        assert_eq!(offset_of!(Peer, id), 0);
+        assert!(offset_of!(Peer, endpoint) < offset_of!(Peer, confirming));
+    }
+
+    #[test]
+    fn batched_lookups_agree_with_single_ones() {
+        let mut t = PeerTable::new(1000, 10, 7);
+        for i in 0..600u64 {
+            t.insert(Peer::new(NodeId(i * 3), ep(i as u16), 0, Instant::ZERO))
+                .unwrap();
+        }
+        let ids: Vec<NodeId> = (0..40u64).map(|i| NodeId(i * 7)).collect();
+        let mut it = ids.iter().copied();
+        for chunk in ids.chunks(BATCH) {
+            let mut out = [Some(usize::MAX); BATCH];
+            t.find_many(&mut it, &mut out);
+            for (k, &id) in chunk.iter().enumerate() {
+                assert_eq!(out[k], t.find(id), "{id:?}");
+                assert_eq!(t.find_hinted(id, out[k]), t.find(id));
+                assert_eq!(t.find_hinted(id, Some(0)), t.find(id));
+            }
+        }
     }
 
     #[test]

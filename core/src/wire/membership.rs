@@ -125,6 +125,17 @@ impl<'a> Section<'a> {
         self.count == 0
     }
 
+    /// The entries' ids alone, in order (cheaper than decoding whole entries).
+    pub(crate) fn ids(&self) -> impl Iterator<Item = NodeId> + 'a {
+        let mut rest = self.entries;
+        (0..self.count).map_while(move |_| {
+            let len = entry_len(*rest.get(12)?);
+            let id = NodeId(be_u64(rest.get(..len)?, 0));
+            rest = &rest[len..];
+            Some(id)
+        })
+    }
+
     /// The entries, decoded one at a time.
     pub fn iter(&self) -> SectionIter<'a> {
         SectionIter {
