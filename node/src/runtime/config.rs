@@ -30,7 +30,7 @@ pub struct RuntimeConfig {
     /// that the datagrams of a turn between two sockets can travel together
     /// (see `offload`).
     pub slots: usize,
-    /// UDP GSO/GRO ([`DatapathOptions::offload`]); needs the mmsg datapath
+    /// UDP GSO/GRO ([`DatapathOptions::offload`](crate::datapath::DatapathOptions::offload)); needs the mmsg datapath
     /// (`auto` then chooses it without probing io_uring).
     pub offload: bool,
     /// Endpoints every node MEETs at start; when empty, nodes 1.. meet node 0.
@@ -46,7 +46,7 @@ pub struct RuntimeConfig {
     /// broadcast, a join storm) at the cost of kernel memory per node.
     pub socket_buffer_bytes: usize,
     /// The last `held` nodes of `binds` are bound (their ports reserved) but
-    /// not started; [`Runtime::start_node`] starts them later (joins).
+    /// not started; [`Runtime::start_node`](super::Runtime::start_node) starts them later (joins).
     /// Must leave node 0 started.
     pub held: usize,
     /// Observation channel: events each I/O thread's queue holds (0: no
