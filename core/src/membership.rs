@@ -331,11 +331,8 @@ impl Node {
         self.sections = self.sections.wrapping_add(1);
         if self.sections == 0 {
             // The stamp wrapped: old stamps could now look current.
-            self.picked.iter_mut().for_each(|s| *s = 0);
+            self.peers.iter_mut().for_each(|p| p.picked = 0);
             self.sections = 1;
-        }
-        if self.picked.len() < self.peers.len() {
-            self.picked.resize(self.peers.len(), 0);
         }
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
@@ -366,7 +363,7 @@ impl Node {
                 }
                 PeerState::Alive | PeerState::Fail => {}
             }
-            if self.picked[pick] == self.sections {
+            if p.picked == self.sections {
                 continue;
             }
             let e = entry(p, now, pong_gossip);
@@ -374,7 +371,7 @@ impl Node {
                 break;
             }
             used += e.encoded_len();
-            self.picked[pick] = self.sections;
+            self.peers.get_mut(pick).picked = self.sections;
             picks += 1;
             fresh -= 1;
         }
@@ -398,13 +395,12 @@ impl Node {
     }
 
     /// Draws `n` picks from `ahead` as `write_section` does and loads the
-    /// peer records and stamps they land on.
+    /// peer records they land on.
     fn warm_picks(&self, ahead: &mut crate::rng::Rng, known: usize, n: usize) {
         for _ in 0..n {
             let pick = ahead.index(known);
             if pick < self.peers.len() {
                 self.peers.warm(pick);
-                core::hint::black_box(self.picked[pick]);
             }
         }
     }

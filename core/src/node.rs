@@ -116,11 +116,8 @@ pub struct Node {
     pub(crate) events: VecDeque<Event>,
     pub(crate) next_tick: Instant,
     pub(crate) stats: Stats,
-    /// Per peer index: the section number it was last picked for, so that a
-    /// pick is checked for a repeat in O(1) (Redis scans the section: O(n²)).
-    pub(crate) picked: Vec<u32>,
-    /// Sections built so far (wrapping), the stamp in `picked`.
-    pub(crate) sections: u32,
+    /// Sections built so far (wrapping), the stamp in `Peer::picked`.
+    pub(crate) sections: u16,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
     pub(crate) epidemic: Epidemic,
 }
@@ -144,7 +141,6 @@ impl Node {
             events: VecDeque::new(),
             next_tick: Instant::from_micros(now.as_micros() + phase),
             stats: Stats::default(),
-            picked: Vec::new(),
             sections: 0,
             // Its own generator, from the seed but not from `rng`: turning
             // dissemination on leaves membership's random choices unchanged.

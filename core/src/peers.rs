@@ -1,14 +1,18 @@
 //! The peer table: every other node this node knows, in dense indices.
 //!
 //! Hot fields are fixed-size and stored inline (72 bytes a peer). The id-to-index
-//! map is a hashbrown `HashTable` of bare `u32` indices (5 bytes a bucket with its
-//! control byte): the id is read from the peer array, so no key is stored twice.
-//! Its hash is keyed by a per-node secret, so probe sequences are deterministic
-//! for a seed yet unguessable to a sender who picks node ids. Failure reports live
-//! in a side table, since only suspects have any.
+//! map ([`index`]) holds a 32-bit hash tag and a `u32` index a slot (8 bytes):
+//! the id is read from the peer array, so no key is stored twice. Its hash is
+//! keyed by a per-node secret, so probe sequences are deterministic for a seed
+//! yet unguessable to a sender who picks node ids. Failure reports live in a
+//! side table, since only suspects have any.
+
+mod index;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+
+use index::IdIndex;
 
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::rng::mix64;
@@ -74,6 +78,12 @@ pub struct Peer {
     /// its side, is not answered yet: resent at the MEET's pace, not after
     /// ping_interval, so that the peer does not forget us first.
     pub(crate) confirming: bool,
+    /// The (wrapping) number of the last gossip section it was picked for,
+    /// so that a repeat pick is caught in O(1) (Redis scans the section:
+    /// O(n²)). Kept here, in what was padding, rather than in an array of
+    /// its own: the pick reads this record anyway, and the array cost a
+    /// cache miss a pick.
+    pub(crate) picked: u16,
     /// Last datagram of any kind from it.
     pub(crate) data_received: Instant,
     /// Last time a PING actually left for it (a resend keeps `ping_sent`).
@@ -99,6 +109,7 @@ impl Peer {
             reports: 0,
             inbound: false,
             confirming: false,
+            picked: 0,
         }
     }
 
@@ -152,7 +163,7 @@ pub struct TableFull;
 #[derive(Clone, Debug)]
 pub struct PeerTable {
     peers: Vec<Peer>,
-    index: hashbrown::HashTable<u32>,
+    index: IdIndex,
     key: u64,
     /// (suspect, reporter) -> when reported. Ordered, so counting a suspect's
     /// reports is one range scan and iteration order never depends on a seed.
@@ -166,7 +177,7 @@ impl PeerTable {
     pub fn new(max_peers: usize, max_reports: usize, key: u64) -> Self {
         PeerTable {
             peers: Vec::new(),
-            index: hashbrown::HashTable::new(),
+            index: IdIndex::default(),
             key,
             reports: BTreeMap::new(),
             max_peers,
@@ -192,30 +203,35 @@ impl PeerTable {
         &self.peers[index]
     }
 
-    /// Loads peer `index`'s record into the cache, up to its `confirming`
-    /// flag (what a gossip entry about it reads), for a lookup soon after.
+    /// Loads peer `index`'s record into the cache, up to its `picked` stamp
+    /// (what picking it for a gossip entry reads), for a lookup soon after.
     /// Plain loads: a software prefetch measured slower here (issue 3).
     pub(crate) fn warm(&self, index: usize) {
         let p = &self.peers[index];
-        core::hint::black_box((p.id, p.confirming));
+        core::hint::black_box((p.id, p.picked));
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> &mut Peer {
         &mut self.peers[index]
     }
 
+    /// Every peer, mutably, in index order.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Peer> + '_ {
+        self.peers.iter_mut()
+    }
+
     /// The index of the peer with this id.
     pub fn find(&self, id: NodeId) -> Option<usize> {
         let peers = &self.peers;
         self.index
-            .find(hash_id(self.key, id), |&i| peers[i as usize].id == id)
-            .map(|&i| i as usize)
+            .find(hash_id(self.key, id), |i| peers[i as usize].id == id)
+            .map(|i| i as usize)
     }
 
     /// Looks up the next [`BATCH`] ids of `ids` (fewer if it runs out) into
     /// `out`, for [`find_hinted`](Self::find_hinted) soon after. One lookup is
-    /// three dependent cache misses (control bytes, bucket, peer record); done
-    /// in two passes over a batch, the misses of different ids overlap.
+    /// two dependent cache misses (index slot, peer record); done in two
+    /// passes over a batch, the misses of different ids overlap.
     pub(crate) fn find_many(
         &self,
         ids: &mut impl Iterator<Item = NodeId>,
@@ -224,10 +240,10 @@ impl PeerTable {
         let mut batch = [(NodeId(0), u32::MAX); BATCH];
         let mut n = 0;
         for (b, id) in batch.iter_mut().zip(ids) {
-            // The first bucket whose 7-bit tag matches: usually the peer, and
-            // found without touching the peer array.
-            let first = self.index.find(hash_id(self.key, id), |_| true);
-            *b = (id, first.copied().unwrap_or(u32::MAX));
+            // The first slot whose tag matches: the peer, unless two ids
+            // share 32 hash bits; found without touching the peer array.
+            let first = self.index.first(hash_id(self.key, id));
+            *b = (id, first.unwrap_or(u32::MAX));
             n += 1;
         }
         for (o, &(id, first)) in out.iter_mut().zip(&batch[..n]) {
@@ -272,11 +288,7 @@ impl PeerTable {
             // at most 9. Inserts are joins, rare enough for the extra copies.
             self.peers.reserve_exact((i / 8).max(16));
         }
-        let (peers, key) = (&self.peers, self.key);
-        self.index
-            .insert_unique(hash_id(key, peer.id), i as u32, |&j| {
-                hash_id(key, peers[j as usize].id)
-            });
+        self.index.insert(hash_id(self.key, peer.id), i as u32);
         self.peers.push(peer);
         Ok(i)
     }
@@ -285,21 +297,12 @@ impl PeerTable {
     pub(crate) fn remove(&mut self, index: usize) -> Peer {
         let last = self.peers.len() - 1;
         let (id, key) = (self.peers[index].id, self.key);
-        if let Ok(slot) = self
-            .index
-            .find_entry(hash_id(key, id), |&i| i as usize == index)
-        {
-            slot.remove();
-        }
+        self.index.remove(hash_id(key, id), index as u32);
         if index != last {
             // The last peer moves into `index`: repoint its map entry.
             let moved = self.peers[last].id;
-            if let Some(slot) = self
-                .index
-                .find_mut(hash_id(key, moved), |&i| i as usize == last)
-            {
-                *slot = index as u32;
-            }
+            self.index
+                .repoint(hash_id(key, moved), last as u32, index as u32);
         }
         let gone = self.peers.swap_remove(index);
         let gone_id = gone.id;
@@ -390,18 +393,10 @@ impl PeerTable {
     }
 
     /// Bytes the table holds on the heap now (capacity, not just length): the
-    /// peer array, the id map's buckets and control bytes, and the reports.
+    /// peer array, the id map's slots, and the reports.
     pub fn memory_bytes(&self) -> usize {
         let peers = self.peers.capacity() * core::mem::size_of::<Peer>();
-        // hashbrown: buckets are a power of two holding capacity at 7/8 load; each
-        // has a u32 slot and a control byte, plus a group (16) of trailing controls.
-        let cap = self.index.capacity();
-        let buckets = match cap {
-            0 => 0,
-            c if c < 8 => (c + 1).next_power_of_two(),
-            c => (c * 8 / 7).next_power_of_two(),
-        };
-        let index = buckets * (core::mem::size_of::<u32>() + 1) + 16 * usize::from(cap > 0);
+        let index = self.index.memory_bytes();
         // BTreeMap nodes hold up to 11 entries; count one node per 5 as a fair bound.
         let entry = core::mem::size_of::<((NodeId, NodeId), Instant)>();
         let reports = self.reports.len() * entry * 11 / 5;
@@ -480,9 +475,10 @@ mod tests {
         ] {
             assert!(end <= 32, "{end}");
         }
-        // `warm` loads `id` and `confirming`, the ends of what an entry encodes.
+        // `warm` loads `id` and `picked`, the ends of what picking a peer
+        // for an entry reads.
         assert_eq!(offset_of!(Peer, id), 0);
-        assert!(offset_of!(Peer, endpoint) < offset_of!(Peer, confirming));
+        assert!(offset_of!(Peer, endpoint) < offset_of!(Peer, picked));
     }
 
     #[test]
