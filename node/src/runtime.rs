@@ -285,7 +285,7 @@ impl Runtime {
             let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
             let stop = stop.clone();
             let node_config = config.node.clone();
-            let (ramp, start) = (config.ramp, clock.now());
+            let (ramp, start, timer_slack) = (config.ramp, clock.now(), config.timer_slack);
             let handle = std::thread::Builder::new()
                 .name(format!("gossip-io-{t}"))
                 .spawn(move || -> io::Result<()> {
@@ -304,6 +304,7 @@ impl Runtime {
                         }
                     };
                     let mut host = Host::new(dp, clock, node_config, metrics);
+                    host.set_timer_slack(timer_slack);
                     if let Some(o) = observer {
                         host.set_observer(o);
                     }

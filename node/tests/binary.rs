@@ -170,6 +170,7 @@ fn binary_refuses_bad_slots_and_seed_endpoints_with_one_line() {
         (&["--nodes", "4", "--slots", "0"][..], "--slots"),
         (&["--seed", "127.0.0.1:7000#70000"][..], "slot"),
         (&["--seed", "localhost#1"][..], "localhost"),
+        (&["--timer-slack", "20"][..], "--timer-slack"),
         (
             &[
                 "--slots",

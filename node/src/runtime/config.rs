@@ -52,6 +52,9 @@ pub struct RuntimeConfig {
     /// Observation channel: events each I/O thread's queue holds (0: no
     /// channel, nothing observed). See [`crate::observe`].
     pub event_queue: usize,
+    /// How far past the earliest deadline an I/O thread may sleep, so that
+    /// nearby deadlines of many nodes fire in one turn ([`crate::host::Host::set_timer_slack`]).
+    pub timer_slack: Duration,
 }
 
 impl RuntimeConfig {
@@ -115,6 +118,7 @@ impl Default for RuntimeConfig {
             socket_buffer_bytes: 256 * 1024,
             held: 0,
             event_queue: 0,
+            timer_slack: Duration::ZERO,
         }
     }
 }
