@@ -245,14 +245,14 @@ impl Node {
         }
         let reporter = self.peers.get(from).id;
         let validity = self.config.report_validity();
-        // A peer table is cold when a datagram arrives (1,000 peers are 80 KB,
-        // and the sim runs 1,000 tables), and each entry's lookup costs a few
-        // cache misses: looked up LOOKAHEAD at a time, the misses overlap.
+        // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
+        // and the sim runs 1,000 tables), and each entry's lookup costs two
+        // cache misses: requested LOOKAHEAD at a time, the misses overlap.
         let mut ids = section.ids();
         let mut hints = [None; LOOKAHEAD];
         for (k, e) in section.into_iter().enumerate() {
             if k % LOOKAHEAD == 0 {
-                self.peers.find_many(&mut ids, &mut hints);
+                self.peers.hint_many(&mut ids, &mut hints);
             }
             if e.id == self.me.id {
                 continue;
@@ -337,9 +337,9 @@ impl Node {
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
         // Each pick lands on a random, cold peer record. A copy of the
-        // generator draws the same picks ahead, LOOKAHEAD at a time, and loads
-        // their records with the misses overlapped; the loop's own draws, and
-        // so the section, are those it always made.
+        // generator draws the same picks ahead, LOOKAHEAD at a time, and
+        // requests their records, so the misses overlap; the loop's own
+        // draws, and so the section, are those it always made.
         let mut ahead = self.rng.clone();
         let mut warm = 0;
         while fresh > 0 && picks < wanted && tries > 0 {
@@ -394,8 +394,8 @@ impl Node {
         }
     }
 
-    /// Draws `n` picks from `ahead` as `write_section` does and loads the
-    /// peer records they land on.
+    /// Draws `n` picks from `ahead` as `write_section` does and requests the
+    /// peer records they land on into the cache.
     fn warm_picks(&self, ahead: &mut crate::rng::Rng, known: usize, n: usize) {
         for _ in 0..n {
             let pick = ahead.index(known);
@@ -406,8 +406,8 @@ impl Node {
     }
 }
 
-/// Lookups and picks resolved ahead at once: enough to overlap a dozen cache
-/// misses, few enough that the loads still fit the CPU's reorder window.
+/// Lookups and picks prepared at once: enough to overlap a dozen cache misses
+/// or more, few enough that the lines are still cached when they are read.
 const LOOKAHEAD: usize = crate::peers::BATCH;
 
 /// Bytes of the gossip entry describing `p`.

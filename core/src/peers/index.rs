@@ -33,6 +33,13 @@ impl IdIndex {
         self.probe(tag(hash)).next()
     }
 
+    /// Requests the first slot `hash` probes into the cache.
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if let Some(mask) = self.slots.len().checked_sub(1) {
+            super::prefetch(&self.slots[home(tag(hash), mask)]);
+        }
+    }
+
     /// The index among those tagged like `hash` for which `is` holds.
     pub(crate) fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
         self.probe(tag(hash)).find(|&i| is(i))
