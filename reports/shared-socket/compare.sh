@@ -4,24 +4,27 @@
 # loopback. Writes reports/shared-socket/<date>.md with each run's command,
 # its final summary line and the CPU time and max RSS from /usr/bin/time.
 #
-#   reports/shared-socket/compare.sh [NODES] [SECONDS]
+#   reports/shared-socket/compare.sh [NODES] [SECONDS] [THREADS]
 #
 # Every run stops by itself after SECONDS (default 120, of which the first
-# 20 are the join ramp); ports 7000.. on 127.0.0.1-4 must be free.
+# 20 are the join ramp); THREADS I/O threads (default 2), each with one
+# shared socket in the shared runs; ports 7000.. on 127.0.0.1-4 must be free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 nodes=${1:-1000}
 seconds=${2:-120}
-half=$((nodes / 2))
+threads=${3:-2}
+slots=$((nodes / threads))
+[ $((slots * threads)) -eq "$nodes" ] || { echo "NODES must be a multiple of THREADS" >&2; exit 2; }
 cargo build --release -q -p gossip-node --bin gossip-node
 bin=${CARGO_TARGET_DIR:-target}/release/gossip-node
-out=reports/shared-socket/$(date -u +%F).md
-common="--nodes $nodes --node-timeout 15000 --ramp 20 --duration $seconds --rng-seed 11"
+out=reports/shared-socket/$(date -u +%F)-n$nodes-t${3:-2}.md
+common="--nodes $nodes --threads $threads --node-timeout 15000 --ramp 20 --duration $seconds --rng-seed 11"
 {
-  echo "# One socket per node vs shared sockets, $nodes nodes, $seconds s"
+  echo "# One socket per node vs shared sockets, $nodes nodes, $threads I/O thread(s), $seconds s"
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, Linux $(uname -r); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- node || echo ' (node/ modified)')."
-  echo "Command: \`reports/shared-socket/compare.sh $nodes $seconds\`"
+  echo "Command: \`reports/shared-socket/compare.sh $nodes $seconds $threads\`; load average at the start: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine)."
   echo
 } > "$out"
 run() {
@@ -49,6 +52,6 @@ run() {
 }
 run "one socket per node, io_uring" $common --ips 4 --datapath uring
 run "one socket per node, mmsg" $common --ips 4 --datapath mmsg
-run "two shared sockets, mmsg" $common --slots "$half" --datapath mmsg
-run "two shared sockets, mmsg with GSO/GRO" $common --slots "$half" --offload
+run "$threads shared socket(s), mmsg" $common --slots "$slots" --datapath mmsg
+run "$threads shared socket(s), mmsg with GSO/GRO" $common --slots "$slots" --offload
 echo "wrote $out" >&2
