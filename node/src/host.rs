@@ -21,7 +21,7 @@ use crate::datapath::{sys, Datapath, DatapathKind};
 use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
 use crate::observe::{ObservedEvent, Observer};
 use crate::timers::{Clock, Timers};
-use crate::view::{PeerView, ViewWriter};
+use crate::view::{state_index, PeerView, ViewWriter};
 
 /// A deadline that fires this much after its time counts as late on the host
 /// (a tenth of Redis's 100 ms tick; the core counts a whole tick late itself).
@@ -115,7 +115,9 @@ pub struct Host {
     /// Where events and per-node counters go for readers, if anyone reads.
     observer: Option<Observer>,
     /// Each node's published peer view (by node index, grown on demand).
-    views: Vec<ViewWriter>,
+    /// Made on a reader's first request: a view costs about 100 bytes a
+    /// peer, as much as the node's own table, and most runs read none.
+    views: Vec<Option<ViewWriter>>,
     /// How long past the earliest deadline the loop may sleep (see
     /// [`Host::set_timer_slack`]).
     timer_slack: Duration,
@@ -398,7 +400,9 @@ impl Host {
             o.board
                 .publish(h.global, self.clock.now(), h.incarnation, None);
         }
-        view_at(&mut self.views, self.clock, index).clear();
+        if let Some(view) = self.views.get_mut(index).and_then(Option::as_mut) {
+            view.clear();
+        }
         true
     }
 
@@ -427,7 +431,19 @@ impl Host {
     /// by this thread; empty while the node is stopped). `None` past the
     /// nodes hosted.
     pub fn peer_view(&mut self, index: usize) -> Option<PeerView> {
-        (index < self.nodes.len()).then(|| view_at(&mut self.views, self.clock, index).view())
+        let h = self.nodes.get(index)?;
+        if self.views.len() <= index {
+            self.views.resize_with(index + 1, || None);
+        }
+        let clock = self.clock;
+        let view = self.views[index].get_or_insert_with(|| {
+            let mut view = PeerView::new(clock).0;
+            if let Some(node) = &h.node {
+                view.refresh(node.peers(), clock.now());
+            }
+            view
+        });
+        Some(view.view())
     }
 
     /// Address of node `index`'s socket.
@@ -626,7 +642,7 @@ impl Host {
             };
             self.dp.queue_send(h.socket, tx.to.addr(), tx.len);
         }
-        let view = view_at(&mut self.views, self.clock, index as usize);
+        let mut view = self.views.get_mut(index as usize).and_then(Option::as_mut);
         while let Some(event) = node.poll_event() {
             self.own.events[event_index(&event)] += 1;
             if let Some(o) = &self.observer {
@@ -636,7 +652,9 @@ impl Host {
                     event,
                 });
             }
-            view.apply(node.peers(), &event);
+            if let Some(view) = view.as_mut() {
+                view.apply(node.peers(), &event);
+            }
         }
         self.timers.schedule(index, node.poll_timeout());
         if stalled {
@@ -710,9 +728,19 @@ impl Host {
             let Some(node) = &h.node else {
                 continue;
             };
-            let view = view_at(&mut self.views, self.clock, i);
-            view.refresh(node.peers(), now);
-            h.peers = view.counts();
+            h.peers = match self.views.get_mut(i).and_then(Option::as_mut) {
+                Some(view) => {
+                    view.refresh(node.peers(), now);
+                    view.counts()
+                }
+                None => {
+                    let mut counts = [0; 4];
+                    for p in node.peers().iter() {
+                        counts[state_index(p.state())] += 1;
+                    }
+                    counts
+                }
+            };
             h.reports = node.peers().report_count() as u64;
             h.table_bytes = node.peers().memory_bytes() as u64;
             budget = budget.saturating_sub(node.peers().len().max(1));
@@ -721,14 +749,6 @@ impl Host {
             }
         }
     }
-}
-
-/// Node `index`'s view writer, created with the views before it if needed.
-fn view_at(views: &mut Vec<ViewWriter>, clock: Clock, index: usize) -> &mut ViewWriter {
-    while views.len() <= index {
-        views.push(PeerView::new(clock).0);
-    }
-    &mut views[index]
 }
 
 /// Index into `EVENT_KINDS`.
