@@ -26,8 +26,9 @@ fn uring_available(test: &str) -> bool {
     }
 }
 
-fn start(datapath: DatapathChoice, seed: u64) -> Runtime {
-    let config = RuntimeConfig {
+/// Two I/O threads, node_timeout [`NODE_TIMEOUT`], `binds` sockets.
+fn config(datapath: DatapathChoice, seed: u64, binds: usize) -> RuntimeConfig {
+    RuntimeConfig {
         datapath,
         threads: 2,
         node: Config::builder()
@@ -35,11 +36,15 @@ fn start(datapath: DatapathChoice, seed: u64) -> Runtime {
             .build()
             .expect("valid config"),
         // Port 0: the kernel picks free ports, so parallel tests never collide.
-        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, NODES),
+        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, binds),
         rng_seed: seed,
         ..RuntimeConfig::default()
-    };
-    let runtime = Runtime::start(config).expect("runtime starts");
+    }
+}
+
+/// [`NODES`] nodes, a socket each.
+fn start(datapath: DatapathChoice, seed: u64) -> Runtime {
+    let runtime = Runtime::start(config(datapath, seed, NODES)).expect("runtime starts");
     let expected = match datapath {
         DatapathChoice::Uring => DatapathKind::Uring,
         _ => DatapathKind::Mmsg,
@@ -48,21 +53,13 @@ fn start(datapath: DatapathChoice, seed: u64) -> Runtime {
     runtime
 }
 
-/// The same 16 nodes behind two shared sockets (8 slots each), one per I/O
+/// The same nodes behind two shared sockets (8 slots each), one per I/O
 /// thread, with or without UDP GSO/GRO.
 fn start_shared(datapath: DatapathChoice, offload: bool, seed: u64) -> Runtime {
     let config = RuntimeConfig {
-        datapath,
-        threads: 2,
-        node: Config::builder()
-            .node_timeout(NODE_TIMEOUT)
-            .build()
-            .expect("valid config"),
-        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, 2),
         slots: NODES / 2,
         offload,
-        rng_seed: seed,
-        ..RuntimeConfig::default()
+        ..config(datapath, seed, 2)
     };
     let runtime = Runtime::start(config).expect("runtime starts");
     let endpoints = runtime.endpoints();

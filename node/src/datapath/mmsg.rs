@@ -121,93 +121,20 @@ impl MmsgDatapath {
         })
     }
 
-    /// Sends every queued datagram: one sendmmsg per run of the same socket.
+    /// Sends every queued datagram: with offload, as GSO runs planned over
+    /// the whole queue; without, one message per datagram in queue order.
+    /// One sendmmsg per batch of messages from the same socket (the drive
+    /// loop drains one node at a time, so batches are long).
     fn flush(&mut self) {
-        if self.offload && !self.gso_refused {
-            self.flush_segmented();
-            return;
-        }
-        let mut start = 0;
-        while start < self.pending.len() {
-            let socket = self.pending[start].socket;
-            let mut end = start + 1;
-            while end < self.pending.len()
-                && self.pending[end].socket == socket
-                && end - start < BATCH
-            {
-                end += 1;
-            }
-            self.send_run(start, end);
-            start = end;
-        }
-        self.pending.clear();
-    }
-
-    fn send_run(&mut self, start: usize, end: usize) {
-        let Some(fd) = self
-            .sockets
-            .get(self.pending[start].socket as usize)
-            .and_then(|s| s.as_ref())
-            .map(|s| s.as_raw_fd())
-        else {
-            self.counters.stale += (end - start) as u64;
-            return;
-        };
-        let n = end - start;
-        // SAFETY: mmsghdr and iovec are plain data; all-zeroes is valid.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        let arena = self.send_arena.as_mut_ptr();
-        for k in 0..n {
-            let p = &mut self.pending[start + k];
-            // SAFETY: slot start + k < send_slots, so the offset is inside the arena.
-            iovs[k].iov_base = unsafe { arena.add((start + k) * self.max_datagram) }.cast();
-            iovs[k].iov_len = p.len as usize;
-            hdrs[k].msg_hdr.msg_name = (&mut p.name as *mut RawAddr).cast();
-            hdrs[k].msg_hdr.msg_namelen = p.namelen;
-            hdrs[k].msg_hdr.msg_iov = &mut iovs[k];
-            hdrs[k].msg_hdr.msg_iovlen = 1;
-        }
-        let mut done = 0;
-        while done < n {
-            self.counters.syscalls += 1;
-            // SAFETY: hdrs[done..n] are initialised and point at names, iovecs and
-            // arena bytes that outlive this synchronous call.
-            let rc =
-                unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().add(done), (n - done) as u32, 0) };
-            if rc > 0 {
-                for h in &hdrs[done..done + rc as usize] {
-                    self.counters.datagrams_out += 1;
-                    self.counters.bytes_out += u64::from(h.msg_len);
-                }
-                done += rc as usize;
-                continue;
-            }
-            match io::Error::last_os_error().raw_os_error() {
-                Some(libc::EINTR) => {}
-                // A full send buffer: the rest of this run is dropped, as UDP would.
-                Some(libc::EAGAIN | libc::ENOBUFS) => {
-                    self.counters.send_would_block += (n - done) as u64;
-                    return;
-                }
-                // sendmmsg reports the first failing datagram: skip it.
-                _ => {
-                    self.counters.send_errors += 1;
-                    done += 1;
-                }
-            }
-        }
-    }
-
-    /// Offload: plans GSO runs over the whole queue, then one sendmmsg per
-    /// batch of runs from the same socket, each run one message.
-    fn flush_segmented(&mut self) {
         let (mut order, mut runs) = (
             std::mem::take(&mut self.order),
             std::mem::take(&mut self.runs),
         );
-        segment::plan(&self.pending, &mut order, &mut runs);
+        if self.offload && !self.gso_refused {
+            segment::plan(&self.pending, &mut order, &mut runs);
+        } else {
+            segment::singles(&self.pending, &mut order, &mut runs);
+        }
         let mut first = 0;
         while first < runs.len() {
             let socket = self.pending[order[runs[first].start] as usize].socket;
@@ -221,7 +148,7 @@ impl MmsgDatapath {
                 iovecs += runs[end].count;
                 end += 1;
             }
-            self.send_segmented(&order, &runs[first..end]);
+            self.send_runs(&order, &runs[first..end]);
             first = end;
         }
         self.pending.clear();
@@ -231,7 +158,7 @@ impl MmsgDatapath {
     /// Sends `runs` (all from one socket) with one sendmmsg: each run is one
     /// message whose iovecs point at its datagrams' send slots, with a
     /// `UDP_SEGMENT` control message when it holds more than one.
-    fn send_segmented(&mut self, order: &[u32], runs: &[Run]) {
+    fn send_runs(&mut self, order: &[u32], runs: &[Run]) {
         let datagrams: usize = runs.iter().map(|r| r.count).sum();
         let Some(fd) = self
             .sockets

@@ -84,6 +84,18 @@ pub(crate) fn plan(queued: &[Queued], order: &mut Vec<u32>, runs: &mut Vec<Run>)
     }
 }
 
+/// One run per datagram, in queue order: the plan without offload.
+pub(crate) fn singles(queued: &[Queued], order: &mut Vec<u32>, runs: &mut Vec<Run>) {
+    order.clear();
+    runs.clear();
+    order.extend(0..queued.len() as u32);
+    runs.extend(queued.iter().enumerate().map(|(i, q)| Run {
+        start: i,
+        count: 1,
+        segment: q.len,
+    }));
+}
+
 /// Writes one control message (`level`, `kind`, a native `u16` or `i32`
 /// payload) into `buf`; returns the length to pass as `msg_controllen`.
 ///
