@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use gossip_loadgen::observe::{Item, Trial};
 use gossip_loadgen::report::Report;
 use gossip_loadgen::runner::{self, Options};
 use gossip_loadgen::scenario::Scenario;
@@ -14,6 +15,14 @@ fn out_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gossip-loadgen-udp-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
+}
+
+/// Trial `t`'s item of `kind` (the first).
+fn item<'a>(t: &'a Trial, kind: &str) -> &'a Item {
+    t.items
+        .iter()
+        .find(|i| i.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} item"))
 }
 
 fn run(name: &str, scenario: &str, overrides: &[&str]) -> Report {
@@ -57,11 +66,7 @@ fn a_crash_among_twelve_udp_nodes_is_failed_everywhere_and_the_report_names_the_
     assert_eq!(s.false_fails, Some(0));
     // The FAIL item reached every node still running.
     let t = &r.trials[0];
-    let fail = t
-        .items
-        .iter()
-        .find(|i| i.kind == "fail")
-        .expect("FAIL item");
+    let fail = item(t, "fail");
     assert_eq!(fail.live, 11);
     assert_eq!(fail.reached, 11);
     // Steady overhead before the crash: positive, and the split by type sums.
@@ -119,11 +124,7 @@ fn a_join_and_a_restart_reach_every_udp_node() {
         ],
     );
     let t = &r.trials[0];
-    let join = t
-        .items
-        .iter()
-        .find(|i| i.kind == "join")
-        .expect("join item");
+    let join = item(t, "join");
     // 10 nodes at the start, then the joiner: every other node learns of it.
     assert_eq!(join.about, Some(10));
     assert_eq!(join.reached, join.live, "{join:?}");
@@ -234,18 +235,10 @@ fn nodes_behind_shared_sockets_with_offload_join_detect_a_crash_and_report_it() 
     assert_eq!(s.undetected, Some(0));
     assert_eq!(s.false_fails, Some(0));
     let t = &r.trials[0];
-    let join = t
-        .items
-        .iter()
-        .find(|i| i.kind == "join")
-        .expect("join item");
+    let join = item(t, "join");
     assert!(join.live >= 10, "{join:?}");
     assert_eq!(join.reached, join.live, "the joiner is known everywhere");
-    let fail = t
-        .items
-        .iter()
-        .find(|i| i.kind == "fail")
-        .expect("FAIL item");
+    let fail = item(t, "fail");
     assert_eq!(fail.reached, fail.live, "the FAIL reached every live node");
 }
 
