@@ -420,16 +420,35 @@ impl Observer {
             }
         }
         if let Body::Section(section) = msg.body {
-            for e in section {
-                let Some(x) = index(e.id) else { continue };
-                let k = self.join_slot[x];
-                if k != UNTRACKED {
-                    self.count(k, n);
+            // Each entry bumps a count in node n's row of the matrix, cold by
+            // now: the counts of a batch of entries are requested first, so
+            // that their cache misses overlap.
+            let mut entries = section.into_iter();
+            loop {
+                let mut batch = [(UNTRACKED, UNTRACKED); 16];
+                let mut m = 0;
+                for (b, e) in batch.iter_mut().zip(&mut entries) {
+                    m += 1;
+                    let Some(x) = index(e.id) else { continue };
+                    let fail = match e.flags.fail {
+                        true => self.fail_slot[x],
+                        false => UNTRACKED,
+                    };
+                    *b = (self.join_slot[x], fail);
+                    if b.0 != UNTRACKED {
+                        crate::peers::prefetch(
+                            &self.matrix.count[n * self.matrix.cap + b.0 as usize],
+                        );
+                    }
                 }
-                if e.flags.fail {
-                    let k = self.fail_slot[x];
-                    if k != UNTRACKED {
-                        self.count(k, n);
+                if m == 0 {
+                    break;
+                }
+                for &(join, fail) in &batch[..m] {
+                    for k in [join, fail] {
+                        if k != UNTRACKED {
+                            self.count(k, n);
+                        }
                     }
                 }
             }
