@@ -316,7 +316,9 @@ impl Node {
         body: Body<'_>,
         rumors: Option<RumorBlock<'_>>,
     ) {
-        let p = self.peers.get_mut(i);
+        // A newer datagram time and an address only put off what the cron
+        // does about the peer: its due time stands.
+        let p = self.peers.postpone_mut(i);
         if h.incarnation < p.incarnation {
             self.stats.drops.stale_incarnation += 1;
             return;

@@ -163,6 +163,9 @@ pub struct TableFull;
 #[derive(Clone, Debug)]
 pub struct PeerTable {
     peers: Vec<Peer>,
+    /// Per peer, the cron's due time (beside the records, so that the cron's
+    /// scan reads 8 bytes a peer, not 72).
+    due: Vec<Instant>,
     index: IdIndex,
     key: u64,
     /// (suspect, reporter) -> when reported. Ordered, so counting a suspect's
@@ -177,6 +180,7 @@ impl PeerTable {
     pub fn new(max_peers: usize, max_reports: usize, key: u64) -> Self {
         PeerTable {
             peers: Vec::new(),
+            due: Vec::new(),
             index: IdIndex::default(),
             key,
             reports: BTreeMap::new(),
@@ -211,13 +215,41 @@ impl PeerTable {
         prefetch(&p.picked);
     }
 
+    /// The peer at `index`, to change; the cron looks at it at its next tick
+    /// (its due time is reset).
     pub(crate) fn get_mut(&mut self, index: usize) -> &mut Peer {
+        self.due[index] = Instant::ZERO;
         &mut self.peers[index]
     }
 
-    /// Every peer, mutably, in index order.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Peer> + '_ {
-        self.peers.iter_mut()
+    /// The peer at `index`, for a change that can only put off what the cron
+    /// does about it (a later PONG or datagram time, an address, a section
+    /// stamp): its due time stands.
+    pub(crate) fn postpone_mut(&mut self, index: usize) -> &mut Peer {
+        &mut self.peers[index]
+    }
+
+    /// Requests peer `index`'s whole record into the cache, if it exists.
+    pub(crate) fn prefetch_record(&self, index: usize) {
+        if let Some(p) = self.peers.get(index) {
+            prefetch(&p.id);
+            prefetch(&p.ping_transmitted);
+        }
+    }
+
+    /// Before this the cron has nothing to do for peer `index` (see
+    /// `membership::CronRules::next_due`).
+    pub(crate) fn due(&self, index: usize) -> Instant {
+        self.due[index]
+    }
+
+    pub(crate) fn set_due(&mut self, index: usize, at: Instant) {
+        self.due[index] = at;
+    }
+
+    /// Clears every peer's section stamp (the section counter wrapped).
+    pub(crate) fn clear_picked(&mut self) {
+        self.peers.iter_mut().for_each(|p| p.picked = 0);
     }
 
     /// The index of the peer with this id.
@@ -286,9 +318,11 @@ impl PeerTable {
             // leaves up to half the array idle (36 bytes a peer); an eighth costs
             // at most 9. Inserts are joins, rare enough for the extra copies.
             self.peers.reserve_exact((i / 8).max(16));
+            self.due.reserve_exact((i / 8).max(16));
         }
         self.index.insert(hash_id(self.key, peer.id), i as u32);
         self.peers.push(peer);
+        self.due.push(Instant::ZERO);
         Ok(i)
     }
 
@@ -304,6 +338,7 @@ impl PeerTable {
                 .repoint(hash_id(key, moved), last as u32, index as u32);
         }
         let gone = self.peers.swap_remove(index);
+        self.due.swap_remove(index);
         let gone_id = gone.id;
         let mut orphaned = Vec::new();
         self.reports.retain(|&(s, r), _| {
@@ -392,10 +427,10 @@ impl PeerTable {
     }
 
     /// Bytes the table holds on the heap now (capacity, not just length): the
-    /// peer array, the id map's slots, and the reports.
+    /// peer array, the id map's slots, the cron's due times, and the reports.
     pub fn memory_bytes(&self) -> usize {
         let peers = self.peers.capacity() * core::mem::size_of::<Peer>();
-        let index = self.index.memory_bytes();
+        let index = self.index.memory_bytes() + self.due.capacity() * 8;
         // BTreeMap nodes hold up to 11 entries; count one node per 5 as a fair bound.
         let entry = core::mem::size_of::<((NodeId, NodeId), Instant)>();
         let reports = self.reports.len() * entry * 11 / 5;
