@@ -266,6 +266,13 @@ impl Packets {
         j
     }
 
+    /// Requests packet `i`'s record (sender, length, buffer) into the cache.
+    pub(crate) fn prefetch(&self, i: u32) {
+        if let Some(p) = self.slots.get(i as usize) {
+            crate::peers::prefetch(p);
+        }
+    }
+
     pub(crate) fn from(&self, i: u32) -> usize {
         self.slots[i as usize].from as usize
     }

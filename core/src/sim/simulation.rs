@@ -322,6 +322,14 @@ impl Simulation {
         let Some(first) = self.queue.pop() else {
             return false;
         };
+        // The next entry's datagram record is cold (hundreds of thousands
+        // are in flight in a join storm): requested now, it arrives while
+        // this one is handled.
+        if let Some(next) = self.queue.peek() {
+            if next.lane() != FAULT_LANE && next.class() == DELIVER {
+                self.packets.prefetch(next.payload);
+            }
+        }
         debug_assert!(first.at >= self.now.as_micros(), "time runs forward");
         self.now = Instant::from_micros(first.at);
         self.processed += 1;
