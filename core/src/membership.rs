@@ -336,17 +336,20 @@ impl Node {
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
         // Each pick lands on a random, cold peer record. A copy of the
-        // generator draws the same picks ahead, LOOKAHEAD at a time, and
+        // generator draws the same picks LOOKAHEAD ahead of the loop and
         // requests their records, so the misses overlap; the loop's own
         // draws, and so the section, are those it always made.
         let mut ahead = self.rng.clone();
-        let mut warm = 0;
+        let mut unwarmed = tries;
+        let first = LOOKAHEAD.min(unwarmed);
+        self.warm_picks(&mut ahead, known, first);
+        unwarmed -= first;
         while fresh > 0 && picks < wanted && tries > 0 {
-            if warm == 0 {
-                warm = LOOKAHEAD.min(tries);
-                self.warm_picks(&mut ahead, known, warm);
+            // One more each draw: the window stays LOOKAHEAD picks ahead.
+            if unwarmed > 0 {
+                self.warm_picks(&mut ahead, known, 1);
+                unwarmed -= 1;
             }
-            warm -= 1;
             tries -= 1;
             // Redis draws from all nodes, self included, and skips self.
             let pick = self.rng.index(known);
@@ -405,8 +408,9 @@ impl Node {
     }
 }
 
-/// Lookups and picks prepared at once: enough to overlap a dozen cache misses
-/// or more, few enough that the lines are still cached when they are read.
+/// How many lookups and picks are prepared ahead: enough to overlap a dozen
+/// cache misses or more, few enough that the lines are still cached when
+/// they are read.
 const LOOKAHEAD: usize = crate::peers::BATCH;
 
 /// How far ahead of its scan the cron requests the records it will read.
