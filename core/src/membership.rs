@@ -245,17 +245,27 @@ impl Node {
         let validity = self.config.report_validity();
         // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
         // and the sim runs 1,000 tables), and each entry's lookup costs two
-        // cache misses: requested LOOKAHEAD at a time, the misses overlap.
-        let mut ids = section.ids();
+        // dependent cache misses: the index slot is requested 2 LOOKAHEAD
+        // entries ahead, the peer record LOOKAHEAD ahead, so the misses of
+        // different entries overlap.
+        let (mut far, mut near) = (section.ids(), section.ids());
+        far.by_ref()
+            .take(2 * LOOKAHEAD)
+            .for_each(|id| self.peers.prefetch_slot(id));
         let mut hints = [None; LOOKAHEAD];
+        for (h, id) in hints.iter_mut().zip(near.by_ref()) {
+            *h = self.peers.hint(id);
+        }
         for (k, e) in section.into_iter().enumerate() {
-            if k % LOOKAHEAD == 0 {
-                self.peers.hint_many(&mut ids, &mut hints);
+            let hint = hints[k % LOOKAHEAD];
+            hints[k % LOOKAHEAD] = near.next().and_then(|id| self.peers.hint(id));
+            if let Some(id) = far.next() {
+                self.peers.prefetch_slot(id);
             }
             if e.id == self.me.id {
                 continue;
             }
-            let Some(i) = self.peers.find_hinted(e.id, hints[k % LOOKAHEAD]) else {
+            let Some(i) = self.peers.find_hinted(e.id, hint) else {
                 // Redis: an unknown node in a known sender's gossip starts a handshake.
                 if self
                     .discover(now, e.id, e.endpoint, e.incarnation)
@@ -411,7 +421,7 @@ impl Node {
 /// How many lookups and picks are prepared ahead: enough to overlap a dozen
 /// cache misses or more, few enough that the lines are still cached when
 /// they are read.
-const LOOKAHEAD: usize = crate::peers::BATCH;
+const LOOKAHEAD: usize = 16;
 
 /// How far ahead of its scan the cron requests the records it will read.
 const SCAN_AHEAD: usize = 64;

@@ -18,9 +18,6 @@ use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::rng::mix64;
 use crate::time::Instant;
 
-/// Lookups [`PeerTable::hint_many`] prepares at once.
-pub(crate) const BATCH: usize = 16;
-
 /// The `ping_sent` value for "no ping in flight".
 pub(crate) const NO_PING: Instant = Instant::from_micros(u64::MAX);
 
@@ -260,33 +257,24 @@ impl PeerTable {
             .map(|i| i as usize)
     }
 
-    /// Hints for the next [`BATCH`] ids of `ids` (fewer if it runs out), for
-    /// [`find_hinted`](Self::find_hinted) soon after, with the cache lines
-    /// that lookup reads requested now. One lookup is two dependent cache
-    /// misses (index slot, then peer record); requested a batch at a time,
-    /// the misses of different ids overlap each other and the caller's work.
-    pub(crate) fn hint_many(
-        &self,
-        ids: &mut impl Iterator<Item = NodeId>,
-        out: &mut [Option<usize>; BATCH],
-    ) {
-        let mut hashes = [0; BATCH];
-        let mut n = 0;
-        for (h, id) in hashes.iter_mut().zip(ids) {
-            *h = hash_id(self.key, id);
-            self.index.prefetch(*h);
-            n += 1;
+    /// Requests the index slot a lookup of `id` reads first into the cache.
+    pub(crate) fn prefetch_slot(&self, id: NodeId) {
+        self.index.prefetch(hash_id(self.key, id));
+    }
+
+    /// A hint for [`find_hinted`](Self::find_hinted): the peer whose index
+    /// slot is the first tagged like `id` (itself, unless two ids share 32
+    /// hash bits), with its record requested into the cache. Best after
+    /// [`prefetch_slot`](Self::prefetch_slot): a lookup is two dependent
+    /// cache misses (index slot, then peer record), and a caller that
+    /// requests each well ahead of its use overlaps the misses of many ids.
+    pub(crate) fn hint(&self, id: NodeId) -> Option<usize> {
+        let i = self.index.first(hash_id(self.key, id))? as usize;
+        if let Some(p) = self.peers.get(i) {
+            prefetch(&p.id);
+            prefetch(&p.state);
         }
-        for (o, &h) in out.iter_mut().zip(&hashes[..n]) {
-            // The first slot whose tag matches: the peer, unless two ids
-            // share 32 hash bits (find_hinted then looks further).
-            *o = self.index.first(h).map(|i| i as usize);
-            if let Some(p) = o.and_then(|i| self.peers.get(i)) {
-                prefetch(&p.id);
-                prefetch(&p.state);
-            }
-        }
-        out[n..].fill(None);
+        Some(i)
     }
 
     /// [`find`](Self::find), trusting `hint` when it names this id's peer.
@@ -540,17 +528,13 @@ mod tests {
             t.insert(Peer::new(NodeId(i * 3), ep(i as u16), 0, Instant::ZERO))
                 .unwrap();
         }
-        let ids: Vec<NodeId> = (0..40u64).map(|i| NodeId(i * 7)).collect();
-        let mut it = ids.iter().copied();
-        for chunk in ids.chunks(BATCH) {
-            let mut hints = [Some(usize::MAX); BATCH];
-            t.hint_many(&mut it, &mut hints);
-            for (k, &id) in chunk.iter().enumerate() {
-                assert_eq!(t.find_hinted(id, hints[k]), t.find(id), "{id:?}");
-                assert_eq!(t.find_hinted(id, Some(0)), t.find(id));
-                assert_eq!(t.find_hinted(id, Some(usize::MAX)), t.find(id));
-            }
-            assert!(hints[chunk.len()..].iter().all(Option::is_none));
+        for id in (0..2_000u64).map(|i| NodeId(i * 7)) {
+            t.prefetch_slot(id);
+            let hint = t.hint(id);
+            assert_eq!(t.find_hinted(id, hint), t.find(id), "{id:?}");
+            assert!(t.find(id).is_none() || hint == t.find(id));
+            assert_eq!(t.find_hinted(id, Some(0)), t.find(id));
+            assert_eq!(t.find_hinted(id, Some(usize::MAX)), t.find(id));
         }
     }
 
