@@ -1,7 +1,7 @@
 //! The peer table: every other node this node knows, in dense indices.
 //!
 //! Hot fields are fixed-size and stored inline (72 bytes a peer). The id-to-index
-//! map ([`index`]) holds a 32-bit hash tag and a `u32` index a slot (8 bytes):
+//! map (`index.rs`) holds a 32-bit hash tag and a `u32` index a slot (8 bytes):
 //! the id is read from the peer array, so no key is stored twice. Its hash is
 //! keyed by a per-node secret, so probe sequences are deterministic for a seed
 //! yet unguessable to a sender who picks node ids. Failure reports live in a
