@@ -8,6 +8,7 @@
 //! batches of [`BATCH`].
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -169,10 +170,11 @@ impl MmsgDatapath {
             self.counters.stale += datagrams as u64;
             return;
         };
-        // SAFETY: mmsghdr and iovec are plain data; all-zeroes is valid.
+        // SAFETY: mmsghdr is plain data; all-zeroes is valid.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut iovs: [libc::iovec; SEND_IOVECS] = unsafe { std::mem::zeroed() };
+        // Left uninitialised: only the entries written below are passed to
+        // the kernel, and zeroing 16 KiB per call would cost every flush.
+        let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; SEND_IOVECS];
         let mut control = [Control([0; CMSG_LEN]); BATCH];
         let arena = self.send_arena.as_mut_ptr();
         let mut next_iov = 0;
@@ -182,14 +184,17 @@ impl MmsgDatapath {
                 let slot = slot as usize;
                 // SAFETY: every queued datagram has a slot below send_slots, so
                 // the offset is inside the arena.
-                iovs[next_iov + j].iov_base = unsafe { arena.add(slot * self.max_datagram) }.cast();
-                iovs[next_iov + j].iov_len = self.pending[slot].len as usize;
+                let base = unsafe { arena.add(slot * self.max_datagram) }.cast();
+                iovs[next_iov + j].write(libc::iovec {
+                    iov_base: base,
+                    iov_len: self.pending[slot].len as usize,
+                });
             }
             let head = &mut self.pending[members[0] as usize];
             let h = &mut hdrs[k].msg_hdr;
             h.msg_name = (&mut head.name as *mut RawAddr).cast();
             h.msg_namelen = head.namelen;
-            h.msg_iov = &mut iovs[next_iov];
+            h.msg_iov = iovs[next_iov].as_mut_ptr();
             h.msg_iovlen = run.count;
             if run.count > 1 {
                 // The segment size travels as a u16 (datagrams are at most
