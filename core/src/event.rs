@@ -30,8 +30,9 @@ pub enum Event {
     PeerFail {
         /// The node.
         id: NodeId,
-        /// Whether this node reached the quorum itself (and broadcast FAIL) or
-        /// was told by a FAIL message.
+        /// Whether this node declared it itself and broadcast FAIL (a quorum
+        /// of reports, or in a partial view a suspicion that outlived
+        /// `report_validity`), or was told by a FAIL message.
         by_quorum: bool,
     },
     /// A PFAIL or FAIL peer answered again and is alive.
@@ -50,6 +51,12 @@ pub enum Event {
     },
     /// A peer never answered its handshake and was forgotten.
     HandshakeTimedOut {
+        /// The node.
+        id: NodeId,
+    },
+    /// A member left a partial view (`Config::partial_view`): forgotten to
+    /// make room for a node that MET us, or FAIL and silent too long.
+    PeerForgotten {
         /// The node.
         id: NodeId,
     },

@@ -46,6 +46,12 @@ impl Node {
         if votes < self.config.quorum().needed(self.members()) {
             return;
         }
+        self.declare_fail(i);
+    }
+
+    /// Marks peer `i` FAIL on our own judgement (a quorum, or a partial
+    /// view's suspicion timeout) and broadcasts FAIL.
+    pub(crate) fn declare_fail(&mut self, i: usize) {
         self.set_state(i, PeerState::Fail);
         let p = self.peers.get(i);
         let (id, incarnation) = (p.id, p.incarnation);
@@ -65,12 +71,9 @@ impl Node {
             }
             let to = p.endpoint;
             self.queue_outgoing(Outgoing {
-                to,
-                kind: MessageType::Fail,
-                bare: true,
                 about: id,
                 about_incarnation: incarnation,
-                rumor: 0,
+                ..Outgoing::new(to, MessageType::Fail, true)
             });
         }
     }

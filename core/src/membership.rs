@@ -28,6 +28,14 @@ impl Node {
             ping_interval: self.config.ping_interval(),
             handshake_timeout: self.config.handshake_timeout(),
             retry: self.meet_retry(),
+            suspicion: self
+                .config
+                .partial_view()
+                .then(|| self.config.report_validity()),
+            forget_failed: self
+                .config
+                .partial_view()
+                .then(|| self.config.report_validity() * 2),
         };
         let mut i = 0;
         let mut ahead = 0;
@@ -71,8 +79,12 @@ impl Node {
         let act = rules.decide(p, now);
         let (id, to) = (p.id, p.endpoint);
         if act.forget {
+            let handshake = p.state == PeerState::Handshake;
             self.forget(i);
-            self.emit(Event::HandshakeTimedOut { id });
+            self.emit(match handshake {
+                true => Event::HandshakeTimedOut { id },
+                false => Event::PeerForgotten { id },
+            });
             return false;
         }
         if act.meet {
@@ -85,6 +97,9 @@ impl Node {
         if act.pfail {
             self.set_state(i, PeerState::Pfail);
             self.emit(Event::PeerPfail { id });
+        }
+        if act.fail {
+            self.declare_fail(i);
         }
         true
     }
@@ -179,14 +194,25 @@ impl Node {
 
     /// Adds a node in handshake, unless it is known or the table is full.
     /// Returns its index when it was added.
+    ///
+    /// `asked` is true for a node that MEETs us or answers our `meet`: in a
+    /// partial view a full table makes room for it (see `make_room`), while
+    /// gossip about unknown nodes only fills free room, so that views keep
+    /// changing at the pace of joins, not of every section.
     pub(crate) fn discover(
         &mut self,
         now: Instant,
         id: NodeId,
         endpoint: Endpoint,
         incarnation: Incarnation,
+        asked: bool,
     ) -> Option<usize> {
         if id == self.me.id || self.peers.find(id).is_some() {
+            return None;
+        }
+        let partial = self.config.partial_view();
+        if partial && asked && self.peers.len() >= self.config.max_peers() && !self.make_room() {
+            self.stats.drops.peer_table_full += 1;
             return None;
         }
         let mut peer = Peer::new(id, endpoint, incarnation, now);
@@ -196,11 +222,33 @@ impl Node {
                 self.emit(Event::PeerDiscovered { id, endpoint });
                 Some(i)
             }
+            // A full partial view is its normal state, not a loss.
+            Err(_) if partial => None,
             Err(_) => {
                 self.stats.drops.peer_table_full += 1;
                 None
             }
         }
+    }
+
+    /// Forgets a random peer of a full partial view to make room; false when
+    /// eight draws found none that may go. A peer in handshake stays: it is
+    /// a node that just joined through us, and it learns of others only from
+    /// the sections we send once its handshake completes (until then, and to
+    /// a node we do not hold, we answer with empty ones). A PFAIL peer stays
+    /// too: its detection is under way.
+    fn make_room(&mut self) -> bool {
+        let n = self.peers.len();
+        for _ in 0..8.min(n * 2) {
+            let i = self.rng.index(n);
+            if matches!(self.peers.get(i).state, PeerState::Alive | PeerState::Fail) {
+                let id = self.peers.get(i).id;
+                self.forget(i);
+                self.emit(Event::PeerForgotten { id });
+                return true;
+            }
+        }
+        false
     }
 
     /// Removes peer `i`, keeping the counters right.
@@ -266,9 +314,14 @@ impl Node {
                 continue;
             }
             let Some(i) = self.peers.find_hinted(e.id, hint) else {
-                // Redis: an unknown node in a known sender's gossip starts a handshake.
+                // Redis: an unknown node in a known sender's gossip starts a
+                // handshake. A partial view's rare free room goes to nodes
+                // not suspected of failing.
+                if self.config.partial_view() && e.flags.is_failure_report() {
+                    continue;
+                }
                 if self
-                    .discover(now, e.id, e.endpoint, e.incarnation)
+                    .discover(now, e.id, e.endpoint, e.incarnation, false)
                     .is_some()
                 {
                     self.queue(e.endpoint, MessageType::Meet, true);
@@ -433,12 +486,21 @@ struct CronRules {
     ping_interval: Duration,
     handshake_timeout: Duration,
     retry: Duration,
+    /// In a partial view, how long a PFAIL peer may stay silent before it is
+    /// declared FAIL without a quorum (`report_validity`): the other nodes
+    /// that hold it may not be among those we hear from, so a quorum can be
+    /// out of reach. `None`: PFAIL waits for the quorum (Redis).
+    suspicion: Option<Duration>,
+    /// In a partial view, how long a FAIL peer may stay silent before it is
+    /// forgotten to make room (2 × `report_validity`); `None` keeps it (Redis).
+    forget_failed: Option<Duration>,
 }
 
 /// What the cron does about one peer at one tick.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Actions {
-    /// Drop it: a handshake that timed out (nothing else then).
+    /// Drop it: a handshake that timed out, or a FAIL peer of a partial view
+    /// silent too long (nothing else then).
     forget: bool,
     /// Resend the handshake's MEET.
     meet: bool,
@@ -446,6 +508,8 @@ struct Actions {
     ping: bool,
     /// Mark it PFAIL.
     pfail: bool,
+    /// Mark it FAIL: a partial view's suspicion outlived its timeout.
+    fail: bool,
 }
 
 impl CronRules {
@@ -467,6 +531,14 @@ impl CronRules {
             act.meet = !act.forget && !p.inbound && now - p.ping_transmitted >= self.meet_gap(p);
             return act;
         }
+        if p.state == PeerState::Fail
+            && self
+                .forget_failed
+                .is_some_and(|d| now - p.pong_received.max(p.data_received) > d)
+        {
+            act.forget = true;
+            return act;
+        }
         if !p.has_ping_in_flight() {
             // Redis: no ping in flight and the last PONG older than
             // node_timeout / 2: ping now, so nobody is left unpinged too long.
@@ -484,6 +556,7 @@ impl CronRules {
         // ping_sent, so it does not change this.)
         let node_delay = (now - p.ping_sent).min(now - p.data_received);
         act.pfail = node_delay > self.node_timeout && p.state == PeerState::Alive;
+        act.fail = p.state == PeerState::Pfail && self.suspicion.is_some_and(|d| node_delay > d);
         act
     }
 
@@ -513,7 +586,11 @@ impl CronRules {
     /// is then looked at for nothing), never late. A change that could bring
     /// it forward resets it (`PeerTable::get_mut`).
     fn next_due(&self, p: &Peer) -> Instant {
-        match p.state {
+        let forget = match (p.state, self.forget_failed) {
+            (PeerState::Fail, Some(d)) => past(p.pong_received.max(p.data_received), d),
+            _ => Instant::from_micros(u64::MAX),
+        };
+        let due = match p.state {
             PeerState::Handshake => {
                 let expiry = past(self.handshake_began(p), self.handshake_timeout);
                 match p.inbound {
@@ -528,10 +605,15 @@ impl CronRules {
                     PeerState::Alive => {
                         resend.min(past(p.ping_sent.max(p.data_received), self.node_timeout))
                     }
+                    PeerState::Pfail => match self.suspicion {
+                        Some(d) => resend.min(past(p.ping_sent.max(p.data_received), d)),
+                        None => resend,
+                    },
                     _ => resend,
                 }
             }
-        }
+        };
+        due.min(forget)
     }
 }
 
@@ -631,30 +713,35 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let rules = CronRules {
-                node_timeout: rules.0,
-                ping_interval: rules.1,
-                handshake_timeout: rules.2,
-                retry: rules.3,
-            };
-            for _ in 0..20_000 {
-                let p = random_peer(&mut rng);
-                let due = rules.next_due(&p).as_micros();
-                let before = [
-                    due.saturating_sub(1),
-                    due.saturating_sub(1 + rng.below(10_000_000)),
-                ];
-                for now in before.into_iter().filter(|&t| t < due) {
-                    let now = Instant::from_micros(now);
-                    assert_eq!(
-                        rules.decide(&p, now),
-                        Actions::default(),
-                        "{p:?} at {now:?}"
-                    );
-                }
-                if k < 2 && due < u64::MAX / 2 {
-                    let act = rules.decide(&p, Instant::from_micros(due));
-                    assert_ne!(act, Actions::default(), "{p:?} due {due} µs");
+            // Redis's timers, then with a partial view's suspicion and forget.
+            for partial in [false, true] {
+                let rules = CronRules {
+                    node_timeout: rules.0,
+                    ping_interval: rules.1,
+                    handshake_timeout: rules.2,
+                    retry: rules.3,
+                    suspicion: partial.then_some(rules.0 * 2),
+                    forget_failed: partial.then_some(rules.0 * 4),
+                };
+                for _ in 0..20_000 {
+                    let p = random_peer(&mut rng);
+                    let due = rules.next_due(&p).as_micros();
+                    let before = [
+                        due.saturating_sub(1),
+                        due.saturating_sub(1 + rng.below(10_000_000)),
+                    ];
+                    for now in before.into_iter().filter(|&t| t < due) {
+                        let now = Instant::from_micros(now);
+                        assert_eq!(
+                            rules.decide(&p, now),
+                            Actions::default(),
+                            "{p:?} at {now:?}"
+                        );
+                    }
+                    if k < 2 && due < u64::MAX / 2 {
+                        let act = rules.decide(&p, Instant::from_micros(due));
+                        assert_ne!(act, Actions::default(), "{p:?} due {due} µs");
+                    }
                 }
             }
         }

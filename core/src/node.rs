@@ -70,6 +70,10 @@ pub(crate) struct Outgoing {
     /// Send an empty section: the receiver has not proven it owns its address
     /// (handshake, unknown sender), so we send no more than we received.
     pub(crate) bare: bool,
+    /// Most bytes of the datagram, if fewer than `max_datagram` (0): a
+    /// partial view answers a PING from a node it does not hold with a
+    /// section no longer than that PING.
+    pub(crate) limit: u16,
     /// FAIL only: the failed node.
     pub(crate) about: NodeId,
     pub(crate) about_incarnation: Incarnation,
@@ -244,7 +248,7 @@ impl Node {
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
-            None => self.handle_unknown(now, from, &h),
+            None => self.handle_unknown(now, from, &h, bytes.len()),
         }
         Ok(())
     }
@@ -372,7 +376,7 @@ impl Node {
         }
     }
 
-    fn handle_unknown(&mut self, now: Instant, from: Endpoint, h: &Header) {
+    fn handle_unknown(&mut self, now: Instant, from: Endpoint, h: &Header, len: usize) {
         match h.kind {
             // Redis clusterProcessPacket: a MEET adds its sender (in handshake);
             // any PING is answered. Both get an empty section: never more bytes
@@ -388,11 +392,21 @@ impl Node {
             // datagrams as Redis, none of them unsolicited.
             MessageType::Meet => {
                 self.queue(from, MessageType::Pong, true);
-                if let Some(i) = self.discover(now, h.sender, from, h.incarnation) {
+                if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
                     let p = self.peers.get_mut(i);
                     p.data_received = now;
                     p.inbound = true;
                 }
+            }
+            // A partial view holds few of the nodes that hold it; a node it
+            // dropped still PINGs it and would learn nothing from an empty
+            // PONG (it may have nobody else left who holds it). So the PONG
+            // carries a section, in no more bytes than the PING had.
+            MessageType::Ping if self.config.partial_view() => {
+                self.queue_outgoing(Outgoing {
+                    limit: u16::try_from(len).unwrap_or(u16::MAX),
+                    ..Outgoing::new(from, MessageType::Pong, false)
+                });
             }
             MessageType::Ping => self.queue(from, MessageType::Pong, true),
             MessageType::Pong => {
@@ -400,7 +414,7 @@ impl Node {
                     self.stats.drops.unknown_sender += 1;
                     return;
                 }
-                if let Some(i) = self.discover(now, h.sender, from, h.incarnation) {
+                if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
                     self.peers.get_mut(i).data_received = now;
                     self.handle_pong(now, i);
                     self.answer_meet(now, i, from);
@@ -505,7 +519,10 @@ impl Node {
 
     fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
         let header = self.header(out.kind, out.to);
-        let limit = buf.len().min(self.config.max_datagram());
+        let mut limit = buf.len().min(self.config.max_datagram());
+        if out.limit > 0 {
+            limit = limit.min(usize::from(out.limit));
+        }
         let buf = &mut buf[..limit];
         match out.kind {
             MessageType::Fail => wire::encode_fail(buf, &header, out.about, out.about_incarnation)
@@ -536,6 +553,7 @@ impl Outgoing {
             to,
             kind,
             bare,
+            limit: 0,
             about: NodeId(0),
             about_incarnation: 0,
             rumor: 0,

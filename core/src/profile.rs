@@ -143,22 +143,34 @@ impl Quorum {
 pub enum Profile {
     /// Redis 7 `cluster_legacy.c` constants and rules.
     Redis,
+    /// Redis's rules over a bounded partial view, for clusters too large for
+    /// every node to hold every other (see [`ConfigBuilder::lean`]).
+    Lean,
 }
 
 impl Profile {
+    /// Every profile, in the order names are listed.
+    pub const ALL: [Profile; 2] = [Profile::Redis, Profile::Lean];
+
     /// The profile's parameters, to adjust before `build()`.
     pub fn builder(self) -> ConfigBuilder {
         match self {
             Profile::Redis => ConfigBuilder::redis(),
+            Profile::Lean => ConfigBuilder::lean(),
         }
     }
 
-    /// Parses a profile name as used on command lines and in scenarios.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "redis" => Some(Profile::Redis),
-            _ => None,
+    /// Lower-case name, as used on command lines and in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Redis => "redis",
+            Profile::Lean => "lean",
         }
+    }
+
+    /// Parses [`Profile::name`]'s output.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Profile::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -197,6 +209,7 @@ pub struct Config {
     handshake_timeout: Duration,
     max_datagram: usize,
     max_peers: usize,
+    partial_view: bool,
     max_failure_reports: usize,
     max_pending_meets: usize,
     transmit_queue: usize,
@@ -270,6 +283,14 @@ getters! {
     /// Most peers held; gossip about more is dropped and counted. Bounds memory
     /// against a member that invents ids.
     max_peers: usize,
+    /// Whether the peer table is a partial view of a cluster that may be
+    /// larger than `max_peers` (Redis: false). When it is, a full table makes
+    /// room for a node that MEETs us (or answers our `meet`) by forgetting a
+    /// random peer not under suspicion, and forgets a FAIL peer silent for
+    /// `report_validity`, so the view keeps admitting live nodes; gossip about
+    /// unknown nodes fills free room only. When it is not, a full table
+    /// refuses every new node and counts it (`Drops::peer_table_full`).
+    partial_view: bool,
     /// Most failure reports held in all (default 65,536: a majority's reports
     /// about 130 suspects at N = 1,000, 1.5 MiB at worst); more are dropped and
     /// counted. A process hosting many nodes pays this per node.
@@ -349,6 +370,7 @@ impl ConfigBuilder {
                 handshake_timeout: node_timeout,
                 max_datagram: 1_400,
                 max_peers: 100_000,
+                partial_view: false,
                 max_failure_reports: 1 << 16,
                 max_pending_meets: 64,
                 transmit_queue: 1 << 18,
@@ -366,6 +388,24 @@ impl ConfigBuilder {
             report_validity_set: false,
             handshake_timeout_set: false,
         }
+    }
+
+    /// Redis's rules over a partial view of 32 peers (`max_peers`,
+    /// `partial_view`), FAIL on 2 reports (`Quorum::AtLeast(2)`: own PFAIL and
+    /// one other; a majority of a view is a majority of nobody in particular).
+    ///
+    /// What each rule costs no longer grows with the cluster: a node pings 32
+    /// peers each node_timeout / 2 instead of every node, its sections carry 3
+    /// entries, its table stays about 4 KB, and a node joining handshakes with
+    /// about 32 others instead of all. The price: a node's failure is detected
+    /// by the nodes that hold it (the views are random, about 32 on average),
+    /// not by all, and FAIL reaches the others only through their views.
+    pub fn lean() -> Self {
+        let mut b = ConfigBuilder::redis();
+        b.c.max_peers = 32;
+        b.c.partial_view = true;
+        b.c.quorum = Quorum::AtLeast(2);
+        b
     }
 
     /// Sets the ping interval explicitly (otherwise node_timeout / 2).

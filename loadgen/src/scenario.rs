@@ -131,8 +131,12 @@ pub struct ProfileParams {
     pub section_max: u32,
     /// Section byte budget (0: none).
     pub section_bytes: usize,
-    /// FAIL quorum (0: majority).
+    /// FAIL quorum: reports needed (0: the profile's, a majority for redis,
+    /// 2 for lean).
     pub quorum: u32,
+    /// Peers a node holds at most (0: the profile's; lean's partial view
+    /// is 32, redis holds every node).
+    pub view: usize,
     /// Largest datagram, bytes.
     pub max_datagram: usize,
     /// Epidemic dissemination of published updates (DESIGN §2.2): `off`,
@@ -170,6 +174,7 @@ impl Default for ProfileParams {
             section_max: 0,
             section_bytes: 0,
             quorum: 0,
+            view: 0,
             max_datagram: c.max_datagram(),
             dissemination: c.dissemination().name().into(),
             rumor_mode: c.rumor().direction.name().into(),
@@ -190,9 +195,11 @@ impl ProfileParams {
     /// An unknown profile, or the core's `ConfigError` naming the field.
     pub fn config(&self) -> Result<Config> {
         let profile = Profile::from_name(&self.name).ok_or_else(|| {
+            let known: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
             anyhow!(
-                "profile.name: unknown profile {:?} (known: redis)",
-                self.name
+                "profile.name: unknown profile {:?} (known: {})",
+                self.name,
+                known.join(", ")
             )
         })?;
         let mut b = profile
@@ -208,11 +215,13 @@ impl ProfileParams {
                 max: (self.section_max > 0).then_some(self.section_max),
                 byte_budget: (self.section_bytes > 0).then_some(self.section_bytes),
             })
-            .quorum(match self.quorum {
-                0 => Quorum::Majority,
-                n => Quorum::AtLeast(n),
-            })
             .max_datagram(self.max_datagram);
+        if self.quorum > 0 {
+            b = b.quorum(Quorum::AtLeast(self.quorum));
+        }
+        if self.view > 0 {
+            b = b.max_peers(self.view);
+        }
         if self.ping_interval_ms > 0 {
             b = b.with_ping_interval(Duration::from_millis(self.ping_interval_ms));
         }

@@ -763,7 +763,8 @@ fn event_index(e: &Event) -> usize {
         Event::HandshakeTimedOut { .. } => 6,
         Event::MeetTimedOut { .. } => 7,
         Event::UpdateReceived { .. } => 8,
-        _ => 9,
+        Event::PeerForgotten { .. } => 9,
+        _ => 10,
     }
 }
 

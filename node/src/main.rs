@@ -120,7 +120,12 @@ fn run(args: Args) -> Result<()> {
         );
     };
     let Some(profile) = Profile::from_name(&args.profile) else {
-        bail!("unknown profile {:?} (known: redis)", args.profile);
+        let known: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+        bail!(
+            "unknown profile {:?} (known: {})",
+            args.profile,
+            known.join(", ")
+        );
     };
     let mut builder = profile.builder();
     if let Some(ms) = args.node_timeout {

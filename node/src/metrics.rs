@@ -28,7 +28,7 @@ pub const DROP_REASONS: [&str; 9] = [
 ];
 
 /// Event kinds counted, in `events` order.
-pub const EVENT_KINDS: [&str; 10] = [
+pub const EVENT_KINDS: [&str; 11] = [
     "peer_discovered",
     "peer_joined",
     "peer_pfail",
@@ -38,6 +38,7 @@ pub const EVENT_KINDS: [&str; 10] = [
     "handshake_timed_out",
     "meet_timed_out",
     "update_received",
+    "peer_forgotten",
     "other",
 ];
 
@@ -68,7 +69,7 @@ pub struct Snapshot {
     /// Heap bytes of the running nodes' peer tables (reports included).
     pub peer_table_bytes: u64,
     /// Events by kind (`EVENT_KINDS` order).
-    pub events: [u64; 10],
+    pub events: [u64; EVENT_KINDS.len()],
     /// Timers fired.
     pub timers_fired: u64,
     /// Timers fired more than [`crate::host::HOST_LATE_US`] after their deadline.

@@ -284,7 +284,8 @@ impl ViewWriter {
             | Event::PeerFail { id, .. }
             | Event::PeerAlive { id, .. }
             | Event::PeerRestarted { id, .. }
-            | Event::HandshakeTimedOut { id } => id,
+            | Event::HandshakeTimedOut { id }
+            | Event::PeerForgotten { id } => id,
             _ => return,
         };
         match peers.by_id(id) {
