@@ -47,9 +47,15 @@ struct Args {
     /// (repeatable). Without any, nodes 1.. meet node 0.
     #[arg(long = "seed", value_name = "ADDR[#SLOT]", value_parser = parse_endpoint)]
     seeds: Vec<Endpoint>,
-    /// Protocol profile.
+    /// Protocol profile: redis (every node holds every other) or lean
+    /// (Redis's rules over a partial view of --view peers, for clusters of
+    /// thousands).
     #[arg(long, value_name = "NAME", default_value = "redis")]
     profile: String,
+    /// Peers a node holds at most: the lean profile's view (default 32). The
+    /// redis profile's default is 100,000, and a full table refuses nodes.
+    #[arg(long, value_name = "PEERS")]
+    view: Option<usize>,
     /// Silence after which a peer is suspected (PFAIL), in milliseconds.
     #[arg(long, value_name = "MS")]
     node_timeout: Option<u64>,
@@ -134,6 +140,9 @@ fn run(args: Args) -> Result<()> {
     if let Some(ms) = args.tick {
         builder = builder.tick(Duration::from_millis(ms));
     }
+    if let Some(peers) = args.view {
+        builder = builder.max_peers(peers);
+    }
     let node = builder.build()?;
     if let Some(d) = args.duration {
         if !(d.is_finite() && d > 0.0) {
@@ -208,13 +217,16 @@ fn run(args: Args) -> Result<()> {
     }
     let m = source.total();
     eprintln!(
-        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; ticks {} (late {}); datagrams in {} out {}; system calls {}; GSO sends {} GRO receives {}; decode errors {}",
+        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; events PFAIL {} FAIL {} forgotten {}; ticks {} (late {}); datagrams in {} out {}; system calls {}; GSO sends {} GRO receives {}; decode errors {}",
         started.elapsed().as_secs_f64(),
         m.nodes,
         m.peers[0],
         m.peers[1],
         m.peers[2],
         m.peers[3],
+        m.events[event_kind("peer_pfail")],
+        m.events[event_kind("peer_fail")],
+        m.events[event_kind("peer_forgotten")],
         m.stats.ticks,
         m.stats.late_ticks,
         m.datapath.datagrams_in,
@@ -225,6 +237,14 @@ fn run(args: Args) -> Result<()> {
         m.stats.decode_errors_total(),
     );
     Ok(())
+}
+
+/// Index of an event kind in `metrics::EVENT_KINDS`.
+fn event_kind(name: &str) -> usize {
+    metrics::EVENT_KINDS
+        .iter()
+        .position(|&k| k == name)
+        .expect("a kind listed in EVENT_KINDS") // invariant: names from that list
 }
 
 /// `ADDR` or `ADDR#SLOT`, as endpoints print.

@@ -374,3 +374,74 @@ fn nodes_started_over_a_ramp_join_as_they_start() {
     assert_eq!(rt.metrics().total().nodes_failed, 0);
     rt.shutdown().unwrap();
 }
+
+/// The lean profile on real sockets: 48 nodes with views of 8 behind two
+/// shared sockets with GSO/GRO. Views fill with live members; a killed node
+/// is FAILed by every node that held it (and by no other: only holders can
+/// say so), and nobody else is suspected.
+#[test]
+fn lean_views_fill_and_a_killed_node_is_failed_by_its_holders() {
+    const LEAN_NODES: usize = 48;
+    const VIEW: usize = 8;
+    let config = RuntimeConfig {
+        slots: LEAN_NODES / 2,
+        offload: true,
+        node: gossip_core::Profile::Lean
+            .builder()
+            .node_timeout(NODE_TIMEOUT)
+            .max_peers(VIEW)
+            .build()
+            .expect("valid config"),
+        ..config(DatapathChoice::Mmsg, 21, 2)
+    };
+    let rt = Runtime::start(config).expect("runtime starts");
+    let all: Vec<usize> = (0..LEAN_NODES).collect();
+    let full = |nodes: &[usize]| {
+        nodes
+            .iter()
+            .all(|&i| census(&rt, i) == Some([0, VIEW, 0, 0]))
+    };
+    let ok = eventually(CONVERGE_WITHIN, || full(&all));
+    let views: Vec<_> = all.iter().map(|&i| census(&rt, i)).collect();
+    assert!(ok, "views not full of live members: {views:?}");
+
+    let victim = 5;
+    let victim_id = rt.ids()[victim];
+    let holders: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| rt.with_node(i, move |n| n.peers().find(victim_id).is_some()) == Some(true))
+        .collect();
+    assert!(!holders.is_empty(), "someone holds node {victim}");
+    let m = rt.metrics();
+    let before = m.total().events;
+    assert!(rt.kill(victim));
+    // PFAIL after node_timeout, FAIL by a report or after report_validity
+    // more (a holder need not hear from another).
+    let failed = || m.total().events[3] - before[3] >= holders.len() as u64;
+    assert!(
+        eventually(NODE_TIMEOUT * 10, failed),
+        "FAIL events {} for {} holders",
+        m.total().events[3] - before[3],
+        holders.len()
+    );
+    for &i in &holders {
+        let state = rt.with_node(i, move |n| n.peers().by_id(victim_id).map(|p| p.state()));
+        // FAIL, or already forgotten after 2 report_validity of silence.
+        assert!(
+            matches!(state, Some(Some(PeerState::Fail) | None)),
+            "holder {i}: {state:?}"
+        );
+    }
+    let after = m.total().events;
+    assert_eq!(
+        after[3] - before[3],
+        holders.len() as u64,
+        "FAIL only by holders"
+    );
+    assert!(
+        after[2] - before[2] <= holders.len() as u64,
+        "PFAIL only of the victim"
+    );
+    rt.shutdown().expect("clean shutdown");
+}
