@@ -367,3 +367,35 @@ fn publish_without_dissemination_and_a_bad_dissemination_field_are_refused_in_on
         assert!(msg.contains(field) && !msg.contains('\n'), "{set}: {msg}");
     }
 }
+
+/// With the lean profile's partial views, a crash concerns the nodes that
+/// held the crashed node: the FAIL item's audience is them, every one of them
+/// gets it, and the report says so rather than a residue of nine tenths.
+#[test]
+fn a_crash_in_lean_views_is_measured_at_the_nodes_that_held_it() {
+    let r = run(
+        "lean",
+        "crash",
+        &[
+            "cluster.nodes=200",
+            "profile.name=\"lean\"",
+            "profile.view=12",
+            "profile.node_timeout_ms=2000",
+            "run.warmup_s=30",
+            "run.duration_s=20",
+        ],
+    );
+    let s = &r.summary;
+    assert_eq!(s.undetected, Some(0));
+    assert_eq!(s.false_fails, Some(0));
+    let all = s.detect_all_fail_s.unwrap();
+    // PFAIL after node_timeout plus up to a ping interval; FAIL by a report,
+    // or after report_validity (2 node_timeout) more.
+    assert!(all.max <= 2.0 + 1.0 + 4.0 + 1.0, "{all:?}");
+    let fail = r.trials[0].items.iter().find(|i| i.kind == "fail").unwrap();
+    assert!(
+        (2..60).contains(&fail.live),
+        "held by a view's worth of nodes, not all 199: {fail:?}"
+    );
+    assert_eq!(fail.reached, fail.live);
+}

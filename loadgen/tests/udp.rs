@@ -255,3 +255,40 @@ fn offload_on_the_uring_datapath_is_refused_before_the_run() {
     .expect_err("refused");
     assert!(format!("{e:#}").contains("mmsg"), "{e:#}");
 }
+
+/// The lean profile on real sockets: 40 nodes with views of 8 behind shared
+/// sockets. A crash concerns the nodes that held the crashed node, and each
+/// of them FAILs it; a join, the nodes that hold the joiner at the end.
+#[test]
+fn lean_views_on_udp_measure_a_crash_and_a_join_at_the_nodes_that_hold_them() {
+    let r = run(
+        "lean40",
+        "crash",
+        &[
+            "cluster.world=udp",
+            "cluster.nodes=40",
+            "cluster.slots=20",
+            "cluster.offload=true",
+            "profile.name=\"lean\"",
+            "profile.view=8",
+            "profile.node_timeout_ms=1500",
+            "run.warmup_s=8",
+            "run.duration_s=12",
+            "timeline=[{at_s=1.0,action=\"join\"},{at_s=2.0,action=\"crash\",node=5}]",
+        ],
+    );
+    let s = &r.summary;
+    assert_eq!(s.detect_all_fail_s.expect("detection measured").count, 1);
+    assert_eq!(s.undetected, Some(0));
+    assert_eq!(s.false_fails, Some(0));
+    let t = &r.trials[0];
+    let fail = item(t, "fail");
+    assert!((1..39).contains(&fail.live), "the holders: {fail:?}");
+    assert_eq!(fail.reached, fail.live, "every holder FAILed it");
+    let join = item(t, "join");
+    assert!((1..40).contains(&join.live), "{join:?}");
+    assert_eq!(
+        join.reached, join.live,
+        "every holder learned of the joiner"
+    );
+}

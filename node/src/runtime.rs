@@ -426,6 +426,29 @@ impl Runtime {
         .flatten()
     }
 
+    /// The running nodes (global indexes, ascending) whose tables hold `id` as
+    /// a member: with a partial view, the nodes that watch it. One round trip
+    /// to each I/O thread, which scans its nodes' tables; a thread that does
+    /// not answer within a second counts as holding none.
+    pub fn holders(&self, id: NodeId) -> Vec<usize> {
+        let mut out = Vec::new();
+        for t in 0..self.threads.len() {
+            let found = self.call_thread(t, Duration::from_secs(1), move |host| {
+                (0..host.len())
+                    .filter(|&i| {
+                        host.node(i)
+                            .and_then(|n| n.peers().by_id(id))
+                            .is_some_and(|p| p.is_member())
+                    })
+                    .filter_map(|i| host.global(i))
+                    .collect::<Vec<usize>>()
+            });
+            out.extend(found.into_iter().flatten());
+        }
+        out.sort_unstable();
+        out
+    }
+
     /// A reader's handle on node `node`'s (global index) published peer view:
     /// its peers' ids, states, incarnations and last PONGs, read without a
     /// lock and without the I/O thread's attention. Getting the handle takes

@@ -15,6 +15,20 @@ use crate::observe::Trial;
 use crate::progress::Progress;
 use crate::scenario::{Scenario, WorldKind};
 
+/// The nodes an item about node `about` should reach, of those running at
+/// the end (`up`), never `about` itself: all of them, or, when each node holds
+/// a partial view (`Config::partial_view`), only the `holders` (sorted): the
+/// nodes that held it at its crash (a FAIL) or at the end (a join). The
+/// others have no reason to learn of it.
+pub(crate) fn audience(
+    up: impl Iterator<Item = usize>,
+    holders: Option<&[usize]>,
+    about: usize,
+) -> Vec<usize> {
+    up.filter(|&n| n != about && holders.is_none_or(|h| h.binary_search(&n).is_ok()))
+        .collect()
+}
+
 /// What a run shares with its trials: the stop flag (Ctrl-C) and the progress bar.
 #[derive(Debug)]
 pub struct Control {

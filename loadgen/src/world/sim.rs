@@ -145,8 +145,9 @@ struct TrialRun<'a> {
     next_join: usize,
     /// Nodes started before the timeline.
     initial: usize,
-    /// (node, when) for each crash, in order.
-    crashed: Vec<(usize, Instant)>,
+    /// (node, when, its holders then if views are partial) for each crash,
+    /// in order.
+    crashed: Vec<(usize, Instant, Option<Vec<usize>>)>,
     paused: Vec<usize>,
     marks: Vec<Mark>,
     /// Per tracked item: receptions at each node when the last live node got
@@ -247,8 +248,9 @@ impl TrialRun<'_> {
                 let Some(n) = a.node.or_else(|| running(&self.sim)) else {
                     return;
                 };
+                let holders = self.holders(self.sim.id(n));
                 self.sim.apply(Fault::Crash(n));
-                self.crashed.push((n, self.sim.now()));
+                self.crashed.push((n, self.sim.now(), holders));
                 self.mark(format!("node {n} crashes"));
             }
             ActionKind::Restart => {
@@ -338,10 +340,25 @@ impl TrialRun<'_> {
         }
     }
 
+    /// With partial views, the running nodes (ascending) whose tables hold
+    /// `id` as a member; `None` when every node holds every other.
+    fn holders(&self, id: NodeId) -> Option<Vec<usize>> {
+        if !self.sim.config().partial_view() {
+            return None;
+        }
+        let holds = |n: usize| {
+            self.sim
+                .node(n)
+                .and_then(|node| node.peers().by_id(id))
+                .is_some_and(|p| p.is_member())
+        };
+        Some(self.sim.up_nodes().filter(|&n| holds(n)).collect())
+    }
+
     /// Failure detection for each crash, from the event log.
     fn detections(&mut self) -> Vec<Detection> {
         let mut out = Vec::new();
-        for &(x, at) in &self.crashed.clone() {
+        for (x, at, holders) in self.crashed.clone() {
             let id = self.sim.id(x);
             let since = |e: &gossip_core::sim::LoggedEvent| e.at >= at;
             let first = |want: fn(&Event, NodeId) -> bool| {
@@ -354,7 +371,7 @@ impl TrialRun<'_> {
             };
             let pfail = first(|e, id| matches!(e, Event::PeerPfail { id: i } if *i == id));
             let fail = first(|e, id| matches!(e, Event::PeerFail { id: i, .. } if *i == id));
-            let live: Vec<usize> = self.sim.up_nodes().filter(|&n| n != x).collect();
+            let live = super::audience(self.sim.up_nodes(), holders.as_deref(), x);
             let mut all = Some(at);
             for &n in &live {
                 let t = self
@@ -412,11 +429,23 @@ impl TrialRun<'_> {
                 ItemId::Update { .. } => None,
                 _ => self.completed.get(k).and_then(Option::as_ref),
             };
-            let live: Vec<usize> = self
-                .sim
-                .up_nodes()
-                .filter(|&n| Some(n) != about && Some(n) != origin)
-                .collect();
+            // With partial views a FAIL concerns the nodes that held the node
+            // at its crash, a join those that hold it at the end.
+            let holders = match (trace.item(), about) {
+                (ItemId::Fail(_), Some(x)) => self
+                    .crashed
+                    .iter()
+                    .rev()
+                    .find(|c| c.0 == x)
+                    .and_then(|c| c.2.clone()),
+                (ItemId::Join(_), Some(j)) => self.holders(self.sim.id(j)),
+                _ => None,
+            };
+            let live: Vec<usize> =
+                super::audience(self.sim.up_nodes(), holders.as_deref(), usize::MAX)
+                    .into_iter()
+                    .filter(|&n| Some(n) != about && Some(n) != origin)
+                    .collect();
             let mut latencies_us = Vec::new();
             let mut receptions = Vec::new();
             for &n in &live {

@@ -167,6 +167,7 @@ fn trial(
 ) -> Result<Option<Trial>> {
     let started = WallClock::now();
     let config = s.profile.config()?;
+    let partial = config.partial_view();
     let tick = config.tick();
     let seed = super::sim::trial_seed(s.run.seed, index);
     let joins = s.joins();
@@ -227,6 +228,7 @@ fn trial(
         progressed: 0,
         next_join: s.cluster.nodes,
         crashed: Vec::new(),
+        partial,
         joined: Vec::new(),
         paused: Vec::new(),
         marks: Vec::new(),
@@ -316,8 +318,12 @@ struct UdpRun<'a> {
     false_fails: u64,
     progressed: u64,
     next_join: usize,
-    /// (node, when) for each crash, in order.
-    crashed: Vec<(usize, Instant)>,
+    /// (node, when, its holders then if views are partial) for each crash,
+    /// in order.
+    crashed: Vec<(usize, Instant, Option<Vec<usize>>)>,
+    /// Whether nodes hold partial views (FAILs and joins then concern only
+    /// the nodes that hold the node).
+    partial: bool,
     /// (node, when) for each join.
     joined: Vec<(usize, Instant)>,
     paused: Vec<usize>,
@@ -437,9 +443,10 @@ impl UdpRun<'_> {
                 let Some(n) = a.node.or_else(|| running(&self.status)) else {
                     return Ok(());
                 };
+                let holders = self.partial.then(|| self.rt.holders(self.ids[n]));
                 self.set_status(n, Status::Down, now);
                 self.rt.kill(n);
-                self.crashed.push((n, now));
+                self.crashed.push((n, now, holders));
                 self.mark(now, format!("node {n} crashes"));
             }
             ActionKind::Restart => {
@@ -529,7 +536,7 @@ impl UdpRun<'_> {
     /// Failure detection for each crash, from the event log.
     fn detections(&mut self) -> Vec<Detection> {
         let mut out = Vec::new();
-        for &(x, at) in &self.crashed.clone() {
+        for (x, at, holders) in self.crashed.clone() {
             let id = self.ids[x];
             let pfail = self
                 .firsts(at, |e| matches!(e, Event::PeerPfail { id: i } if *i == id))
@@ -541,7 +548,7 @@ impl UdpRun<'_> {
                 |e| matches!(e, Event::PeerFail { id: i, .. } if *i == id),
             );
             let fail = fails.iter().flatten().min().copied();
-            let live: Vec<usize> = self.up_nodes().filter(|&n| n != x).collect();
+            let live = super::audience(self.up_nodes(), holders.as_deref(), x);
             let all = live
                 .iter()
                 .map(|&n| fails[n])
@@ -561,7 +568,8 @@ impl UdpRun<'_> {
         out
     }
 
-    /// Each join and each crash's FAIL at every node running at the end.
+    /// Each join and each crash's FAIL at every node running at the end (with
+    /// partial views, at those that hold the node: see `audience`).
     fn items(&self, tick: Duration) -> Vec<Item> {
         let mut out = Vec::new();
         for &(j, at) in &self.joined {
@@ -570,51 +578,53 @@ impl UdpRun<'_> {
                 at,
                 |e| matches!(e, Event::PeerDiscovered { id: i, .. } if *i == id),
             );
-            out.push(self.item("join", Some(j), j, at, &firsts, tick));
+            let holders = self.partial.then(|| self.rt.holders(id));
+            let live = super::audience(self.up_nodes(), holders.as_deref(), j);
+            out.push(self.item("join", Some(j), live, at, &firsts, tick));
         }
-        for &(x, at) in &self.crashed {
+        for (x, at, holders) in &self.crashed {
+            let (x, at) = (*x, *at);
             let id = self.ids[x];
             let firsts = self.firsts(
                 at,
                 |e| matches!(e, Event::PeerFail { id: i, .. } if *i == id),
             );
+            let live = super::audience(self.up_nodes(), holders.as_deref(), x);
             // A FAIL spreads from the first node that declared it.
             let Some(injected) = firsts.iter().flatten().min().copied() else {
-                let live = self.up_nodes().filter(|&n| n != x).count();
                 out.push(Item {
                     kind: "fail".into(),
                     about: Some(x),
                     injected_s: self.t(at),
-                    live,
+                    live: live.len(),
                     round_us: tick.as_micros() as u64,
                     ..Item::default()
                 });
                 continue;
             };
-            out.push(self.item("fail", Some(x), x, injected, &firsts, tick));
+            out.push(self.item("fail", Some(x), live, injected, &firsts, tick));
         }
         for &(o, key, stamp, at) in &self.published {
             let firsts = self.firsts(at, |e| {
                 matches!(e, Event::UpdateReceived { origin, key: k, version, .. }
                     if *origin == stamp.origin && *k == key && *version == stamp.version)
             });
-            out.push(self.item("update", None, o, at, &firsts, tick));
+            let live = super::audience(self.up_nodes(), None, o);
+            out.push(self.item("update", None, live, at, &firsts, tick));
         }
         out
     }
 
-    /// An item at every node running at the end but `exclude` (the node it
-    /// is about, or an update's origin).
+    /// An item at the nodes `live`.
     fn item(
         &self,
         kind: &str,
         about: Option<usize>,
-        exclude: usize,
+        live: Vec<usize>,
         injected: Instant,
         firsts: &[Option<Instant>],
         tick: Duration,
     ) -> Item {
-        let live: Vec<usize> = self.up_nodes().filter(|&n| n != exclude).collect();
         let latencies_us: Vec<u64> = live
             .iter()
             .filter_map(|&n| firsts[n])
