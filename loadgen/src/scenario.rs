@@ -90,6 +90,10 @@ pub struct Cluster {
     pub slots: usize,
     /// UDP world: UDP GSO/GRO offload (mmsg datapath; pays with slots > 1).
     pub offload: bool,
+    /// UDP world: how long past its earliest deadline an I/O thread may
+    /// sleep, ms (0 to 10; default 2 as `gossip-node --timer-slack`), so that
+    /// the ticks of many nodes fire in one wakeup.
+    pub timer_slack_ms: f64,
 }
 
 impl Default for Cluster {
@@ -101,6 +105,7 @@ impl Default for Cluster {
             threads: 0,
             slots: 1,
             offload: false,
+            timer_slack_ms: 2.0,
         }
     }
 }
@@ -109,7 +114,7 @@ impl Default for Cluster {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProfileParams {
-    /// Profile name (`redis`).
+    /// Profile name: `redis` or `lean`.
     pub name: String,
     /// Silence before PFAIL, ms.
     pub node_timeout_ms: u64,

@@ -413,7 +413,11 @@ fn lean_views_fill_and_a_killed_node_is_failed_by_its_holders() {
         .filter(|&i| rt.with_node(i, move |n| n.peers().find(victim_id).is_some()) == Some(true))
         .collect();
     assert!(!holders.is_empty(), "someone holds node {victim}");
-    assert_eq!(rt.holders(victim_id), holders, "one scan a thread finds the same");
+    assert_eq!(
+        rt.holders(victim_id),
+        holders,
+        "one scan a thread finds the same"
+    );
     let m = rt.metrics();
     let before = m.total().events;
     assert!(rt.kill(victim));

@@ -115,6 +115,10 @@ pub fn check(s: &Scenario) -> Result<()> {
         };
         bail!("timeline[{i}]: action {name:?} is not supported in the udp world (loopback cannot shape traffic honestly); use --world sim");
     }
+    let slack = s.cluster.timer_slack_ms;
+    if !(slack.is_finite() && (0.0..=10.0).contains(&slack)) {
+        bail!("cluster.timer_slack_ms: must be between 0 and 10 ms (a tick later than 10 ms counts as late)");
+    }
     if s.cluster.nodes + s.joins() > 20_000 {
         bail!("cluster.nodes: the udp world runs at most 20,000 nodes on one machine");
     }
@@ -188,6 +192,7 @@ fn trial(
             rng_seed: seed,
             held: joins + sockets * slots - total,
             event_queue: EVENT_QUEUE,
+            timer_slack: Duration::from_secs_f64(s.cluster.timer_slack_ms / 1_000.0),
             ..RuntimeConfig::default()
         },
         datapath::probe_uring,
