@@ -165,11 +165,21 @@ impl Node {
                 // PINGs lost), leaving us sure we joined and it unaware of us,
                 // for good. Redis's TCP handshake cannot end so; here the meet
                 // starts over.
-                if now - meet.started > timeout {
+                //
+                // A full partial view answers a MEET it cannot admit (every
+                // slot a handshake, in a burst of joins), and a node it does
+                // not hold learns nothing from it: there the meet starts over
+                // after a retry period, doubling each time up to the timeout.
+                let wait = match self.config.partial_view() {
+                    true => (retry * (1u32 << meet.restarts.min(16))).min(timeout),
+                    false => timeout,
+                };
+                if now - meet.started > wait {
                     self.meets[m] = PendingMeet {
                         started: now,
                         last_sent: now,
                         answered: false,
+                        restarts: meet.restarts.saturating_add(1),
                         ..meet
                     };
                     self.queue(meet.endpoint, MessageType::Meet, true);

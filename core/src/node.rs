@@ -100,6 +100,8 @@ pub(crate) struct PendingMeet {
     pub(crate) last_sent: Instant,
     /// The node answered with a PONG; we wait to be pinged.
     pub(crate) answered: bool,
+    /// Times the meet started over after an answer (see `cron_meets`).
+    pub(crate) restarts: u8,
 }
 
 /// One member's protocol state machine. Sans-io: bytes and `now` in, bytes,
@@ -199,6 +201,7 @@ impl Node {
             started: now,
             last_sent: now,
             answered: false,
+            restarts: 0,
         };
         if let Some(m) = self.meets.iter_mut().find(|m| m.endpoint == to) {
             *m = fresh;
