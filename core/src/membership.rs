@@ -244,9 +244,10 @@ impl Node {
     /// Forgets a random peer of a full partial view to make room; false when
     /// eight draws found none that may go. A peer in handshake stays: it is
     /// a node that just joined through us, and it learns of others only from
-    /// the sections we send once its handshake completes (until then, and to
-    /// a node we do not hold, we answer with empty ones). A PFAIL peer stays
-    /// too: its detection is under way.
+    /// the sections we send once its handshake completes (until then we
+    /// answer with empty ones, and once dropped it would get no more section
+    /// than its PINGs' bytes: none, while it knows only us). A PFAIL peer
+    /// stays too: its detection is under way.
     fn make_room(&mut self) -> bool {
         let n = self.peers.len();
         for _ in 0..8.min(n * 2) {
