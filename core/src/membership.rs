@@ -36,6 +36,7 @@ impl Node {
                 .config
                 .partial_view()
                 .then(|| self.config.report_validity() * 2),
+            eager_resend: self.config.partial_view(),
         };
         let mut i = 0;
         let mut ahead = 0;
@@ -505,6 +506,11 @@ struct CronRules {
     /// In a partial view, how long a FAIL peer may stay silent before it is
     /// forgotten to make room (2 × `report_validity`); `None` keeps it (Redis).
     forget_failed: Option<Duration>,
+    /// In a partial view, an unanswered PING is resent every `retry` rather
+    /// than every ping_interval: over UDP a lost datagram is the likely reason
+    /// for no PONG, and a view's few holders are a node's only witnesses, so
+    /// each must try more than twice before it suspects.
+    eager_resend: bool,
 }
 
 /// What the cron does about one peer at one tick.
@@ -586,7 +592,7 @@ impl CronRules {
 
     /// How long after the last PING to `p` (ping in flight) it is resent.
     fn resend(&self, p: &Peer) -> Duration {
-        match p.confirming {
+        match p.confirming || self.eager_resend {
             true => self.retry.min(self.ping_interval),
             false => self.ping_interval,
         }
@@ -733,6 +739,7 @@ mod tests {
                     retry: rules.3,
                     suspicion: partial.then_some(rules.0 * 2),
                     forget_failed: partial.then_some(rules.0 * 4),
+                    eager_resend: partial,
                 };
                 for _ in 0..20_000 {
                     let p = random_peer(&mut rng);

@@ -278,3 +278,40 @@ fn a_ping_from_a_node_not_held_is_answered_with_a_section_no_longer_than_it() {
         assert_eq!(section.into_iter().count() > 0, sections);
     }
 }
+
+/// Under 5 % loss, a view's few holders must not take lost datagrams for a
+/// crash: an unanswered PING is resent every retry period (1 s) rather than
+/// every ping_interval, so a PFAIL needs many losses in a row, and a FAIL
+/// (by a second report or the suspicion timeout) more still.
+#[test]
+fn five_percent_loss_makes_no_false_fail_in_lean_views() {
+    let config = Profile::Lean
+        .builder()
+        .node_timeout(Duration::from_secs(5))
+        .max_peers(16)
+        .build()
+        .unwrap();
+    let mut sim = Simulation::builder(0x1ea5, 300)
+        .config(config)
+        .network(NetworkParams {
+            loss: 0.05,
+            ..NetworkParams::LAN
+        })
+        .track_joins(false)
+        .record_events(true)
+        .build();
+    sim.start_all_meeting(0);
+    sim.run_until(Instant::from_millis(300_000));
+    let fails: Vec<_> = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e.event, Event::PeerFail { .. }))
+        .collect();
+    assert!(
+        fails.is_empty(),
+        "{} false FAILs: {:?}",
+        fails.len(),
+        fails.first()
+    );
+    assert!(sim.network_stats().lost > 0);
+}
