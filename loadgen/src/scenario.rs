@@ -29,6 +29,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "section-cost",
         include_str!("../scenarios/section-cost.toml"),
     ),
+    ("lean", include_str!("../scenarios/lean.toml")),
 ];
 
 /// A whole scenario, every field defaulted.
