@@ -32,11 +32,6 @@ impl Node {
                 .config
                 .partial_view()
                 .then(|| self.config.report_validity()),
-            forget_failed: self
-                .config
-                .partial_view()
-                .then(|| self.config.report_validity() * 2),
-            eager_resend: self.config.partial_view(),
         };
         let mut i = 0;
         let mut ahead = 0;
@@ -498,19 +493,16 @@ struct CronRules {
     ping_interval: Duration,
     handshake_timeout: Duration,
     retry: Duration,
-    /// In a partial view, how long a PFAIL peer may stay silent before it is
-    /// declared FAIL without a quorum (`report_validity`): the other nodes
-    /// that hold it may not be among those we hear from, so a quorum can be
-    /// out of reach. `None`: PFAIL waits for the quorum (Redis).
+    /// Set in a partial view only (`None`: Redis's rules). How long a PFAIL
+    /// peer may stay silent before it is declared FAIL without a quorum
+    /// (`report_validity`): the other nodes that hold it may not be among
+    /// those we hear from, so a quorum can be out of reach. A FAIL peer
+    /// silent twice as long is forgotten to make room (`forget_after`). And
+    /// an unanswered PING is resent every `retry` rather than every
+    /// ping_interval: over UDP a lost datagram is the likely reason for no
+    /// PONG, and a view's few holders are a node's only witnesses, so each
+    /// must try more than twice before it suspects.
     suspicion: Option<Duration>,
-    /// In a partial view, how long a FAIL peer may stay silent before it is
-    /// forgotten to make room (2 × `report_validity`); `None` keeps it (Redis).
-    forget_failed: Option<Duration>,
-    /// In a partial view, an unanswered PING is resent every `retry` rather
-    /// than every ping_interval: over UDP a lost datagram is the likely reason
-    /// for no PONG, and a view's few holders are a node's only witnesses, so
-    /// each must try more than twice before it suspects.
-    eager_resend: bool,
 }
 
 /// What the cron does about one peer at one tick.
@@ -550,7 +542,7 @@ impl CronRules {
         }
         if p.state == PeerState::Fail
             && self
-                .forget_failed
+                .forget_after()
                 .is_some_and(|d| now - p.pong_received.max(p.data_received) > d)
         {
             act.forget = true;
@@ -585,6 +577,12 @@ impl CronRules {
         }
     }
 
+    /// In a partial view, how long a FAIL peer may stay silent before it is
+    /// forgotten to make room: 2 × `report_validity`.
+    fn forget_after(&self) -> Option<Duration> {
+        self.suspicion.map(|d| d * 2)
+    }
+
     /// How long after the last MEET to `p` (in handshake) the next one goes.
     fn meet_gap(&self, p: &Peer) -> Duration {
         self.retry.max(p.ping_transmitted - p.ping_sent)
@@ -592,7 +590,7 @@ impl CronRules {
 
     /// How long after the last PING to `p` (ping in flight) it is resent.
     fn resend(&self, p: &Peer) -> Duration {
-        match p.confirming || self.eager_resend {
+        match p.confirming || self.suspicion.is_some() {
             true => self.retry.min(self.ping_interval),
             false => self.ping_interval,
         }
@@ -603,7 +601,7 @@ impl CronRules {
     /// is then looked at for nothing), never late. A change that could bring
     /// it forward resets it (`PeerTable::get_mut`).
     fn next_due(&self, p: &Peer) -> Instant {
-        let forget = match (p.state, self.forget_failed) {
+        let forget = match (p.state, self.forget_after()) {
             (PeerState::Fail, Some(d)) => past(p.pong_received.max(p.data_received), d),
             _ => Instant::from_micros(u64::MAX),
         };
@@ -738,8 +736,6 @@ mod tests {
                     handshake_timeout: rules.2,
                     retry: rules.3,
                     suspicion: partial.then_some(rules.0 * 2),
-                    forget_failed: partial.then_some(rules.0 * 4),
-                    eager_resend: partial,
                 };
                 for _ in 0..20_000 {
                     let p = random_peer(&mut rng);

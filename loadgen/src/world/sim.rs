@@ -441,11 +441,11 @@ impl TrialRun<'_> {
                 (ItemId::Join(_), Some(j)) => self.holders(self.sim.id(j)),
                 _ => None,
             };
-            let live: Vec<usize> =
-                super::audience(self.sim.up_nodes(), holders.as_deref(), usize::MAX)
-                    .into_iter()
-                    .filter(|&n| Some(n) != about && Some(n) != origin)
-                    .collect();
+            let live = super::audience(
+                self.sim.up_nodes().filter(|&n| Some(n) != origin),
+                holders.as_deref(),
+                about.unwrap_or(usize::MAX),
+            );
             let mut latencies_us = Vec::new();
             let mut receptions = Vec::new();
             for &n in &live {
