@@ -248,11 +248,15 @@ fn overhead(s: &mut Summary, trials: &[Trial]) {
     for (i, t) in by_type.iter_mut().enumerate() {
         let n = o.len() as f64;
         t.msgs_per_node_s = o.iter().map(|x| x.by_type[i].msgs_per_node_s).sum::<f64>() / n;
-        t.bytes_per_node_s = o.iter().map(|x| x.by_type[i].bytes_per_node_s).sum::<f64>() / n;
-        t.bytes_per_msg = match t.msgs_per_node_s > 0.0 {
-            true => t.bytes_per_node_s / t.msgs_per_node_s,
+        t.bytes_per_node_s = o
+            .iter()
+            .map(|x| x.by_type[i].bytes_per_node_s)
+            .sum::<Option<f64>>()
+            .map(|b| b / n);
+        t.bytes_per_msg = t.bytes_per_node_s.map(|b| match t.msgs_per_node_s > 0.0 {
+            true => b / t.msgs_per_node_s,
             false => 0.0,
-        };
+        });
     }
     s.overhead_by_type = Some(by_type);
 }

@@ -80,10 +80,11 @@ pub struct TypeRate {
     pub kind: String,
     /// Datagrams per node per second (mean over nodes).
     pub msgs_per_node_s: f64,
-    /// UDP payload bytes per node per second (mean over nodes).
-    pub bytes_per_node_s: f64,
-    /// Mean datagram size, bytes.
-    pub bytes_per_msg: f64,
+    /// Payload bytes per node per second (mean over nodes); absent where
+    /// the world does not tell bytes apart by type (the redis world).
+    pub bytes_per_node_s: Option<f64>,
+    /// Mean message size, bytes.
+    pub bytes_per_msg: Option<f64>,
 }
 
 /// Ping overhead (DESIGN §3): membership datagrams (PING, PONG, MEET) per node per second.

@@ -78,7 +78,7 @@ fn a_crash_among_twelve_udp_nodes_is_failed_everywhere_and_the_report_names_the_
     );
     let types = s.overhead_by_type.as_ref().unwrap();
     let msgs: f64 = types.iter().map(|t| t.msgs_per_node_s).sum();
-    let bytes: f64 = types.iter().map(|t| t.bytes_per_node_s).sum();
+    let bytes: f64 = types.iter().map(|t| t.bytes_per_node_s.unwrap()).sum();
     assert!(
         (msgs - m.mean).abs() < 1e-6 * m.mean.max(1.0),
         "{msgs} vs {m:?}"

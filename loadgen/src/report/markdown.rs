@@ -86,10 +86,16 @@ pub fn render(r: &Report) -> String {
                 "| type | datagrams/node/s | bytes/node/s | bytes/datagram |\n|---|---:|---:|---:|"
             );
             for t in types {
+                let or_dash = |v: Option<f64>, digits: usize| {
+                    v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
+                };
                 let _ = writeln!(
                     o,
-                    "| {} | {:.3} | {:.1} | {:.0} |",
-                    t.kind, t.msgs_per_node_s, t.bytes_per_node_s, t.bytes_per_msg
+                    "| {} | {:.3} | {} | {} |",
+                    t.kind,
+                    t.msgs_per_node_s,
+                    or_dash(t.bytes_per_node_s, 1),
+                    or_dash(t.bytes_per_msg, 0)
                 );
             }
             o.push('\n');

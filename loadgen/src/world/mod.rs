@@ -1,32 +1,229 @@
-//! Worlds that run a scenario's trials: the simulator (membership in virtual
-//! time), the epidemic-only model (lockstep rounds at scale), and real UDP
-//! nodes on loopback (membership in wall-clock time).
+//! Worlds that run a scenario's trials, behind one trait.
+//!
+//! A [`World`] is one trial's nodes in one kind of world: the simulator
+//! (membership in virtual time, [`sim`]), real UDP nodes on loopback
+//! ([`udp`]), or a real Redis Cluster ([`redis`]). Each does only what is
+//! specific to it (start, crash, pause a node, shape the network, report what
+//! its nodes saw); the one timeline interpreter, [`crate::timeline`], acts
+//! the scenario out on any of them and computes every figure the same way.
+//! The epidemic-only model ([`epidemic`]) has no nodes to act on: it runs
+//! Demers' model of one update in lockstep rounds, and shares only the trial
+//! plumbing here (seeds, threads, stop flag, progress).
 
 pub mod epidemic;
+pub mod redis;
 pub mod sim;
 pub mod udp;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::Result;
+use gossip_core::Instant;
 
-use crate::observe::Trial;
+use crate::observe::{Resources, Trial};
 use crate::progress::Progress;
 use crate::scenario::{Scenario, WorldKind};
 
-/// The nodes an item about node `about` should reach, of those running at
-/// the end (`up`), never `about` itself: all of them, or, when each node holds
-/// a partial view (`Config::partial_view`), only the `holders` (sorted): the
-/// nodes that held it at its crash (a FAIL) or at the end (a join). The
-/// others have no reason to learn of it.
-pub(crate) fn audience(
-    up: impl Iterator<Item = usize>,
-    holders: Option<&[usize]>,
-    about: usize,
-) -> Vec<usize> {
-    up.filter(|&n| n != about && holders.is_none_or(|h| h.binary_search(&n).is_ok()))
-        .collect()
+/// What a node saw of another node (or of an update), in its world's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The node that saw it (trial index).
+    pub node: usize,
+    /// When, on the world's clock.
+    pub at: Instant,
+    /// What.
+    pub what: What,
+}
+
+/// The observations the figures are made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// It learned that the node exists.
+    Discovered(usize),
+    /// It suspects the node (PFAIL).
+    Pfail(usize),
+    /// It holds the node FAIL.
+    Fail(usize),
+    /// It took a published update as news.
+    Update(ItemKey),
+}
+
+/// Something disseminated whose spread is measured (DESIGN §3), by trial
+/// indices: "node X exists", "node X is FAIL", or a published update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKey {
+    /// A node joined.
+    Join(usize),
+    /// A node is FAIL.
+    Fail(usize),
+    /// An update `(key id, version)` published by node `origin`.
+    Update {
+        /// The publishing node.
+        origin: usize,
+        /// The key's id (`gossip_core::wire::key_id`).
+        key: u64,
+        /// Its version.
+        version: u64,
+    },
+}
+
+/// A change to the network between the nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    /// These nodes and the rest stop hearing each other.
+    Partition(Vec<usize>),
+    /// Every partition ends.
+    Heal,
+    /// Each datagram is lost with this probability.
+    Loss(f64),
+    /// One-way latency becomes this many ms.
+    Latency(f64),
+}
+
+/// What a publish did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Published {
+    /// The node took it: the item, injected at `at`.
+    Item {
+        /// The update.
+        key: ItemKey,
+        /// When it was published.
+        at: Instant,
+    },
+    /// The node refused it (a store cap), saying why.
+    Refused(String),
+    /// The node is not running.
+    NotRunning,
+}
+
+/// One node's membership upkeep sent so far (DESIGN §3, ping overhead), by
+/// message type in [`UPKEEP`] order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upkeep {
+    /// When the counters were read, on the world's clock.
+    pub at: Instant,
+    /// Which life of the node they count (a restart starts again at 0).
+    pub life: u32,
+    /// Messages sent, by type.
+    pub msgs: [u64; UPKEEP.len()],
+    /// Payload bytes sent by type, where the world tells types apart.
+    pub bytes: Option<[u64; UPKEEP.len()]>,
+    /// Payload bytes of all upkeep messages.
+    pub bytes_total: u64,
+    /// Bytes on the wire: payload plus the headers below it.
+    pub wire_bytes: u64,
+}
+
+/// Membership message types, as ping overhead counts them (DESIGN §3).
+pub const UPKEEP: [&str; 3] = ["ping", "pong", "meet"];
+
+/// What a world adds to a finished trial.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extras {
+    /// Simulator events processed.
+    pub sim_events: u64,
+    /// The simulator's trace hash.
+    pub trace_hash: Option<String>,
+    /// The datapath or server the nodes ran on.
+    pub datapath: Option<String>,
+    /// What running real nodes cost.
+    pub resources: Option<Resources>,
+}
+
+/// One trial's nodes in one world, acted on by [`crate::timeline`]. Nodes
+/// are trial indices: `0..cluster.nodes` run from the start, the rest join
+/// later. An action a world cannot do is refused before the trial starts
+/// ([`WorldKind::check`]); the methods' defaults refuse it again, naming it.
+pub trait World {
+    /// The world's clock.
+    fn now(&self) -> Instant;
+    /// How far one step of the interpreter goes between two looks at what
+    /// the nodes saw (a tick in the simulator, a poll on real nodes).
+    fn step(&self) -> Duration;
+    /// Runs (or waits) until `until`.
+    ///
+    /// # Errors
+    /// A world that broke (a server or I/O thread gone).
+    fn advance(&mut self, until: Instant) -> Result<()>;
+    /// Moves what the nodes saw since the last call into `out`.
+    ///
+    /// # Errors
+    /// A world that broke.
+    fn drain(&mut self, out: &mut Vec<Seen>) -> Result<()>;
+    /// Starts node `n`, a joiner, meeting node `meet`.
+    ///
+    /// # Errors
+    /// The node could not start.
+    fn start(&mut self, n: usize, meet: usize) -> Result<()>;
+    /// Stops node `n` at once, losing its state.
+    ///
+    /// # Errors
+    /// The node could not be stopped.
+    fn crash(&mut self, n: usize) -> Result<()>;
+    /// Starts crashed node `n` again, meeting node `meet`.
+    ///
+    /// # Errors
+    /// The node could not start.
+    fn restart(&mut self, n: usize, meet: usize) -> Result<()>;
+    /// Freezes node `n`, keeping its state.
+    ///
+    /// # Errors
+    /// The node could not be paused.
+    fn pause(&mut self, n: usize) -> Result<()>;
+    /// Lets paused node `n` run again.
+    ///
+    /// # Errors
+    /// The node could not be resumed.
+    fn resume(&mut self, n: usize) -> Result<()>;
+    /// Changes the network.
+    ///
+    /// # Errors
+    /// A world without a network to shape.
+    fn shape(&mut self, change: &Shape) -> Result<()> {
+        anyhow::bail!("{change:?}: this world cannot shape its network")
+    }
+    /// Node `n` publishes `value` under `key`.
+    ///
+    /// # Errors
+    /// A world whose nodes carry no data.
+    fn publish(&mut self, n: usize, key: &[u8], value: &[u8]) -> Result<Published> {
+        let _ = (n, key, value);
+        anyhow::bail!("publish: this world's nodes carry no published data")
+    }
+    /// Whether datagrams from `a` reach `b` (false across a partition).
+    fn connected(&self, a: usize, b: usize) -> bool {
+        let _ = (a, b);
+        true
+    }
+    /// With partial views, the running nodes (ascending) that hold node
+    /// `n` as a member; `None` when every node holds every other.
+    fn holders(&mut self, n: usize) -> Option<Vec<usize>>;
+    /// Starts counting the copies of `item` each node receives.
+    fn track(&mut self, item: ItemKey);
+    /// Copies of `item` each node (by trial index) received so far, or
+    /// `None` where the world cannot count them.
+    fn copies(&mut self, item: ItemKey) -> Option<Vec<u32>>;
+    /// Upkeep counters of nodes `0..nodes`; `None` for a node not running.
+    fn upkeep(&mut self, nodes: usize) -> Vec<Option<Upkeep>>;
+    /// The measured window starts now (real worlds read their resource
+    /// counters here).
+    fn window_starts(&mut self) {}
+    /// Ends the trial: stops every node; `node_s` is node-seconds run in the
+    /// window, for costs per node-second.
+    ///
+    /// # Errors
+    /// A world that did not stop cleanly.
+    fn finish(self: Box<Self>, node_s: f64) -> Result<Extras>;
+}
+
+/// Mixed into the trial seed for the choice of publishing nodes.
+pub(crate) const PUBLISH_SEED: u64 = 0x7075_626c_6973_6800;
+
+/// Trial `i`'s seed under base seed `base`, whatever the world or thread count.
+pub fn trial_seed(base: u64, i: usize) -> u64 {
+    gossip_core::epidemic::population::trial_seed(base, i as u64)
 }
 
 /// What a run shares with its trials: the stop flag (Ctrl-C) and the progress bar.
@@ -116,7 +313,9 @@ pub fn parallel_trials(
         .collect())
 }
 
-/// Runs a scenario's trials in its world.
+/// Runs a scenario's trials in its world: the epidemic model's in parallel,
+/// the simulator's on up to `threads` threads, real worlds' one after
+/// another (each trial owns the machine).
 ///
 /// # Errors
 /// A scenario the world refuses, or a world that cannot start.
@@ -124,9 +323,38 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
     if s.epidemic.is_some() {
         return epidemic::run(s, threads, control);
     }
+    s.cluster.world.check(s)?;
+    s.profile.config()?;
+    let trial = |i: usize| -> Result<Option<Trial>> {
+        let seed = trial_seed(s.run.seed, i);
+        let world: Box<dyn World> = match s.cluster.world {
+            WorldKind::Sim => Box::new(sim::SimWorld::start(s, seed)?),
+            WorldKind::Udp => Box::new(udp::UdpWorld::start(s, seed)?),
+            WorldKind::Redis => redis::start(s, i, control)?,
+        };
+        crate::timeline::drive(world, s, i, seed, control)
+    };
     match s.cluster.world {
-        WorldKind::Sim => sim::run(s, threads, control),
-        WorldKind::Udp => udp::run(s, control),
+        WorldKind::Sim => parallel_trials(s.run.trials, threads, control, trial),
+        WorldKind::Udp | WorldKind::Redis => {
+            if s.cluster.world == WorldKind::Udp {
+                // A socket binds on 127.0.0.1 even where loopback is down (a
+                // bare network namespace); only a datagram tells.
+                udp::can_start()
+                    .map_err(|e| anyhow::Error::new(udp::CannotStart(format!("{e:#}"))))?;
+            }
+            let mut out = Vec::new();
+            for i in 0..s.run.trials {
+                if control.stopped() {
+                    break;
+                }
+                match trial(i)? {
+                    Some(t) => out.push(t),
+                    None => break,
+                }
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -134,7 +362,8 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
 pub fn units_per_trial(s: &Scenario) -> u64 {
     match s.epidemic {
         Some(_) => 1,
-        None => sim::units_per_trial(s),
+        // Seconds of the world's clock.
+        None => (s.run.warmup_s + s.run.duration_s).ceil() as u64,
     }
 }
 

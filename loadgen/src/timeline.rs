@@ -1,0 +1,744 @@
+//! The one timeline interpreter: acts a scenario out on any [`World`] and
+//! turns what its nodes saw into one [`Trial`], the same way in every world.
+//!
+//! A trial: the world starts `cluster.nodes` nodes; the warm-up passes; the
+//! timeline's steps run at their times (joins, crashes, restarts, pauses,
+//! network changes, publishes); the window ends. Between steps the
+//! interpreter advances the world one [`World::step`] at a time and reads
+//! what the nodes saw, so that it can count false FAILs as they happen and
+//! note the moment each item has reached every live node (its copies are
+//! read then: later ones are upkeep, not dissemination). Figures follow
+//! DESIGN §3 and `docs/report-schema.md`.
+
+use std::time::{Duration, Instant as WallClock};
+
+use anyhow::{anyhow, Result};
+use gossip_core::rng::Rng;
+use gossip_core::Instant;
+
+use crate::observe::{Detection, Item, Mark, MeanMax, Overhead, Trial, TypeRate};
+use crate::scenario::{schedule, Action, ActionKind, Scenario};
+use crate::world::PUBLISH_SEED;
+use crate::world::{Control, ItemKey, Published, Seen, Shape, Upkeep, What, World, UPKEEP};
+
+/// FAIL items measured beyond the crashes' own: FAILs of nodes nobody
+/// crashed (a partition, a pause, loss), measured like any other.
+pub(crate) const EXTRA_FAIL_ITEMS: usize = 16;
+
+/// Runs one trial of `s` in `world`; `None` if stopped before the end. The
+/// world is finished (its nodes stopped) whatever happens.
+///
+/// # Errors
+/// A world that broke, or an action it refused.
+pub fn drive(
+    world: Box<dyn World>,
+    s: &Scenario,
+    index: usize,
+    seed: u64,
+    control: &Control,
+) -> Result<Option<Trial>> {
+    let started = WallClock::now();
+    let config = s.profile.config()?;
+    let mut d = Drive::new(world, s, config.partial_view(), seed, control);
+    let parts = d.act_out(s);
+    let node_s = d.up_us.iter().sum::<u64>() as f64 / 1e6;
+    let (progressed, false_fails) = (d.progressed, d.false_fails);
+    // The nodes stop whatever happened; the trial's own error comes first.
+    let extras = d.world.finish(node_s);
+    let Some((items, detections, overhead, marks)) = parts? else {
+        return extras.map(|_| None);
+    };
+    let extras = extras?;
+    control
+        .progress
+        .inc(crate::world::units_per_trial(s).saturating_sub(progressed));
+    Ok(Some(Trial {
+        index,
+        seed,
+        nodes: s.cluster.nodes,
+        window_s: s.run.duration_s,
+        overhead,
+        items,
+        detections,
+        false_fails,
+        node_hours: node_s / 3600.0,
+        epidemic: None,
+        timeline: marks,
+        wall_s: started.elapsed().as_secs_f64(),
+        sim_events: extras.sim_events,
+        trace_hash: extras.trace_hash,
+        datapath: extras.datapath,
+        resources: extras.resources,
+    }))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Not started yet: a joiner waiting for its time.
+    Held,
+    Up,
+    Paused,
+    Down,
+}
+
+/// One measured item: its key, where it started, and each node's first
+/// reception.
+struct Tracked {
+    key: ItemKey,
+    /// The node it is about (joins and FAILs).
+    about: Option<usize>,
+    /// The node that published it (updates).
+    origin: Option<usize>,
+    /// When it was created: a join's start, a publish, a crash, or (for a FAIL
+    /// nobody crashed) the first FAIL. Receptions before it do not count.
+    since: Instant,
+    /// With partial views, the nodes that held a crashed node at its crash.
+    holders: Option<Vec<usize>>,
+    /// First reception at each node.
+    firsts: Vec<Option<Instant>>,
+    /// Copies at each node when every live node had it (joins and FAILs).
+    completed: Option<Vec<u32>>,
+}
+
+type Parts = (Vec<Item>, Vec<Detection>, Option<Overhead>, Vec<Mark>);
+
+/// A trial in progress.
+struct Drive<'a> {
+    world: Box<dyn World>,
+    control: &'a Control,
+    partial: bool,
+    origin: Instant,
+    warmup: Instant,
+    status: Vec<Status>,
+    /// Since when each node has been up (None: not up).
+    up_since: Vec<Option<Instant>>,
+    /// Microseconds each node was up within the measured window.
+    up_us: Vec<u64>,
+    /// PFAILs and FAILs, for the detections.
+    log: Vec<Seen>,
+    seen: Vec<Seen>,
+    false_fails: u64,
+    progressed: u64,
+    next_join: usize,
+    /// Nodes started before the timeline.
+    initial: usize,
+    /// (node, when, its holders then if views are partial) for each crash.
+    crashed: Vec<(usize, Instant, Option<Vec<usize>>)>,
+    paused: Vec<usize>,
+    marks: Vec<Mark>,
+    items: Vec<Tracked>,
+    /// FAIL items of nodes nobody crashed still allowed.
+    extra_fails: usize,
+    /// Picks the node each publish without a `node` runs on.
+    rng: Rng,
+}
+
+impl<'a> Drive<'a> {
+    fn new(
+        world: Box<dyn World>,
+        s: &Scenario,
+        partial: bool,
+        seed: u64,
+        control: &'a Control,
+    ) -> Self {
+        let total = s.cluster.nodes + s.joins();
+        let origin = world.now();
+        let warmup = origin + secs(s.run.warmup_s);
+        Drive {
+            world,
+            control,
+            partial,
+            origin,
+            warmup,
+            status: (0..total)
+                .map(|n| match n < s.cluster.nodes {
+                    true => Status::Up,
+                    false => Status::Held,
+                })
+                .collect(),
+            up_since: (0..total)
+                .map(|n| (n < s.cluster.nodes).then_some(origin))
+                .collect(),
+            up_us: vec![0; total],
+            log: Vec::new(),
+            seen: Vec::new(),
+            false_fails: 0,
+            progressed: 0,
+            next_join: s.cluster.nodes,
+            initial: s.cluster.nodes,
+            crashed: Vec::new(),
+            paused: Vec::new(),
+            marks: Vec::new(),
+            items: Vec::new(),
+            extra_fails: EXTRA_FAIL_ITEMS,
+            rng: Rng::new(seed ^ PUBLISH_SEED),
+        }
+    }
+
+    /// Warm-up, timeline, window; then the figures. `None` if stopped.
+    fn act_out(&mut self, s: &Scenario) -> Result<Option<Parts>> {
+        let end = self.warmup + secs(s.run.duration_s);
+        if !self.advance(self.warmup)? {
+            return Ok(None);
+        }
+        self.world.window_starts();
+        let before = self.world.upkeep(s.cluster.nodes);
+        let mut overhead = None;
+        for (at_s, i, step) in schedule(&s.timeline) {
+            if !self.advance(self.warmup + secs(at_s))? {
+                return Ok(None);
+            }
+            if overhead.is_none() {
+                overhead = measure_overhead(&before, &self.world.upkeep(s.cluster.nodes));
+            }
+            self.act(i, step, &s.timeline[i])?;
+        }
+        if !self.advance(end)? {
+            return Ok(None);
+        }
+        if overhead.is_none() {
+            overhead = measure_overhead(&before, &self.world.upkeep(s.cluster.nodes));
+        }
+        let now = self.world.now();
+        for n in 0..self.status.len() {
+            self.set_status(n, self.status[n], now);
+        }
+        let detections = self.detections();
+        let tick = s.profile.config()?.tick();
+        let items = self.items(tick);
+        Ok(Some((
+            items,
+            detections,
+            overhead,
+            std::mem::take(&mut self.marks),
+        )))
+    }
+
+    /// Advances the world to `until` a step at a time, reading what its
+    /// nodes saw after each step; false if stopped.
+    fn advance(&mut self, until: Instant) -> Result<bool> {
+        let step = self.world.step();
+        loop {
+            if self.control.stopped() {
+                return Ok(false);
+            }
+            let now = self.world.now();
+            let done = (now - self.origin).as_secs();
+            if done > self.progressed {
+                self.control.progress.inc(done - self.progressed);
+                self.progressed = done;
+            }
+            if now >= until {
+                return Ok(true);
+            }
+            self.world.advance((now + step).min(until))?;
+            self.observe()?;
+            self.note_completions();
+        }
+    }
+
+    /// Takes in what the nodes saw: false FAILs, first receptions, the log.
+    fn observe(&mut self) -> Result<()> {
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.clear();
+        self.world.drain(&mut seen)?;
+        for e in &seen {
+            match e.what {
+                What::Fail(x) => {
+                    // A FAIL is false when the failed node was running and
+                    // reachable from the node that declared it. Status and
+                    // partitions change only at timeline steps, between two
+                    // reads, so "now" is the status it was declared under.
+                    if self.status.get(x) == Some(&Status::Up)
+                        && self.world.connected(e.node, x)
+                        && self.world.connected(x, e.node)
+                    {
+                        self.false_fails += 1;
+                    }
+                    let known = self
+                        .items
+                        .iter()
+                        .any(|t| t.key == ItemKey::Fail(x) && e.at >= t.since);
+                    if !known && self.extra_fails > 0 && x < self.status.len() {
+                        // A FAIL of a node nobody crashed: measured too.
+                        self.extra_fails -= 1;
+                        self.world.track(ItemKey::Fail(x));
+                        let total = self.status.len();
+                        self.items.push(Tracked {
+                            key: ItemKey::Fail(x),
+                            about: Some(x),
+                            origin: None,
+                            since: e.at,
+                            holders: None,
+                            firsts: vec![None; total],
+                            completed: None,
+                        });
+                    }
+                    self.first(ItemKey::Fail(x), e);
+                    self.log.push(*e);
+                }
+                What::Pfail(_) => self.log.push(*e),
+                What::Discovered(x) => self.first(ItemKey::Join(x), e),
+                What::Update(key) => self.first(key, e),
+            }
+        }
+        self.seen = seen;
+        Ok(())
+    }
+
+    /// Records `e` as a first reception of `key` (the latest such item).
+    fn first(&mut self, key: ItemKey, e: &Seen) {
+        if let Some(t) = self
+            .items
+            .iter_mut()
+            .rev()
+            .find(|t| t.key == key && e.at >= t.since)
+        {
+            if let Some(f) = t.firsts.get_mut(e.node) {
+                if f.is_none_or(|f| e.at < f) {
+                    *f = Some(e.at);
+                }
+            }
+        }
+    }
+
+    /// Reads the copies of each join and FAIL that has just reached every
+    /// live node (with partial views, a FAIL every holder of the crashed
+    /// node). A join in partial views concerns the holders at the end,
+    /// unknown until then: its copies are read at the end.
+    fn note_completions(&mut self) {
+        for k in 0..self.items.len() {
+            let t = &self.items[k];
+            if t.completed.is_some() || matches!(t.key, ItemKey::Update { .. }) {
+                continue;
+            }
+            if self.partial && matches!(t.key, ItemKey::Join(_)) {
+                continue;
+            }
+            let all = (0..self.status.len())
+                .filter(|&n| self.status[n] == Status::Up && Some(n) != t.about)
+                .filter(|n| {
+                    t.holders
+                        .as_ref()
+                        .is_none_or(|h| h.binary_search(n).is_ok())
+                })
+                .all(|n| t.firsts[n].is_some());
+            if all {
+                let key = t.key;
+                self.items[k].completed = Some(self.world.copies(key).unwrap_or_default());
+            }
+        }
+    }
+
+    fn t(&self, at: Instant) -> f64 {
+        (at.as_micros() as f64 - self.warmup.as_micros() as f64) / 1e6
+    }
+
+    fn mark(&mut self, at: Instant, what: String) {
+        let t_s = self.t(at);
+        self.marks.push(Mark { t_s, what });
+    }
+
+    /// Records node `n`'s new status at `at`, accounting up-time in the window.
+    fn set_status(&mut self, n: usize, status: Status, at: Instant) {
+        if let Some(since) = self.up_since[n].take() {
+            let from = since.max(self.warmup);
+            if at > from {
+                self.up_us[n] += (at - from).as_micros() as u64;
+            }
+        }
+        if status == Status::Up {
+            self.up_since[n] = Some(at);
+        }
+        self.status[n] = status;
+    }
+
+    fn up_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.status.len()).filter(|&n| self.status[n] == Status::Up)
+    }
+
+    /// The node a joiner or a restarted node meets: the lowest running one
+    /// other than itself (node 0 unless it is down).
+    fn meet_for(&self, n: usize) -> usize {
+        self.up_nodes().find(|&m| m != n).unwrap_or(0)
+    }
+
+    fn new_item(
+        &mut self,
+        key: ItemKey,
+        about: Option<usize>,
+        origin: Option<usize>,
+        since: Instant,
+    ) {
+        let total = self.status.len();
+        self.items.push(Tracked {
+            key,
+            about,
+            origin,
+            since,
+            holders: None,
+            firsts: vec![None; total],
+            completed: None,
+        });
+    }
+
+    /// Applies step `step` of timeline action `i` now.
+    fn act(&mut self, i: usize, step: u32, a: &Action) -> Result<()> {
+        // The default subject of a crash or a pause: the last node running.
+        let running = |st: &[Status]| (1..st.len()).rev().find(|&n| st[n] == Status::Up);
+        let now = self.world.now();
+        match a.action {
+            ActionKind::Join => {
+                let n = self.next_join;
+                self.next_join += 1;
+                let meet = self.meet_for(n);
+                self.new_item(ItemKey::Join(n), Some(n), None, now);
+                self.world.track(ItemKey::Join(n));
+                self.world
+                    .start(n, meet)
+                    .map_err(|e| anyhow!("join of node {n}: {e:#}"))?;
+                self.set_status(n, Status::Up, now);
+                self.mark(now, format!("node {n} joins"));
+            }
+            ActionKind::Crash => {
+                let Some(n) = a.node.or_else(|| running(&self.status)) else {
+                    return Ok(());
+                };
+                let holders = self.world.holders(n);
+                self.world
+                    .crash(n)
+                    .map_err(|e| anyhow!("crash of node {n}: {e:#}"))?;
+                self.set_status(n, Status::Down, now);
+                self.new_item(ItemKey::Fail(n), Some(n), None, now);
+                if let Some(t) = self.items.last_mut() {
+                    t.holders.clone_from(&holders);
+                }
+                self.world.track(ItemKey::Fail(n));
+                self.crashed.push((n, now, holders));
+                self.mark(now, format!("node {n} crashes"));
+            }
+            ActionKind::Restart => {
+                let Some(n) = a.node.or_else(|| self.crashed.last().map(|c| c.0)) else {
+                    return Ok(());
+                };
+                let meet = self.meet_for(n);
+                self.world
+                    .restart(n, meet)
+                    .map_err(|e| anyhow!("restart of node {n}: {e:#}"))?;
+                let at = self.world.now();
+                self.set_status(n, Status::Up, at);
+                self.mark(now, format!("node {n} restarts"));
+            }
+            ActionKind::Pause => {
+                let Some(n) = a.node.or_else(|| running(&self.status)) else {
+                    return Ok(());
+                };
+                self.world
+                    .pause(n)
+                    .map_err(|e| anyhow!("pause of node {n}: {e:#}"))?;
+                self.set_status(n, Status::Paused, now);
+                self.paused.push(n);
+                self.mark(now, format!("node {n} pauses"));
+            }
+            ActionKind::Resume => {
+                let Some(n) = a.node.or_else(|| self.paused.pop()) else {
+                    return Ok(());
+                };
+                self.world
+                    .resume(n)
+                    .map_err(|e| anyhow!("resume of node {n}: {e:#}"))?;
+                self.set_status(n, Status::Up, now);
+                self.mark(now, format!("node {n} resumes"));
+            }
+            ActionKind::Partition => {
+                // The first side takes a fraction of the starting nodes, plus
+                // every node joining (they meet node 0, so they belong with it).
+                let f = a.fraction.unwrap_or(0.5);
+                let k = ((self.initial as f64) * f).round() as usize;
+                let side: Vec<usize> = (0..k).chain(self.initial..self.status.len()).collect();
+                self.world.shape(&Shape::Partition(side))?;
+                self.mark(now, format!("partition: nodes 0..{k} and joiners | rest"));
+            }
+            ActionKind::Heal => {
+                self.world.shape(&Shape::Heal)?;
+                self.mark(now, "partition heals".into());
+            }
+            ActionKind::Loss => {
+                let p = a.value.unwrap_or(0.0);
+                self.world.shape(&Shape::Loss(p))?;
+                self.mark(now, format!("loss {:.1} %", p * 100.0));
+            }
+            ActionKind::Latency => {
+                let ms = a.value.unwrap_or(0.0);
+                self.world.shape(&Shape::Latency(ms))?;
+                self.mark(now, format!("latency {ms} ms"));
+            }
+            ActionKind::Publish => self.publish(i, step, a, now)?,
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, i: usize, step: u32, a: &Action, now: Instant) -> Result<()> {
+        let n = match a.node {
+            Some(n) => n,
+            None => {
+                let up: Vec<usize> = self.up_nodes().collect();
+                if up.is_empty() {
+                    return Ok(());
+                }
+                up[self.rng.index(up.len())]
+            }
+        };
+        if step == 0 {
+            self.mark(now, publish_mark(a));
+        }
+        let key = publish_key(i, step);
+        match self
+            .world
+            .publish(n, key.as_bytes(), &publish_value(step))?
+        {
+            Published::Item { key, at } => {
+                self.new_item(key, None, Some(n), at);
+                self.world.track(key);
+            }
+            // A store cap refused it, or the named node is not running:
+            // nothing spreads, nothing to measure.
+            Published::Refused(why) => {
+                self.mark(now, format!("node {n} refused update {key}: {why}"))
+            }
+            Published::NotRunning => self.mark(
+                now,
+                format!("node {n} is not running: update {key} not published"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Failure detection for each crash, from the log.
+    fn detections(&mut self) -> Vec<Detection> {
+        let mut out = Vec::new();
+        for (x, at, holders) in self.crashed.clone() {
+            let mut pfail: Option<Instant> = None;
+            let mut fails: Vec<Option<Instant>> = vec![None; self.status.len()];
+            for e in self.log.iter().filter(|e| e.at >= at) {
+                match e.what {
+                    What::Pfail(y) if y == x => pfail = Some(pfail.map_or(e.at, |p| p.min(e.at))),
+                    What::Fail(y) if y == x => {
+                        let f = &mut fails[e.node];
+                        if f.is_none_or(|f| e.at < f) {
+                            *f = Some(e.at);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let fail = fails.iter().flatten().min().copied();
+            let live = audience(self.up_nodes(), holders.as_deref(), x);
+            let all = live
+                .iter()
+                .map(|&n| fails[n])
+                .try_fold(at, |a, t| t.map(|t| a.max(t)));
+            let rel = |t: Option<Instant>| t.map(|t| (t - at).as_secs_f64());
+            let d = Detection {
+                node: x,
+                crashed_s: self.t(at),
+                first_pfail_s: rel(pfail),
+                first_fail_s: rel(fail),
+                all_fail_s: if live.is_empty() { None } else { rel(all) },
+            };
+            self.marks.extend(d.marks());
+            out.push(d);
+        }
+        self.marks.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+        out
+    }
+
+    /// Every item at every node running at the end, in the order they were
+    /// injected.
+    fn items(&mut self, tick: Duration) -> Vec<Item> {
+        let mut out = Vec::new();
+        for k in 0..self.items.len() {
+            let key = self.items[k].key;
+            // Joins and FAILs: copies until the last live node had it (later
+            // ones are upkeep). Updates: every copy (rumors die out, and
+            // anti-entropy sends only what a peer lacks).
+            let counts = match (&self.items[k].completed, key) {
+                (Some(c), ItemKey::Join(_) | ItemKey::Fail(_)) => Some(c.clone()),
+                _ => self.world.copies(key),
+            };
+            // With partial views a join concerns the nodes that hold the
+            // joiner at the end.
+            let holders = match key {
+                ItemKey::Join(j) => self.world.holders(j),
+                _ => self.items[k].holders.clone(),
+            };
+            let t = &self.items[k];
+            // A FAIL spreads from the first node that declared it: the item is
+            // injected then, not at the crash (detection is measured apart).
+            let injected = match key {
+                ItemKey::Fail(_) => t.firsts.iter().flatten().min().copied().unwrap_or(t.since),
+                _ => t.since,
+            };
+            let live = audience(
+                self.up_nodes().filter(|&n| Some(n) != t.origin),
+                holders.as_deref(),
+                t.about.unwrap_or(usize::MAX),
+            );
+            let mut latencies_us = Vec::new();
+            let mut receptions = Vec::new();
+            for &n in &live {
+                if let Some(first) = t.firsts[n] {
+                    latencies_us.push(first.as_micros().saturating_sub(injected.as_micros()));
+                    // A node that declared a FAIL itself (by quorum) was not
+                    // reached by dissemination: it has no copies to count.
+                    let copies = counts.as_ref().and_then(|c| c.get(n)).copied().unwrap_or(0);
+                    if copies > 0 {
+                        receptions.push(copies);
+                    }
+                }
+            }
+            // Demers' traffic m: copies delivered (every update-carrying
+            // datagram, counted at its receiver) per node running, the origin
+            // included; equal to messages sent per node without loss.
+            let traffic = match (key, &counts) {
+                (ItemKey::Update { .. }, Some(c)) => {
+                    let running = live.len() + usize::from(t.origin.is_some());
+                    Some(
+                        c.iter().map(|&x| u64::from(x)).sum::<u64>() as f64 / running.max(1) as f64,
+                    )
+                }
+                _ => None,
+            };
+            out.push(Item {
+                kind: match key {
+                    ItemKey::Join(_) => "join",
+                    ItemKey::Fail(_) => "fail",
+                    ItemKey::Update { .. } => "update",
+                }
+                .into(),
+                about: t.about,
+                traffic,
+                injected_s: self.t(injected),
+                live: live.len(),
+                reached: latencies_us.len(),
+                latencies_us,
+                receptions,
+                round_us: tick.as_micros() as u64,
+            });
+        }
+        out.sort_by(|a, b| a.injected_s.total_cmp(&b.injected_s));
+        out
+    }
+}
+
+/// The nodes an item about node `about` should reach, of those running at
+/// the end (`up`), never `about` itself: all of them, or, when each node holds
+/// a partial view (`Config::partial_view`), only the `holders` (sorted): the
+/// nodes that held it at its crash (a FAIL) or at the end (a join). The
+/// others have no reason to learn of it.
+fn audience(
+    up: impl Iterator<Item = usize>,
+    holders: Option<&[usize]>,
+    about: usize,
+) -> Vec<usize> {
+    up.filter(|&n| n != about && holders.is_none_or(|h| h.binary_search(&n).is_ok()))
+        .collect()
+}
+
+/// Ping overhead between two readings of the nodes' upkeep counters: each
+/// node's rate over the interval between its two readings; nodes not running
+/// (or restarted) at either reading are left out.
+fn measure_overhead(before: &[Option<Upkeep>], after: &[Option<Upkeep>]) -> Option<Overhead> {
+    let pairs: Vec<(&Upkeep, &Upkeep)> = before
+        .iter()
+        .zip(after)
+        .filter_map(|(b, a)| match (b, a) {
+            (Some(b), Some(a)) if a.life == b.life && a.at > b.at => Some((b, a)),
+            _ => None,
+        })
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let window_s = pairs
+        .iter()
+        .map(|(b, a)| (a.at - b.at).as_secs_f64())
+        .sum::<f64>()
+        / pairs.len() as f64;
+    let mut msgs = Vec::new();
+    let mut bytes = Vec::new();
+    let mut wire = Vec::new();
+    let mut by_kind = [(0f64, Some(0f64)); UPKEEP.len()];
+    for (b, a) in &pairs {
+        let secs = (a.at - b.at).as_secs_f64();
+        let mut m = 0;
+        for (k, kind) in by_kind.iter_mut().enumerate() {
+            let dm = a.msgs[k].saturating_sub(b.msgs[k]);
+            m += dm;
+            kind.0 += dm as f64 / secs;
+            kind.1 = match (kind.1, a.bytes, b.bytes) {
+                (Some(sum), Some(x), Some(y)) => {
+                    Some(sum + x[k].saturating_sub(y[k]) as f64 / secs)
+                }
+                _ => None,
+            };
+        }
+        msgs.push(m as f64 / secs);
+        bytes.push(a.bytes_total.saturating_sub(b.bytes_total) as f64 / secs);
+        wire.push(a.wire_bytes.saturating_sub(b.wire_bytes) as f64 / secs);
+    }
+    let n = pairs.len() as f64;
+    let by_type = UPKEEP
+        .iter()
+        .zip(by_kind)
+        .map(|(kind, (m, b))| TypeRate {
+            kind: (*kind).into(),
+            msgs_per_node_s: m / n,
+            bytes_per_node_s: b.map(|b| b / n),
+            bytes_per_msg: b.map(|b| if m > 0.0 { b / m } else { 0.0 }),
+        })
+        .collect();
+    Some(Overhead {
+        window_s,
+        nodes: pairs.len(),
+        msgs_per_node_s: mean_max(&msgs),
+        bytes_per_node_s: mean_max(&bytes),
+        wire_bytes_per_node_s: mean_max(&wire),
+        by_type,
+    })
+}
+
+fn mean_max(xs: &[f64]) -> MeanMax {
+    MeanMax {
+        mean: xs.iter().sum::<f64>() / xs.len().max(1) as f64,
+        max: xs.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+/// The key a publish step writes: one key per update, so each is its own item.
+pub fn publish_key(action: usize, step: u32) -> String {
+    format!("loadgen/{action}/{step}")
+}
+
+/// The value a publish step writes: 16 bytes.
+fn publish_value(step: u32) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..4].copy_from_slice(&step.to_be_bytes());
+    v
+}
+
+/// The timeline's note for a publish action.
+fn publish_mark(a: &Action) -> String {
+    let count = a.count.unwrap_or(1);
+    let from = a
+        .node
+        .map_or("random running nodes".to_string(), |n| format!("node {n}"));
+    match a.rate {
+        Some(r) if count > 1 => format!("{count} updates published at {r}/s from {from}"),
+        _ => format!("{count} update(s) published from {from}"),
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}

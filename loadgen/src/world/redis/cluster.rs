@@ -1,0 +1,1 @@
+//! Driver for real redis-server processes in cluster mode.
