@@ -320,10 +320,12 @@ impl Node {
     pub(crate) fn handle_data(&mut self, i: usize, from: Endpoint, body: Body<'_>) {
         if !self.peers.get(i).is_member() {
             self.stats.data.from_non_member += 1;
+            self.count_unread(body, None);
             return;
         }
         if self.config.dissemination() == Dissemination::Off {
             self.stats.data.disabled += 1;
+            self.count_unread(body, None);
             return;
         }
         match body {
@@ -418,6 +420,7 @@ impl Node {
     /// Merges one received entry; returns whether this node already knew it
     /// (held it or something newer, or could not store it).
     fn take_entry(&mut self, e: &EntryRef<'_>, from: NodeId, make_hot: bool) -> bool {
+        self.count_update(e.stamp.origin, e.key, e.stamp.version);
         self.stats.data.entries_received += 1;
         match self.epidemic.store.merge(e.key, e.value, e.stamp) {
             Ok(m) if m.is_news() => {
@@ -455,10 +458,12 @@ impl Node {
     ) -> u8 {
         if !self.peers.get(i).is_member() {
             self.stats.data.from_non_member += 1;
+            self.count_unread_rumors(block);
             return 0;
         }
         if !self.config.dissemination().rumors() {
             self.stats.data.disabled += 1;
+            self.count_unread_rumors(block);
             return 0;
         }
         let cfg = self.config.rumor();

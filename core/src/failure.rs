@@ -81,6 +81,7 @@ impl Node {
     /// A FAIL message from a member: mark the node FAIL unless it is us, unknown,
     /// already FAIL, or the message is about an incarnation it has since left.
     pub(crate) fn handle_fail_message(&mut self, id: NodeId, incarnation: Incarnation) {
+        self.count_fail(id);
         let Some(i) = self.peers.find(id) else {
             return;
         };

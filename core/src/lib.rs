@@ -3,6 +3,9 @@
 //! It holds the wire codec ([`wire`]), the peer table ([`peers`]), Redis-style
 //! membership gossip (MEET, PING, PONG, FAIL; PFAIL and FAIL by quorum) and the
 //! parameters that shape it ([`profile`]).
+//! A node also counts the copies it receives of a few tracked items
+//! ([`ItemId`], [`Node::track`], [`Node::copies`]), so that drivers measure
+//! redundancy without decoding a datagram twice.
 //!
 //! It never opens a socket, reads a clock, spawns a thread or draws OS
 //! randomness: callers pass `now`, a seed and datagrams in, and take datagrams,
@@ -44,6 +47,7 @@
 
 extern crate alloc;
 
+mod copies;
 mod dissemination;
 pub mod epidemic;
 pub mod event;
@@ -59,6 +63,7 @@ pub mod sim;
 pub mod time;
 pub mod wire;
 
+pub use copies::{ItemId, MAX_TRACKED};
 pub use dissemination::PublishError;
 pub use epidemic::data::Stamp;
 pub use event::{DataStats, Drops, Event, Stats, Traffic};

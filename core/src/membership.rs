@@ -294,6 +294,7 @@ impl Node {
     /// Redis `clusterProcessGossipSection`, for a section from member `from`.
     pub(crate) fn handle_section(&mut self, now: Instant, from: usize, section: Section<'_>) {
         if !self.peers.get(from).is_member() {
+            self.count_unread(crate::wire::Body::Section(section), None);
             return;
         }
         let reporter = self.peers.get(from).id;
@@ -317,6 +318,7 @@ impl Node {
             if let Some(id) = far.next() {
                 self.peers.prefetch_slot(id);
             }
+            self.count_entry(e.id, e.flags.fail);
             if e.id == self.me.id {
                 continue;
             }

@@ -3,6 +3,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use crate::copies::Copies;
 use crate::dissemination::Epidemic;
 use crate::event::{Event, Stats};
 use crate::ids::{Endpoint, Incarnation, NodeId};
@@ -126,6 +127,8 @@ pub struct Node {
     pub(crate) sections: u16,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
     pub(crate) epidemic: Epidemic,
+    /// Tracked items and their copies received (`copies.rs`).
+    pub(crate) copies: Copies,
 }
 
 impl Node {
@@ -151,6 +154,7 @@ impl Node {
             // Its own generator, from the seed but not from `rng`: turning
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
+            copies: Copies::default(),
             config,
         }
     }
@@ -230,17 +234,23 @@ impl Node {
             Ok(m) => m,
             Err(e) => {
                 self.stats.decode_errors[e.index()] += 1;
+                self.count_undecoded(bytes);
                 return Err(e);
             }
         };
         self.stats.received[usize::from(msg.header.kind.code())].add(bytes.len());
         let h = msg.header;
+        // Copies are counted for every datagram handed to the node, whatever
+        // it then makes of it: what the simulator's observer counts.
+        self.count_sender(h.sender);
         if h.sender == self.me.id {
             self.stats.drops.own_id += 1;
+            self.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
         if h.dst_slot != self.me.slot {
             self.stats.drops.wrong_slot += 1;
+            self.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
         if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !self.meets.is_empty() {
@@ -251,7 +261,10 @@ impl Node {
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
-            None => self.handle_unknown(now, from, &h, bytes.len()),
+            None => {
+                self.count_unread(msg.body, msg.rumors);
+                self.handle_unknown(now, from, &h, bytes.len());
+            }
         }
         Ok(())
     }
@@ -328,6 +341,7 @@ impl Node {
         let p = self.peers.postpone_mut(i);
         if h.incarnation < p.incarnation {
             self.stats.drops.stale_incarnation += 1;
+            self.count_unread(body, rumors);
             return;
         }
         p.data_received = now;
@@ -375,7 +389,7 @@ impl Node {
             }
             // A FAIL from a node in handshake; otherwise the decoder pairs each
             // type with its body, so nothing else reaches here.
-            _ => {}
+            (_, body) => self.count_unread(body, None),
         }
     }
 

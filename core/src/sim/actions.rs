@@ -2,10 +2,10 @@
 //! the network changes.
 
 use super::fault::Fault;
-use super::observer::ItemId;
 use super::queue::DELIVER;
 use super::simulation::{Simulation, NO_TIMER, SEED_NODE};
 use super::NodeStatus;
+use crate::copies::ItemId;
 use crate::ids::Incarnation;
 use crate::node::{Identity, Node};
 use crate::rng::mix64;

@@ -50,13 +50,14 @@ mod queue;
 mod simulation;
 mod trace;
 
+pub use crate::copies::ItemId;
 pub use builder::SimBuilder;
 pub use check::{
     replay_line, seed_from_env, seeds_or_env, Failure, ReplayGuard, Violation, SEED_VAR,
 };
 pub use fault::{Fault, FaultLog, Timing};
 pub use network::{FaultSpace, Latency, LinkRule, NetStats, NetworkParams, NodeSet};
-pub use observer::{ItemId, ItemTrace, NodeTraffic, Observer, Reception};
+pub use observer::{ItemTrace, NodeTraffic, Observer, Reception};
 pub use simulation::{LoggedEvent, Simulation};
 pub use trace::TraceHash;
 

@@ -6,40 +6,20 @@
 //! item is tracked, so observing a datagram allocates nothing: 16 bytes per
 //! node per item (node-major, so one receiver's counts are adjacent), and
 //! 2 × [`MessageType::COUNT`] counters per node.
+//!
+//! A [`crate::Node`] counts the same receptions of the items it tracks itself
+//! ([`crate::Node::copies`]), where it handles them; `core/tests/copies.rs`
+//! checks that the two agree.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::copies::ItemId;
 use crate::event::{Event, Traffic};
 use crate::ids::NodeId;
 use crate::time::{micros, Instant};
 use crate::wire::{self, Body, MessageType};
-
-/// Something disseminated, whose spread the observer measures (DESIGN §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum ItemId {
-    /// "Node X exists". A node has it from its `PeerDiscovered` event about X;
-    /// a reception is a datagram from X or carrying a gossip entry about X.
-    Join(NodeId),
-    /// "Node X is FAIL". A node has it from its first `PeerFail` event about X;
-    /// a reception is a FAIL message about X or a gossip entry flagging X FAIL.
-    Fail(NodeId),
-    /// A published update `(key, version)` from `origin` (the key as
-    /// [`crate::wire::key_id`]). A node has it from its `UpdateReceived` event
-    /// (tracked items only: [`super::Simulation::track`]); a reception is a
-    /// datagram carrying its entry: a PUSH, a RUMOR, or a PING or PONG with a
-    /// rumor block.
-    Update {
-        /// The node that published it.
-        origin: NodeId,
-        /// The key.
-        key: u64,
-        /// The version.
-        version: u64,
-    },
-}
 
 /// One node's record for one item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,10 +7,11 @@ use core::time::Duration;
 
 use super::fault::{Fault, FaultLog, Timing};
 use super::network::{Fate, NetStats, Network, NetworkParams};
-use super::observer::{ItemId, Observer};
+use super::observer::Observer;
 use super::queue::{Packets, Queue, DELIVER, FAULT_LANE, TIMER};
 use super::trace::TraceHash;
 use super::{NodeStatus, BASE_IP, PORT};
+use crate::copies::ItemId;
 use crate::event::Event;
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::node::Node;
