@@ -2,7 +2,8 @@
 //! allocates nothing: receiving a PING with a gossip section, encoding the PONG,
 //! and the cron's ticks, once the cluster has converged and warmed up; and, with
 //! dissemination on, pull rumor rounds and anti-entropy digests over a
-//! converged store as well.
+//! converged store as well. Each again with every node counting the copies of
+//! items ([`Node::track`]): counting allocates nothing either.
 //!
 //! Only allocations made on this test's thread inside a node call are counted, so
 //! the test network's own bookkeeping (and other tests' threads) do not count.
@@ -18,7 +19,7 @@ use std::time::Duration;
 use gossip_core::epidemic::rumor::RumorConfig;
 use gossip_core::epidemic::Direction;
 use gossip_core::wire::{self, Body, MessageType};
-use gossip_core::{Config, Dissemination, Instant, Node};
+use gossip_core::{Config, Dissemination, Instant, ItemId, Node};
 use support::{addr, index_of, Net};
 
 struct Counting;
@@ -172,6 +173,17 @@ fn the_counting_allocator_counts() {
 
 #[test]
 fn the_steady_state_datagram_path_allocates_nothing() {
+    membership_steady_state(false);
+}
+
+#[test]
+fn the_steady_state_datagram_path_allocates_nothing_while_counting_copies() {
+    membership_steady_state(true);
+}
+
+/// Seven converged nodes exchange PINGs and PONGs for 600 s; with `copies`,
+/// every node counts the copies of items about every node.
+fn membership_steady_state(copies: bool) {
     // Seven nodes, so sections carry 3 entries (wanted = max(3, 7/10), at most
     // N - 2 = 5); the Redis profile with its 15 s node_timeout.
     let config = Config::default();
@@ -186,11 +198,17 @@ fn the_steady_state_datagram_path_allocates_nothing() {
         .into_iter()
         .map(|m| m.node)
         .collect();
+    if copies {
+        track_everywhere(&mut nodes, &[]);
+    }
     // A second warm-up under the hand-driven loop's own timing, then the count.
     steady_loop(&mut nodes, now, Duration::from_secs(60));
     let now = now + Duration::from_secs(60);
     let t = steady_loop(&mut nodes, now, Duration::from_secs(600));
-    println!("steady state, 7 nodes, 600 s: {t:?}");
+    println!("steady state, 7 nodes, 600 s, copies counted {copies}: {t:?}");
+    if copies {
+        assert_counted(&nodes);
+    }
     assert_eq!(t.events, 0, "membership changed during the run");
     assert!(t.pings_with_sections > 1_000, "{t:?}");
     // Three entries wanted; nine random tries among 7 nodes (self included)
@@ -207,6 +225,19 @@ fn the_steady_state_datagram_path_allocates_nothing() {
 
 #[test]
 fn the_steady_state_path_allocates_nothing_with_dissemination_on() {
+    dissemination_steady_state(false);
+}
+
+#[test]
+fn the_steady_state_path_allocates_nothing_with_dissemination_on_while_counting_copies() {
+    dissemination_steady_state(true);
+}
+
+/// Seven converged nodes holding the same 50 entries pull rumors and
+/// exchange digests for 300 s; with `copies`, every node counts the copies
+/// of items about every node and of every entry, and a PUSH of an entry it
+/// holds is one more copy, counted without allocating.
+fn dissemination_steady_state(copies: bool) {
     // Rumor mongering push-pull (so every round sends pull requests, standalone
     // or on PINGs) with anti-entropy every second behind it, over a store of 50
     // entries every node holds: steady state means nothing new, yet digests,
@@ -241,10 +272,47 @@ fn the_steady_state_path_allocates_nothing_with_dissemination_on() {
         .into_iter()
         .map(|m| m.node)
         .collect();
+    let updates: Vec<ItemId> = nodes[0]
+        .store()
+        .iter()
+        .map(|e| ItemId::Update {
+            origin: e.stamp.origin,
+            key: wire::key_id(e.key),
+            version: e.stamp.version,
+        })
+        .collect();
+    if copies {
+        track_everywhere(&mut nodes, &updates);
+    }
     steady_loop(&mut nodes, now, Duration::from_secs(60));
     let now = now + Duration::from_secs(60);
     let t = steady_loop(&mut nodes, now, Duration::from_secs(300));
-    println!("steady state with dissemination, 7 nodes, 300 s: {t:?}");
+    println!("steady state with dissemination, 7 nodes, 300 s, copies counted {copies}: {t:?}");
+    if copies {
+        assert_counted(&nodes);
+        // Converged stores exchange digests, never entries: a PUSH of one
+        // node 0 holds, from node 1, is a copy the store refuses.
+        let e = nodes[0].store().iter().next().expect("50 entries");
+        let item = updates[0];
+        let header = wire::Header {
+            kind: MessageType::Push,
+            flags: 0,
+            src_slot: 0,
+            dst_slot: 0,
+            sender: nodes[1].id(),
+            incarnation: 0,
+        };
+        let mut buf = [0u8; 1400];
+        let mut w = wire::PushWriter::new(&mut buf, &header).expect("fits");
+        assert!(w.push(&e));
+        let len = w.finish();
+        let before = nodes[0].copies(item).expect("tracked");
+        let now = now + Duration::from_secs(300);
+        let (r, n) = counted(|| nodes[0].handle_datagram(now, addr(1), &buf[..len]));
+        r.expect("decodes");
+        assert_eq!(n, 0, "allocations counting an update's copy");
+        assert_eq!(nodes[0].copies(item), Some(before + 1));
+    }
     assert_eq!(t.events, 0, "something changed during the run");
     // 7 nodes pull once a round (10 a second) and exchange once a second.
     assert!(t.data_datagrams > 7 * 300 * 5, "{t:?}");
@@ -254,4 +322,29 @@ fn the_steady_state_path_allocates_nothing_with_dissemination_on() {
         "{} allocations over {} datagrams and {} ticks",
         t.allocations, t.datagrams, t.ticks
     );
+}
+
+/// Every node tracks the join and FAIL of every node, and `updates`.
+fn track_everywhere(nodes: &mut [Node], updates: &[ItemId]) {
+    let ids: Vec<_> = nodes.iter().map(Node::id).collect();
+    for node in nodes.iter_mut() {
+        for &id in &ids {
+            assert!(node.track(ItemId::Join(id)) && node.track(ItemId::Fail(id)));
+        }
+        for &item in updates {
+            assert!(node.track(item));
+        }
+    }
+}
+
+/// Every node counted copies of every other node's join (from its datagrams
+/// and gossip); no FAIL was seen.
+fn assert_counted(nodes: &[Node]) {
+    for (i, node) in nodes.iter().enumerate() {
+        for other in nodes.iter().filter(|n| n.id() != node.id()) {
+            let joins = node.copies(ItemId::Join(other.id()));
+            assert!(joins > Some(100), "node {i}: {joins:?}");
+            assert_eq!(node.copies(ItemId::Fail(other.id())), Some(0));
+        }
+    }
 }
