@@ -7,6 +7,7 @@
 //! summary and HDR histograms) → [`report`] (JSON, Markdown, HTML + SVG);
 //! [`sweep`] runs grids and recommends a setting.
 
+pub mod compare;
 pub mod machine;
 pub mod metrics;
 pub mod observe;

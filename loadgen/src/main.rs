@@ -30,6 +30,8 @@ enum Command {
     Run(RunArgs),
     /// Run a grid of scenario variants and recommend a setting.
     Sweep(SweepArgs),
+    /// Run one scenario in several worlds back to back; one side-by-side report.
+    Compare(CompareArgs),
     /// Render summary.md and report.html again from a report.json.
     Report {
         /// A report.json, or the directory holding it.
@@ -89,15 +91,32 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct CompareArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The worlds, in order; ratios divide the first one's figures by each
+    /// other's: --worlds udp,redis.
+    #[arg(long, value_name = "W1,W2,...", required = true)]
+    worlds: String,
+}
+
+#[derive(Args, Debug)]
 struct SweepArgs {
     #[command(flatten)]
     run: RunArgs,
     /// An axis: --sweep profile.node_timeout_ms=1000,2000,5000 (repeatable).
-    #[arg(long = "sweep", value_name = "KEY=V1,V2,...", required = true)]
+    #[arg(
+        long = "sweep",
+        value_name = "KEY=V1,V2,...",
+        required_unless_present = "worlds"
+    )]
     axes: Vec<String>,
     /// A target the recommendation must meet: --target detect_all_fail_s.p99=3 (repeatable).
     #[arg(long = "target", value_name = "FIGURE=MAX")]
     targets: Vec<String>,
+    /// Worlds as one more axis: --worlds sim,udp is --sweep cluster.world=sim,udp.
+    #[arg(long, value_name = "W1,W2,...")]
+    worlds: Option<String>,
 }
 
 fn main() {
@@ -112,6 +131,7 @@ fn real_main() -> Result<()> {
     match cli.command.unwrap_or(Command::Run(RunArgs::default_run())) {
         Command::Run(a) => run(&a),
         Command::Sweep(a) => sweep(&a),
+        Command::Compare(a) => compare(&a),
         Command::Report { path, out } => {
             let r = Report::read(&path)?;
             let dir = out.unwrap_or_else(|| {
@@ -253,11 +273,17 @@ fn run(a: &RunArgs) -> Result<()> {
 
 fn sweep(a: &SweepArgs) -> Result<()> {
     let s = a.run.scenario()?;
-    let axes = a
+    let mut axes = a
         .axes
         .iter()
         .map(|x| Axis::parse(x))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(w) = &a.worlds {
+        for name in w.split(',') {
+            WorldKind::from_name(name.trim()).map_err(|e| anyhow::anyhow!("--worlds: {e}"))?;
+        }
+        axes.push(Axis::parse(&format!("cluster.world={w}"))?);
+    }
     let targets = a
         .targets
         .iter()
@@ -293,11 +319,53 @@ fn sweep(a: &SweepArgs) -> Result<()> {
     finish(&report, &html, a.run.json)
 }
 
+fn compare(a: &CompareArgs) -> Result<()> {
+    if a.run.world.is_some() {
+        bail!("compare: give the worlds with --worlds, not --world");
+    }
+    let worlds = a
+        .worlds
+        .split(',')
+        .map(|w| WorldKind::from_name(w.trim()))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| anyhow::anyhow!("--worlds: {e}"))?;
+    if worlds.len() < 2 {
+        bail!("--worlds: name at least two worlds to compare, e.g. --worlds udp,redis");
+    }
+    let s = a.run.scenario()?;
+    if s.epidemic.is_some() {
+        bail!(
+            "compare: {} is an epidemic-only scenario; compare runs membership scenarios",
+            s.name
+        );
+    }
+    let units = (worlds.len() * s.run.trials) as u64 * world::units_per_trial(&s);
+    let control = Arc::new(Control::new(units, &format!("{} compare", s.name)));
+    install_ctrl_c(&control)?;
+    let overrides = a
+        .run
+        .overrides(&Scenario::load(&a.run.scenario, &a.run.set)?);
+    let (report, html) = runner::compare(
+        &a.run.scenario,
+        &overrides,
+        &worlds,
+        &a.run.options(),
+        &control,
+    )?;
+    finish(&report, &html, a.run.json)
+}
+
 fn finish(report: &Report, html: &std::path::Path, json: bool) -> Result<()> {
     if json {
-        let value = match &report.sweep {
-            Some(sw) => serde_json::json!({ "summary": report.summary, "sweep": sw }),
-            None => serde_json::to_value(&report.summary)?,
+        let value = match (&report.sweep, &report.compare) {
+            (Some(sw), _) => serde_json::json!({ "summary": report.summary, "sweep": sw }),
+            (None, Some(c)) => serde_json::Value::Object(
+                c.sides
+                    .iter()
+                    .map(|r| Ok((r.world.clone(), serde_json::to_value(&r.summary)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            (None, None) => serde_json::to_value(&report.summary)?,
         };
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use crate::compare::Comparison;
 use crate::machine::{commit, Machine};
 use crate::metrics::summarize;
 use crate::report::{Report, SCHEMA};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, WorldKind};
 use crate::sweep::{grid, Axis, Point, SweepResult, Target};
 use crate::world::{self, Control};
 
@@ -35,8 +36,22 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
     let created = now_unix();
     let trials = world::run(s, opts.threads, control)?;
     control.progress.finish();
+    let report = report(s, trials, opts, created, started)?;
+    let dir = out_dir(opts, &report.run_id);
+    let html = report.write(&dir)?;
+    Ok((report, html))
+}
+
+/// The report of one run of `s` that finished `trials`.
+fn report(
+    s: &Scenario,
+    trials: Vec<crate::observe::Trial>,
+    opts: &Options,
+    created: u64,
+    started: WallClock,
+) -> Result<Report> {
     let (summary, histograms) = summarize(s.cluster.world.name(), s.cluster.nodes, &trials)?;
-    let report = Report {
+    Ok(Report {
         schema: SCHEMA.into(),
         run_id: run_id(&s.name, created, s.run.seed),
         created_unix_s: created,
@@ -55,8 +70,83 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
         histograms,
         trials,
         sweep: None,
+        compare: None,
+    })
+}
+
+/// Runs scenario `name_or_path` (with `overrides`) in each of `worlds` in
+/// turn and writes one comparison: each world's report in `<dir>/<world>/`,
+/// the side-by-side report in `<dir>`, rewritten after each world so that an
+/// interruption, or a world that fails, loses none that finished.
+///
+/// # Errors
+/// A world that refuses the scenario (checked for every world before any
+/// runs), a world that fails (after the finished ones are written), or I/O.
+pub fn compare(
+    name_or_path: &str,
+    overrides: &[String],
+    worlds: &[WorldKind],
+    opts: &Options,
+    control: &Control,
+) -> Result<(Report, PathBuf)> {
+    let started = WallClock::now();
+    let created = now_unix();
+    let scenarios: Vec<Scenario> = worlds
+        .iter()
+        .map(|w| {
+            let mut o = overrides.to_vec();
+            o.push(format!("cluster.world={}", w.name()));
+            Scenario::load(name_or_path, &o).with_context(|| format!("world {}", w.name()))
+        })
+        .collect::<Result<_>>()?;
+    let base = &scenarios[0];
+    let run_id = format!("{}-compare", run_id(&base.name, created, base.run.seed));
+    let dir = out_dir(opts, &run_id);
+    let names: Vec<&str> = worlds.iter().map(|w| w.name()).collect();
+    let mut sides: Vec<Report> = Vec::new();
+    let whole = |sides: &[Report], interrupted: bool| Report {
+        schema: SCHEMA.into(),
+        run_id: run_id.clone(),
+        created_unix_s: created,
+        command: opts.command.clone(),
+        commit: commit(),
+        machine: Machine::this(),
+        world: names.join(","),
+        datapath: None,
+        seed: base.run.seed,
+        trials_requested: base.run.trials * worlds.len(),
+        trials_done: sides.iter().map(|r| r.trials_done).sum(),
+        interrupted,
+        wall_s: started.elapsed().as_secs_f64(),
+        scenario: base.clone(),
+        summary: sides.first().map(|r| r.summary.clone()).unwrap_or_default(),
+        histograms: Default::default(),
+        trials: Vec::new(),
+        sweep: None,
+        compare: Some(Comparison {
+            sides: sides.to_vec(),
+        }),
     };
-    let dir = out_dir(opts, &report.run_id);
+    for (s, w) in scenarios.iter().zip(worlds) {
+        if control.stopped() {
+            break;
+        }
+        let side_started = WallClock::now();
+        let trials = match world::run(s, opts.threads, control) {
+            Ok(t) => t,
+            Err(e) => {
+                whole(&sides, true).write(&dir)?;
+                return Err(e.context(format!("world {}", w.name())));
+            }
+        };
+        let r = report(s, trials, opts, created, side_started)?;
+        r.write(&dir.join(w.name()))?;
+        sides.push(r);
+        whole(&sides, true).write(&dir)?;
+    }
+    control.progress.finish();
+    let done = sides.len() == worlds.len() && sides.iter().all(|r| !r.interrupted);
+    let report = whole(&sides, !done);
     let html = report.write(&dir)?;
     Ok((report, html))
 }
@@ -120,9 +210,15 @@ pub fn sweep(
             histograms: Default::default(),
             trials: Vec::new(),
             sweep: Some(sw.clone()),
+            compare: None,
         }
     };
-    let done = world::parallel(points.len(), opts.threads, control, |i| {
+    // Real worlds own the machine: their points run one at a time.
+    let real = points
+        .iter()
+        .any(|(_, s)| s.epidemic.is_none() && s.cluster.world != WorldKind::Sim);
+    let threads = if real { 1 } else { opts.threads };
+    let done = world::parallel(points.len(), threads, control, |i| {
         let (params, s) = &points[i];
         let trials = world::run(s, 1, control)?;
         if trials.len() < s.run.trials {

@@ -182,14 +182,14 @@ impl<'a> Drive<'a> {
             return Ok(None);
         }
         self.world.window_starts();
-        let before = self.world.upkeep(s.cluster.nodes);
+        let before = self.world.upkeep(s.cluster.nodes)?;
         let mut overhead = None;
         for (at_s, i, step) in schedule(&s.timeline) {
             if !self.advance(self.warmup + secs(at_s))? {
                 return Ok(None);
             }
             if overhead.is_none() {
-                overhead = measure_overhead(&before, &self.world.upkeep(s.cluster.nodes));
+                overhead = measure_overhead(&before, &self.world.upkeep(s.cluster.nodes)?);
             }
             self.act(i, step, &s.timeline[i])?;
         }
@@ -197,7 +197,7 @@ impl<'a> Drive<'a> {
             return Ok(None);
         }
         if overhead.is_none() {
-            overhead = measure_overhead(&before, &self.world.upkeep(s.cluster.nodes));
+            overhead = measure_overhead(&before, &self.world.upkeep(s.cluster.nodes)?);
         }
         let now = self.world.now();
         for n in 0..self.status.len() {
@@ -326,6 +326,7 @@ impl<'a> Drive<'a> {
             if all {
                 let key = t.key;
                 self.items[k].completed = Some(self.world.copies(key).unwrap_or_default());
+                self.world.untrack(key);
             }
         }
     }

@@ -18,6 +18,9 @@ pub fn render(r: &Report) -> Result<String> {
         sweep(sw, &mut figures)?;
     }
     timeline(r, &mut figures)?;
+    if let Some(c) = &r.compare {
+        figures.extend(c.figures()?);
+    }
     let mut o = String::new();
     let _ = write!(
         o,

@@ -65,6 +65,15 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "| machine | {} |", r.machine.line());
     let _ = writeln!(o, "| command | `{}` |", r.command.join(" "));
     let _ = writeln!(o, "| wall time | {:.1} s |\n", r.wall_s);
+    if let Some(c) = &r.compare {
+        let _ = writeln!(o, "## Side by side\n");
+        o.push_str(&c.markdown());
+        let _ = writeln!(
+            o,
+            "\nEach world's whole report: the directory named after it, beside this one."
+        );
+        return o;
+    }
 
     if let (Some(m), Some(b), Some(w)) = (
         s.msgs_per_node_s,

@@ -2,7 +2,7 @@
 //! (one self-contained page with SVG charts). The JSON is the source: `report`
 //! renders the other two again from it. Schema: `docs/report-schema.md`.
 
-mod charts;
+pub(crate) mod charts;
 mod html;
 mod markdown;
 
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Comparison;
 use crate::machine::Machine;
 use crate::metrics::{Histograms, Summary};
 use crate::observe::Trial;
@@ -60,6 +61,9 @@ pub struct Report {
     /// Sweep points, pareto front and recommendation, for sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepResult>,
+    /// Every world's report, for a comparison (`compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Comparison>,
 }
 
 impl Report {

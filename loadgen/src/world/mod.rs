@@ -202,11 +202,18 @@ pub trait World {
     fn holders(&mut self, n: usize) -> Option<Vec<usize>>;
     /// Starts counting the copies of `item` each node receives.
     fn track(&mut self, item: ItemKey);
+    /// Stops counting the copies of `item` (its copies were read for good).
+    fn untrack(&mut self, item: ItemKey) {
+        let _ = item;
+    }
     /// Copies of `item` each node (by trial index) received so far, or
     /// `None` where the world cannot count them.
     fn copies(&mut self, item: ItemKey) -> Option<Vec<u32>>;
     /// Upkeep counters of nodes `0..nodes`; `None` for a node not running.
-    fn upkeep(&mut self, nodes: usize) -> Vec<Option<Upkeep>>;
+    ///
+    /// # Errors
+    /// Counters that cannot be read.
+    fn upkeep(&mut self, nodes: usize) -> Result<Vec<Option<Upkeep>>>;
     /// The measured window starts now (real worlds read their resource
     /// counters here).
     fn window_starts(&mut self) {}

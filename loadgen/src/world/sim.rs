@@ -235,10 +235,10 @@ impl World for SimWorld {
         Some(counts)
     }
 
-    fn upkeep(&mut self, nodes: usize) -> Vec<Option<Upkeep>> {
+    fn upkeep(&mut self, nodes: usize) -> Result<Vec<Option<Upkeep>>> {
         let now = self.sim.now();
         let observer: &Observer = self.sim.observer();
-        (0..nodes.min(self.sim.len()))
+        Ok((0..nodes.min(self.sim.len()))
             .map(|n| {
                 if self.sim.status(n) != NodeStatus::Up {
                     return None;
@@ -258,7 +258,7 @@ impl World for SimWorld {
                     wire_bytes: b + WIRE_OVERHEAD * m,
                 })
             })
-            .collect()
+            .collect())
     }
 
     fn finish(self: Box<Self>, _node_s: f64) -> Result<Extras> {

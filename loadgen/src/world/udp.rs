@@ -12,7 +12,9 @@
 //!   refused before anything starts ([`WorldKind::check`](crate::scenario::WorldKind::check)).
 //!
 //! Upkeep comes from each node's counters as its I/O thread last published
-//! them (with the time of publishing); what the nodes saw from their events.
+//! them (with the time of publishing); what the nodes saw from their events;
+//! copies from the nodes' own counts of the items they track
+//! ([`Runtime::track`], read synchronously with [`Runtime::copies`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use gossip_core::wire::key_id;
-use gossip_core::{Event, Instant, NodeId};
+use gossip_core::{Event, Instant, ItemId, NodeId};
 use gossip_node::datapath::{self, DatapathChoice};
 use gossip_node::metrics::{MetricsSource, Snapshot};
 use gossip_node::runtime::{NodeError, Runtime, RuntimeConfig};
@@ -90,6 +92,8 @@ pub struct UdpWorld {
     partial: bool,
     /// Resource counters when the window started.
     resources_before: Option<(Snapshot, Option<u64>)>,
+    /// Items whose copies are not counted: every node's tracked set was full.
+    uncounted: Vec<ItemKey>,
 }
 
 impl UdpWorld {
@@ -139,11 +143,29 @@ impl UdpWorld {
             partial,
             rt,
             resources_before: None,
+            uncounted: Vec::new(),
         })
     }
 
     fn index_of(&self, id: NodeId) -> Option<usize> {
         self.index.get(&id).copied()
+    }
+
+    fn item_id(&self, item: ItemKey) -> ItemId {
+        let id = |n: usize| self.rt.ids()[n];
+        match item {
+            ItemKey::Join(n) => ItemId::Join(id(n)),
+            ItemKey::Fail(n) => ItemId::Fail(id(n)),
+            ItemKey::Update {
+                origin,
+                key,
+                version,
+            } => ItemId::Update {
+                origin: id(origin),
+                key,
+                version,
+            },
+        }
     }
 }
 
@@ -244,14 +266,34 @@ impl World for UdpWorld {
         self.partial.then(|| self.rt.holders(id))
     }
 
-    fn track(&mut self, _item: ItemKey) {}
-
-    fn copies(&mut self, _item: ItemKey) -> Option<Vec<u32>> {
-        None
+    fn track(&mut self, item: ItemKey) {
+        // A node tracks at most MAX_TRACKED items; past that an item's copies
+        // are not counted (and say so by their absence), never guessed.
+        if !self.rt.track(self.item_id(item)) {
+            self.rt.untrack(self.item_id(item));
+            self.uncounted.push(item);
+        }
     }
 
-    fn upkeep(&mut self, nodes: usize) -> Vec<Option<Upkeep>> {
-        (0..nodes)
+    fn untrack(&mut self, item: ItemKey) {
+        self.rt.untrack(self.item_id(item));
+    }
+
+    fn copies(&mut self, item: ItemKey) -> Option<Vec<u32>> {
+        if self.uncounted.contains(&item) {
+            return None;
+        }
+        Some(
+            self.rt
+                .copies(self.item_id(item))
+                .into_iter()
+                .map(|c| c.unwrap_or(0))
+                .collect(),
+        )
+    }
+
+    fn upkeep(&mut self, nodes: usize) -> Result<Vec<Option<Upkeep>>> {
+        Ok((0..nodes)
             .map(|n| {
                 let c = self.rt.node_counters(n).filter(|c| c.running)?;
                 let traffic = UPKEEP_TYPES.map(|k| c.sent(k));
@@ -267,7 +309,7 @@ impl World for UdpWorld {
                     wire_bytes: b + WIRE_OVERHEAD * m,
                 })
             })
-            .collect()
+            .collect())
     }
 
     fn window_starts(&mut self) {

@@ -1,0 +1,180 @@
+//! `compare` end to end: one scenario in our udp world and in a real Redis
+//! Cluster (`redis-server`, Debian package `redis-server`; CI installs it),
+//! side by side in one report; and the one-line refusals.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use gossip_loadgen::report::Report;
+use gossip_loadgen::world::redis::cluster::live_pids;
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "gossip-loadgen-compare-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gossip-loadgen"))
+}
+
+/// The `redis-server` processes running now (any, not only ours).
+fn redis_servers() -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains("gossip-loadgen-redis") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn require_redis() {
+    let found = Command::new("redis-server").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "redis-server is not installed: apt-get install redis-server (CI's .ci/run does)"
+    );
+}
+
+#[test]
+fn six_nodes_in_udp_and_in_redis_side_by_side() {
+    require_redis();
+    let dir = out_dir("crash6");
+    let out = bin()
+        .args(["compare", "--scenario", "crash", "--nodes", "6"])
+        .args(["--worlds", "udp,redis"])
+        .args(["--set", "profile.node_timeout_ms=1000"])
+        .args(["--set", "run.warmup_s=3", "--set", "run.duration_s=8"])
+        .args(["--set", "timeline=[{at_s=2.0,action=\"crash\"}]"])
+        // Ports of their own: tests of the driver run at the same time.
+        .args([
+            "--set",
+            "redis.port_first=23100",
+            "--set",
+            "redis.port_last=23199",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("udp ÷ redis"), "{md}");
+    assert!(md.contains("PING / node / s"), "{md}");
+    let r = Report::read(&dir).unwrap();
+    assert!(!r.interrupted);
+    let c = r.compare.expect("a comparison");
+    assert_eq!(c.sides.len(), 2);
+    assert_eq!(c.sides[0].world, "udp");
+    assert_eq!(c.sides[1].world, "redis");
+    assert!(
+        c.sides[1]
+            .datapath
+            .as_deref()
+            .is_some_and(|v| v.contains("redis")),
+        "{:?}",
+        c.sides[1].datapath
+    );
+    for side in &c.sides {
+        let s = &side.summary;
+        let w = &side.world;
+        // Both sides measured the same things: upkeep, and the crash FAILed
+        // at every other node, with no false FAIL.
+        assert!(
+            s.msgs_per_node_s.is_some_and(|m| m.mean > 0.0),
+            "{w}: {s:?}"
+        );
+        assert!(
+            s.bytes_per_node_s.is_some_and(|b| b.mean > 0.0),
+            "{w}: {s:?}"
+        );
+        let d = s.detect_all_fail_s.expect("detection measured");
+        assert_eq!(d.count, 1, "{w}");
+        // PFAIL needs node_timeout of silence: never sooner.
+        assert!(s.detect_first_pfail_s.unwrap().p50 >= 1.0, "{w}: {s:?}");
+        assert_eq!(s.undetected, Some(0), "{w}");
+        assert_eq!(s.false_fails, Some(0), "{w}");
+        // Each world's own report is there, whole.
+        let own = Report::read(&dir.join(w)).unwrap();
+        assert_eq!(own.summary, side.summary);
+    }
+    // Copies are counted on our nodes, not in Redis.
+    assert!(c.sides[1].summary.redundancy.is_none());
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Upkeep by type") && html.contains("<svg"));
+    // Every server this run started is gone.
+    assert!(live_pids().is_empty());
+    assert!(redis_servers().is_empty(), "{:?}", redis_servers());
+}
+
+#[test]
+fn what_a_comparison_cannot_run_is_refused_in_one_line_and_leaves_nothing_running() {
+    for (args, says) in [
+        (vec!["--worlds", "udp,nope"], "nope"),
+        (vec!["--worlds", "udp"], "at least two"),
+        // The demo publishes updates: Redis's bus carries none of ours.
+        (
+            vec!["--scenario", "demo", "--worlds", "udp,redis"],
+            "publish",
+        ),
+        (
+            vec![
+                "--scenario",
+                "steady",
+                "--worlds",
+                "sim,redis",
+                "--set",
+                "profile.fanout=3",
+            ],
+            "profile.fanout",
+        ),
+        (
+            vec![
+                "--scenario",
+                "steady",
+                "--worlds",
+                "redis,sim",
+                "--set",
+                "redis.server=/bin/false",
+                "--set",
+                "redis.port_first=23200",
+                "--set",
+                "redis.port_last=23299",
+            ],
+            "redis",
+        ),
+    ] {
+        let dir = out_dir("refused");
+        let out = bin()
+            .args(["compare", "--nodes", "3"])
+            .args(&args)
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("gossip-loadgen: ") && last.contains(says),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with("gossip-loadgen: "))
+                .count(),
+            1,
+            "{err}"
+        );
+    }
+    assert!(redis_servers().is_empty(), "{:?}", redis_servers());
+}
