@@ -15,7 +15,10 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip_core::{Config, Endpoint, Event, Identity, Instant, Node, PublishError, Stamp, Stats};
+use gossip_core::{
+    Config, Endpoint, Event, Identity, Instant, ItemId, Node, PublishError, Stamp, Stats,
+    MAX_TRACKED,
+};
 
 use crate::datapath::{sys, Datapath, DatapathKind};
 use crate::metrics::{data_fields, Snapshot, ThreadMetrics, LATENESS_BUCKETS_US};
@@ -121,6 +124,9 @@ pub struct Host {
     /// How long past the earliest deadline the loop may sleep (see
     /// [`Host::set_timer_slack`]).
     timer_slack: Duration,
+    /// Items every node counts copies of ([`Host::track`]), so that nodes
+    /// started later count them too; at most [`MAX_TRACKED`].
+    tracked: Vec<ItemId>,
 }
 
 impl std::fmt::Debug for Host {
@@ -159,6 +165,7 @@ impl Host {
             observer: None,
             views: Vec::new(),
             timer_slack: Duration::ZERO,
+            tracked: Vec::new(),
         }
     }
 
@@ -293,6 +300,10 @@ impl Host {
         let me = Endpoint::new(addr, slot);
         let now = self.clock.now();
         let mut node = Node::new(spec.identity, self.config.clone(), spec.seed, now);
+        for &item in &self.tracked {
+            // The host holds no more than a node can track.
+            node.track(item);
+        }
         for to in spec.meet {
             if to != me {
                 // Only TooManyPending can fail; the rest are dropped, as the
@@ -425,6 +436,45 @@ impl Host {
         let r = node.publish(now, key, value);
         self.mark_dirty(index as u32);
         Some(r)
+    }
+
+    /// Every node of this host counts the copies of `item` it receives
+    /// ([`Node::track`]) from now on, and so does every node started here
+    /// later (a restart counts from zero). Returns false, tracking nothing
+    /// new, when [`MAX_TRACKED`] items are tracked already.
+    pub fn track(&mut self, item: ItemId) -> bool {
+        if !self.tracked.contains(&item) {
+            if self.tracked.len() >= MAX_TRACKED {
+                return false;
+            }
+            self.tracked.push(item);
+        }
+        for node in self.nodes.iter_mut().filter_map(|h| h.node.as_mut()) {
+            node.track(item);
+        }
+        true
+    }
+
+    /// No node of this host counts `item` any more. Returns whether it was
+    /// tracked.
+    pub fn untrack(&mut self, item: ItemId) -> bool {
+        let Some(k) = self.tracked.iter().position(|&i| i == item) else {
+            return false;
+        };
+        self.tracked.swap_remove(k);
+        for node in self.nodes.iter_mut().filter_map(|h| h.node.as_mut()) {
+            node.untrack(item);
+        }
+        true
+    }
+
+    /// Copies of `item` each running (or paused) node has counted, as
+    /// (runtime-wide index, copies); nodes not counting it are left out.
+    pub fn copies(&self, item: ItemId) -> Vec<(usize, u32)> {
+        self.nodes
+            .iter()
+            .filter_map(|h| Some((h.global, h.node.as_ref()?.copies(item)?)))
+            .collect()
     }
 
     /// A reader's handle on node `index`'s peer view (lock-free, kept current

@@ -8,6 +8,11 @@
 //! where io_uring is refused, recvmmsg/sendmmsg. [`runtime::Runtime`] binds the
 //! sockets and starts the threads; [`metrics`] serves Prometheus text;
 //! [`view`] publishes each node's peers to readers without a lock.
+//! [`Runtime::track`](runtime::Runtime::track) has every node count the copies
+//! it receives of a few items (a join, a FAIL, an update: redundancy, counted
+//! in the core as it handles them), and
+//! [`Runtime::copies`](runtime::Runtime::copies) reads the counters in one
+//! round trip per I/O thread.
 //!
 //! It never decides protocol behaviour: that is `gossip-core`'s.
 //!

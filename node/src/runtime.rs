@@ -1,6 +1,7 @@
 //! The runtime: binds every node's socket, spreads the nodes over I/O threads
 //! (one per core by default, optionally pinned), and lets callers reach into a
-//! thread between two turns of its loop.
+//! thread between two turns of its loop: lifecycle commands, publishing, and
+//! reads such as the copies of tracked items each node counted.
 
 mod config;
 
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gossip_core::rng::splitmix64;
-use gossip_core::{Endpoint, Identity, Node, NodeId, PublishError, Stamp};
+use gossip_core::{Endpoint, Identity, ItemId, Node, NodeId, PublishError, Stamp};
 
 use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
 use crate::host::{Command, Host, NodeSocket, NodeSpec};
@@ -446,6 +447,48 @@ impl Runtime {
             out.extend(found.into_iter().flatten());
         }
         out.sort_unstable();
+        out
+    }
+
+    /// Every node counts the copies of `item` it receives from now on
+    /// ([`Node::track`]; see [`ItemId`] for what counts): the running ones at
+    /// once, and nodes started or restarted later from their start (a
+    /// restarted node counts from zero). Read the counts with
+    /// [`copies`](Runtime::copies). Returns false when some I/O thread
+    /// already tracks [`gossip_core::MAX_TRACKED`] items, or does not answer
+    /// within a second.
+    pub fn track(&self, item: ItemId) -> bool {
+        (0..self.threads.len()).fold(true, |all, t| {
+            let tracked = self.call_thread(t, Duration::from_secs(1), move |host| host.track(item));
+            all & (tracked == Some(true))
+        })
+    }
+
+    /// No node counts `item` any more, and its counts are forgotten.
+    /// Returns whether some I/O thread tracked it.
+    pub fn untrack(&self, item: ItemId) -> bool {
+        (0..self.threads.len()).fold(false, |any, t| {
+            let was = self.call_thread(t, Duration::from_secs(1), move |host| host.untrack(item));
+            any | (was == Some(true))
+        })
+    }
+
+    /// Copies of `item` each node has received in its current life, by
+    /// global index: `None` for a node that is not running (not started yet,
+    /// or killed; a paused node keeps its count), or that does not track it.
+    /// One round trip to each I/O thread, which reads its nodes' counters; a
+    /// thread that does not answer within a second reports `None` for its
+    /// nodes.
+    pub fn copies(&self, item: ItemId) -> Vec<Option<u32>> {
+        let mut out = vec![None; self.ids.len()];
+        for t in 0..self.threads.len() {
+            let counts = self.call_thread(t, Duration::from_secs(1), move |host| host.copies(item));
+            for (node, copies) in counts.into_iter().flatten() {
+                if let Some(slot) = out.get_mut(node) {
+                    *slot = Some(copies);
+                }
+            }
+        }
         out
     }
 
