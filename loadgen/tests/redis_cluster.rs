@@ -154,6 +154,9 @@ fn six_servers_see_kill_pause_restart_and_join() {
         )),
         "not every node saw node 5 alive again: {log:?}"
     );
+    let counters = c.counters_all().expect("counters");
+    assert_eq!(counters[5].expect("running").life, 1, "its second process");
+    assert_eq!(counters[0].expect("running").life, 0);
 
     // A paused node likewise, and alive again after resume.
     log.clear();
@@ -315,6 +318,13 @@ fn measure_formation_poll_rounds_and_steady_rates() {
         assert!(changes.is_empty(), "{changes:?}");
         std::thread::sleep(Duration::from_millis(25));
     }
+    let slow: Vec<(usize, u128)> = rounds
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.as_millis() >= 50)
+        .map(|(i, d)| (i, d.as_millis()))
+        .collect();
+    println!("rounds ≥ 50 ms (index, ms): {slow:?}");
     rounds.sort();
     println!(
         "poll round at {nodes} nodes: median {:?}, p99 {:?}, max {:?}",
@@ -322,17 +332,29 @@ fn measure_formation_poll_rounds_and_steady_rates() {
         rounds[rounds.len() * 99 / 100],
         rounds[rounds.len() - 1]
     );
-    let t = Instant::now();
-    c.counters_all().expect("counters");
-    println!("counters_all at {nodes} nodes: {:?}", t.elapsed());
+    for what in ["first (scans every server's fds)", "again"] {
+        let t = Instant::now();
+        c.counters_all().expect("counters");
+        println!("counters_all at {nodes} nodes, {what}: {:?}", t.elapsed());
+    }
+    // REDIS_POLL=0: the window without our CLUSTER NODES load.
+    let poll = std::env::var("REDIS_POLL").map_or(true, |v| v != "0");
 
+    let cpu_before = cpu_ticks(&c, nodes);
     let before = c.counters_all().expect("counters");
     let end = Instant::now() + window;
     while Instant::now() < end {
-        c.poll().expect("poll");
+        if poll {
+            c.poll().expect("poll");
+        }
         std::thread::sleep(Duration::from_millis(25));
     }
     let after = c.counters_all().expect("counters");
+    let cpu = (cpu_ticks(&c, nodes) - cpu_before) as f64 / 100.0 / window.as_secs_f64();
+    println!(
+        "servers' CPU during the window: {cpu:.2} cores in all ({:.1} ms/s per server)",
+        cpu * 1000.0 / nodes as f64
+    );
     let (mut sent, mut ping, mut pong, mut bytes, mut segs) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut max_sent: f64 = 0.0;
     for n in 0..nodes {
@@ -349,7 +371,7 @@ fn measure_formation_poll_rounds_and_steady_rates() {
     }
     let n = nodes as f64;
     println!(
-        "steady {window:?} at {nodes} nodes, node_timeout 2000 ms, per node: {:.1} msgs sent/s (max {max_sent:.1}), \
+        "steady {window:?} at {nodes} nodes (polling: {poll}), node_timeout 2000 ms, per node: {:.1} msgs sent/s (max {max_sent:.1}), \
          {:.1} PING/s, {:.1} PONG/s, {:.0} bus bytes sent/s ({:.0} bytes/msg), {:.1} segments/s, \
          ≈{:.0} wire bytes/s",
         sent / n,
@@ -361,4 +383,22 @@ fn measure_formation_poll_rounds_and_steady_rates() {
         (bytes + 52.0 * segs) / n
     );
     c.shutdown().expect("shutdown");
+}
+
+/// User + system clock ticks (USER_HZ, 100 on Linux) of servers `0..nodes`.
+fn cpu_ticks(c: &Cluster, nodes: usize) -> u64 {
+    (0..nodes)
+        .filter_map(|n| c.pid(n))
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // utime and stime are fields 14 and 15 of the line, the 12th and
+            // 13th after the ")" that ends the command name.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+        })
+        .sum()
 }

@@ -141,6 +141,9 @@ pub struct Change {
 pub struct Counters {
     /// When they were read, on [`Cluster::now`]'s clock.
     pub at: Duration,
+    /// Which process of the node these count: 0 the first, one more per
+    /// restart. Counts restart at 0 with each life.
+    pub life: u32,
     /// Messages sent, by type (`cluster_stats_messages_*_sent`).
     pub sent: Messages,
     /// Messages received, by type (`cluster_stats_messages_*_received`).
@@ -189,6 +192,8 @@ struct Node {
     paused: bool,
     id: Option<Id>,
     conn: Option<Connection>,
+    /// Processes started for this node so far.
+    starts: u32,
 }
 
 impl std::fmt::Debug for Node {
@@ -286,6 +291,7 @@ impl Cluster {
                 paused: false,
                 id: None,
                 conn: None,
+                starts: 0,
             })
             .collect();
         // Built before the first spawn: from here on an early return drops
@@ -589,6 +595,7 @@ impl Cluster {
                 let (sent, received) = text::messages(info);
                 out[n] = Some(Counters {
                     at,
+                    life: self.nodes[n].starts.saturating_sub(1),
                     sent,
                     received,
                     bus: bus.as_ref().map(|b| b[n]),
@@ -690,6 +697,10 @@ impl Cluster {
         let node = &mut self.nodes[n];
         let conf = process::write_config(&node.dir, node.port, self.node_timeout_ms, fresh)?;
         node.server = Some(Server::spawn(&self.bin, &conf, &node.dir)?);
+        if fresh {
+            node.starts = 0; // a port retry: the node has not lived yet
+        }
+        node.starts += 1;
         node.paused = false;
         node.conn = None;
         Ok(())

@@ -14,7 +14,7 @@
 //!   thread that outlives it.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -66,10 +66,14 @@ pub(super) struct Server {
 }
 
 impl Server {
-    /// Starts `bin conf` in `dir`, stdout and stderr to `dir/stdout.log`.
+    /// Starts `bin conf` in `dir`, stdout and stderr appended to
+    /// `dir/stdout.log` (a restart keeps what the previous process said).
     pub(super) fn spawn(bin: &Path, conf: &Path, dir: &Path) -> Result<Server> {
-        let out = File::create(dir.join("stdout.log"))
-            .with_context(|| format!("cannot create {}", dir.join("stdout.log").display()))?;
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stdout.log"))
+            .with_context(|| format!("cannot open {}", dir.join("stdout.log").display()))?;
         let err = out.try_clone().context("cannot duplicate a file handle")?;
         let parent = std::process::id();
         let mut cmd = Command::new(bin);
