@@ -274,6 +274,116 @@ fn a_port_range_too_small_is_refused_before_anything_starts() {
     );
 }
 
+/// Whether `pid` has exited: gone, or a zombie nobody has reaped yet (a
+/// container's init may not reap).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Runs this test binary's `child` test in a new process with `REDIS_CHILD`
+/// set to `mode`; returns it and the server pids it printed.
+fn spawn_child(mode: &str) -> (std::process::Child, Vec<u32>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "child_starts_a_cluster",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("REDIS_CHILD", mode)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child test");
+    let out = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let pids = out
+        .lines()
+        .take(200)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            // The harness prints "test child_starts_a_cluster ... " first.
+            l.split_once("PIDS ")
+                .map(|(_, p)| p.split(' ').map(|x| x.parse().expect("a pid")).collect())
+        })
+        .unwrap_or_else(|| panic!("the child printed no pids: {:?}", child.wait()));
+    (child, pids)
+}
+
+#[test]
+fn servers_die_with_the_process_that_started_them() {
+    require_server();
+    let (mut child, pids) = spawn_child("wait");
+    assert_eq!(pids.len(), 2);
+    assert!(
+        pids.iter().all(|&p| !is_dead(p)),
+        "servers run while their owner does"
+    );
+    // SIGKILL: no destructor, no handler runs; PR_SET_PDEATHSIG must act.
+    child.kill().expect("kill the child");
+    child.wait().expect("reap the child");
+    let end = Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|&p| is_dead(p)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|&p| is_dead(p)),
+        "servers {pids:?} outlived the process that started them"
+    );
+}
+
+#[test]
+fn kill_all_then_exit_leaves_no_server() {
+    require_server();
+    let (mut child, pids) = spawn_child("kill_all");
+    let status = child.wait().expect("reap the child");
+    // The child checks that kill_all alone killed them (before its exit).
+    assert_eq!(status.code(), Some(130), "the child's own check failed");
+    assert!(pids.iter().all(|&p| is_dead(p)));
+}
+
+/// Not a test by itself: the child process of the two tests above.
+#[test]
+#[ignore = "run as a child process by other tests"]
+fn child_starts_a_cluster() {
+    let Ok(mode) = std::env::var("REDIS_CHILD") else {
+        return;
+    };
+    let ports = if mode == "wait" {
+        22_500..22_600
+    } else {
+        22_600..22_700
+    };
+    let o = Options {
+        nodes: 2,
+        capacity: 2,
+        node_timeout_ms: 1000,
+        ports,
+        dir: scratch(&mode),
+        ..Options::default()
+    };
+    let c = Cluster::start(&o, &AtomicBool::new(false)).expect("a 2-node cluster forms");
+    let pids: Vec<u32> = (0..2).filter_map(|n| c.pid(n)).collect();
+    println!("PIDS {} {}", pids[0], pids[1]);
+    if mode == "kill_all" {
+        // What a second Ctrl-C does: kill_all, then exit without destructors.
+        gossip_loadgen::world::redis::cluster::kill_all();
+        std::thread::sleep(Duration::from_millis(200));
+        let code = if pids.iter().all(|&p| is_dead(p)) {
+            130
+        } else {
+            1
+        };
+        std::process::exit(code);
+    }
+    std::thread::sleep(Duration::from_secs(60));
+}
+
 /// By hand: `REDIS_NODES=48 cargo test -p gossip-loadgen --release --test
 /// redis_cluster -- --ignored --nocapture` prints the time to form, poll
 /// round durations and the steady message and byte rates per node
