@@ -12,10 +12,10 @@
 //! node and item, exactly (`core/tests/copies.rs` proves it).
 //!
 //! With nothing tracked each of those places costs one test of a word that is
-//! zero, never taken; with items tracked, a gossip entry costs one more
-//! multiplication and mask test, and only an entry whose id passes that filter
-//! looks at the (at most [`MAX_TRACKED`]) items. Nothing allocates but
-//! [`Node::track`].
+//! zero, never taken (a section's entries, one test of a register each); with
+//! items tracked, a gossip entry costs one more multiplication and mask test,
+//! and only an entry whose id passes that filter looks at the (at most
+//! [`MAX_TRACKED`]) items. Nothing allocates but [`Node::track`].
 
 use alloc::vec::Vec;
 
@@ -95,12 +95,18 @@ impl Node {
         }
     }
 
-    /// Counts one gossip entry about `id` (flagging it FAIL when `fail`).
+    /// Whether gossip entries are counted (some `Join` or `Fail` item is
+    /// tracked): tested once a section, so that an entry costs a test of a
+    /// register, not of the node's memory.
     #[inline]
+    pub(crate) fn counts_entries(&self) -> bool {
+        self.copies.joins | self.copies.fails != 0
+    }
+
+    /// Counts one gossip entry about `id` (flagging it FAIL when `fail`);
+    /// for callers that found [`counts_entries`](Node::counts_entries) true.
     pub(crate) fn count_entry(&mut self, id: NodeId, fail: bool) {
-        if self.copies.joins | self.copies.fails != 0 {
-            self.copies.count_id(id, fail);
-        }
+        self.copies.count_id(id, fail);
     }
 
     /// Counts a FAIL message about `id`.

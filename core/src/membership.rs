@@ -299,6 +299,7 @@ impl Node {
         }
         let reporter = self.peers.get(from).id;
         let validity = self.config.report_validity();
+        let counting = self.counts_entries();
         // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
         // and the sim runs 1,000 tables), and each entry's lookup costs two
         // dependent cache misses: the index slot is requested 2 LOOKAHEAD
@@ -318,7 +319,9 @@ impl Node {
             if let Some(id) = far.next() {
                 self.peers.prefetch_slot(id);
             }
-            self.count_entry(e.id, e.flags.fail);
+            if counting {
+                self.count_entry(e.id, e.flags.fail);
+            }
             if e.id == self.me.id {
                 continue;
             }
