@@ -417,8 +417,12 @@ fn measure_formation_poll_rounds_and_steady_rates() {
         c.version(),
         c.formed_in()
     );
-    // Let formation's gossip settle before measuring.
-    std::thread::sleep(Duration::from_secs(5));
+    // Let formation's gossip settle before measuring (REDIS_SETTLE_S, 5 s).
+    let settle = std::env::var("REDIS_SETTLE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    std::thread::sleep(Duration::from_secs(settle));
 
     let mut rounds = Vec::new();
     for _ in 0..200 {
