@@ -5,11 +5,15 @@
 //! 1,000 entries at N = 10,000) in a 64 KiB datagram, so it measures section
 //! selection at full size; `ping_to_pong` uses the default 1,400-byte datagram,
 //! where the section stops at 47 IPv4 entries, as a deployed node would.
+//! `ping_to_pong_copies` is `ping_to_pong` with the node counting copies of
+//! [`MAX_TRACKED`] items, the joins and FAILs of the first 32 nodes: the
+//! sender and every entry of the PING are among them (the worst case, every
+//! filter test passes and each scans the items).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gossip_benches::{addr, big_config, cluster_node, message};
 use gossip_core::wire::MessageType;
-use gossip_core::{Config, Instant};
+use gossip_core::{Config, Instant, ItemId, NodeId, MAX_TRACKED};
 
 fn ping_to_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("node");
@@ -34,6 +38,23 @@ fn ping_to_pong(c: &mut Criterion) {
                 });
             });
         }
+    }
+    for n in [1_000u32] {
+        let mut node = cluster_node(n, Config::default());
+        for i in 1..=(MAX_TRACKED / 2) as u64 {
+            assert!(node.track(ItemId::Join(NodeId(i))) && node.track(ItemId::Fail(NodeId(i))));
+        }
+        let ping = message(MessageType::Ping, 0, 10);
+        let (from, now) = (addr(0), Instant::from_millis(2));
+        let mut buf = vec![0u8; 65_507];
+        g.bench_with_input(BenchmarkId::new("ping_to_pong_copies", n), &n, |b, _| {
+            b.iter(|| {
+                node.handle_datagram(now, from, black_box(&ping))
+                    .expect("valid fixture");
+                node.poll_transmit(now, black_box(&mut buf)).map(|t| t.len)
+            });
+        });
+        assert!(node.copies(ItemId::Join(NodeId(1))) > Some(0));
     }
     g.finish();
 }
