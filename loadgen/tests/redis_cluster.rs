@@ -241,6 +241,18 @@ fn a_server_that_exits_at_start_is_reported_with_its_log() {
     .expect("write the fake server");
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
+    // Another test thread's fork may still hold our write fd for a moment
+    // (exec then fails with ETXTBSY): wait until the script runs.
+    for _ in 0..100 {
+        if std::process::Command::new(&fake)
+            .arg("--version")
+            .output()
+            .is_ok()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let o = Options {
         server: Some(fake),
         nodes: 2,
