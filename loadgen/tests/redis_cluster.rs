@@ -483,7 +483,8 @@ fn measure_formation_poll_rounds_and_steady_rates() {
         "servers' CPU during the window: {cpu:.2} cores in all ({:.1} ms/s per server)",
         cpu * 1000.0 / nodes as f64
     );
-    let (mut sent, mut ping, mut pong, mut bytes, mut segs) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sent, mut ping, mut pong, mut bytes, mut segs, mut data_segs) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut max_sent: f64 = 0.0;
     for n in 0..nodes {
         let (b, a) = (before[n].expect("running"), after[n].expect("running"));
@@ -496,19 +497,22 @@ fn measure_formation_poll_rounds_and_steady_rates() {
         let (bb, ab) = (b.bus.expect("bus bytes"), a.bus.expect("bus bytes"));
         bytes += (ab.bytes_sent - bb.bytes_sent) as f64 / secs;
         segs += (ab.segments_sent - bb.segments_sent) as f64 / secs;
+        data_segs += (ab.data_segments_sent - bb.data_segments_sent) as f64 / secs;
     }
     let n = nodes as f64;
     println!(
         "steady {window:?} at {nodes} nodes (polling: {poll}), node_timeout 2000 ms, per node: {:.1} msgs sent/s (max {max_sent:.1}), \
-         {:.1} PING/s, {:.1} PONG/s, {:.0} bus bytes sent/s ({:.0} bytes/msg), {:.1} segments/s, \
-         ≈{:.0} wire bytes/s",
+         {:.1} PING/s, {:.1} PONG/s, {:.0} bus bytes sent/s ({:.0} bytes/msg), {:.1} segments/s \
+         ({:.1} with data), ≈{:.0} wire bytes/s (≈{:.0} without pure ACKs)",
         sent / n,
         ping / n,
         pong / n,
         bytes / n,
         bytes / sent,
         segs / n,
-        (bytes + 52.0 * segs) / n
+        data_segs / n,
+        (bytes + 52.0 * segs) / n,
+        (bytes + 52.0 * data_segs) / n
     );
     c.shutdown().expect("shutdown");
 }

@@ -45,6 +45,9 @@ pub struct BusBytes {
     /// of IPv4 + TCP headers (20 + 20 + 12 of timestamps, which Linux
     /// negotiates by default), so wire bytes ≈ `bytes_sent + 52 × segments_sent`.
     pub segments_sent: u64,
+    /// Of `segments_sent`, those carrying payload (pure ACKs excluded):
+    /// wire bytes of the messages alone ≈ `bytes_sent + 52 × data_segments_sent`.
+    pub data_segments_sent: u64,
     /// Bus sockets open now.
     pub links: usize,
 }
@@ -55,6 +58,7 @@ impl BusBytes {
         self.bytes_received += t.bytes_received;
         self.bytes_retransmitted += t.bytes_retransmitted;
         self.segments_sent += t.segments_sent;
+        self.data_segments_sent += t.data_segments_sent;
     }
 }
 
@@ -64,6 +68,7 @@ struct Totals {
     bytes_received: u64,
     bytes_retransmitted: u64,
     segments_sent: u64,
+    data_segments_sent: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +110,7 @@ const DUMP_RECVS_MAX: usize = 1_000_000;
 /// `tcpi_bytes_retrans` arrived in Linux 4.19, the last ones read here.
 const TCPI_BYTES_RECEIVED: usize = 128;
 const TCPI_SEGS_OUT: usize = 136;
+const TCPI_DATA_SEGS_OUT: usize = 156;
 const TCPI_BYTES_SENT: usize = 200;
 const TCPI_BYTES_RETRANS: usize = 208;
 const TCPI_LEN_MIN: usize = 216;
@@ -206,6 +212,7 @@ impl BusTable {
                 c.bytes_received += gone.totals.bytes_received;
                 c.bytes_retransmitted += gone.totals.bytes_retransmitted;
                 c.segments_sent += gone.totals.segments_sent;
+                c.data_segments_sent += gone.totals.data_segments_sent;
             }
         }
         self.open = open;
@@ -353,6 +360,7 @@ fn totals(info: &[u8]) -> Option<Totals> {
         bytes_received: u64_at(TCPI_BYTES_RECEIVED),
         bytes_retransmitted: u64_at(TCPI_BYTES_RETRANS),
         segments_sent: u64::from(u32_at(TCPI_SEGS_OUT)),
+        data_segments_sent: u64::from(u32_at(TCPI_DATA_SEGS_OUT)),
     })
 }
 
@@ -382,6 +390,7 @@ mod tests {
         assert_eq!(v[0].links, 2);
         assert_eq!(v[0].bytes_sent, 1000);
         assert_eq!(v[0].bytes_received, 1000);
+        assert!(v[0].data_segments_sent >= 1 && v[0].segments_sent >= v[0].data_segments_sent);
         // The accepted end closes: its bytes stay counted.
         drop(server);
         let v = table.read(&[port], &[Some(pid)]).expect("read again");
