@@ -219,6 +219,9 @@ fn install_ctrl_c(control: &Arc<Control>) -> Result<()> {
     let c = Arc::clone(control);
     ctrlc::set_handler(move || {
         if c.stop.swap(true, Ordering::Relaxed) {
+            // Servers a redis world started die with us (they also carry
+            // PR_SET_PDEATHSIG); nothing else outlives the process.
+            gossip_loadgen::world::redis::cluster::kill_all();
             std::process::exit(130);
         }
         eprintln!(

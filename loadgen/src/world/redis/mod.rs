@@ -9,12 +9,12 @@
 //!   directory, so its nodes.conf keeps its id and peers (it meets nobody:
 //!   it knows them); a pause is SIGSTOP, a resume SIGCONT.
 //! - What nodes see comes from CLUSTER NODES, polled from every running
-//!   server each [`POLL_EVERY`]: a PFAIL, FAIL or discovery is timed at the
-//!   round that first shows it (within one poll of the truth).
+//!   server every 25 ms: a PFAIL, FAIL or discovery is timed at the round
+//!   that first shows it (within one poll of the truth).
 //! - Upkeep: messages by type from CLUSTER INFO's counters; bytes are the
 //!   TCP payload the server's bus sockets sent (the kernel's `tcp_info`), not
-//!   split by type; wire bytes add 52 bytes a segment (IPv4 20, TCP 20,
-//!   timestamps 12), pure ACKs not counted.
+//!   split by type; wire bytes add 52 bytes for every segment sent (IPv4 20,
+//!   TCP 20, timestamps 12), pure ACKs included: TCP's real cost on the wire.
 //! - Published updates, copies and network shaping do not exist here: a
 //!   scenario asking for them is refused before anything starts.
 
@@ -38,6 +38,9 @@ const TCP_SEGMENT_OVERHEAD: u64 = 52;
 #[derive(Debug)]
 pub struct RedisWorld {
     cluster: Cluster,
+    /// The servers' directory (configs, nodes.conf, logs): removed after a
+    /// trial that ends cleanly, kept for a post-mortem otherwise.
+    dir: std::path::PathBuf,
 }
 
 /// Starts one trial's servers and forms the cluster; its clock starts once
@@ -61,7 +64,10 @@ pub fn start(s: &Scenario, trial: usize, control: &Control) -> Result<Box<dyn Wo
         ..Options::default()
     };
     let cluster = Cluster::start(&options, &control.stop)?;
-    Ok(Box::new(RedisWorld { cluster }))
+    Ok(Box::new(RedisWorld {
+        cluster,
+        dir: options.dir,
+    }))
 }
 
 impl World for RedisWorld {
@@ -152,7 +158,7 @@ impl World for RedisWorld {
                 let msgs = [c.sent.ping, c.sent.pong, c.sent.meet];
                 Some(Upkeep {
                     at: Instant::from_micros(c.at.as_micros() as u64),
-                    life: 0,
+                    life: c.life,
                     msgs,
                     bytes: None,
                     bytes_total: bus.bytes_sent,
@@ -163,8 +169,11 @@ impl World for RedisWorld {
     }
 
     fn finish(self: Box<Self>, _node_s: f64) -> Result<Extras> {
-        let version = self.cluster.version();
-        self.cluster.shutdown()?;
+        let RedisWorld { cluster, dir } = *self;
+        let version = cluster.version();
+        cluster.shutdown()?;
+        // Best effort: a leftover directory in the temp dir harms nothing.
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(Extras {
             datapath: Some(version),
             ..Extras::default()
