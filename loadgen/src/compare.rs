@@ -215,13 +215,25 @@ impl Comparison {
     }
 }
 
-/// A figure in four significant digits or so.
+/// A figure to about three significant digits (whole numbers from 100 up).
 fn fmt(v: f64) -> String {
-    if v == 0.0 || v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
+    if v == 0.0 || !v.is_finite() || v.abs() >= 100.0 {
+        return format!("{v:.0}");
+    }
+    let decimals = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt;
+
+    #[test]
+    fn figures_keep_three_significant_digits() {
+        assert_eq!(fmt(86.14), "86.1");
+        assert_eq!(fmt(2.5731), "2.57");
+        assert_eq!(fmt(0.000412), "0.000412");
+        assert_eq!(fmt(12_221.4), "12221");
+        assert_eq!(fmt(0.0), "0");
     }
 }

@@ -116,6 +116,8 @@ struct Drive<'a> {
     up_us: Vec<u64>,
     /// PFAILs and FAILs, for the detections.
     log: Vec<Seen>,
+    /// The world's clock at the last drain.
+    last_drain: Instant,
     seen: Vec<Seen>,
     false_fails: u64,
     progressed: u64,
@@ -161,6 +163,7 @@ impl<'a> Drive<'a> {
                 .collect(),
             up_us: vec![0; total],
             log: Vec::new(),
+            last_drain: origin,
             seen: Vec::new(),
             false_fails: 0,
             progressed: 0,
@@ -242,6 +245,10 @@ impl<'a> Drive<'a> {
         let mut seen = std::mem::take(&mut self.seen);
         seen.clear();
         self.world.drain(&mut seen)?;
+        // Everything drained now happened after the previous drain: a FAIL
+        // nobody crashed is measured from then (events of different I/O
+        // threads arrive in no strict time order).
+        let read_from = std::mem::replace(&mut self.last_drain, self.world.now());
         for e in &seen {
             match e.what {
                 What::Fail(x) => {
@@ -268,7 +275,7 @@ impl<'a> Drive<'a> {
                             key: ItemKey::Fail(x),
                             about: Some(x),
                             origin: None,
-                            since: e.at,
+                            since: read_from.min(e.at),
                             holders: None,
                             firsts: vec![None; total],
                             completed: None,

@@ -178,3 +178,33 @@ fn what_a_comparison_cannot_run_is_refused_in_one_line_and_leaves_nothing_runnin
     }
     assert!(redis_servers().is_empty(), "{:?}", redis_servers());
 }
+
+#[test]
+fn a_sweep_takes_worlds_as_one_more_axis() {
+    let dir = out_dir("sweep-worlds");
+    let out = bin()
+        .args(["sweep", "--scenario", "crash", "--nodes", "6"])
+        .args(["--worlds", "sim,udp"])
+        .args(["--sweep", "profile.node_timeout_ms=1000"])
+        .args(["--set", "run.warmup_s=2", "--set", "run.duration_s=5"])
+        .args(["--set", "timeline=[{at_s=1.0,action=\"crash\"}]"])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = Report::read(&dir).unwrap();
+    let sw = r.sweep.expect("a sweep");
+    let worlds: Vec<_> = sw
+        .points
+        .iter()
+        .map(|p| (p.params["cluster.world"].clone(), p.summary.world.clone()))
+        .collect();
+    assert_eq!(worlds.len(), 2, "{worlds:?}");
+    for (param, world) in &worlds {
+        assert!(param.contains(world.as_str()), "{worlds:?}");
+    }
+    for p in &sw.points {
+        assert_eq!(p.summary.undetected, Some(0), "{p:?}");
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! - Nodes are `redis-server` processes in cluster mode, every slot spread
 //!   over the starting ones (Redis counts only masters with slots as FAIL
-//!   voters). A join starts a server without slots and MEETs it to node 0; a
+//!   voters). A join starts a server without slots and MEETs it to the
+//!   lowest running node (node 0 unless it is down), as ours join; a
 //!   crash is SIGKILL; a restart starts the server again on its port and
 //!   directory, so its nodes.conf keeps its id and peers (it meets nobody:
 //!   it knows them); a pause is SIGSTOP, a resume SIGCONT.
@@ -105,8 +106,8 @@ impl World for RedisWorld {
     }
 
     fn start(&mut self, n: usize, _meet: usize) -> Result<()> {
-        // Redis joins through node 0 (CLUSTER MEET), as ours do unless node 0
-        // is down.
+        // The driver MEETs the lowest running node: `meet`, as the timeline
+        // chose it.
         self.cluster.join(n)
     }
 
