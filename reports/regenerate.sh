@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates reports/reference/: the loadgen runs the README quotes.
+# Regenerates reports/reference/: the loadgen runs the README quotes (about ten
+# minutes on 2 cores; the comparison with real Redis takes seven of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p gossip-loadgen
@@ -13,3 +14,6 @@ rm -rf "$out" && mkdir -p "$out"
 "$lg" sweep --scenario crash --nodes 100 \
   --sweep profile.node_timeout_ms=1000,2000,5000,15000 --sweep profile.fanout=1,3 \
   --target detect_all_fail_s.p99=6 --target false_fails=0 --out "$out/sweep-crash-timeout-fanout"
+# Needs redis-server (Debian package; scripts/test installs it).
+"$lg" compare --scenario crash --nodes 48 --worlds udp,redis --set profile.node_timeout_ms=2000 --trials 3 \
+  --out "$out/compare-redis-n48"

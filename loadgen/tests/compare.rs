@@ -192,7 +192,11 @@ fn a_sweep_takes_worlds_as_one_more_axis() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = Report::read(&dir).unwrap();
     let sw = r.sweep.expect("a sweep");
     let worlds: Vec<_> = sw

@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
-use gossip_core::Instant;
+use gossip_core::wire::key_id;
+use gossip_core::{Event, Instant, NodeId, PublishError, Stamp};
 
 use crate::observe::{Resources, Trial};
 use crate::progress::Progress;
@@ -223,6 +224,66 @@ pub trait World {
     /// # Errors
     /// A world that did not stop cleanly.
     fn finish(self: Box<Self>, node_s: f64) -> Result<Extras>;
+}
+
+impl Seen {
+    /// What a core node's `event` says, if the figures use it: `index` maps a
+    /// node id to its trial index (the sim and udp worlds run core nodes).
+    pub fn of_event(
+        node: usize,
+        at: Instant,
+        event: &Event,
+        index: impl Fn(NodeId) -> Option<usize>,
+    ) -> Option<Seen> {
+        let what = match *event {
+            Event::PeerDiscovered { id, .. } => What::Discovered(index(id)?),
+            Event::PeerPfail { id } => What::Pfail(index(id)?),
+            Event::PeerFail { id, .. } => What::Fail(index(id)?),
+            Event::UpdateReceived {
+                origin,
+                key,
+                version,
+                ..
+            } => What::Update(ItemKey::Update {
+                origin: index(origin)?,
+                key,
+                version,
+            }),
+            _ => return None,
+        };
+        Some(Seen { node, at, what })
+    }
+}
+
+impl Published {
+    /// What a core node's `publish` of `key` on node `n`, at `at`, did
+    /// (`None`: the node was not running).
+    pub fn of_core(
+        n: usize,
+        key: &[u8],
+        at: Instant,
+        r: Option<Result<Stamp, PublishError>>,
+    ) -> Published {
+        match r {
+            Some(Ok(stamp)) => Published::Item {
+                key: ItemKey::Update {
+                    origin: n,
+                    key: key_id(key),
+                    version: stamp.version,
+                },
+                at,
+            },
+            Some(Err(e)) => Published::Refused(e.to_string()),
+            None => Published::NotRunning,
+        }
+    }
+}
+
+/// Sleeps until `until` on a real world's clock (`now` read just before).
+pub(crate) fn sleep_until(now: Instant, until: Instant) {
+    if until > now {
+        std::thread::sleep(until - now);
+    }
 }
 
 /// Mixed into the trial seed for the choice of publishing nodes.

@@ -9,10 +9,10 @@ use anyhow::Result;
 use gossip_core::sim::{
     Fault, ItemId, Latency, NetworkParams, NodeSet, NodeStatus, Observer, Simulation,
 };
-use gossip_core::wire::{key_id, MessageType};
-use gossip_core::{Event, Instant};
+use gossip_core::wire::MessageType;
+use gossip_core::Instant;
 
-use super::{Extras, ItemKey, Published, Seen, Shape, Upkeep, What, World, UPKEEP};
+use super::{Extras, ItemKey, Published, Seen, Shape, Upkeep, World, UPKEEP};
 use crate::scenario::{ActionKind, Scenario};
 
 /// IPv4 + UDP header bytes per datagram.
@@ -101,33 +101,11 @@ impl World for SimWorld {
     fn drain(&mut self, out: &mut Vec<Seen>) -> Result<()> {
         let events = self.sim.events();
         let index = |id| self.sim.index_of(id);
-        for e in &events[self.events_seen..] {
-            let what = match e.event {
-                Event::PeerDiscovered { id, .. } => index(id).map(What::Discovered),
-                Event::PeerPfail { id } => index(id).map(What::Pfail),
-                Event::PeerFail { id, .. } => index(id).map(What::Fail),
-                Event::UpdateReceived {
-                    origin,
-                    key,
-                    version,
-                    ..
-                } => index(origin).map(|origin| {
-                    What::Update(ItemKey::Update {
-                        origin,
-                        key,
-                        version,
-                    })
-                }),
-                _ => None,
-            };
-            if let Some(what) = what {
-                out.push(Seen {
-                    node: e.node,
-                    at: e.at,
-                    what,
-                });
-            }
-        }
+        out.extend(
+            events[self.events_seen..]
+                .iter()
+                .filter_map(|e| Seen::of_event(e.node, e.at, &e.event, index)),
+        );
         self.events_seen = events.len();
         Ok(())
     }
@@ -181,23 +159,10 @@ impl World for SimWorld {
 
     fn publish(&mut self, n: usize, key: &[u8], value: &[u8]) -> Result<Published> {
         let at = self.sim.now();
-        Ok(
-            match self
-                .sim
-                .command(n, |node, now| node.publish(now, key, value))
-            {
-                Some(Ok(stamp)) => Published::Item {
-                    key: ItemKey::Update {
-                        origin: n,
-                        key: key_id(key),
-                        version: stamp.version,
-                    },
-                    at,
-                },
-                Some(Err(e)) => Published::Refused(e.to_string()),
-                None => Published::NotRunning,
-            },
-        )
+        let r = self
+            .sim
+            .command(n, |node, now| node.publish(now, key, value));
+        Ok(Published::of_core(n, key, at, r))
     }
 
     fn connected(&self, a: usize, b: usize) -> bool {

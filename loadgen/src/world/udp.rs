@@ -21,14 +21,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use gossip_core::wire::key_id;
-use gossip_core::{Event, Instant, ItemId, NodeId};
+use gossip_core::{Instant, ItemId, NodeId};
 use gossip_node::datapath::{self, DatapathChoice};
 use gossip_node::metrics::{MetricsSource, Snapshot};
 use gossip_node::runtime::{NodeError, Runtime, RuntimeConfig};
 
 use super::sim::UPKEEP_TYPES;
-use super::{Extras, ItemKey, Published, Seen, Upkeep, What, World};
+use super::{Extras, ItemKey, Published, Seen, Upkeep, World};
 use crate::observe::Resources;
 use crate::scenario::Scenario;
 
@@ -147,10 +146,6 @@ impl UdpWorld {
         })
     }
 
-    fn index_of(&self, id: NodeId) -> Option<usize> {
-        self.index.get(&id).copied()
-    }
-
     fn item_id(&self, item: ItemKey) -> ItemId {
         let id = |n: usize| self.rt.ids()[n];
         match item {
@@ -179,43 +174,19 @@ impl World for UdpWorld {
     }
 
     fn advance(&mut self, until: Instant) -> Result<()> {
-        let now = self.now();
-        if until > now {
-            std::thread::sleep(until - now);
-        }
+        super::sleep_until(self.now(), until);
         Ok(())
     }
 
     fn drain(&mut self, out: &mut Vec<Seen>) -> Result<()> {
         let mut taken = Vec::new();
         self.rt.drain_events(usize::MAX, |e| taken.push(e));
-        for e in taken {
-            let what = match e.event {
-                Event::PeerDiscovered { id, .. } => self.index_of(id).map(What::Discovered),
-                Event::PeerPfail { id } => self.index_of(id).map(What::Pfail),
-                Event::PeerFail { id, .. } => self.index_of(id).map(What::Fail),
-                Event::UpdateReceived {
-                    origin,
-                    key,
-                    version,
-                    ..
-                } => self.index_of(origin).map(|origin| {
-                    What::Update(ItemKey::Update {
-                        origin,
-                        key,
-                        version,
-                    })
-                }),
-                _ => None,
-            };
-            if let Some(what) = what {
-                out.push(Seen {
-                    node: e.node,
-                    at: e.at,
-                    what,
-                });
-            }
-        }
+        let index = |id| self.index.get(&id).copied();
+        out.extend(
+            taken
+                .iter()
+                .filter_map(|e| Seen::of_event(e.node, e.at, &e.event, index)),
+        );
         Ok(())
     }
 
@@ -247,18 +218,12 @@ impl World for UdpWorld {
     fn publish(&mut self, n: usize, key: &[u8], value: &[u8]) -> Result<Published> {
         // Before the call: a peer may have it before the call returns.
         let at = self.now();
-        Ok(match self.rt.publish(n, key, value) {
-            Some(Ok(stamp)) => Published::Item {
-                key: ItemKey::Update {
-                    origin: n,
-                    key: key_id(key),
-                    version: stamp.version,
-                },
-                at,
-            },
-            Some(Err(e)) => Published::Refused(e.to_string()),
-            None => Published::NotRunning,
-        })
+        Ok(Published::of_core(
+            n,
+            key,
+            at,
+            self.rt.publish(n, key, value),
+        ))
     }
 
     fn holders(&mut self, n: usize) -> Option<Vec<usize>> {

@@ -81,10 +81,7 @@ impl World for RedisWorld {
     }
 
     fn advance(&mut self, until: Instant) -> Result<()> {
-        let now = self.now();
-        if until > now {
-            std::thread::sleep(until - now);
-        }
+        super::sleep_until(self.now(), until);
         Ok(())
     }
 
