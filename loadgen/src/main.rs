@@ -82,9 +82,13 @@ struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Output directory (default: reports/runs/<run-id>).
+    /// Output directory (default: reports/runs/<run-id>); refused when it
+    /// holds a report already, unless --force.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace the report in --out.
+    #[arg(long)]
+    force: bool,
     /// Print the summary object as JSON on stdout, and nothing else there.
     #[arg(long)]
     json: bool,
@@ -209,6 +213,7 @@ impl RunArgs {
         Options {
             threads: self.threads.unwrap_or_else(world::default_threads),
             out: self.out.clone(),
+            force: self.force,
             command: std::env::args().collect(),
         }
     }
@@ -233,6 +238,7 @@ fn install_ctrl_c(control: &Arc<Control>) -> Result<()> {
 
 fn run(a: &RunArgs) -> Result<()> {
     let mut s = a.scenario()?;
+    runner::check_out(&a.options())?;
     let units = s.run.trials as u64 * world::units_per_trial(&s);
     let control = Arc::new(Control::new(units, &s.name));
     install_ctrl_c(&control)?;
@@ -276,6 +282,7 @@ fn run(a: &RunArgs) -> Result<()> {
 
 fn sweep(a: &SweepArgs) -> Result<()> {
     let s = a.run.scenario()?;
+    runner::check_out(&a.run.options())?;
     let mut axes = a
         .axes
         .iter()
@@ -336,6 +343,7 @@ fn compare(a: &CompareArgs) -> Result<()> {
         bail!("--worlds: name at least two worlds to compare, e.g. --worlds udp,redis");
     }
     let s = a.run.scenario()?;
+    runner::check_out(&a.run.options())?;
     if s.epidemic.is_some() {
         bail!(
             "compare: {} is an epidemic-only scenario; compare runs membership scenarios",

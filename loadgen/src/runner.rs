@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::compare::Comparison;
 use crate::machine::{commit, Machine};
@@ -22,6 +22,8 @@ pub struct Options {
     pub threads: usize,
     /// Output directory; `None`: `reports/runs/<run-id>`.
     pub out: Option<PathBuf>,
+    /// Write into `out` even when it holds a report already.
+    pub force: bool,
     /// The command line, recorded in the report.
     pub command: Vec<String>,
 }
@@ -33,11 +35,11 @@ pub struct Options {
 /// A world that refuses the scenario, or report I/O.
 pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, PathBuf)> {
     let started = WallClock::now();
-    let created = now_unix();
+    let created_ms = now_unix_ms();
+    let (dir, id) = claim_dir(opts, &run_id(&s.name, created_ms, s.run.seed))?;
     let trials = world::run(s, opts.threads, control)?;
     control.progress.finish();
-    let report = report(s, trials, opts, created, started)?;
-    let dir = out_dir(opts, &report.run_id);
+    let report = report(s, trials, opts, id, created_ms / 1000, started)?;
     let html = report.write(&dir)?;
     Ok((report, html))
 }
@@ -47,13 +49,14 @@ fn report(
     s: &Scenario,
     trials: Vec<crate::observe::Trial>,
     opts: &Options,
+    run_id: String,
     created: u64,
     started: WallClock,
 ) -> Result<Report> {
     let (summary, histograms) = summarize(s.cluster.world.name(), s.cluster.nodes, &trials)?;
     Ok(Report {
         schema: SCHEMA.into(),
-        run_id: run_id(&s.name, created, s.run.seed),
+        run_id,
         created_unix_s: created,
         command: opts.command.clone(),
         commit: commit(),
@@ -90,7 +93,8 @@ pub fn compare(
     control: &Control,
 ) -> Result<(Report, PathBuf)> {
     let started = WallClock::now();
-    let created = now_unix();
+    let created_ms = now_unix_ms();
+    let created = created_ms / 1000;
     let scenarios: Vec<Scenario> = worlds
         .iter()
         .map(|w| {
@@ -100,8 +104,10 @@ pub fn compare(
         })
         .collect::<Result<_>>()?;
     let base = &scenarios[0];
-    let run_id = format!("{}-compare", run_id(&base.name, created, base.run.seed));
-    let dir = out_dir(opts, &run_id);
+    let (dir, run_id) = claim_dir(
+        opts,
+        &format!("{}-compare", run_id(&base.name, created_ms, base.run.seed)),
+    )?;
     let names: Vec<&str> = worlds.iter().map(|w| w.name()).collect();
     let mut sides: Vec<Report> = Vec::new();
     let whole = |sides: &[Report], interrupted: bool| Report {
@@ -139,7 +145,8 @@ pub fn compare(
                 return Err(e.context(format!("world {}", w.name())));
             }
         };
-        let r = report(s, trials, opts, created, side_started)?;
+        let side_id = format!("{run_id}-{}", w.name());
+        let r = report(s, trials, opts, side_id, created, side_started)?;
         r.write(&dir.join(w.name()))?;
         sides.push(r);
         whole(&sides, true).write(&dir)?;
@@ -167,7 +174,8 @@ pub fn sweep(
     name_or_path: &str,
 ) -> Result<(Report, PathBuf)> {
     let started = WallClock::now();
-    let created = now_unix();
+    let created_ms = now_unix_ms();
+    let created = created_ms / 1000;
     // Refuse the whole sweep up front if any point is invalid.
     let points: Vec<(Vec<(String, String)>, Scenario)> = grid(axes)
         .into_iter()
@@ -177,8 +185,10 @@ pub fn sweep(
             Scenario::load(name_or_path, &o).map(|s| (params, s))
         })
         .collect::<Result<_>>()?;
-    let run_id = format!("{}-sweep", run_id(&base.name, created, base.run.seed));
-    let dir = out_dir(opts, &run_id);
+    let (dir, run_id) = claim_dir(
+        opts,
+        &format!("{}-sweep", run_id(&base.name, created_ms, base.run.seed)),
+    )?;
     let finished: Mutex<SweepResult> = Mutex::new(SweepResult {
         axes: axes.to_vec(),
         targets: targets.to_vec(),
@@ -257,20 +267,66 @@ pub fn sweep_units(base: &Scenario, axes: &[Axis]) -> u64 {
     grid(axes).len() as u64 * base.run.trials as u64 * world::units_per_trial(base)
 }
 
-fn out_dir(opts: &Options, run_id: &str) -> PathBuf {
-    opts.out
-        .clone()
-        .unwrap_or_else(|| Path::new("reports").join("runs").join(run_id))
+/// Claims the directory a run writes into, before it runs, and returns it
+/// with the run's id. `--out DIR` is refused when DIR holds a report already
+/// (unless `force`). Otherwise the directory is `reports/runs/<id>`, created
+/// here: creating a directory either succeeds or finds it taken, atomically,
+/// so runs started in the same millisecond (same scenario, same seed) each
+/// get their own, the later ones `<id>-2`, `<id>-3`, ...
+fn claim_dir(opts: &Options, id: &str) -> Result<(PathBuf, String)> {
+    check_out(opts)?;
+    if let Some(dir) = &opts.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        return Ok((dir.clone(), id.to_string()));
+    }
+    let runs = Path::new("reports").join("runs");
+    std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    for n in 1..=RUN_ID_TRIES {
+        let id = match n {
+            1 => id.to_string(),
+            n => format!("{id}-{n}"),
+        };
+        let dir = runs.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((dir, id)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    bail!(
+        "{}: {RUN_ID_TRIES} runs named {id} already; give one --out DIR",
+        runs.display()
+    )
 }
 
-fn now_unix() -> u64 {
+/// Refuses `--out DIR` when DIR holds a report already (unless `force`), so
+/// that a finished report is never replaced by mistake.
+///
+/// # Errors
+/// One line naming the directory and `--force`.
+pub fn check_out(opts: &Options) -> Result<()> {
+    match &opts.out {
+        Some(dir) if !opts.force && dir.join("report.json").exists() => bail!(
+            "--out {}: holds a report already; choose another directory or pass --force to replace it",
+            dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Runs with one id (same scenario, seed and millisecond) a directory holds.
+const RUN_ID_TRIES: usize = 10_000;
+
+fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `<scenario>-<UTC yyyymmdd-hhmmss>-s<seed>`.
-pub fn run_id(name: &str, unix_s: u64, seed: u64) -> String {
+/// `<scenario>-<UTC yyyymmdd-hhmmss-mmm>-s<seed>`: the start to the
+/// millisecond, so that ids sort by time.
+pub fn run_id(name: &str, unix_ms: u64, seed: u64) -> String {
+    let unix_s = unix_ms / 1000;
     let days = (unix_s / 86_400) as i64;
     let secs = unix_s % 86_400;
     // Howard Hinnant's civil_from_days.
@@ -284,10 +340,11 @@ pub fn run_id(name: &str, unix_s: u64, seed: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
-        "{name}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}-s{seed}",
+        "{name}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{:03}-s{seed}",
         secs / 3600,
         secs / 60 % 60,
-        secs % 60
+        secs % 60,
+        unix_ms % 1000
     )
 }
 
@@ -297,7 +354,10 @@ mod tests {
 
     #[test]
     fn run_ids_carry_the_utc_time() {
-        assert_eq!(run_id("crash", 0, 1), "crash-19700101-000000-s1");
-        assert_eq!(run_id("x", 1_795_786_200, 7), "x-20261127-133000-s7");
+        assert_eq!(run_id("crash", 0, 1), "crash-19700101-000000-000-s1");
+        assert_eq!(
+            run_id("x", 1_795_786_200_042, 7),
+            "x-20261127-133000-042-s7"
+        );
     }
 }

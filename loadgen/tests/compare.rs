@@ -116,8 +116,26 @@ fn six_nodes_in_udp_and_in_redis_side_by_side() {
     assert!(redis_servers().is_empty(), "{:?}", redis_servers());
 }
 
+/// A server that answers `--version` as Redis 7 does, then exits at start.
+fn server_that_exits_at_start() -> String {
+    let path = std::env::temp_dir().join(format!(
+        "gossip-loadgen-compare-{}-exits",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'Redis server v=7.0.15 sha=00000000:0 malloc=libc bits=64 build=0' && exit 0\necho 'fatal: cannot start' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
 #[test]
 fn what_a_comparison_cannot_run_is_refused_in_one_line_and_leaves_nothing_running() {
+    let exits = format!("redis.server={}", server_that_exits_at_start());
     for (args, says) in [
         (vec!["--worlds", "udp,nope"], "nope"),
         (vec!["--worlds", "udp"], "at least two"),
@@ -144,13 +162,13 @@ fn what_a_comparison_cannot_run_is_refused_in_one_line_and_leaves_nothing_runnin
                 "--worlds",
                 "redis,sim",
                 "--set",
-                "redis.server=/bin/false",
+                exits.as_str(),
                 "--set",
                 "redis.port_first=23200",
                 "--set",
                 "redis.port_last=23299",
             ],
-            "redis",
+            "exited at start",
         ),
     ] {
         let dir = out_dir("refused");

@@ -23,6 +23,7 @@ fn run(name: &str, scenario: &str, overrides: &[&str]) -> Report {
     let opts = Options {
         threads: 2,
         out: Some(out_dir(name)),
+        force: false,
         command: vec!["test".into(), name.into()],
     };
     runner::run(&s, &opts, &control).unwrap().0
@@ -200,6 +201,7 @@ fn a_sweep_recommends_the_cheapest_setting_meeting_its_target() {
     let opts = Options {
         threads: 2,
         out: Some(out_dir("sweep")),
+        force: false,
         command: vec!["test".into()],
     };
     let o = vec![
@@ -398,4 +400,102 @@ fn a_crash_in_lean_views_is_measured_at_the_nodes_that_held_it() {
         "held by a view's worth of nodes, not all 199: {fail:?}"
     );
     assert_eq!(fail.reached, fail.live);
+}
+
+#[test]
+fn runs_started_together_each_keep_their_whole_report_in_a_directory_of_their_own() {
+    // Scripts start runs faster than one a second: the same scenario and seed,
+    // all at once, from one working directory.
+    let cwd = out_dir("together");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let runs = 9;
+    let children: Vec<_> = (0..runs)
+        .map(|_| {
+            bin()
+                .current_dir(&cwd)
+                .args([
+                    "run",
+                    "--scenario",
+                    "steady",
+                    "--world",
+                    "sim",
+                    "--nodes",
+                    "5",
+                ])
+                .args([
+                    "--set",
+                    "run.warmup_s=1",
+                    "--set",
+                    "run.duration_s=2",
+                    "--seed",
+                    "7",
+                ])
+                .arg("--json")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dirs: Vec<_> = std::fs::read_dir(cwd.join("reports/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), runs, "{dirs:?}");
+    let mut ids = std::collections::BTreeSet::new();
+    for d in &dirs {
+        let r = Report::read(d).unwrap_or_else(|e| panic!("{}: {e:#}", d.display()));
+        assert_eq!(r.trials_done, 1);
+        assert_eq!(d.file_name().unwrap().to_string_lossy(), r.run_id);
+        assert!(d.join("summary.md").exists() && d.join("report.html").exists());
+        ids.insert(r.run_id);
+    }
+    assert_eq!(ids.len(), runs);
+}
+
+#[test]
+fn out_onto_an_existing_report_is_refused_unless_forced() {
+    let dir = out_dir("existing");
+    let run = |extra: &[&str]| {
+        bin()
+            .args([
+                "run",
+                "--scenario",
+                "steady",
+                "--nodes",
+                "4",
+                "--world",
+                "sim",
+            ])
+            .args([
+                "--set",
+                "run.warmup_s=1",
+                "--set",
+                "run.duration_s=1",
+                "--out",
+            ])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&[]).status.success());
+    let again = run(&[]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--force") && err.contains("holds a report"),
+        "{err}"
+    );
+    assert!(run(&["--force"]).status.success());
+    Report::read(&dir).unwrap();
 }

@@ -32,6 +32,7 @@ fn run(name: &str, scenario: &str, overrides: &[&str]) -> Report {
     let opts = Options {
         threads: 2,
         out: Some(out_dir(name)),
+        force: false,
         command: vec!["test".into(), name.into()],
     };
     runner::run(&s, &opts, &control).unwrap().0
