@@ -8,29 +8,32 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use gossip_core::epidemic::population::Scenario as Model;
 use gossip_core::epidemic::rumor::{RumorConfig, StopRule};
 use gossip_core::epidemic::Direction;
 use gossip_core::{Config, Dissemination, Profile, Quorum, SectionPolicy};
 use serde::{Deserialize, Serialize};
 
+mod worlds;
+
+pub use worlds::RedisParams;
+
 /// The scenarios shipped inside the binary: name and TOML text.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    ("demo", include_str!("../scenarios/demo.toml")),
-    ("steady", include_str!("../scenarios/steady.toml")),
-    ("join", include_str!("../scenarios/join.toml")),
-    ("crash", include_str!("../scenarios/crash.toml")),
-    ("rumor", include_str!("../scenarios/rumor.toml")),
+    ("demo", include_str!("../../scenarios/demo.toml")),
+    ("steady", include_str!("../../scenarios/steady.toml")),
+    ("join", include_str!("../../scenarios/join.toml")),
+    ("crash", include_str!("../../scenarios/crash.toml")),
+    ("rumor", include_str!("../../scenarios/rumor.toml")),
     (
         "anti-entropy",
-        include_str!("../scenarios/anti-entropy.toml"),
+        include_str!("../../scenarios/anti-entropy.toml"),
     ),
-    ("partition", include_str!("../scenarios/partition.toml")),
+    ("partition", include_str!("../../scenarios/partition.toml")),
     (
         "section-cost",
-        include_str!("../scenarios/section-cost.toml"),
+        include_str!("../../scenarios/section-cost.toml"),
     ),
-    ("lean", include_str!("../scenarios/lean.toml")),
+    ("lean", include_str!("../../scenarios/lean.toml")),
 ];
 
 /// A whole scenario, every field defaulted.
@@ -67,87 +70,6 @@ pub enum WorldKind {
     Udp,
     /// A real Redis (or Valkey) Cluster on loopback, the system under test.
     Redis,
-}
-
-impl WorldKind {
-    /// Every world a membership scenario runs in.
-    pub const ALL: [WorldKind; 3] = [WorldKind::Sim, WorldKind::Udp, WorldKind::Redis];
-
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            WorldKind::Sim => "sim",
-            WorldKind::Udp => "udp",
-            WorldKind::Redis => "redis",
-        }
-    }
-
-    /// The world of that name.
-    ///
-    /// # Errors
-    /// One line listing the worlds.
-    pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|w| w.name() == name)
-            .ok_or_else(|| anyhow!("unknown world {name:?} (known: sim, udp, redis)"))
-    }
-
-    /// Why this world cannot do `action`, if it cannot.
-    fn refuses(self, action: ActionKind) -> Option<&'static str> {
-        use ActionKind::{Heal, Latency, Loss, Partition, Publish};
-        match (self, action) {
-            (WorldKind::Sim, _) => None,
-            (WorldKind::Udp | WorldKind::Redis, Partition | Heal | Loss | Latency) => {
-                Some("loopback cannot shape traffic honestly; use --world sim")
-            }
-            (WorldKind::Redis, Publish) => {
-                Some("Redis Cluster's bus carries no published updates of ours")
-            }
-            _ => None,
-        }
-    }
-
-    /// Refuses, in one line naming the field or action, what this world
-    /// cannot do honestly.
-    ///
-    /// # Errors
-    /// The first setting or timeline action the world cannot apply.
-    pub fn check(self, s: &Scenario) -> Result<()> {
-        let w = self.name();
-        if self != WorldKind::Sim {
-            let net = &s.network;
-            let ideal = Network::default();
-            if net.loss > 0.0 || net.duplicate > 0.0 {
-                bail!("network.loss/duplicate: the {w} world runs on loopback and cannot drop or duplicate datagrams honestly; use --world sim");
-            }
-            if net.latency_ms != ideal.latency_ms || net.jitter_ms != ideal.jitter_ms {
-                bail!("network.latency_ms/jitter_ms: the {w} world has loopback's latency and cannot add any; use --world sim");
-            }
-        }
-        for (i, a) in s.timeline.iter().enumerate() {
-            if let Some(why) = self.refuses(a.action) {
-                bail!(
-                    "timeline[{i}]: action {:?} is not supported in the {w} world ({why})",
-                    a.action.name()
-                );
-            }
-        }
-        match self {
-            WorldKind::Sim => {}
-            WorldKind::Udp => {
-                let slack = s.cluster.timer_slack_ms;
-                if !(slack.is_finite() && (0.0..=10.0).contains(&slack)) {
-                    bail!("cluster.timer_slack_ms: must be between 0 and 10 ms (a tick later than 10 ms counts as late)");
-                }
-                if s.cluster.nodes + s.joins() > 20_000 {
-                    bail!("cluster.nodes: the udp world runs at most 20,000 nodes on one machine");
-                }
-            }
-            WorldKind::Redis => s.redis.check(s)?,
-        }
-        Ok(())
-    }
 }
 
 /// The cluster.
@@ -544,98 +466,6 @@ impl Default for Epidemic {
             k: 1,
             fanout: 1,
         }
-    }
-}
-
-impl Epidemic {
-    /// The core's model of this table for `nodes` nodes.
-    ///
-    /// # Errors
-    /// One line naming the bad field.
-    pub fn model(&self, nodes: usize) -> Result<Model> {
-        let direction = Direction::from_name(&self.mode).ok_or_else(|| {
-            anyhow!(
-                "epidemic.mode: {:?} is not push, pull or push-pull",
-                self.mode
-            )
-        })?;
-        let n = u32::try_from(nodes)
-            .map_err(|_| anyhow!("cluster.nodes: too many for the epidemic model"))?;
-        let model = match self.protocol.as_str() {
-            "rumor" => {
-                let k = u8::try_from(self.k)
-                    .ok()
-                    .filter(|&k| (1..=StopRule::MAX_K).contains(&k))
-                    .ok_or_else(|| {
-                        anyhow!("epidemic.k: must be between 1 and {}", StopRule::MAX_K)
-                    })?;
-                let stop = match self.stop.as_str() {
-                    "feedback-counter" => StopRule::feedback_counter(k),
-                    "feedback-coin" => StopRule::feedback_coin(k),
-                    "blind-counter" => StopRule::blind_counter(k),
-                    "blind-coin" => StopRule::blind_coin(k),
-                    other => bail!(
-                        "epidemic.stop: {other:?} is not feedback-counter, feedback-coin, blind-counter or blind-coin"
-                    ),
-                };
-                Model::rumor(n, direction, stop).with_fanout(self.fanout)
-            }
-            "anti-entropy" => Model::anti_entropy(n, direction),
-            other => bail!("epidemic.protocol: {other:?} is not rumor or anti-entropy"),
-        };
-        model.validate().map_err(|e| anyhow!("{e}"))?;
-        Ok(model)
-    }
-}
-
-/// The redis world's servers (`[redis]`): which binary, which ports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedisParams {
-    /// The server binary: a path, or empty for `redis-server` on PATH (else
-    /// `valkey-server`).
-    pub server: String,
-    /// First client port of the range the servers take (each also listens
-    /// on its port + 10000 for the cluster bus).
-    pub port_first: u16,
-    /// Last client port of the range.
-    pub port_last: u16,
-}
-
-impl Default for RedisParams {
-    fn default() -> Self {
-        RedisParams {
-            server: String::new(),
-            port_first: 21_000,
-            port_last: 21_999,
-        }
-    }
-}
-
-impl RedisParams {
-    /// Refuses what a Redis Cluster cannot run as asked.
-    fn check(&self, s: &Scenario) -> Result<()> {
-        if self.port_first == 0 || self.port_first > self.port_last || self.port_last > 55_535 {
-            bail!("redis.port_first/port_last: need a range within 1..=55535 (each server's bus listens on its port + 10000)");
-        }
-        let need = s.cluster.nodes + s.joins();
-        let have = usize::from(self.port_last - self.port_first) + 1;
-        if have < need {
-            bail!("redis.port_first/port_last: {need} servers need {need} ports; the range has {have}");
-        }
-        if need > 1_000 {
-            bail!("cluster.nodes: the redis world runs at most 1,000 servers on one machine");
-        }
-        // Redis's rules are fixed: node_timeout is its only setting here.
-        let ours = toml::Table::try_from(&s.profile)?;
-        let redis = toml::Table::try_from(ProfileParams {
-            node_timeout_ms: s.profile.node_timeout_ms,
-            ..ProfileParams::default()
-        })?;
-        if let Some((k, _)) = ours.iter().find(|(k, v)| redis.get(*k) != Some(*v)) {
-            bail!("profile.{k}: Redis Cluster's rules are its own; the redis world takes only profile.node_timeout_ms");
-        }
-        Ok(())
     }
 }
 
