@@ -50,6 +50,17 @@ pub const PEER_STATES: [PeerState; 4] = [
     PeerState::Fail,
 ];
 
+/// Help of `gossip_datapath_errors_total`: what each kind counts and what
+/// became of the datagrams. The same on both datapaths, which count sends
+/// through one function (`DatapathCounters::count_send`).
+const ERRORS_HELP: &str = "Datagrams the datapath lost or refused, by kind: \
+send_refused (EPERM/EACCES, a firewall or other policy), \
+send_would_block (EAGAIN/ENOBUFS, no room in the socket buffer or kernel), \
+send (any other send error), each sent datagram tried once and dropped on error, never retried, \
+a GSO send counting each datagram it carried; \
+recv (receive errors), truncated (longer than a receive buffer), \
+stale (for a socket already closed).";
+
 /// Upper bounds (µs) of the timer lateness histogram buckets; +Inf follows.
 pub const LATENESS_BUCKETS_US: [u64; 6] = [1_000, 5_000, 10_000, 50_000, 100_000, 1_000_000];
 
@@ -138,8 +149,9 @@ impl Snapshot {
             &mut c.bytes_in,
             &mut c.datagrams_out,
             &mut c.bytes_out,
-            &mut c.send_errors,
+            &mut c.send_refused,
             &mut c.send_would_block,
+            &mut c.send_errors,
             &mut c.send_stalls,
             &mut c.recv_errors,
             &mut c.truncated,
@@ -493,15 +505,11 @@ impl MetricsSource {
             &[("datapath", dp), ("direction", "out")],
             c.bytes_out,
         );
-        family(
-            w,
-            "gossip_datapath_errors_total",
-            "counter",
-            "Datagrams the datapath lost or refused, by kind.",
-        );
+        family(w, "gossip_datapath_errors_total", "counter", ERRORS_HELP);
         for (kind, v) in [
-            ("send", c.send_errors),
+            ("send_refused", c.send_refused),
             ("send_would_block", c.send_would_block),
+            ("send", c.send_errors),
             ("recv", c.recv_errors),
             ("truncated", c.truncated),
             ("stale", c.stale),
@@ -728,5 +736,30 @@ mod tests {
         assert!(text.contains("gossip_failure_reports 0\n"));
         assert!(text.contains("gossip_datapath_info{datapath=\"mmsg\"} 1\n"));
         assert!(text.contains("gossip_timer_lateness_seconds_bucket{le=\"+Inf\"} 0\n"));
+    }
+
+    #[test]
+    fn send_outcomes_render_as_kinds_of_one_errors_family() {
+        let t = Arc::new(ThreadMetrics::default());
+        let mut s = Snapshot::default();
+        s.datapath.send_refused = 3;
+        s.datapath.send_would_block = 2;
+        s.datapath.send_errors = 1;
+        t.publish(&s);
+        assert_eq!(t.read().datapath.send_drops(), 6);
+        for datapath in ["mmsg", "uring"] {
+            let text = MetricsSource {
+                threads: vec![t.clone()],
+                datapath,
+            }
+            .render();
+            for (kind, v) in [("send_refused", 3), ("send_would_block", 2), ("send", 1)] {
+                let line = format!(
+                    "gossip_datapath_errors_total{{datapath=\"{datapath}\",kind=\"{kind}\"}} {v}\n"
+                );
+                assert!(text.contains(&line), "{line} in {text}");
+            }
+            assert!(text.contains("never retried"), "{text}");
+        }
     }
 }

@@ -4,9 +4,15 @@
 //! - [`uring::UringDatapath`]: one io_uring per thread, a multishot `RecvMsgMulti`
 //!   per socket on one provided buffer ring, every send of a loop iteration
 //!   submitted with the wait in one `io_uring_enter`.
-//! - [`mmsg::MmsgDatapath`]: `recvmmsg`/`sendmmsg` batches and `epoll`, for hosts
-//!   where io_uring is refused (Docker's default seccomp profile,
-//!   `kernel.io_uring_disabled`).
+//! - [`mmsg::MmsgDatapath`]: `recvmmsg` batches, one `sendmsg` per datagram
+//!   (so that each has its own error) and `epoll`, for hosts where io_uring
+//!   is refused (Docker's default seccomp profile, `kernel.io_uring_disabled`).
+//!
+//! Both try every datagram once and count its outcome through
+//! [`DatapathCounters`]' one classification: sent, refused by a policy
+//! (EPERM/EACCES), no room (EAGAIN/ENOBUFS), or another error. A failed send
+//! is dropped, never retried, so that a firewall's or the harness's loss
+//! counts are not hidden by the datapath's own second tries.
 //!
 //! All of the crate's `unsafe` lives under this module (the crate root denies it
 //! elsewhere); every block names its invariant in a `SAFETY:` comment.
@@ -95,10 +101,21 @@ pub struct DatapathCounters {
     pub datagrams_out: u64,
     /// Their bytes (UDP payload).
     pub bytes_out: u64,
-    /// Sends the kernel refused (other than a full socket buffer).
-    pub send_errors: u64,
-    /// Sends dropped because the socket's send buffer was full.
+    /// Datagrams a policy refused: EPERM or EACCES, from a firewall rule in
+    /// the output path, a cgroup BPF program, or a broadcast without
+    /// SO_BROADCAST. Dropped, never retried: a second try would ask the
+    /// policy again and, where the policy counts, count one datagram twice.
+    pub send_refused: u64,
+    /// Datagrams dropped for want of room: EAGAIN (EWOULDBLOCK), the socket's
+    /// send buffer is full; ENOBUFS, the kernel is out of memory (a full
+    /// device queue reports ENOBUFS only with IP_RECVERR, which these sockets
+    /// leave off, so such a drop counts as sent). Dropped, never retried, on
+    /// both datapaths: backpressure is loss to a UDP protocol, whose timers
+    /// resend what matters.
     pub send_would_block: u64,
+    /// Datagrams any other send error dropped (ENETUNREACH, EMSGSIZE, EIO
+    /// from a refused GSO send, ...). Never retried.
+    pub send_errors: u64,
     /// Times `send_buffer` had no buffer to give (all in flight).
     pub send_stalls: u64,
     /// Receive errors other than "nothing to read".
@@ -112,7 +129,7 @@ pub struct DatapathCounters {
     pub enobufs: u64,
     /// io_uring only: multishot receives re-armed after they ended.
     pub rearms: u64,
-    /// System calls made (io_uring_enter, or epoll_wait + recvmmsg + sendmmsg).
+    /// System calls made (io_uring_enter, or epoll_wait + recvmmsg + sendmsg).
     pub syscalls: u64,
     /// Offload only: sends that carried several datagrams as one (UDP GSO).
     pub gso_sends: u64,
@@ -120,12 +137,64 @@ pub struct DatapathCounters {
     pub gro_receives: u64,
 }
 
+impl DatapathCounters {
+    /// Datagrams handed to the datapath for sending that did not leave:
+    /// refused, would-block and other send errors (each send attempted once).
+    pub fn send_drops(&self) -> u64 {
+        self.send_refused + self.send_would_block + self.send_errors
+    }
+
+    /// Counts the outcome of one send of `datagrams` datagrams: `Ok(bytes)`
+    /// when the kernel took them, `Err(errno)` when it refused.
+    ///
+    /// Both datapaths count through here, so that a refusal lands in the same
+    /// counter whichever runs. A GSO send (a run of datagrams in one
+    /// `sendmsg`) succeeds or fails whole, and every datagram of a failed run
+    /// is counted: a firewall sees the run as one packet before segmentation,
+    /// so with offload `send_refused` exceeds the firewall's packet count.
+    pub(crate) fn count_send(&mut self, datagrams: u64, result: Result<usize, i32>) {
+        match result {
+            Ok(bytes) => {
+                self.datagrams_out += datagrams;
+                self.bytes_out += bytes as u64;
+            }
+            Err(errno) => match SendError::of(errno) {
+                SendError::Refused => self.send_refused += datagrams,
+                SendError::WouldBlock => self.send_would_block += datagrams,
+                SendError::Other => self.send_errors += datagrams,
+            },
+        }
+    }
+}
+
+/// Why a send failed, in the classes counted apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// EPERM, EACCES: a policy said no.
+    Refused,
+    /// EAGAIN (= EWOULDBLOCK on Linux), ENOBUFS: no room.
+    WouldBlock,
+    /// Anything else.
+    Other,
+}
+
+impl SendError {
+    /// The class of a send's error number.
+    pub(crate) fn of(errno: i32) -> SendError {
+        match errno {
+            libc::EPERM | libc::EACCES => SendError::Refused,
+            libc::EAGAIN | libc::ENOBUFS => SendError::WouldBlock,
+            _ => SendError::Other,
+        }
+    }
+}
+
 /// Which datapath runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DatapathKind {
     /// io_uring: multishot receive on a buffer ring, batched submission.
     Uring,
-    /// recvmmsg/sendmmsg with epoll.
+    /// recvmmsg/sendmsg with epoll.
     Mmsg,
 }
 
@@ -153,7 +222,7 @@ pub enum DatapathChoice {
     Auto,
     /// io_uring or fail.
     Uring,
-    /// recvmmsg/sendmmsg.
+    /// recvmmsg/sendmsg.
     Mmsg,
 }
 
@@ -314,6 +383,27 @@ mod tests {
             resolve(DatapathChoice::Uring, probe),
             (DatapathKind::Uring, None)
         );
+    }
+
+    #[test]
+    fn sends_count_by_outcome_and_a_failed_gso_run_counts_each_datagram() {
+        let mut c = DatapathCounters::default();
+        c.count_send(1, Ok(100));
+        c.count_send(3, Ok(300));
+        c.count_send(1, Err(libc::EPERM));
+        c.count_send(1, Err(libc::EACCES));
+        c.count_send(4, Err(libc::EPERM));
+        c.count_send(1, Err(libc::EAGAIN));
+        c.count_send(1, Err(libc::EWOULDBLOCK));
+        c.count_send(1, Err(libc::ENOBUFS));
+        c.count_send(2, Err(libc::ENETUNREACH));
+        c.count_send(1, Err(libc::EMSGSIZE));
+        assert_eq!((c.datagrams_out, c.bytes_out), (4, 400));
+        assert_eq!(
+            (c.send_refused, c.send_would_block, c.send_errors),
+            (6, 3, 3)
+        );
+        assert_eq!(c.send_drops(), 12);
     }
 
     #[test]
