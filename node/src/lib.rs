@@ -5,8 +5,10 @@
 //! the waiting. Each I/O thread ([`host::Host`]) runs the core's drive loop for
 //! its nodes on one [`datapath`]: io_uring (multishot receive into a provided
 //! buffer ring, decoded in place; all sends of a loop iteration in one enter) or,
-//! where io_uring is refused, recvmmsg/sendmmsg. [`runtime::Runtime`] binds the
-//! sockets and starts the threads; [`metrics`] serves Prometheus text;
+//! where io_uring is refused, recvmmsg and one sendmsg per datagram; both
+//! try each datagram once and count what became of it the same way.
+//! [`runtime::Runtime`] binds the sockets and starts the threads; [`metrics`]
+//! serves Prometheus text;
 //! [`view`] publishes each node's peers to readers without a lock.
 //! [`Runtime::track`](runtime::Runtime::track) has every node count the copies
 //! it receives of a few items (a join, a FAIL, an update: redundancy, counted

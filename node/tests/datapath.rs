@@ -1,5 +1,6 @@
 //! Both datapaths on real loopback sockets: delivery, batching, truncation,
-//! deregistration, and (io_uring) recovery from an empty buffer ring.
+//! deregistration, refused sends, and (io_uring) recovery from an empty
+//! buffer ring.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -85,6 +86,82 @@ fn queued_datagrams_arrive_whole_in_order_with_their_source() {
             "{kind}"
         );
         assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0, "{kind}");
+    }
+}
+
+/// A send the kernel refuses by policy between sends it takes: a broadcast
+/// from a socket without SO_BROADCAST fails with EACCES, every time, with no
+/// firewall needed. Each refusal is counted once as refused, the datagrams
+/// around it are sent once each, and with offload a refused GSO run counts
+/// every datagram it carried.
+#[test]
+fn a_refused_send_between_sent_ones_is_counted_once_as_refused() {
+    let broadcast: SocketAddr = "127.255.255.255:9".parse().unwrap();
+    let mut cases: Vec<(DatapathKind, bool)> = kinds("a_refused_send_between_sent_ones_...")
+        .into_iter()
+        .map(|k| (k, false))
+        .collect();
+    cases.push((DatapathKind::Mmsg, true));
+    for (kind, offload) in cases {
+        let mut dp = create(
+            kind,
+            DatapathOptions {
+                offload,
+                ..options(64)
+            },
+        )
+        .expect("datapath");
+        let (a, _) = socket();
+        let (b, addr_b) = socket();
+        let ia = dp.register(a).unwrap();
+        dp.register(b).unwrap();
+        // Sent, refused, sent, refused, sent: with plain sendmmsg the
+        // refusals would hide behind the count of datagrams sent before them.
+        for (i, to) in [addr_b, broadcast, addr_b, broadcast, addr_b]
+            .into_iter()
+            .enumerate()
+        {
+            dp.send_buffer().unwrap()[..4].copy_from_slice(&(i as u32).to_be_bytes());
+            dp.queue_send(ia, to, 4);
+        }
+        let got = collect(dp.as_mut(), 3);
+        // Anything sent twice would arrive within these polls.
+        let mut late = Vec::new();
+        for _ in 0..20 {
+            dp.poll(Some(Duration::from_millis(5)), &mut |s, from, bytes| {
+                late.push((s, from, bytes.to_vec()))
+            })
+            .expect("poll");
+        }
+        let mut seqs: Vec<u32> = got
+            .iter()
+            .chain(&late)
+            .map(|(_, _, b)| u32::from_be_bytes(b[..4].try_into().unwrap()))
+            .collect();
+        seqs.sort_unstable();
+        let what = format!("{kind}, offload {offload}");
+        assert_eq!(seqs, [0, 2, 4], "{what}");
+        let c = *dp.counters();
+        assert_eq!(
+            (
+                c.datagrams_out,
+                c.send_refused,
+                c.send_would_block,
+                c.send_errors
+            ),
+            (3, 2, 0, 0),
+            "{what}: {c:?}"
+        );
+        if offload {
+            // Three of a length to one address: one GSO send, refused whole.
+            for _ in 0..3 {
+                dp.send_buffer().unwrap()[..4].fill(9);
+                dp.queue_send(ia, broadcast, 4);
+            }
+            dp.poll(Some(Duration::ZERO), &mut |_, _, _| {}).unwrap();
+            let c = *dp.counters();
+            assert_eq!((c.datagrams_out, c.send_refused), (3, 5), "{what}: {c:?}");
+        }
     }
 }
 

@@ -1,11 +1,11 @@
-//! The recvmmsg/sendmmsg datapath: the uring datapath's shape on classic
-//! system calls, for hosts where io_uring is refused.
+//! The mmsg datapath: the uring datapath's shape on classic system calls,
+//! for hosts where io_uring is refused.
 //!
 //! Sockets are non-blocking and watched by one level-triggered epoll set. Sends
-//! queued during a loop iteration go out at the next `poll` as one `sendmmsg` per
-//! run of consecutive datagrams from the same socket (the drive loop drains one
-//! node at a time, so runs are long); a ready socket is read with `recvmmsg` in
-//! batches of [`BATCH`].
+//! queued during a loop iteration go out at the next `poll`, one `sendmsg` per
+//! datagram (or per GSO run with offload) so that each has its own error and
+//! is tried once (why not `sendmmsg`: see `flush`); a ready socket is read
+//! with `recvmmsg` in batches of [`BATCH`].
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -13,11 +13,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::segment::{self, Queued, Run, CMSG_LEN, GRO_BUFFER};
+use super::segment::{self, Queued, CMSG_LEN, GRO_BUFFER};
 use super::sockaddr::{self, RawAddr};
 use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
 
-/// Datagrams per recvmmsg/sendmmsg call.
+/// Datagrams per recvmmsg call.
 pub const BATCH: usize = 64;
 /// Datagrams read per poll, shared among the ready sockets: bounds the
 /// time input can hold the thread (and the deadlines waiting behind it,
@@ -32,10 +32,8 @@ const DATAGRAMS_PER_SOCKET: usize = 4 * BATCH;
 const GRO_BATCH: usize = 4;
 /// Send buffers: more than this many queued datagrams are flushed early.
 const SEND_SLOTS: usize = 1_024;
-/// Iovecs per offload sendmmsg (one per datagram): bounds the stack array.
-const SEND_IOVECS: usize = 1_024;
 
-/// The recvmmsg/sendmmsg datapath of one thread.
+/// The mmsg datapath (recvmmsg, sendmsg, epoll) of one thread.
 pub struct MmsgDatapath {
     epoll: OwnedFd,
     sockets: Vec<Option<UdpSocket>>,
@@ -57,7 +55,7 @@ pub struct MmsgDatapath {
     gso_refused: bool,
     /// The offload send plan, kept for its allocations.
     order: Vec<u32>,
-    runs: Vec<Run>,
+    runs: Vec<segment::Run>,
     /// epoll_pwait2 (Linux 5.11) waits with microsecond precision; without it
     /// epoll_wait rounds the timeout up to a millisecond.
     has_pwait2: bool,
@@ -124,8 +122,18 @@ impl MmsgDatapath {
 
     /// Sends every queued datagram: with offload, as GSO runs planned over
     /// the whole queue; without, one message per datagram in queue order.
-    /// One sendmmsg per batch of messages from the same socket (the drive
-    /// loop drains one node at a time, so batches are long).
+    ///
+    /// One `sendmsg` per message, never `sendmmsg`: when `sendmmsg` meets a
+    /// message the kernel refuses after it sent others, it returns the count
+    /// sent and drops the error (net/socket.c, `__sys_sendmmsg`: "We only
+    /// return an error if no datagrams were able to be sent"; `errno`,
+    /// `SO_ERROR` and the message's `msg_len` stay untouched). Learning why
+    /// means sending that message again: a second try, which a random
+    /// firewall rule may let through, so the refusal would be counted as
+    /// neither sent nor refused and the firewall would see one datagram twice
+    /// (issue 17). One call per message gives every message its own error
+    /// and one try; it cost nothing measurable in `datapath-bench`
+    /// (node-mmsg), where the kernel's per-datagram work dominates.
     fn flush(&mut self) {
         let (mut order, mut runs) = (
             std::mem::take(&mut self.order),
@@ -136,117 +144,89 @@ impl MmsgDatapath {
         } else {
             segment::singles(&self.pending, &mut order, &mut runs);
         }
-        let mut first = 0;
-        while first < runs.len() {
-            let socket = self.pending[order[runs[first].start] as usize].socket;
-            let mut end = first;
-            let mut iovecs = 0;
-            while end < runs.len()
-                && end - first < BATCH
-                && iovecs + runs[end].count <= SEND_IOVECS
-                && self.pending[order[runs[end].start] as usize].socket == socket
-            {
-                iovecs += runs[end].count;
-                end += 1;
-            }
-            self.send_runs(&order, &runs[first..end]);
-            first = end;
+        for run in &runs {
+            self.send_run(&order[run.start..run.start + run.count], run.segment);
         }
         self.pending.clear();
         (self.order, self.runs) = (order, runs);
     }
 
-    /// Sends `runs` (all from one socket) with one sendmmsg: each run is one
-    /// message whose iovecs point at its datagrams' send slots, with a
-    /// `UDP_SEGMENT` control message when it holds more than one.
-    fn send_runs(&mut self, order: &[u32], runs: &[Run]) {
-        let datagrams: usize = runs.iter().map(|r| r.count).sum();
+    /// Sends the datagrams in send slots `members` (one socket, one
+    /// destination) with one `sendmsg`: one iovec per datagram, and a
+    /// `UDP_SEGMENT` control message of `segment` bytes when there are
+    /// several. The send is tried once and counted by
+    /// [`DatapathCounters::count_send`], whatever its outcome.
+    fn send_run(&mut self, members: &[u32], segment: u32) {
+        let datagrams = members.len() as u64;
+        let head = members[0] as usize;
         let Some(fd) = self
             .sockets
-            .get(self.pending[order[runs[0].start] as usize].socket as usize)
+            .get(self.pending[head].socket as usize)
             .and_then(|s| s.as_ref())
             .map(|s| s.as_raw_fd())
         else {
-            self.counters.stale += datagrams as u64;
+            self.counters.stale += datagrams;
             return;
         };
-        // SAFETY: mmsghdr is plain data; all-zeroes is valid.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         // Left uninitialised: only the entries written below are passed to
-        // the kernel, and zeroing 16 KiB per call would cost every flush.
-        let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; SEND_IOVECS];
-        let mut control = [Control([0; CMSG_LEN]); BATCH];
+        // the kernel (a run holds at most MAX_SEGMENTS datagrams).
+        let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; segment::MAX_SEGMENTS];
+        let mut control = Control([0; CMSG_LEN]);
         let arena = self.send_arena.as_mut_ptr();
-        let mut next_iov = 0;
-        for (k, run) in runs.iter().enumerate() {
-            let members = &order[run.start..run.start + run.count];
-            for (j, &slot) in members.iter().enumerate() {
-                let slot = slot as usize;
-                // SAFETY: every queued datagram has a slot below send_slots, so
-                // the offset is inside the arena.
-                let base = unsafe { arena.add(slot * self.max_datagram) }.cast();
-                iovs[next_iov + j].write(libc::iovec {
-                    iov_base: base,
-                    iov_len: self.pending[slot].len as usize,
-                });
-            }
-            let head = &mut self.pending[members[0] as usize];
-            let h = &mut hdrs[k].msg_hdr;
-            h.msg_name = (&mut head.name as *mut RawAddr).cast();
-            h.msg_namelen = head.namelen;
-            h.msg_iov = iovs[next_iov].as_mut_ptr();
-            h.msg_iovlen = run.count;
-            if run.count > 1 {
-                // The segment size travels as a u16 (datagrams are at most
-                // max_datagram <= 65,507 bytes, checked at queue time).
-                let size = run.segment as u16;
-                let len = segment::write_cmsg(
-                    &mut control[k].0,
-                    libc::SOL_UDP,
-                    libc::UDP_SEGMENT,
-                    &size.to_ne_bytes(),
-                );
-                h.msg_control = control[k].0.as_mut_ptr().cast();
-                h.msg_controllen = len;
-            }
-            next_iov += run.count;
+        for (j, &slot) in members.iter().enumerate() {
+            let slot = slot as usize;
+            // SAFETY: every queued datagram has a slot below send_slots, so
+            // the offset is inside the arena.
+            let base = unsafe { arena.add(slot * self.max_datagram) }.cast();
+            iovs[j].write(libc::iovec {
+                iov_base: base,
+                iov_len: self.pending[slot].len as usize,
+            });
         }
-        let n = runs.len();
-        let mut done = 0;
-        while done < n {
+        // SAFETY: msghdr is plain data; all-zeroes is valid (no name, no
+        // iovec, no control).
+        let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+        let name = &mut self.pending[head].name;
+        h.msg_name = (name as *mut RawAddr).cast();
+        h.msg_namelen = self.pending[head].namelen;
+        h.msg_iov = iovs[0].as_mut_ptr();
+        h.msg_iovlen = members.len();
+        if members.len() > 1 {
+            // The segment size travels as a u16 (datagrams are at most
+            // max_datagram <= 65,507 bytes, checked at queue time).
+            let size = segment as u16;
+            let len = segment::write_cmsg(
+                &mut control.0,
+                libc::SOL_UDP,
+                libc::UDP_SEGMENT,
+                &size.to_ne_bytes(),
+            );
+            h.msg_control = control.0.as_mut_ptr().cast();
+            h.msg_controllen = len;
+        }
+        let result = loop {
             self.counters.syscalls += 1;
-            // SAFETY: hdrs[done..n] are initialised and point at names, iovecs,
-            // control buffers and arena bytes that outlive this synchronous call.
-            let rc =
-                unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().add(done), (n - done) as u32, 0) };
-            if rc > 0 {
-                for (h, run) in hdrs[done..done + rc as usize].iter().zip(&runs[done..]) {
-                    self.counters.datagrams_out += run.count as u64;
-                    self.counters.bytes_out += u64::from(h.msg_len);
-                    self.counters.gso_sends += u64::from(run.count > 1);
-                }
-                done += rc as usize;
-                continue;
+            // SAFETY: `h` points at a name, iovecs, a control buffer and arena
+            // bytes that outlive this synchronous call.
+            let rc = unsafe { libc::sendmsg(fd, &h, 0) };
+            if let Ok(bytes) = usize::try_from(rc) {
+                break Ok(bytes);
             }
-            let lost: usize = runs[done..].iter().map(|r| r.count).sum();
             match io::Error::last_os_error().raw_os_error() {
+                // Interrupted before the datagram was built (a non-blocking
+                // UDP send has nothing to wait for): not a try, go again.
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN | libc::ENOBUFS) => {
-                    self.counters.send_would_block += lost as u64;
-                    return;
-                }
-                Some(libc::EIO) if runs[done].count > 1 => {
-                    self.gso_refused = true;
-                    self.counters.send_errors += runs[done].count as u64;
-                    done += 1;
-                }
-                // The first failing message is skipped with all its datagrams.
-                _ => {
-                    self.counters.send_errors += runs[done].count as u64;
-                    done += 1;
-                }
+                Some(errno) => break Err(errno),
+                None => break Err(libc::EIO),
             }
+        };
+        if let Err(libc::EIO) = result {
+            // A device without checksum offload refuses GSO sends: later
+            // sends go one datagram each (this run is counted as an error).
+            self.gso_refused |= members.len() > 1;
         }
+        self.counters.gso_sends += u64::from(members.len() > 1 && result.is_ok());
+        self.counters.count_send(datagrams, result);
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
