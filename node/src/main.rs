@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use gossip_core::wire::MessageType;
 use gossip_core::{Endpoint, Profile};
 use gossip_node::datapath::DatapathChoice;
 use gossip_node::metrics;
@@ -62,7 +63,7 @@ struct Args {
     /// Cron tick period, in milliseconds (Redis: 100).
     #[arg(long, value_name = "MS")]
     tick: Option<u64>,
-    /// UDP datapath: io_uring, recvmmsg/sendmmsg, or io_uring where it works.
+    /// UDP datapath: io_uring, recvmmsg/sendmsg (mmsg), or io_uring where it works.
     #[arg(long, value_name = "auto|uring|mmsg", default_value = "auto")]
     datapath: DatapathChoice,
     /// I/O threads (0: one per core).
@@ -235,6 +236,23 @@ fn run(args: Args) -> Result<()> {
         m.datapath.gso_sends,
         m.datapath.gro_receives,
         m.stats.decode_errors_total(),
+    );
+    // Every datagram the nodes handed out, and what became of it: a line to
+    // parse (`key value` pairs), for tests that hold it against a firewall's
+    // counters.
+    let c = &m.datapath;
+    eprintln!(
+        "gossip-node: sends: transmits {} sent {} refused {} would_block {} errors {} stale {} received {}",
+        MessageType::ALL
+            .iter()
+            .map(|&kind| m.stats.sent(kind).datagrams)
+            .sum::<u64>(),
+        c.datagrams_out,
+        c.send_refused,
+        c.send_would_block,
+        c.send_errors,
+        c.stale,
+        c.datagrams_in,
     );
     Ok(())
 }
