@@ -56,8 +56,8 @@ pub const PEER_STATES: [PeerState; 4] = [
 const ERRORS_HELP: &str = "Datagrams the datapath lost or refused, by kind: \
 send_refused (EPERM/EACCES, a firewall or other policy), \
 send_would_block (EAGAIN/ENOBUFS, no room in the socket buffer or kernel), \
-send (any other send error), each sent datagram tried once and dropped on error, never retried, \
-a GSO send counting each datagram it carried; \
+send (any other send error): a datagram is tried once and, on these errors, dropped, never retried; \
+a refused GSO send counts each datagram it carried; \
 recv (receive errors), truncated (longer than a receive buffer), \
 stale (for a socket already closed).";
 
