@@ -304,8 +304,7 @@ fn resources(metrics: &MetricsSource, before: &(Snapshot, Option<u64>), node_s: 
     let a = metrics.total();
     let dp = |s: &Snapshot| {
         let c = &s.datapath;
-        c.send_errors
-            + c.send_would_block
+        c.send_drops()
             + c.truncated
             + c.recv_errors
             + s.stats.drops.transmit_queue_full
