@@ -304,10 +304,7 @@ fn resources(metrics: &MetricsSource, before: &(Snapshot, Option<u64>), node_s: 
     let a = metrics.total();
     let dp = |s: &Snapshot| {
         let c = &s.datapath;
-        c.send_drops()
-            + c.truncated
-            + c.recv_errors
-            + s.stats.drops.transmit_queue_full
+        c.send_drops() + c.truncated + c.recv_errors + s.stats.drops.transmit_queue_full
     };
     let cpu_s = a.cpu_us.saturating_sub(b.cpu_us) as f64 / 1e6;
     Resources {
