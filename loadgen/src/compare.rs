@@ -30,9 +30,9 @@ type Figure = (&'static str, fn(&Summary) -> Option<f64>);
 /// The figures a comparison lines up, those present in some side shown.
 const FIGURES: &[Figure] = &[
     ("messages / node / s", |s| s.msgs_per_node_s.map(|m| m.mean)),
-    ("  PING / node / s", |s| by_type(s, "ping")),
-    ("  PONG / node / s", |s| by_type(s, "pong")),
-    ("  MEET / node / s", |s| by_type(s, "meet")),
+    ("PING / node / s", |s| by_type(s, "ping")),
+    ("PONG / node / s", |s| by_type(s, "pong")),
+    ("MEET / node / s", |s| by_type(s, "meet")),
     ("messages / node / s, busiest node", |s| {
         s.msgs_per_node_s.map(|m| m.max)
     }),
@@ -121,7 +121,7 @@ impl Comparison {
             if values.iter().all(Option::is_none) {
                 continue;
             }
-            let _ = write!(o, "| {} |", label.trim_start());
+            let _ = write!(o, "| {label} |");
             for v in &values {
                 let _ = write!(o, " {} |", v.map_or("–".into(), fmt));
             }

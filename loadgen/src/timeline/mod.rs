@@ -14,7 +14,7 @@ use std::time::{Duration, Instant as WallClock};
 
 use anyhow::{anyhow, Result};
 use gossip_core::rng::Rng;
-use gossip_core::Instant;
+use gossip_core::{Config, Instant};
 
 mod figures;
 
@@ -43,7 +43,7 @@ pub fn drive(
 ) -> Result<Option<Trial>> {
     let started = WallClock::now();
     let config = s.profile.config()?;
-    let mut d = Drive::new(world, s, config.partial_view(), seed, control);
+    let mut d = Drive::new(world, s, &config, seed, control);
     let parts = d.act_out(s);
     let node_s = d.up_us.iter().sum::<u64>() as f64 / 1e6;
     let (progressed, false_fails) = (d.progressed, d.false_fails);
@@ -111,6 +111,8 @@ struct Drive<'a> {
     world: Box<dyn World>,
     control: &'a Control,
     partial: bool,
+    /// The cron period: an item's latency in rounds is its latency ÷ tick.
+    tick: Duration,
     origin: Instant,
     warmup: Instant,
     status: Vec<Status>,
@@ -143,7 +145,7 @@ impl<'a> Drive<'a> {
     fn new(
         world: Box<dyn World>,
         s: &Scenario,
-        partial: bool,
+        config: &Config,
         seed: u64,
         control: &'a Control,
     ) -> Self {
@@ -153,7 +155,8 @@ impl<'a> Drive<'a> {
         Drive {
             world,
             control,
-            partial,
+            partial: config.partial_view(),
+            tick: config.tick(),
             origin,
             warmup,
             status: (0..total)
@@ -211,8 +214,7 @@ impl<'a> Drive<'a> {
             self.set_status(n, self.status[n], now);
         }
         let detections = self.detections();
-        let tick = s.profile.config()?.tick();
-        let items = self.items(tick);
+        let items = self.items();
         Ok(Some((
             items,
             detections,
@@ -567,7 +569,7 @@ impl<'a> Drive<'a> {
 
     /// Every item at every node running at the end, in the order they were
     /// injected.
-    fn items(&mut self, tick: Duration) -> Vec<Item> {
+    fn items(&mut self) -> Vec<Item> {
         let mut out = Vec::new();
         for k in 0..self.items.len() {
             let key = self.items[k].key;
@@ -635,7 +637,7 @@ impl<'a> Drive<'a> {
                 reached: latencies_us.len(),
                 latencies_us,
                 receptions,
-                round_us: tick.as_micros() as u64,
+                round_us: self.tick.as_micros() as u64,
             });
         }
         out.sort_by(|a, b| a.injected_s.total_cmp(&b.injected_s));

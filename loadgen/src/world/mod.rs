@@ -392,7 +392,6 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
         return epidemic::run(s, threads, control);
     }
     s.cluster.world.check(s)?;
-    s.profile.config()?;
     let trial = |i: usize| -> Result<Option<Trial>> {
         let seed = trial_seed(s.run.seed, i);
         let world: Box<dyn World> = match s.cluster.world {
