@@ -42,6 +42,7 @@ pub mod host;
 mod http;
 pub mod metrics;
 pub mod observe;
+pub mod profile;
 pub mod runtime;
 pub mod timers;
 pub mod view;
