@@ -36,6 +36,7 @@
 
 pub use gossip_core as core;
 
+pub mod agent;
 #[allow(unsafe_code)]
 pub mod datapath;
 pub mod host;
