@@ -40,7 +40,7 @@ pub mod agent;
 #[allow(unsafe_code)]
 pub mod datapath;
 pub mod host;
-mod http;
+pub mod http;
 pub mod metrics;
 pub mod observe;
 pub mod profile;

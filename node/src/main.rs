@@ -4,17 +4,20 @@
 //! gossip-node --nodes 200 --metrics 127.0.0.1:9100 --duration 20
 //! gossip-node --bind 10.0.0.5:7000 --seed 10.0.0.4:7000 --node-timeout 5000
 //! gossip-node --nodes 1000 --slots 500 --offload   # 2 shared sockets, GSO/GRO
+//! gossip-node agent --listen 127.0.0.1:7070 --token-file agent.token
 //! ```
 #![forbid(unsafe_code)]
 
 use std::hash::BuildHasher;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use gossip_node::agent::{self, AgentAddr, AgentOptions};
 use gossip_core::wire::MessageType;
 use gossip_core::{Endpoint, Profile};
 use gossip_node::datapath::DatapathChoice;
@@ -23,7 +26,49 @@ use gossip_node::runtime::{Runtime, RuntimeConfig};
 
 /// Runs gossip nodes (Redis-Cluster-style membership) on real UDP sockets.
 #[derive(Debug, Parser)]
-#[command(name = "gossip-node", version)]
+#[command(name = "gossip-node", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs no nodes until a loadgen tells it to, over an HTTP + JSON control
+    /// channel (start, kill, restart, pause nodes; stream their events; apply
+    /// network faults).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// Where the control channel listens: IP:PORT, or unix:PATH (a socket
+    /// file made mode 0600). A non-loopback address reaches the agent from
+    /// other hosts; every request still needs the token.
+    #[arg(long, value_name = "ADDR|unix:PATH", default_value = "127.0.0.1:7070")]
+    listen: AgentAddr,
+    /// File holding the shared token every request must carry (Authorization:
+    /// Bearer). Created with a random token, mode 0600, when missing.
+    #[arg(long, value_name = "PATH")]
+    token_file: PathBuf,
+    /// Address the nodes bind (default: the listen IP if it is a specific
+    /// one, else 127.0.0.1).
+    #[arg(long, value_name = "IP")]
+    bind_ip: Option<IpAddr>,
+    /// Let the loadgen apply network faults to this host's packets (loss and
+    /// partitions with nftables, latency with tc netem); needs root.
+    #[arg(long)]
+    allow_faults: bool,
+    /// Added to the agent's clock, in ms: for tests of a loadgen's clock
+    /// offset estimate; never needed on real hosts.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    clock_offset_ms: i64,
+}
+
+/// The flat run mode: nodes from the command line.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address of the first socket; further sockets take the following ports.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
@@ -96,7 +141,18 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Agent(a)) => agent::run(AgentOptions {
+            listen: a.listen,
+            token_file: a.token_file,
+            bind_ip: a.bind_ip,
+            allow_faults: a.allow_faults,
+            clock_offset_ms: a.clock_offset_ms,
+        }),
+        None => run(cli.run),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the top error's text already names its cause.
@@ -202,7 +258,7 @@ fn run(args: Args) -> Result<()> {
         Some(listener) => {
             let at = listener.local_addr()?;
             eprintln!("gossip-node: metrics at http://{at}/metrics");
-            Some(metrics::serve(listener, runtime.metrics(), stop.clone())?)
+            Some(metrics::serve(listener, runtime.metrics())?)
         }
         None => None,
     };
@@ -214,7 +270,7 @@ fn run(args: Args) -> Result<()> {
     let source = runtime.metrics();
     runtime.shutdown().context("an I/O thread failed")?;
     if let Some(server) = server {
-        let _ = server.join();
+        server.stop();
     }
     let m = source.total();
     eprintln!(

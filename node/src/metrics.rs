@@ -12,7 +12,28 @@ use gossip_core::{Drops, PeerState, Stats};
 
 use crate::datapath::{sys, DatapathCounters};
 
-pub use crate::http::serve;
+use crate::http::{respond, Handler, Listener, Server};
+
+/// Serves `source` at `GET /metrics` (and `/`) on `listener` until the
+/// server is stopped.
+///
+/// # Errors
+/// The server's thread cannot start.
+pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io::Result<Server> {
+    let handler: Handler = Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
+        let source = source.clone();
+        Box::pin(async move {
+            use hyper::{Method, StatusCode};
+            let text = "text/plain; version=0.0.4; charset=utf-8";
+            match (req.method(), req.uri().path()) {
+                (&Method::GET, "/metrics" | "/") => respond(StatusCode::OK, text, source.render()),
+                (&Method::GET, _) => respond(StatusCode::NOT_FOUND, text, "not found; try /metrics\n"),
+                _ => respond(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n"),
+            }
+        })
+    });
+    Server::start(Listener::Tcp(listener), handler)
+}
 
 /// Names of the `Drops` fields, in `drops` order.
 pub const DROP_REASONS: [&str; 9] = [

@@ -27,23 +27,42 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// Runs `f` with the process's umask set to `mask`, then restores it (for
+/// files that must be created private, with no window open to others). Call
+/// it while no other thread creates files.
+pub fn with_umask<R>(mask: libc::mode_t, f: impl FnOnce() -> R) -> R {
+    // SAFETY: umask only swaps the process's file-creation mask.
+    let old = unsafe { libc::umask(mask) };
+    let r = f();
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    r
+}
+
+/// CLOCK_MONOTONIC now, µs: the clock an agent's times are on, and the one a
+/// loadgen reads to estimate an agent's offset (the same base on one host).
+pub fn monotonic_us() -> u64 {
+    let d = read_clock(libc::CLOCK_MONOTONIC);
+    d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
+}
+
 /// CPU time (user + system) used by the whole process so far.
 pub fn process_cpu_time() -> Duration {
-    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+    read_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// CPU time (user + system) used by the calling thread so far.
 pub fn thread_cpu_time() -> Duration {
-    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+    read_clock(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
-fn cpu_clock(id: libc::clockid_t) -> Duration {
+fn read_clock(id: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid timespec the call may write; the clock ids used are
-    // the two CPU-time clocks Linux always has.
+    // the two CPU-time clocks and CLOCK_MONOTONIC, which Linux always has.
     let rc = unsafe { libc::clock_gettime(id, &mut ts) };
     if rc != 0 {
         return Duration::ZERO;
