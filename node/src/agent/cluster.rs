@@ -210,6 +210,16 @@ impl Cluster {
         self.started.nodes.len()
     }
 
+    /// A runtime time on the agent's clock.
+    pub fn agent_us(&self, runtime_us: u64) -> u64 {
+        (runtime_us as i64).saturating_add(self.offset_us).max(0) as u64
+    }
+
+    /// The event hub (for a stream reader).
+    pub fn hub(&self) -> &Arc<Mutex<EventHub>> {
+        &self.hub
+    }
+
     /// What running the nodes cost since the start.
     pub fn resources(&self) -> Resources {
         resources(
