@@ -371,6 +371,8 @@ impl AgentClient {
         let req = req
             .body(Full::new(body))
             .map_err(|e| anyhow!("agent at {}: {path}: {e}", self.addr))?;
+        // Timers are made outside `block_on`: they need the runtime entered.
+        let _entered = self.rt.enter();
         // A kept connection the agent closed fails at once; retry on a new one
         // only when the request cannot have reached it.
         if let Some(conn) = self.conn.as_mut().filter(|c| !c.is_closed()) {
@@ -422,6 +424,7 @@ fn read_answer(
     rt: &tokio::runtime::Runtime,
 ) -> Result<Bytes> {
     let status = res.status();
+    let _entered = rt.enter();
     let body = rt
         .block_on(tokio::time::timeout(
             REQUEST_TIMEOUT,
