@@ -101,7 +101,10 @@ impl Reply {
 
     /// `first`, then the chunks `rx` brings.
     pub fn stream(first: VecDeque<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Self {
-        Reply { chunks: first, stream: rx }
+        Reply {
+            chunks: first,
+            stream: rx,
+        }
     }
 }
 

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use gossip_node::agent::{self, AgentAddr, AgentOptions};
 use gossip_core::wire::MessageType;
 use gossip_core::{Endpoint, Profile};
+use gossip_node::agent::{self, AgentAddr, AgentOptions};
 use gossip_node::datapath::DatapathChoice;
 use gossip_node::metrics;
 use gossip_node::runtime::{Runtime, RuntimeConfig};
@@ -63,7 +63,12 @@ struct AgentArgs {
     allow_faults: bool,
     /// Added to the agent's clock, in ms: for tests of a loadgen's clock
     /// offset estimate; never needed on real hosts.
-    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     clock_offset_ms: i64,
 }
 

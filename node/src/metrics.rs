@@ -27,7 +27,9 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
             let text = "text/plain; version=0.0.4; charset=utf-8";
             match (req.method(), req.uri().path()) {
                 (&Method::GET, "/metrics" | "/") => respond(StatusCode::OK, text, source.render()),
-                (&Method::GET, _) => respond(StatusCode::NOT_FOUND, text, "not found; try /metrics\n"),
+                (&Method::GET, _) => {
+                    respond(StatusCode::NOT_FOUND, text, "not found; try /metrics\n")
+                }
                 _ => respond(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n"),
             }
         })

@@ -66,7 +66,10 @@ impl Agent {
         let at = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the agent says where it listens");
-        let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+        let token = std::fs::read_to_string(&token_file)
+            .unwrap()
+            .trim()
+            .to_string();
         Agent {
             child,
             addr: at.parse().unwrap(),
@@ -125,7 +128,11 @@ fn raw(agent: &Agent, head: &str, body: &[u8]) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 
@@ -155,34 +162,59 @@ fn requests_without_the_token_and_bad_input_are_refused_in_one_line() {
     let (code, body) = raw(&agent, "GET /v1/hello HTTP/1.1", b"");
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("\"error\""), "{body}");
-    let (code, _) = raw(&agent, "GET /v1/hello HTTP/1.1\r\nAuthorization: Bearer nope", b"");
+    let (code, _) = raw(
+        &agent,
+        "GET /v1/hello HTTP/1.1\r\nAuthorization: Bearer nope",
+        b"",
+    );
     assert_eq!(code, 401);
     let (code, body) = raw(&agent, &format!("GET /v1/nowhere HTTP/1.1\r\n{auth}"), b"");
-    assert_eq!((code, body.contains("no route /v1/nowhere")), (404, true), "{body}");
+    assert_eq!(
+        (code, body.contains("no route /v1/nowhere")),
+        (404, true),
+        "{body}"
+    );
     let (code, _) = raw(&agent, &format!("PUT /v1/hello HTTP/1.1\r\n{auth}"), b"");
     assert_eq!(code, 405);
     let garbage = b"{\"owner\": 3";
     let (code, body) = raw(
         &agent,
-        &format!("POST /v1/session HTTP/1.1\r\n{auth}\r\nContent-Length: {}", garbage.len()),
+        &format!(
+            "POST /v1/session HTTP/1.1\r\n{auth}\r\nContent-Length: {}",
+            garbage.len()
+        ),
         garbage,
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("malformed JSON body") && !body.contains('\n'), "{body}");
+    assert!(
+        body.contains("malformed JSON body") && !body.contains('\n'),
+        "{body}"
+    );
     let (code, _) = raw(
         &agent,
-        &format!("POST /v1/session HTTP/1.1\r\n{auth}\r\nContent-Length: {}", 2 << 20),
+        &format!(
+            "POST /v1/session HTTP/1.1\r\n{auth}\r\nContent-Length: {}",
+            2 << 20
+        ),
         b"{",
     );
     assert_eq!(code, 413);
     // Out of range node, wrong session, no session.
     let mut c = agent.client();
-    let (code, _) = raw(&agent, &format!("POST /v1/cluster HTTP/1.1\r\n{auth}\r\nContent-Length: 2"), b"{}");
+    let (code, _) = raw(
+        &agent,
+        &format!("POST /v1/cluster HTTP/1.1\r\n{auth}\r\nContent-Length: 2"),
+        b"{}",
+    );
     assert_eq!(code, 409, "no session yet");
-    c.open_session("bad-input test", Duration::from_secs(30)).unwrap();
+    c.open_session("bad-input test", Duration::from_secs(30))
+        .unwrap();
     c.start_cluster(&spec(1)).unwrap();
     let e = c.kill(7).unwrap_err().to_string();
-    assert!(e.contains("node 7 is out of range: this cluster has 1 node(s)"), "{e}");
+    assert!(
+        e.contains("node 7 is out of range: this cluster has 1 node(s)"),
+        "{e}"
+    );
     let (code, body) = raw(
         &agent,
         &format!("POST /v1/nodes/0/kill HTTP/1.1\r\n{auth}\r\nx-gossip-session: not-it"),
@@ -242,7 +274,8 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
     let agent = Agent::start("cluster", &[], "127.0.0.1:0", &[]);
     let mut c = agent.client();
     let before = monotonic_us();
-    c.open_session("cluster test", Duration::from_secs(30)).unwrap();
+    c.open_session("cluster test", Duration::from_secs(30))
+        .unwrap();
     let started = c.start_cluster(&spec(6)).unwrap();
     assert_eq!(started.nodes.len(), 6);
     let ids: Vec<u64> = started.nodes.iter().map(|p| p.id).collect();
@@ -257,13 +290,20 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
     });
     let mut log = Vec::new();
     assert!(
-        collect_until(&rx, &mut log, Duration::from_secs(15), |l| joined_pairs(l, &ids).len() == 30),
+        collect_until(&rx, &mut log, Duration::from_secs(15), |l| joined_pairs(
+            l, &ids
+        )
+        .len()
+            == 30),
         "only {} of 30 joins streamed",
         joined_pairs(&log, &ids).len()
     );
     // Event times are on the agent's clock: this host's monotonic clock.
     let now = monotonic_us();
-    assert!(log.iter().all(|e| e.at_us >= before && e.at_us <= now), "event times off the clock");
+    assert!(
+        log.iter().all(|e| e.at_us >= before && e.at_us <= now),
+        "event times off the clock"
+    );
     // A second loadgen is refused while this one holds the agent.
     let e = agent
         .client()
@@ -271,7 +311,10 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("agent held by cluster test (session"), "{e}");
-    assert_eq!(agent.client().hello().unwrap().session.unwrap().owner, "cluster test");
+    assert_eq!(
+        agent.client().hello().unwrap().session.unwrap().owner,
+        "cluster test"
+    );
     // Kill node 3: PFAIL then FAIL at every survivor.
     c.kill(3).unwrap();
     let seen = |l: &[EventRecord], fail: bool| -> HashSet<usize> {
@@ -286,11 +329,15 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
     };
     let survivors: HashSet<usize> = [0, 1, 2, 4, 5].into();
     assert!(
-        collect_until(&rx, &mut log, Duration::from_secs(15), |l| seen(l, true) == survivors),
+        collect_until(&rx, &mut log, Duration::from_secs(15), |l| seen(l, true)
+            == survivors),
         "FAIL of node 3 streamed from {:?} only",
         seen(&log, true)
     );
-    assert!(seen(&log, false).is_superset(&survivors), "PFAIL before FAIL everywhere");
+    assert!(
+        seen(&log, false).is_superset(&survivors),
+        "PFAIL before FAIL everywhere"
+    );
     let counters = c.counters().unwrap();
     assert_eq!(counters.len(), 6);
     let alive = counters[0].as_ref().expect("node 0 published its counters");
@@ -307,7 +354,10 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
     while !reader.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(reader.is_finished(), "the event stream ended with the cluster");
+    assert!(
+        reader.is_finished(),
+        "the event stream ended with the cluster"
+    );
     c.close_session().unwrap();
     assert!(agent.client().hello().unwrap().session.is_none());
 }
@@ -316,16 +366,24 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
 fn a_silent_loadgen_loses_the_agent_within_its_lease() {
     let agent = Agent::start("lease", &[], "127.0.0.1:0", &[]);
     let mut c = agent.client();
-    c.open_session("lease test", Duration::from_secs(1)).unwrap();
+    c.open_session("lease test", Duration::from_secs(1))
+        .unwrap();
     let started = c.start_cluster(&spec(3)).unwrap();
     drop(c);
     let silent = Instant::now();
     let mut watcher = agent.client();
     while watcher.hello().unwrap().session.is_some() {
-        assert!(silent.elapsed() < Duration::from_secs(3), "the lease never ran out");
+        assert!(
+            silent.elapsed() < Duration::from_secs(3),
+            "the lease never ran out"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(silent.elapsed() < Duration::from_millis(2_200), "{:?}", silent.elapsed());
+    assert!(
+        silent.elapsed() < Duration::from_millis(2_200),
+        "{:?}",
+        silent.elapsed()
+    );
     assert!(agent.logged("lease of session"));
     for p in &started.nodes {
         UdpSocket::bind(p.addr).unwrap_or_else(|e| panic!("{} still bound: {e}", p.addr));
@@ -342,7 +400,10 @@ fn the_clock_offset_estimate_holds_the_injected_offset() {
         est.offset_us.abs_diff(5_000_000) <= est.uncertainty_us,
         "{est:?} misses the injected 5 s"
     );
-    assert!(est.uncertainty_us < 5_000, "loopback round trips are short: {est:?}");
+    assert!(
+        est.uncertainty_us < 5_000,
+        "loopback round trips are short: {est:?}"
+    );
 }
 
 // ---- Faults on real packets, in a namespace pair ----
@@ -365,9 +426,15 @@ impl Pair {
         }
         run(
             "ip",
-            &["-n", &pair.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &pair.b],
+            &[
+                "-n", &pair.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
+                &pair.b,
+            ],
         );
-        for (ns, dev, ip) in [(&pair.a, "va", "198.18.250.1/30"), (&pair.b, "vb", "198.18.250.2/30")] {
+        for (ns, dev, ip) in [
+            (&pair.a, "va", "198.18.250.1/30"),
+            (&pair.b, "vb", "198.18.250.2/30"),
+        ] {
             run("ip", &["-n", ns, "addr", "add", ip, "dev", dev]);
             run("ip", &["-n", ns, "link", "set", dev, "up"]);
         }
@@ -385,7 +452,9 @@ impl Pair {
     /// Packets counted by the commented rules of namespace `a`.
     fn counters(&self) -> (u64, u64) {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.a, "nft", "-j", "list", "table", "inet", "gatest"])
+            .args([
+                "netns", "exec", &self.a, "nft", "-j", "list", "table", "inet", "gatest",
+            ])
             .output()
             .unwrap();
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -393,7 +462,9 @@ impl Pair {
         let mut passed = 0;
         for item in json["nftables"].as_array().unwrap() {
             let rule = &item["rule"];
-            let Some(comment) = rule["comment"].as_str() else { continue };
+            let Some(comment) = rule["comment"].as_str() else {
+                continue;
+            };
             let packets = rule["expr"]
                 .as_array()
                 .unwrap()
@@ -422,7 +493,9 @@ fn run(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("`{program}` (Debian: iproute2, nftables) and root needed: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("`{program}` (Debian: iproute2, nftables) and root needed: {e}")
+        });
     assert!(
         out.status.success(),
         "{program} {args:?}: {}",
@@ -455,7 +528,11 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    nft.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
     assert!(nft.wait().unwrap().success());
     let mut agent = Agent::start(
         "faults",
@@ -464,7 +541,8 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
         &["--allow-faults", "--bind-ip", "198.18.250.1"],
     );
     let mut c = agent.client();
-    c.open_session("faults test", Duration::from_secs(30)).unwrap();
+    c.open_session("faults test", Duration::from_secs(30))
+        .unwrap();
     let applied = c
         .set_faults(&Faults {
             loss: vec![LossRule {
@@ -485,9 +563,15 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
     assert!(sent.success());
     let (arrived, passed) = pair.counters();
     let rate = 1.0 - passed as f64 / arrived as f64;
-    eprintln!("arrived {arrived}, passed {passed}: dropped {:.1} %", rate * 100.0);
+    eprintln!(
+        "arrived {arrived}, passed {passed}: dropped {:.1} %",
+        rate * 100.0
+    );
     assert!(arrived >= 1_900, "{arrived} of 2000 arrived");
-    assert!((0.24..=0.36).contains(&rate), "dropped {rate:.3}, configured 0.3");
+    assert!(
+        (0.24..=0.36).contains(&rate),
+        "dropped {rate:.3}, configured 0.3"
+    );
     // Latency: refused with the reason where the kernel has no netem.
     let latency = c.set_faults(&Faults {
         latency_ms: 20.0,
@@ -497,11 +581,20 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
         latency.unwrap();
     } else {
         let e = latency.unwrap_err().to_string();
-        assert!(e.contains("latency: the kernel has no sch_netem qdisc (tc netem unavailable)"), "{e}");
-        assert!(pair.tables().contains(&table), "a refused set leaves the applied one");
+        assert!(
+            e.contains("latency: the kernel has no sch_netem qdisc (tc netem unavailable)"),
+            "{e}"
+        );
+        assert!(
+            pair.tables().contains(&table),
+            "a refused set leaves the applied one"
+        );
     }
     c.clear_faults().unwrap();
-    assert!(!pair.tables().contains(&table), "DELETE /v1/faults removes the table");
+    assert!(
+        !pair.tables().contains(&table),
+        "DELETE /v1/faults removes the table"
+    );
     c.set_faults(&Faults {
         loss: vec![LossRule {
             from: vec!["198.18.250.2".parse().unwrap()],
@@ -512,5 +605,8 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
     .unwrap();
     assert!(pair.tables().contains(&table));
     assert!(agent.terminate(), "the agent exits on SIGTERM");
-    assert!(!pair.tables().contains(&table), "the table goes with the agent");
+    assert!(
+        !pair.tables().contains(&table),
+        "the table goes with the agent"
+    );
 }

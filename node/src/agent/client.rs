@@ -310,7 +310,8 @@ impl AgentClient {
     pub fn metrics(&mut self) -> Result<String> {
         let res = self.send(Method::GET, "/metrics", Bytes::new())?;
         let body = read_answer(&self.addr, "/metrics", res, &self.rt)?;
-        String::from_utf8(body.to_vec()).map_err(|e| anyhow!("agent at {}: /metrics: {e}", self.addr))
+        String::from_utf8(body.to_vec())
+            .map_err(|e| anyhow!("agent at {}: /metrics: {e}", self.addr))
     }
 
     /// The event stream (a new connection of its own; read it from any thread).
@@ -319,12 +320,15 @@ impl AgentClient {
         let res = c.send(Method::GET, "/v1/events", Bytes::new())?;
         if !res.status().is_success() {
             let status = res.status();
-            let body = c
-                .rt
-                .block_on(Limited::new(res.into_body(), MAX_LINE).collect())
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            bail!("agent at {}: /v1/events: {}", c.addr, api_error(status, &body));
+            let body =
+                c.rt.block_on(Limited::new(res.into_body(), MAX_LINE).collect())
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+            bail!(
+                "agent at {}: /v1/events: {}",
+                c.addr,
+                api_error(status, &body)
+            );
         }
         Ok(EventStream {
             addr: c.addr.clone(),
@@ -351,17 +355,15 @@ impl AgentClient {
     }
 
     /// Sends one request on the kept connection (made or remade as needed).
-    fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Bytes,
-    ) -> Result<Response<Incoming>> {
+    fn send(&mut self, method: Method, path: &str, body: Bytes) -> Result<Response<Incoming>> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "agent")
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token));
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            );
         if !body.is_empty() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -430,7 +432,12 @@ fn read_answer(
             REQUEST_TIMEOUT,
             Limited::new(res.into_body(), MAX_ANSWER).collect(),
         ))
-        .map_err(|_| anyhow!("agent at {addr}: {path}: answer not read within {} s", REQUEST_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            anyhow!(
+                "agent at {addr}: {path}: answer not read within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|e| anyhow!("agent at {addr}: {path}: reading the answer: {e}"))?
         .to_bytes();
     if !status.is_success() {
@@ -451,10 +458,8 @@ async fn connect(addr: &AgentAddr) -> Result<SendRequest<Full<Bytes>>> {
     let handshake = async {
         match addr {
             AgentAddr::Tcp(a) => {
-                let addrs: Vec<SocketAddr> = a
-                    .to_socket_addrs()
-                    .map_err(|e| unreachable(&e))?
-                    .collect();
+                let addrs: Vec<SocketAddr> =
+                    a.to_socket_addrs().map_err(|e| unreachable(&e))?.collect();
                 let first = addrs
                     .first()
                     .ok_or_else(|| unreachable(&"the name has no address"))?;
@@ -519,9 +524,10 @@ impl Iterator for EventStream {
         loop {
             if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
                 let line = self.buf.split_to(nl + 1);
-                return Some(serde_json::from_slice(&line[..nl]).map_err(|e| {
-                    anyhow!("agent at {}: unreadable event: {e}", self.addr)
-                }));
+                return Some(
+                    serde_json::from_slice(&line[..nl])
+                        .map_err(|e| anyhow!("agent at {}: unreadable event: {e}", self.addr)),
+                );
             }
             if self.buf.len() > MAX_LINE {
                 self.body = None;
@@ -599,7 +605,10 @@ mod tests {
             "unix:/run/a.sock".parse::<AgentAddr>(),
             Ok(AgentAddr::Unix("/run/a.sock".into()))
         );
-        assert_eq!("[::1]:7070".parse::<AgentAddr>().unwrap().to_string(), "[::1]:7070");
+        assert_eq!(
+            "[::1]:7070".parse::<AgentAddr>().unwrap().to_string(),
+            "[::1]:7070"
+        );
         for bad in ["", "host", "host:port", ":7070", "h:70000", "unix:"] {
             let e = bad.parse::<AgentAddr>().unwrap_err();
             assert!(!e.contains('\n'), "{e}");
@@ -647,7 +656,10 @@ mod tests {
         let started = std::time::Instant::now();
         let e = AgentClient::connect(&addr, "t").unwrap_err().to_string();
         assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(1));
-        assert!(e.contains(&format!("agent at 127.0.0.1:{port} is unreachable")), "{e}");
+        assert!(
+            e.contains(&format!("agent at 127.0.0.1:{port} is unreachable")),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
     }
 }

@@ -112,13 +112,13 @@ impl Cluster {
         bind_ip: IpAddr,
         clock_offset_us: i64,
     ) -> Result<ClusterHandle, String> {
-        let node = spec.profile.config().map_err(|e| format!("profile: {e:#}"))?;
+        let node = spec
+            .profile
+            .config()
+            .map_err(|e| format!("profile: {e:#}"))?;
         let slots = spec.slots.max(1);
         if spec.nodes == 0 || spec.nodes > MAX_NODES {
-            return Err(format!(
-                "nodes: {} (between 1 and {MAX_NODES})",
-                spec.nodes
-            ));
+            return Err(format!("nodes: {} (between 1 and {MAX_NODES})", spec.nodes));
         }
         if slots > 65_536 || spec.nodes % slots != 0 {
             return Err(format!(
@@ -231,7 +231,11 @@ impl Cluster {
 
     /// Events lost: by the I/O threads' full queues, and by the hub.
     fn events_dropped(&self) -> u64 {
-        let hub = self.hub.lock().unwrap_or_else(PoisonError::into_inner).dropped;
+        let hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .dropped;
         self.runtime.events_dropped().iter().sum::<u64>() + hub
     }
 
@@ -282,7 +286,10 @@ impl ClusterHandle {
     /// Stops the nodes and the pump, ends the event stream, and returns the
     /// final resources.
     pub fn stop(mut self) -> Resources {
-        self.cluster.runtime.stop_flag().store(true, Ordering::Relaxed);
+        self.cluster
+            .runtime
+            .stop_flag()
+            .store(true, Ordering::Relaxed);
         self.pump_stop.store(true, Ordering::Relaxed);
         if let Some(p) = self.pump.take() {
             let _ = p.join();

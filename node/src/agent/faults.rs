@@ -44,7 +44,9 @@ impl FaultControl {
         let support = if allowed {
             detect()
         } else {
-            let off = || Support::No("faults are off on this agent (start it with --allow-faults)".into());
+            let off = || {
+                Support::No("faults are off on this agent (start it with --allow-faults)".into())
+            };
             FaultSupport {
                 loss: off(),
                 partition: off(),
@@ -164,7 +166,10 @@ impl FaultControl {
         let mut rules = String::new();
         let mut count = 0;
         for rule in faults.loss.iter().filter(|r| r.probability > 0.0) {
-            for (family, addrs) in [("ip", of_family(&rule.from, true)), ("ip6", of_family(&rule.from, false))] {
+            for (family, addrs) in [
+                ("ip", of_family(&rule.from, true)),
+                ("ip6", of_family(&rule.from, false)),
+            ] {
                 if addrs.is_empty() {
                     continue;
                 }
@@ -227,7 +232,10 @@ fn validate(faults: &api::Faults) -> Result<(), String> {
     if faults.loss.len() > 1_024 {
         return Err(format!("{} loss rules, at most 1024", faults.loss.len()));
     }
-    for (name, v) in [("latency_ms", faults.latency_ms), ("jitter_ms", faults.jitter_ms)] {
+    for (name, v) in [
+        ("latency_ms", faults.latency_ms),
+        ("jitter_ms", faults.jitter_ms),
+    ] {
         if !(v.is_finite() && (0.0..=60_000.0).contains(&v)) {
             return Err(format!("{name} {v} is not between 0 and 60000"));
         }
@@ -369,7 +377,9 @@ mod tests {
         let t = f.table();
         assert!(script.starts_with(&format!("table inet {t}\ndelete table inet {t}\n")));
         assert!(script.contains("ip saddr { 198.18.0.2 } meta l4proto udp numgen random mod 100000 < 30000 counter drop"), "{script}");
-        assert!(script.contains("ip6 saddr { ::2 } meta l4proto udp numgen random mod 100000 < 30000 counter drop"));
+        assert!(script.contains(
+            "ip6 saddr { ::2 } meta l4proto udp numgen random mod 100000 < 30000 counter drop"
+        ));
         assert!(script.contains("ip saddr { 198.18.0.3 } meta l4proto udp counter drop"));
     }
 

@@ -79,9 +79,9 @@ pub fn run(opts: AgentOptions) -> Result<()> {
     let token = token(&opts.token_file)?;
     let listener = match &opts.listen {
         AgentAddr::Tcp(addr) => {
-            let addr = addr
-                .parse()
-                .map_err(|_| anyhow!("--listen {addr}: the agent listens on an IP:PORT, not a name"))?;
+            let addr = addr.parse().map_err(|_| {
+                anyhow!("--listen {addr}: the agent listens on an IP:PORT, not a name")
+            })?;
             Listener::tcp(addr)
         }
         AgentAddr::Unix(path) => Listener::unix(path),
@@ -195,7 +195,10 @@ fn json<T: Serialize>(v: &T) -> Answer {
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).or_else(|e| {
         let line = e.to_string().replace('\n', " ");
-        refuse(StatusCode::BAD_REQUEST, format!("malformed JSON body: {line}"))
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("malformed JSON body: {line}"),
+        )
     })
 }
 
@@ -254,13 +257,19 @@ impl Route {
                     _ => return refuse(StatusCode::NOT_FOUND, format!("no route {path}")),
                 };
                 let i = i.parse().or_else(|_| {
-                    refuse(StatusCode::BAD_REQUEST, format!("node index {i:?} is not a number"))
+                    refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("node index {i:?} is not a number"),
+                    )
                 })?;
                 Route::Node(i, action)
             }
             ["v1", "counters"] => Route::Counters,
             ["v1", "holders", id] => Route::Holders(id.parse().or_else(|_| {
-                refuse(StatusCode::BAD_REQUEST, format!("node id {id:?} is not a number"))
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("node id {id:?} is not a number"),
+                )
             })?),
             ["v1", "track"] => Route::Track,
             ["v1", "untrack"] => Route::Untrack,
@@ -338,7 +347,11 @@ impl Agent {
             let allowed: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
             return refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} takes {}, not {method}", req.uri().path(), allowed.join(" or ")),
+                format!(
+                    "{} takes {}, not {method}",
+                    req.uri().path(),
+                    allowed.join(" or ")
+                ),
             );
         }
         let session = req
@@ -382,7 +395,12 @@ impl Agent {
             agent.route(route, &method, session.as_deref(), &body)
         })
         .await
-        .or_else(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("handler failed: {e}")))??;
+        .or_else(|e| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("handler failed: {e}"),
+            )
+        })??;
         let content_type = if route == Route::Metrics {
             "text/plain; version=0.0.4; charset=utf-8"
         } else {
@@ -402,7 +420,10 @@ impl Agent {
         let Some(given) = given else {
             return refuse(
                 StatusCode::FORBIDDEN,
-                format!("this request needs the session id in the {} header", api::SESSION_HEADER),
+                format!(
+                    "this request needs the session id in the {} header",
+                    api::SESSION_HEADER
+                ),
             );
         };
         if !bool::from(given.as_bytes().ct_eq(lease.session.id.as_bytes())) {
@@ -485,10 +506,18 @@ impl Agent {
                 if !(MIN_LEASE_MS..=MAX_LEASE_MS).contains(&spec.lease_ms) {
                     return refuse(
                         StatusCode::BAD_REQUEST,
-                        format!("lease_ms {} (between {MIN_LEASE_MS} and {MAX_LEASE_MS})", spec.lease_ms),
+                        format!(
+                            "lease_ms {} (between {MIN_LEASE_MS} and {MAX_LEASE_MS})",
+                            spec.lease_ms
+                        ),
                     );
                 }
-                let owner: String = spec.owner.chars().filter(|c| !c.is_control()).take(200).collect();
+                let owner: String = spec
+                    .owner
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect();
                 let lease = Lease::new(owner, spec.lease_ms);
                 eprintln!(
                     "gossip-node agent: session {} opened by {} (lease {} ms)",
@@ -586,7 +615,10 @@ fn node_action(cluster: &Cluster, i: usize, action: NodeAction, body: &[u8]) -> 
     if i >= cluster.nodes() {
         return refuse(
             StatusCode::BAD_REQUEST,
-            format!("node {i} is out of range: this cluster has {} node(s)", cluster.nodes()),
+            format!(
+                "node {i} is out of range: this cluster has {} node(s)",
+                cluster.nodes()
+            ),
         );
     }
     let rt = cluster.runtime();
