@@ -137,6 +137,19 @@ fn lab_up_twice_clears_the_stale_lab_and_its_processes() {
         ip(&["netns", "pids", &first.hosts()[1].netns]).contains(&stray.0.id().to_string())
     });
     fs::write(first.run_dir().join("stale"), "x").expect("mark the run dir");
+    // ... and a fault rule an agent had put in h1.
+    let h1 = &first.hosts()[0].netns;
+    let nft = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", h1, "nft"])
+            .args(args)
+            .output()
+            .expect("run nft");
+        assert!(out.status.success(), "nft {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    nft(&["add", "table", "inet", "gossipfault"]);
+    assert!(nft(&["list", "tables"]).contains("gossipfault"));
 
     // ... and a second `lab up` of the same name ends it and starts afresh.
     let second = lab::up(&o).expect("second lab up");
@@ -145,6 +158,7 @@ fn lab_up_twice_clears_the_stale_lab_and_its_processes() {
     assert!(!second.run_dir().join("stale").exists(), "fresh run dir");
     assert_ne!(second.token().expect("token"), token, "a fresh token");
     assert_eq!(namespaces(&format!("gossiplab-{name}-")).len(), 3);
+    assert_eq!(nft(&["list", "tables"]), "", "h1 starts with no rules");
 
     let removed = lab::down(&name).expect("lab down");
     assert_eq!(removed.namespaces.len(), 3);
@@ -202,14 +216,20 @@ fn lab_up_starts_detached_agents_in_their_hosts_and_lab_down_ends_them() {
     let _cleanup = DownOnDrop(name.clone());
     let stand_in = StandIn::new(&name, "exec sleep 30");
     let run_dir = lab::run_dir(&name);
-    // The test listens on the agents' sockets (the stand-in cannot); the
-    // token is written just before the agents start.
+    // The test listens on each agent's socket (the stand-in cannot) once
+    // that agent says it is ready, as a real agent listens once it runs in
+    // its namespace.
     let listeners = std::thread::spawn({
         let run_dir = run_dir.clone();
         move || {
-            wait_until("the run dir's token", || run_dir.join("token").exists());
             (1..=3)
-                .map(|i| UnixListener::bind(run_dir.join(format!("h{i}.sock"))).expect("listen"))
+                .map(|i| {
+                    let log = run_dir.join(format!("h{i}.log"));
+                    wait_until("the stand-in's log", || {
+                        fs::read_to_string(&log).is_ok_and(|l| l.contains("ready"))
+                    });
+                    UnixListener::bind(run_dir.join(format!("h{i}.sock"))).expect("listen")
+                })
                 .collect::<Vec<_>>()
         }
     });
@@ -237,6 +257,7 @@ fn lab_up_starts_detached_agents_in_their_hosts_and_lab_down_ends_them() {
         assert_eq!(lab.is_agent_alive(h), Some(true), "{}", h.name);
         assert!(status.contains(&format!("pid {pid} alive")), "{status}");
         assert_eq!(session_of(pid), pid, "{}: its own session", h.name);
+        let inet = format!("inet {}/15", h.addr);
         let log = fs::read_to_string(&h.log).expect("the agent's log");
         let want = format!(
             "args: agent --listen unix:{} --token-file {} --bind-ip {} --allow-faults",
@@ -245,13 +266,50 @@ fn lab_up_starts_detached_agents_in_their_hosts_and_lab_down_ends_them() {
             h.addr
         );
         assert!(log.contains(&want), "{}: {log}", h.name);
-        assert!(
-            log.contains(&format!("inet {}/15", h.addr)),
-            "{}: {log}",
-            h.name
-        );
+        assert!(log.contains(&inet), "{}: {log}", h.name);
     }
 
+    let down = loadgen(&["lab", "down", "--name", &name]);
+    assert!(down.status.success(), "lab down: {}", stderr(&down));
+    assert!(
+        stdout(&down).contains(", 3 process(es)"),
+        "{}",
+        stdout(&down)
+    );
+    for pid in pids {
+        assert!(!is_running(pid), "agent {pid} still runs");
+    }
+    assert_nothing_left(&name);
+}
+
+#[test]
+fn lab_up_starts_real_agents_that_lab_down_ends() {
+    let Some(name) = lab_name("ra") else { return };
+    // `lab up` takes the gossip-node beside gossip-loadgen, as the
+    // workspace's build leaves it (`cargo test --workspace` builds it).
+    let agent = Path::new(LOADGEN).with_file_name("gossip-node");
+    let has_agent = Command::new(&agent)
+        .args(["agent", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_agent {
+        eprintln!(
+            "!!!!! SKIPPED lab_up_starts_real_agents_that_lab_down_ends: {} is missing or has \
+             no `agent` subcommand (build it: cargo build -p gossip-node) !!!!!",
+            agent.display()
+        );
+        return;
+    }
+    let _cleanup = DownOnDrop(name.clone());
+    let up = loadgen(&["lab", "up", "--hosts", "3", "--name", &name]);
+    assert!(up.status.success(), "lab up: {}", stderr(&up));
+    let lab = Lab::load(&name).expect("lab.json");
+    let mut pids = Vec::new();
+    for h in lab.hosts() {
+        assert_eq!(lab.is_agent_alive(h), Some(true), "{}", h.name);
+        assert_eq!(mode(&h.socket) & 0o077, 0, "{}: root's socket only", h.name);
+        pids.push(h.agent_pid.expect("an agent pid"));
+    }
     let down = loadgen(&["lab", "down", "--name", &name]);
     assert!(down.status.success(), "lab down: {}", stderr(&down));
     assert!(
@@ -349,8 +407,8 @@ impl Drop for KillOnDrop {
 }
 
 /// A stand-in agent: a shell script that logs its arguments, its
-/// namespace's addresses and its pid (to a file outside the run dir), then
-/// runs `tail`.
+/// namespace's addresses and its pid (to a file outside the run dir), says
+/// `ready`, then runs `tail`.
 struct StandIn {
     dir: PathBuf,
     path: PathBuf,
@@ -369,6 +427,7 @@ impl StandIn {
                  echo \"args: $*\"\n\
                  ip -4 -o addr show dev eth0\n\
                  echo $$ >> {}\n\
+                 echo ready\n\
                  {tail}\n",
                 dir.join("pids").display()
             ),
