@@ -126,10 +126,25 @@ impl Lab {
         let path = run_dir(name).join("lab.json");
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "no lab named {name} is up (run `gossip-loadgen lab up --hosts H{}`)",
-                name_flag(name)
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut msg = format!(
+                    "no lab named {name} is up (run `gossip-loadgen lab up --hosts H{}`)",
+                    name_flag(name)
+                );
+                // A crash can leave a lab's namespaces without its state file.
+                let stale = stale_namespaces(name).unwrap_or_default();
+                if !stale.is_empty() {
+                    msg.push_str(&format!(
+                        "; {} namespace(s) of it are left (`gossip-loadgen lab down{}` removes them)",
+                        stale.len(),
+                        name_flag(name)
+                    ));
+                }
+                bail!("{msg}")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                bail!("lab: needs root to read {}", path.display())
+            }
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
         let lab: Lab = serde_json::from_str(&text).with_context(|| {
