@@ -5,9 +5,11 @@
 //! The pipeline: [`scenario`] (TOML + overrides) → [`world`] (trials) →
 //! [`observe::Trial`] (what a trial saw, world-agnostic) → [`metrics`] (the
 //! summary and HDR histograms) → [`report`] (JSON, Markdown, HTML + SVG);
-//! [`sweep`] runs grids and recommends a setting.
+//! [`sweep`] runs grids and recommends a setting; [`lab`] builds hosts as
+//! network namespaces on one machine.
 
 pub mod compare;
+pub mod lab;
 pub mod machine;
 pub mod metrics;
 pub mod observe;

@@ -1,4 +1,4 @@
-//! `gossip-loadgen`: run, sweep, re-render and list scenarios.
+//! `gossip-loadgen`: run, sweep, re-render and list scenarios; build a lab.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use gossip_loadgen::lab;
 use gossip_loadgen::report::Report;
 use gossip_loadgen::runner::{self, Options};
 use gossip_loadgen::scenario::{self, Scenario, WorldKind};
@@ -42,6 +43,41 @@ enum Command {
     },
     /// List the built-in scenarios.
     Scenarios,
+    /// Hosts as network namespaces on this machine (needs root).
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LabCommand {
+    /// Build H hosts (namespaces on a bridge, 198.18.0.0/15, no route out)
+    /// and start an agent in each; a stale lab of the same name goes first.
+    Up {
+        /// Hosts, 1 to 1000.
+        #[arg(long)]
+        hosts: usize,
+        /// The lab's name: 1 to 8 of a-z, 0-9.
+        #[arg(long, default_value = "lab")]
+        name: String,
+        /// The gossip-node binary (default: the one beside gossip-loadgen).
+        #[arg(long, value_name = "PATH", conflicts_with = "no_agents")]
+        agent: Option<PathBuf>,
+        /// Build the hosts only; start no agents.
+        #[arg(long)]
+        no_agents: bool,
+    },
+    /// Remove every namespace, device, rule and process of the lab.
+    Down {
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+    /// Print the lab's hosts, addresses, sockets and agents.
+    Status {
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -150,6 +186,7 @@ fn real_main() -> Result<()> {
             eprintln!("report: {}", html.display());
             Ok(())
         }
+        Command::Lab { command } => lab_command(command),
         Command::Scenarios => {
             for (name, _) in scenario::BUILT_IN {
                 let s = Scenario::load(name, &[])?;
@@ -364,6 +401,41 @@ fn compare(a: &CompareArgs) -> Result<()> {
         &control,
     )?;
     finish(&report, &html, a.run.json)
+}
+
+fn lab_command(command: LabCommand) -> Result<()> {
+    match command {
+        LabCommand::Up {
+            hosts,
+            name,
+            agent,
+            no_agents,
+        } => {
+            let mut o = lab::UpOptions::new(&name, hosts);
+            o.agent = agent;
+            o.start_agents = !no_agents;
+            // `up` clears a stale lab itself; clearing it here first lets
+            // us say what went.
+            lab::check_name(&name)?;
+            if hosts > 0 && hosts <= lab::MAX_HOSTS {
+                let stale = lab::down(&name)?;
+                if !stale.is_empty() {
+                    eprintln!("gossip-loadgen: lab up: cleared a stale lab: {stale}");
+                }
+            }
+            let lab = lab::up(&o)?;
+            print!("{}", lab.status());
+            Ok(())
+        }
+        LabCommand::Down { name } => {
+            println!("{}", lab::down(&name)?);
+            Ok(())
+        }
+        LabCommand::Status { name } => {
+            print!("{}", lab::Lab::load(&name)?.status());
+            Ok(())
+        }
+    }
 }
 
 fn finish(report: &Report, html: &std::path::Path, json: bool) -> Result<()> {
