@@ -66,3 +66,10 @@ pub fn commit() -> String {
         None => "unknown".into(),
     }
 }
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), or "unknown".
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}

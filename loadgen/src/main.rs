@@ -88,9 +88,17 @@ struct RunArgs {
     /// Override any scenario field: --set cluster.nodes=1000 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// cluster.world: sim or udp.
+    /// cluster.world: sim, udp, redis or hosts.
     #[arg(long)]
     world: Option<String>,
+    /// hosts.agents, and --world hosts: the agents to run on, as
+    /// HOST:PORT,... or unix:PATH,..., or `lab` (`lab:NAME`) for every host
+    /// of the network-namespace lab.
+    #[arg(long, value_name = "AGENTS")]
+    hosts: Option<String>,
+    /// hosts.token_file: the file holding the agents' token.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<String>,
     /// cluster.nodes.
     #[arg(long, short = 'n')]
     nodes: Option<usize>,
@@ -219,7 +227,22 @@ impl RunArgs {
                 o.push(format!("{k}={v}"));
             }
         };
-        add("cluster.world", self.world.clone());
+        let world = self
+            .world
+            .clone()
+            .or_else(|| self.hosts.as_ref().map(|_| "hosts".into()));
+        add("cluster.world", world);
+        add(
+            "hosts.agents",
+            self.hosts.as_ref().map(|h| {
+                let quoted: Vec<String> = h.split(',').map(|a| format!("{:?}", a.trim())).collect();
+                format!("[{}]", quoted.join(","))
+            }),
+        );
+        add(
+            "hosts.token_file",
+            self.token_file.as_ref().map(|t| format!("{t:?}")),
+        );
         add("cluster.nodes", self.nodes.map(|v| v.to_string()));
         add("run.trials", self.trials.map(|v| v.to_string()));
         add("run.seed", self.seed.map(|v| v.to_string()));
@@ -240,6 +263,7 @@ impl RunArgs {
     fn is_default_demo(&self) -> bool {
         self.scenario == "demo"
             && self.world.is_none()
+            && self.hosts.is_none()
             && !self
                 .set
                 .iter()
@@ -462,6 +486,9 @@ fn finish(report: &Report, html: &std::path::Path, json: bool) -> Result<()> {
     }
     if !json || std::io::stderr().is_terminal() {
         eprintln!("report: {}", html.display());
+    }
+    if let Some(why) = &report.interruption {
+        bail!("the run broke off: {why}");
     }
     Ok(())
 }

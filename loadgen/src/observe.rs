@@ -40,6 +40,10 @@ pub struct Trial {
     /// UDP world: what running the nodes cost (DESIGN §3, Resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Hosts world: the agents, where each node ran, clock offsets and
+    /// their uncertainty, the faults applied and by what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<crate::world::hosts::HostsInfo>,
 }
 
 /// What real nodes cost over the measured window (UDP world; DESIGN §3).

@@ -39,7 +39,15 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
     let (dir, id) = claim_dir(opts, &run_id(&s.name, created_ms, s.run.seed))?;
     let trials = world::run(s, opts.threads, control)?;
     control.progress.finish();
-    let report = report(s, trials, opts, id, created_ms / 1000, started)?;
+    let report = report(
+        s,
+        trials,
+        control.interruption(),
+        opts,
+        id,
+        created_ms / 1000,
+        started,
+    )?;
     let html = report.write(&dir)?;
     Ok((report, html))
 }
@@ -48,6 +56,7 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
 fn report(
     s: &Scenario,
     trials: Vec<crate::observe::Trial>,
+    interruption: Option<String>,
     opts: &Options,
     run_id: String,
     created: u64,
@@ -67,6 +76,7 @@ fn report(
         trials_requested: s.run.trials,
         trials_done: trials.len(),
         interrupted: trials.len() < s.run.trials,
+        interruption,
         wall_s: started.elapsed().as_secs_f64(),
         scenario: s.clone(),
         summary,
@@ -123,6 +133,7 @@ pub fn compare(
         trials_requested: base.run.trials * worlds.len(),
         trials_done: sides.iter().map(|r| r.trials_done).sum(),
         interrupted,
+        interruption: control.interruption(),
         wall_s: started.elapsed().as_secs_f64(),
         scenario: base.clone(),
         summary: sides.first().map(|r| r.summary.clone()).unwrap_or_default(),
@@ -146,7 +157,15 @@ pub fn compare(
             }
         };
         let side_id = format!("{run_id}-{}", w.name());
-        let r = report(s, trials, opts, side_id, created, side_started)?;
+        let r = report(
+            s,
+            trials,
+            control.interruption(),
+            opts,
+            side_id,
+            created,
+            side_started,
+        )?;
         r.write(&dir.join(w.name()))?;
         sides.push(r);
         whole(&sides, true).write(&dir)?;
@@ -214,6 +233,7 @@ pub fn sweep(
             trials_requested: base.run.trials * points.len(),
             trials_done: sw.points.iter().map(|p| p.summary.trials).sum(),
             interrupted,
+            interruption: control.interruption(),
             wall_s: started.elapsed().as_secs_f64(),
             scenario: base.clone(),
             summary,

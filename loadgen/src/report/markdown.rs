@@ -31,7 +31,22 @@ pub fn render(r: &Report) -> String {
         r.trials_requested,
         if r.interrupted { " (interrupted)" } else { "" }
     );
+    if let Some(why) = &r.interruption {
+        let _ = writeln!(o, "| broke off | {} |", why.replace('|', "/"));
+    }
     let _ = writeln!(o, "| seed | {} |", r.seed);
+    if let Some(h) = r.trials.iter().find_map(|t| t.hosts.as_ref()) {
+        for (i, a) in h.agents.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "| host {i} | {} ({}, {}): nodes {}; clock {:+.3} ms ± {:.3} ms |",
+                a.addr, a.host, a.bind_ip, a.nodes, a.offset_ms, a.uncertainty_ms
+            );
+        }
+        if !h.faults.is_empty() {
+            let _ = writeln!(o, "| faults applied | {} |", h.faults.join("; "));
+        }
+    }
     let p = &r.scenario.profile;
     if r.scenario.epidemic.is_none() {
         let _ = writeln!(
@@ -110,6 +125,19 @@ pub fn render(r: &Report) -> String {
             o.push('\n');
         }
     }
+    // Cross-host latencies are only as good as the clocks they are read on.
+    let clock_ms = r
+        .trials
+        .iter()
+        .filter_map(|t| t.hosts.as_ref())
+        .map(|h| h.clock_uncertainty_ms)
+        .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.max(u))));
+    if let Some(u) = clock_ms {
+        let _ = writeln!(
+            o,
+            "Clocks: agents' offsets known to ± {u:.3} ms; a latency marked † is smaller than that and not resolved.\n"
+        );
+    }
     if s.traffic.is_some() || s.latency_ms.is_some() || s.redundancy.is_some() {
         let _ = writeln!(o, "## Dissemination\n");
         let _ = writeln!(o, "| figure | value |\n|---|---:|");
@@ -128,7 +156,16 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(o, "| redundancy (receptions/node reached) | {:.2} (p50 {:.0}, p99 {:.0}, max {:.0}) |", d.mean, d.p50, d.p99, d.max);
         }
         if let Some(l) = s.latency_ms {
-            let _ = writeln!(o, "| latency ms p50 / p90 / p99 / p99.9 / max | {:.1} / {:.1} / {:.1} / {:.1} / {:.1} |", l.p50, l.p90, l.p99, l.p999, l.max);
+            let f = |v: f64| clocked(v, 1, v, clock_ms);
+            let _ = writeln!(
+                o,
+                "| latency ms p50 / p90 / p99 / p99.9 / max | {} / {} / {} / {} / {} |",
+                f(l.p50),
+                f(l.p90),
+                f(l.p99),
+                f(l.p999),
+                f(l.max)
+            );
         }
         if let Some(sp) = s.spread {
             let f = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2} s"));
@@ -150,7 +187,8 @@ pub fn render(r: &Report) -> String {
         );
         for k in &s.by_kind {
             let lat = k.latency_ms.map_or("none reached".to_string(), |l| {
-                format!("{:.1} / {:.1} / {:.1}", l.p50, l.p99, l.max)
+                let f = |v: f64| clocked(v, 1, v, clock_ms);
+                format!("{} / {} / {}", f(l.p50), f(l.p99), f(l.max))
             });
             let t100 = k.t100_s.map_or("never".to_string(), |t| format!("{t:.2}"));
             let red = k.redundancy.map_or("not counted".to_string(), |d| {
@@ -170,7 +208,8 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "| figure | p50 | max | crashes |\n|---|---:|---:|---:|");
         let row = |o: &mut String, name: &str, v: Option<P50Max>| {
             if let Some(v) = v {
-                let _ = writeln!(o, "| {name} | {:.2} | {:.2} | {} |", v.p50, v.max, v.count);
+                let f = |x: f64| clocked(x, 2, x * 1e3, clock_ms);
+                let _ = writeln!(o, "| {name} | {} | {} | {} |", f(v.p50), f(v.max), v.count);
             }
         };
         row(&mut o, "first PFAIL anywhere", s.detect_first_pfail_s);
@@ -222,4 +261,13 @@ pub fn render(r: &Report) -> String {
         o.push_str(&crate::sweep::markdown(sw));
     }
     o
+}
+
+/// `v` with `digits` decimals, marked † when it (`ms` in milliseconds) is
+/// smaller than the clock uncertainty `clock_ms` of a hosts-world run.
+fn clocked(v: f64, digits: usize, ms: f64, clock_ms: Option<f64>) -> String {
+    match clock_ms {
+        Some(u) if ms < u => format!("{v:.digits$} †"),
+        _ => format!("{v:.digits$}"),
+    }
 }

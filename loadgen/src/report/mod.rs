@@ -48,6 +48,10 @@ pub struct Report {
     pub trials_done: usize,
     /// Whether Ctrl-C or an error cut it short.
     pub interrupted: bool,
+    /// The error that cut it short (a world that broke mid-run: an agent
+    /// gone, a server dead), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interruption: Option<String>,
     /// Wall-clock seconds.
     pub wall_s: f64,
     /// The scenario as run, every parameter resolved.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 mod worlds;
 
 pub use gossip_node::profile::ProfileParams;
-pub use worlds::RedisParams;
+pub use worlds::{HostsParams, RedisParams};
 
 /// The scenarios shipped inside the binary: name and TOML text.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -30,6 +30,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../scenarios/section-cost.toml"),
     ),
     ("lean", include_str!("../../scenarios/lean.toml")),
+    ("racks", include_str!("../../scenarios/racks.toml")),
 ];
 
 /// A whole scenario, every field defaulted.
@@ -54,6 +55,8 @@ pub struct Scenario {
     pub epidemic: Option<Epidemic>,
     /// The redis world's servers.
     pub redis: RedisParams,
+    /// The hosts world's agents.
+    pub hosts: HostsParams,
 }
 
 /// Which world runs the nodes.
@@ -66,6 +69,9 @@ pub enum WorldKind {
     Udp,
     /// A real Redis (or Valkey) Cluster on loopback, the system under test.
     Redis,
+    /// Real UDP nodes on agents (`gossip-node agent`) on many hosts, or on the
+    /// network-namespace lab's hosts.
+    Hosts,
 }
 
 /// The cluster.
@@ -303,6 +309,7 @@ impl Default for Scenario {
             timeline: Vec::new(),
             epidemic: None,
             redis: RedisParams::default(),
+            hosts: HostsParams::default(),
         }
     }
 }

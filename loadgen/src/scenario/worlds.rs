@@ -11,7 +11,12 @@ use super::{ActionKind, Epidemic, Network, ProfileParams, Scenario, WorldKind};
 
 impl WorldKind {
     /// Every world a membership scenario runs in.
-    pub const ALL: [WorldKind; 3] = [WorldKind::Sim, WorldKind::Udp, WorldKind::Redis];
+    pub const ALL: [WorldKind; 4] = [
+        WorldKind::Sim,
+        WorldKind::Udp,
+        WorldKind::Redis,
+        WorldKind::Hosts,
+    ];
 
     /// Lower-case name.
     pub fn name(self) -> &'static str {
@@ -19,6 +24,7 @@ impl WorldKind {
             WorldKind::Sim => "sim",
             WorldKind::Udp => "udp",
             WorldKind::Redis => "redis",
+            WorldKind::Hosts => "hosts",
         }
     }
 
@@ -30,14 +36,14 @@ impl WorldKind {
         Self::ALL
             .into_iter()
             .find(|w| w.name() == name)
-            .ok_or_else(|| anyhow!("unknown world {name:?} (known: sim, udp, redis)"))
+            .ok_or_else(|| anyhow!("unknown world {name:?} (known: sim, udp, redis, hosts)"))
     }
 
     /// Why this world cannot do `action`, if it cannot.
     fn refuses(self, action: ActionKind) -> Option<&'static str> {
         use ActionKind::{Heal, Latency, Loss, Partition, Publish};
         match (self, action) {
-            (WorldKind::Sim, _) => None,
+            (WorldKind::Sim | WorldKind::Hosts, _) => None,
             (WorldKind::Udp | WorldKind::Redis, Partition | Heal | Loss | Latency) => {
                 Some("loopback cannot shape traffic honestly; use --world sim")
             }
@@ -55,7 +61,11 @@ impl WorldKind {
     /// The first setting or timeline action the world cannot apply.
     pub fn check(self, s: &Scenario) -> Result<()> {
         let w = self.name();
-        if self != WorldKind::Sim {
+        if self == WorldKind::Hosts {
+            if s.network.duplicate > 0.0 {
+                bail!("network.duplicate: the hosts world drops datagrams on real paths but does not duplicate them; use --world sim");
+            }
+        } else if self != WorldKind::Sim {
             let net = &s.network;
             let ideal = Network::default();
             if net.loss > 0.0 || net.duplicate > 0.0 {
@@ -85,6 +95,7 @@ impl WorldKind {
                 }
             }
             WorldKind::Redis => s.redis.check(s)?,
+            WorldKind::Hosts => s.hosts.check(s)?,
         }
         Ok(())
     }
@@ -177,6 +188,49 @@ impl RedisParams {
         })?;
         if let Some((k, _)) = ours.iter().find(|(k, v)| redis.get(*k) != Some(*v)) {
             bail!("profile.{k}: Redis Cluster's rules are its own; the redis world takes only profile.node_timeout_ms");
+        }
+        Ok(())
+    }
+}
+
+/// The hosts world's agents (`[hosts]`, or `--hosts`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostsParams {
+    /// The agents: `HOST:PORT`, `unix:PATH`, or `lab` / `lab:NAME` for every
+    /// host of the network-namespace lab of that name.
+    pub agents: Vec<String>,
+    /// The file holding the agents' shared token (the lab's own token when
+    /// the agents are a lab's).
+    pub token_file: String,
+    /// Without a request from us for this long, an agent stops our nodes,
+    /// ms: a loadgen that vanishes leaves no cluster running.
+    pub lease_ms: u64,
+}
+
+impl Default for HostsParams {
+    fn default() -> Self {
+        HostsParams {
+            agents: Vec::new(),
+            token_file: String::new(),
+            lease_ms: 10_000,
+        }
+    }
+}
+
+impl HostsParams {
+    /// Refuses what the agents cannot be asked.
+    fn check(&self, s: &Scenario) -> Result<()> {
+        if self.agents.is_empty() {
+            bail!(
+                "hosts.agents: the hosts world needs agents: --hosts HOST:PORT,... or --hosts lab"
+            );
+        }
+        if !(1_000..=600_000).contains(&self.lease_ms) {
+            bail!("hosts.lease_ms: must be between 1,000 and 600,000 ms");
+        }
+        if s.cluster.nodes == 0 {
+            bail!("cluster.nodes: the hosts world needs at least one node");
         }
         Ok(())
     }

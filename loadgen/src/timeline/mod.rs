@@ -73,6 +73,7 @@ pub fn drive(
         trace_hash: extras.trace_hash,
         datapath: extras.datapath,
         resources: extras.resources,
+        hosts: extras.hosts,
     }))
 }
 
@@ -465,13 +466,14 @@ impl<'a> Drive<'a> {
                 self.mark(now, format!("node {n} resumes"));
             }
             ActionKind::Partition => {
-                // The first side takes a fraction of the starting nodes, plus
-                // every node joining (they meet node 0, so they belong with it).
                 let f = a.fraction.unwrap_or(0.5);
-                let k = ((self.initial as f64) * f).round() as usize;
-                let side: Vec<usize> = (0..k).chain(self.initial..self.status.len()).collect();
+                let side = self
+                    .world
+                    .partition_side(f, self.initial, self.status.len());
+                let rest = self.status.len() - side.len();
+                let said = format!("partition: {} nodes | {rest}", side.len());
                 self.world.shape(&Shape::Partition(side))?;
-                self.mark(now, format!("partition: nodes 0..{k} and joiners | rest"));
+                self.mark(now, said);
             }
             ActionKind::Heal => {
                 self.world.shape(&Shape::Heal)?;

@@ -11,6 +11,7 @@
 //! plumbing here (seeds, threads, stop flag, progress).
 
 pub mod epidemic;
+pub mod hosts;
 pub mod redis;
 pub mod sim;
 pub mod udp;
@@ -131,6 +132,8 @@ pub struct Extras {
     pub datapath: Option<String>,
     /// What running real nodes cost.
     pub resources: Option<Resources>,
+    /// The hosts world: agents, placement, clocks, faults.
+    pub hosts: Option<hosts::HostsInfo>,
 }
 
 /// One trial's nodes in one world, acted on by [`crate::timeline`]. Nodes
@@ -192,6 +195,13 @@ pub trait World {
     fn publish(&mut self, n: usize, key: &[u8], value: &[u8]) -> Result<Published> {
         let _ = (n, key, value);
         anyhow::bail!("publish: this world's nodes carry no published data")
+    }
+    /// The first side of a partition that puts `fraction` of the network on
+    /// it: by default that fraction of the `initial` starting nodes plus every
+    /// joiner (they meet node 0, so they belong with it), of `total` nodes.
+    fn partition_side(&self, fraction: f64, initial: usize, total: usize) -> Vec<usize> {
+        let k = ((initial as f64) * fraction).round() as usize;
+        (0..k).chain(initial..total).collect()
     }
     /// Whether datagrams from `a` reach `b` (false across a partition).
     fn connected(&self, a: usize, b: usize) -> bool {
@@ -301,6 +311,8 @@ pub struct Control {
     pub stop: AtomicBool,
     /// Progress in work units (trials, or virtual seconds).
     pub progress: Progress,
+    /// The error that stopped the run after some trials had finished.
+    interruption: Mutex<Option<String>>,
 }
 
 impl Control {
@@ -309,7 +321,25 @@ impl Control {
         Control {
             stop: AtomicBool::new(false),
             progress: Progress::new(total, label),
+            interruption: Mutex::new(None),
         }
+    }
+
+    /// Stops the run because of `why`, keeping what finished.
+    pub fn interrupt(&self, why: String) {
+        self.interruption
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The error that stopped the run, if one did.
+    pub fn interruption(&self) -> Option<String> {
+        self.interruption
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether the run should stop.
@@ -398,12 +428,13 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
             WorldKind::Sim => Box::new(sim::SimWorld::start(s, seed)?),
             WorldKind::Udp => Box::new(udp::UdpWorld::start(s, seed)?),
             WorldKind::Redis => redis::start(s, i, control)?,
+            WorldKind::Hosts => Box::new(hosts::HostsWorld::start(s, seed)?),
         };
         crate::timeline::drive(world, s, i, seed, control)
     };
     match s.cluster.world {
         WorldKind::Sim => parallel_trials(s.run.trials, threads, control, trial),
-        WorldKind::Udp | WorldKind::Redis => {
+        WorldKind::Udp | WorldKind::Redis | WorldKind::Hosts => {
             if s.cluster.world == WorldKind::Udp {
                 // A socket binds on 127.0.0.1 even where loopback is down (a
                 // bare network namespace); only a datagram tells.
@@ -415,9 +446,16 @@ pub fn run(s: &Scenario, threads: usize, control: &Control) -> Result<Vec<Trial>
                 if control.stopped() {
                     break;
                 }
-                match trial(i)? {
-                    Some(t) => out.push(t),
-                    None => break,
+                match trial(i) {
+                    Ok(Some(t)) => out.push(t),
+                    Ok(None) => break,
+                    // A world that broke mid-run (an agent or server gone)
+                    // loses no finished trial: the report is written, marked.
+                    Err(e) if !out.is_empty() => {
+                        control.interrupt(format!("trial {i}: {e:#}"));
+                        break;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Ok(out)
