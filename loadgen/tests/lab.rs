@@ -361,6 +361,35 @@ fn lab_refuses_bad_names_and_host_counts_in_one_line() {
     }
 }
 
+#[test]
+fn lab_up_names_the_debian_package_of_a_missing_tool() {
+    let Some(name) = lab_name("mt") else { return };
+    // A PATH holding `ip` and `tc` but not `nft`.
+    let dir = std::env::temp_dir().join(format!("gossiplab-test-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("a PATH dir");
+    for tool in ["ip", "tc"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("`{tool}` is on PATH (checked above)"));
+        std::os::unix::fs::symlink(found, dir.join(tool)).expect("link a tool");
+    }
+    let out = Command::new(LOADGEN)
+        .args(["lab", "up", "--hosts", "1", "--no-agents", "--name", &name])
+        .env("PATH", &dir)
+        .output()
+        .expect("run gossip-loadgen");
+    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "gossip-loadgen: lab: `nft` not found; install the Debian package nftables \
+         (apt-get install nftables)\n"
+    );
+    assert_nothing_left(&name);
+}
+
 /// A lab name unique to this test and process, or None when root tests are
 /// skipped; fails without root or the tools, unless told to skip.
 fn lab_name(tag: &str) -> Option<String> {

@@ -365,7 +365,7 @@ impl fmt::Display for Removed {
             all => write!(f, " ({})", all.join(" "))?,
         }
         write!(f, ", {} process(es)", self.processes.len())?;
-        if !self.processes.is_empty() {
+        if (1..=8).contains(&self.processes.len()) {
             let pids: Vec<String> = self.processes.iter().map(u32::to_string).collect();
             write!(f, " (pids {})", pids.join(" "))?;
         }
