@@ -93,8 +93,14 @@ pub struct AgentClient {
     token: String,
     session: Option<String>,
     rt: tokio::runtime::Runtime,
-    conn: Option<SendRequest<Full<Bytes>>>,
+    /// The kept connection and when it last carried a request.
+    conn: Option<(SendRequest<Full<Bytes>>, std::time::Instant)>,
 }
+
+/// A kept connection idle this long is not reused: the agent closes one
+/// idle for 10 s (its header-read timeout), and a request written into a
+/// connection the peer just closed fails without telling whether it arrived.
+const IDLE_REUSE: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -377,8 +383,14 @@ impl AgentClient {
         let _entered = self.rt.enter();
         // A kept connection the agent closed fails at once; retry on a new one
         // only when the request cannot have reached it.
-        if let Some(conn) = self.conn.as_mut().filter(|c| !c.is_closed()) {
+        // Let the connection's task see a close that already arrived.
+        self.rt.block_on(tokio::task::yield_now());
+        let fresh = |(c, used): &(SendRequest<Full<Bytes>>, std::time::Instant)| {
+            !c.is_closed() && used.elapsed() < IDLE_REUSE
+        };
+        if let Some((conn, used)) = self.conn.as_mut().filter(|c| fresh(c)) {
             if self.rt.block_on(conn.ready()).is_ok() {
+                *used = std::time::Instant::now();
                 let res = self.rt.block_on(tokio::time::timeout(
                     REQUEST_TIMEOUT,
                     conn.send_request(req),
@@ -392,7 +404,7 @@ impl AgentClient {
             REQUEST_TIMEOUT,
             conn.send_request(req),
         ));
-        self.conn = Some(conn);
+        self.conn = Some((conn, std::time::Instant::now()));
         self.finish(path, res)
     }
 
