@@ -7,22 +7,25 @@
 //! set, which skips, loudly too. Each test uses its own lab name, so the
 //! tests run in parallel; each removes its lab even when it fails.
 //!
-//! The agent (`gossip-node agent`) is not on this branch: the agent tests run
-//! a shell-script stand-in with the same command line, and the test itself
-//! listens on the agents' sockets. They check the lab's half: the command
-//! line, the namespace, the session, the wait, and the ending.
+//! Most agent tests run a shell-script stand-in with the agents' command
+//! line, and the test itself listens on the agents' sockets: they check the
+//! lab's half (the command line, the namespace, the session, the wait, the
+//! ending); one runs the real `gossip-node agent`.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use gossip_loadgen::lab::{self, Lab, UpOptions};
 
-const LOADGEN: &str = env!("CARGO_BIN_EXE_gossip-loadgen");
+mod support;
+use support::{
+    is_running, lab_name, loadgen, stderr, stdout, wait_until, DownOnDrop, KillOnDrop, LOADGEN,
+};
 
 #[test]
 fn three_host_lab_has_its_addresses_no_route_out_and_carries_udp_between_hosts() {
@@ -390,51 +393,6 @@ fn lab_up_names_the_debian_package_of_a_missing_tool() {
     assert_nothing_left(&name);
 }
 
-/// A lab name unique to this test and process, or None when root tests are
-/// skipped; fails without root or the tools, unless told to skip.
-fn lab_name(tag: &str) -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        if std::env::var("GOSSIP_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-            eprintln!("!!!!! SKIPPED lab test {tag}: not root (GOSSIP_SKIP_ROOT_TESTS=1) !!!!!");
-            return None;
-        }
-        panic!(
-            "the lab tests need root (network namespaces); run them as root, \
-             or set GOSSIP_SKIP_ROOT_TESTS=1 to skip them"
-        );
-    }
-    for (program, arg, package) in [
-        ("ip", "-V", "iproute2"),
-        ("tc", "-V", "iproute2"),
-        ("nft", "--version", "nftables"),
-    ] {
-        if let Err(e) = Command::new(program).arg(arg).output() {
-            panic!("`{program}` cannot run ({e}): install the Debian package `{package}`");
-        }
-    }
-    // Two letters and the pid in hex: at most 8 characters.
-    Some(format!("{tag}{:x}", std::process::id()))
-}
-
-/// Removes the test's lab when the test ends, passed or failed.
-struct DownOnDrop(String);
-
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.0);
-    }
-}
-
-/// A child process killed if the test fails while it runs.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A stand-in agent: a shell script that logs its arguments, its
 /// namespace's addresses and its pid (to a file outside the run dir), says
 /// `ready`, then runs `tail`.
@@ -511,21 +469,6 @@ fn ip(args: &[&str]) -> String {
     stdout(&out)
 }
 
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(LOADGEN)
-        .args(args)
-        .output()
-        .expect("run gossip-loadgen")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("stat").permissions().mode() & 0o777
 }
@@ -540,21 +483,4 @@ fn session_of(pid: u32) -> u32 {
         .nth(3)
         .and_then(|s| s.parse().ok())
         .expect("a session id")
-}
-
-/// Whether `pid` is a process that has not exited (a zombie has).
-fn is_running(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|i| stat[i + 2..].chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X')
-    })
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
