@@ -31,13 +31,21 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
         Box::pin(async move {
             use hyper::{Method, StatusCode};
             let text = "text/plain; version=0.0.4; charset=utf-8";
-            match (req.method(), req.uri().path()) {
+            // One request per connection, as the metrics endpoint always
+            // answered: scrapers reconnect anyway, and a raw client reading
+            // to the end gets its answer.
+            let mut r = match (req.method(), req.uri().path()) {
                 (&Method::GET, "/metrics" | "/") => respond(StatusCode::OK, text, source.render()),
                 (&Method::GET, _) => {
                     respond(StatusCode::NOT_FOUND, text, "not found; try /metrics\n")
                 }
                 _ => respond(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n"),
-            }
+            };
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            r
         })
     });
     Server::start(Listener::Tcp(listener), handler)
