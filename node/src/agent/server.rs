@@ -1,4 +1,4 @@
-//! The agent process: its token, the HTTP routes of [`api`](super::api), the
+//! The agent process: its token, the routes of [`super::api`], the
 //! session and its lease watchdog, and a clean exit (nodes stopped, faults
 //! cleared, socket file removed) on SIGINT or SIGTERM.
 
