@@ -516,8 +516,15 @@ fn netem_available() -> bool {
 #[test]
 fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() {
     let pair = Pair::create();
-    // Counters before (priority -10) and after (10) the agent's chain (0).
-    let rules = "table inet gatest {
+    // Counters before (priority -10) and after (10) the agent's chain (0),
+    // and the table of an agent that died (no such pid) for this one to clear.
+    let orphan = "gossip_agent_4194399";
+    let rules = "table inet gossip_agent_4194399 {
+        chain input { type filter hook input priority 0; policy accept;
+            meta l4proto udp drop
+        }
+    }
+    table inet gatest {
         chain before { type filter hook input priority -10; policy accept;
             udp dport 9 counter comment \"arrived\"
         }
@@ -542,6 +549,7 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
         "unix:DIR/agent.sock",
         &["--allow-faults", "--bind-ip", "198.18.250.1"],
     );
+    assert!(!pair.tables().contains(orphan), "{}", pair.tables());
     let sock = agent.dir.join("agent.sock");
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the control socket is private");
