@@ -8,7 +8,8 @@
 //! where io_uring is refused, recvmmsg and one sendmsg per datagram; both
 //! try each datagram once and count what became of it the same way.
 //! [`runtime::Runtime`] binds the sockets and starts the threads; [`metrics`]
-//! serves Prometheus text;
+//! renders Prometheus text (served by [`http`]); [`agent`] runs nodes for a
+//! loadgen on another host, over an HTTP + JSON control channel;
 //! [`view`] publishes each node's peers to readers without a lock.
 //! [`Runtime::track`](runtime::Runtime::track) has every node count the copies
 //! it receives of a few items (a join, a FAIL, an update: redundancy, counted

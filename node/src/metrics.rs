@@ -1,14 +1,20 @@
 //! Metrics: counters each I/O thread publishes into its own atomics (one
 //! writer, relaxed stores, no locks on the I/O path), summed on demand and
-//! served in the Prometheus text format by a tiny HTTP/1.1 responder.
+//! rendered in the Prometheus text format by `prometheus-client` (a collector
+//! that reads the snapshots at scrape time) and served by [`crate::http`].
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use gossip_core::event::DataStats;
 use gossip_core::wire::{DecodeError, MessageType};
 use gossip_core::{Drops, PeerState, Stats};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::datapath::{sys, DatapathCounters};
 
@@ -25,13 +31,21 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
         Box::pin(async move {
             use hyper::{Method, StatusCode};
             let text = "text/plain; version=0.0.4; charset=utf-8";
-            match (req.method(), req.uri().path()) {
+            // One request per connection, as the metrics endpoint always
+            // answered: scrapers reconnect anyway, and a raw client reading
+            // to the end gets its answer.
+            let mut r = match (req.method(), req.uri().path()) {
                 (&Method::GET, "/metrics" | "/") => respond(StatusCode::OK, text, source.render()),
                 (&Method::GET, _) => {
                     respond(StatusCode::NOT_FOUND, text, "not found; try /metrics\n")
                 }
                 _ => respond(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n"),
-            }
+            };
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            r
         })
     });
     Server::start(Listener::Tcp(listener), handler)
@@ -266,368 +280,356 @@ impl MetricsSource {
         total
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The Prometheus text exposition (format 0.0.4), rendered by
+    /// `prometheus-client` from the threads' snapshots read now.
     pub fn render(&self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// A sample's labels.
+type Labels = Vec<(&'static str, String)>;
+
+/// A sample's value.
+#[derive(Clone, Copy, Debug)]
+enum Num {
+    U(u64),
+    F(f64),
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|&(k, v)| (k, v.to_string())).collect()
+}
+
+/// One metric family: `name` as exposed (a counter's ends in `_total`,
+/// which the encoder adds back).
+fn family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    kind: MetricType,
+    help: &str,
+    samples: Vec<(Labels, Num)>,
+) -> fmt::Result {
+    let base = match kind {
+        MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    };
+    let mut m = enc.encode_descriptor(base, help, None, kind)?;
+    for (l, v) in samples {
+        if l.is_empty() {
+            value(&mut m, kind, v)?;
+        } else {
+            value(&mut m.encode_family(&l)?, kind, v)?;
+        }
+    }
+    Ok(())
+}
+
+fn value(m: &mut MetricEncoder<'_>, kind: MetricType, v: Num) -> fmt::Result {
+    match (kind, v) {
+        (MetricType::Counter, Num::U(v)) => m.encode_counter::<NoLabelSet, _, u64>(&v, None),
+        (MetricType::Counter, Num::F(v)) => m.encode_counter::<NoLabelSet, _, f64>(&v, None),
+        (_, Num::U(v)) => m.encode_gauge(&v),
+        (_, Num::F(v)) => m.encode_gauge(&v),
+    }
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: Vec<(Labels, Num)>,
+) -> fmt::Result {
+    family(enc, name, MetricType::Counter, help, samples)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: Vec<(Labels, Num)>,
+) -> fmt::Result {
+    family(enc, name, MetricType::Gauge, help, samples)
+}
+
+/// One unlabelled sample.
+fn one(v: u64) -> Vec<(Labels, Num)> {
+    vec![(Vec::new(), Num::U(v))]
+}
+
+impl Collector for MetricsSource {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let per_thread: Vec<Snapshot> = self.threads.iter().map(|t| t.read()).collect();
         let mut s = Snapshot::default();
         for t in &per_thread {
             s.add(t);
         }
-        let mut out = String::with_capacity(8 * 1024);
         let dp = self.datapath;
-        let w = &mut out;
-        family(
-            w,
+        let e = &mut enc;
+        let by_type = |f: &dyn Fn(MessageType) -> u64| -> Vec<(Labels, Num)> {
+            MessageType::ALL
+                .iter()
+                .map(|&k| (labels(&[("type", k.name())]), Num::U(f(k))))
+                .collect()
+        };
+        counter(
+            e,
             "gossip_datagrams_sent_total",
-            "counter",
             "Datagrams sent by the nodes, by message type.",
-        );
-        for kind in MessageType::ALL {
-            sample(
-                w,
-                "gossip_datagrams_sent_total",
-                &[("type", kind.name())],
-                s.stats.sent(kind).datagrams,
-            );
-        }
-        family(
-            w,
+            by_type(&|k| s.stats.sent(k).datagrams),
+        )?;
+        counter(
+            e,
             "gossip_bytes_sent_total",
-            "counter",
             "UDP payload bytes sent by the nodes, by message type.",
-        );
-        for kind in MessageType::ALL {
-            sample(
-                w,
-                "gossip_bytes_sent_total",
-                &[("type", kind.name())],
-                s.stats.sent(kind).bytes,
-            );
-        }
-        family(
-            w,
+            by_type(&|k| s.stats.sent(k).bytes),
+        )?;
+        counter(
+            e,
             "gossip_datagrams_received_total",
-            "counter",
             "Datagrams decoded by the nodes, by message type.",
-        );
-        for kind in MessageType::ALL {
-            sample(
-                w,
-                "gossip_datagrams_received_total",
-                &[("type", kind.name())],
-                s.stats.received(kind).datagrams,
-            );
-        }
-        family(
-            w,
+            by_type(&|k| s.stats.received(k).datagrams),
+        )?;
+        counter(
+            e,
             "gossip_bytes_received_total",
-            "counter",
             "UDP payload bytes decoded by the nodes, by message type.",
-        );
-        for kind in MessageType::ALL {
-            sample(
-                w,
-                "gossip_bytes_received_total",
-                &[("type", kind.name())],
-                s.stats.received(kind).bytes,
-            );
-        }
-        family(
-            w,
+            by_type(&|k| s.stats.received(k).bytes),
+        )?;
+        counter(
+            e,
             "gossip_decode_errors_total",
-            "counter",
             "Datagrams refused by the decoder, by reason.",
-        );
-        for e in DecodeError::ALL {
-            sample(
-                w,
-                "gossip_decode_errors_total",
-                &[("kind", e.name())],
-                s.stats.decode_errors[e.index()],
-            );
-        }
-        family(
-            w,
+            DecodeError::ALL
+                .iter()
+                .map(|d| {
+                    (
+                        labels(&[("kind", d.name())]),
+                        Num::U(s.stats.decode_errors[d.index()]),
+                    )
+                })
+                .collect(),
+        )?;
+        counter(
+            e,
             "gossip_drops_total",
-            "counter",
             "Input or output dropped by the nodes, by reason.",
-        );
-        for (reason, v) in DROP_REASONS.iter().zip(drop_values(&s.stats.drops)) {
-            sample(w, "gossip_drops_total", &[("reason", reason)], v);
-        }
-        family(
-            w,
+            DROP_REASONS
+                .iter()
+                .zip(drop_values(&s.stats.drops))
+                .map(|(r, v)| (labels(&[("reason", r)]), Num::U(v)))
+                .collect(),
+        )?;
+        counter(
+            e,
             "gossip_ticks_total",
-            "counter",
             "Cron ticks run by the nodes.",
-        );
-        sample(w, "gossip_ticks_total", &[], s.stats.ticks);
-        family(
-            w,
+            one(s.stats.ticks),
+        )?;
+        counter(
+            e,
             "gossip_late_ticks_total",
-            "counter",
             "Ticks run more than one tick period after their deadline (counted by the core).",
-        );
-        sample(w, "gossip_late_ticks_total", &[], s.stats.late_ticks);
-        family(w, "gossip_nodes", "gauge", "Nodes running.");
-        sample(w, "gossip_nodes", &[], s.nodes);
-        family(
-            w,
+            one(s.stats.late_ticks),
+        )?;
+        gauge(e, "gossip_nodes", "Nodes running.", one(s.nodes))?;
+        counter(
+            e,
             "gossip_nodes_failed_total",
-            "counter",
             "Nodes whose delayed start failed.",
-        );
-        sample(w, "gossip_nodes_failed_total", &[], s.nodes_failed);
-        family(
-            w,
+            one(s.nodes_failed),
+        )?;
+        gauge(
+            e,
             "gossip_peers",
-            "gauge",
             "Peers by state, summed over the running nodes.",
-        );
-        for (i, st) in PEER_STATES.iter().enumerate() {
-            sample(w, "gossip_peers", &[("state", st.name())], s.peers[i]);
-        }
-        family(
-            w,
-            "gossip_data_total",
-            "counter",
-            "Epidemic dissemination counters, summed over the nodes.",
-        );
+            PEER_STATES
+                .iter()
+                .zip(s.peers)
+                .map(|(st, v)| (labels(&[("state", st.name())]), Num::U(v)))
+                .collect(),
+        )?;
         let mut data = s.stats.data;
-        for (name, v) in data_fields(&mut data) {
-            sample(w, "gossip_data_total", &[("counter", name)], *v);
-        }
-        family(
-            w,
+        counter(
+            e,
+            "gossip_data_total",
+            "Epidemic dissemination counters, summed over the nodes.",
+            data_fields(&mut data)
+                .into_iter()
+                .map(|(name, v)| (labels(&[("counter", name)]), Num::U(*v)))
+                .collect(),
+        )?;
+        gauge(
+            e,
             "gossip_failure_reports",
-            "gauge",
             "Failure reports held, summed over the running nodes.",
-        );
-        sample(w, "gossip_failure_reports", &[], s.failure_reports);
-        family(
-            w,
+            one(s.failure_reports),
+        )?;
+        gauge(
+            e,
             "gossip_peer_table_bytes",
-            "gauge",
             "Heap bytes of the running nodes' peer tables.",
-        );
-        sample(w, "gossip_peer_table_bytes", &[], s.peer_table_bytes);
-        family(
-            w,
+            one(s.peer_table_bytes),
+        )?;
+        counter(
+            e,
             "gossip_events_total",
-            "counter",
             "Events reported by the nodes, by kind.",
-        );
-        for (i, kind) in EVENT_KINDS.iter().enumerate() {
-            sample(w, "gossip_events_total", &[("kind", kind)], s.events[i]);
-        }
-        family(
-            w,
+            EVENT_KINDS
+                .iter()
+                .zip(s.events)
+                .map(|(k, v)| (labels(&[("kind", k)]), Num::U(v)))
+                .collect(),
+        )?;
+        counter(
+            e,
             "gossip_observed_events_dropped_total",
-            "counter",
             "Events the observation channel dropped because a reader fell behind.",
-        );
-        sample(
-            w,
-            "gossip_observed_events_dropped_total",
-            &[],
-            s.events_dropped,
-        );
-        family(
-            w,
-            "gossip_timer_lateness_seconds",
-            "histogram",
-            "How late node deadlines fired on the host.",
-        );
-        let mut cumulative = 0;
-        for (i, le) in LATENESS_BUCKETS_US.iter().enumerate() {
-            cumulative += s.lateness_buckets[i];
-            let le = format!("{}", *le as f64 / 1e6);
-            sample(
-                w,
-                "gossip_timer_lateness_seconds_bucket",
-                &[("le", &le)],
-                cumulative,
-            );
+            one(s.events_dropped),
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "gossip_timer_lateness_seconds",
+                "How late node deadlines fired on the host.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let mut buckets: Vec<(f64, u64)> = LATENESS_BUCKETS_US
+                .iter()
+                .zip(s.lateness_buckets)
+                .map(|(&le, n)| (le as f64 / 1e6, n))
+                .collect();
+            buckets.push((f64::INFINITY, s.lateness_buckets[6]));
+            m.encode_histogram::<NoLabelSet>(
+                s.lateness_sum_us as f64 / 1e6,
+                s.timers_fired,
+                &buckets,
+                None,
+            )?;
         }
-        cumulative += s.lateness_buckets[6];
-        sample(
-            w,
-            "gossip_timer_lateness_seconds_bucket",
-            &[("le", "+Inf")],
-            cumulative,
-        );
-        sample_f(
-            w,
-            "gossip_timer_lateness_seconds_sum",
-            &[],
-            s.lateness_sum_us as f64 / 1e6,
-        );
-        sample(
-            w,
-            "gossip_timer_lateness_seconds_count",
-            &[],
-            s.timers_fired,
-        );
-        family(
-            w,
+        counter(
+            e,
             "gossip_host_late_timers_total",
-            "counter",
             "Deadlines fired more than 10 ms late on the host.",
-        );
-        sample(w, "gossip_host_late_timers_total", &[], s.timers_late);
-        family(
-            w,
+            one(s.timers_late),
+        )?;
+        counter(
+            e,
             "gossip_loop_iterations_total",
-            "counter",
             "Drive-loop iterations of the I/O threads.",
-        );
-        sample(w, "gossip_loop_iterations_total", &[], s.loop_iterations);
-        family(
-            w,
+            one(s.loop_iterations),
+        )?;
+        counter(
+            e,
             "gossip_unknown_slot_total",
-            "counter",
             "Datagrams on a shared socket for a slot with no running node, dropped.",
-        );
-        sample(w, "gossip_unknown_slot_total", &[], s.unknown_slot);
-        family(w, "gossip_datapath_info", "gauge", "The datapath in use.");
-        sample(w, "gossip_datapath_info", &[("datapath", dp)], 1);
+            one(s.unknown_slot),
+        )?;
+        gauge(
+            e,
+            "gossip_datapath_info",
+            "The datapath in use.",
+            vec![(labels(&[("datapath", dp)]), Num::U(1))],
+        )?;
         let c = &s.datapath;
-        family(
-            w,
+        let on_dp = |pairs: &[(&'static str, &str)], v: u64| {
+            let mut l = labels(&[("datapath", dp)]);
+            l.extend(labels(pairs));
+            (l, Num::U(v))
+        };
+        counter(
+            e,
             "gossip_datapath_datagrams_total",
-            "counter",
             "Datagrams through the datapath.",
-        );
-        sample(
-            w,
-            "gossip_datapath_datagrams_total",
-            &[("datapath", dp), ("direction", "in")],
-            c.datagrams_in,
-        );
-        sample(
-            w,
-            "gossip_datapath_datagrams_total",
-            &[("datapath", dp), ("direction", "out")],
-            c.datagrams_out,
-        );
-        family(
-            w,
+            vec![
+                on_dp(&[("direction", "in")], c.datagrams_in),
+                on_dp(&[("direction", "out")], c.datagrams_out),
+            ],
+        )?;
+        counter(
+            e,
             "gossip_datapath_bytes_total",
-            "counter",
             "UDP payload bytes through the datapath.",
-        );
-        sample(
-            w,
-            "gossip_datapath_bytes_total",
-            &[("datapath", dp), ("direction", "in")],
-            c.bytes_in,
-        );
-        sample(
-            w,
-            "gossip_datapath_bytes_total",
-            &[("datapath", dp), ("direction", "out")],
-            c.bytes_out,
-        );
-        family(w, "gossip_datapath_errors_total", "counter", ERRORS_HELP);
-        for (kind, v) in [
-            ("send_refused", c.send_refused),
-            ("send_would_block", c.send_would_block),
-            ("send", c.send_errors),
-            ("recv", c.recv_errors),
-            ("truncated", c.truncated),
-            ("stale", c.stale),
-        ] {
-            sample(
-                w,
-                "gossip_datapath_errors_total",
-                &[("datapath", dp), ("kind", kind)],
-                v,
-            );
-        }
-        family(
-            w,
+            vec![
+                on_dp(&[("direction", "in")], c.bytes_in),
+                on_dp(&[("direction", "out")], c.bytes_out),
+            ],
+        )?;
+        counter(
+            e,
+            "gossip_datapath_errors_total",
+            ERRORS_HELP,
+            [
+                ("send_refused", c.send_refused),
+                ("send_would_block", c.send_would_block),
+                ("send", c.send_errors),
+                ("recv", c.recv_errors),
+                ("truncated", c.truncated),
+                ("stale", c.stale),
+            ]
+            .iter()
+            .map(|&(kind, v)| on_dp(&[("kind", kind)], v))
+            .collect(),
+        )?;
+        counter(
+            e,
             "gossip_datapath_send_stalls_total",
-            "counter",
             "Times every send buffer was in flight.",
-        );
-        sample(
-            w,
-            "gossip_datapath_send_stalls_total",
-            &[("datapath", dp)],
-            c.send_stalls,
-        );
-        family(
-            w,
+            vec![on_dp(&[], c.send_stalls)],
+        )?;
+        counter(
+            e,
             "gossip_datapath_enobufs_total",
-            "counter",
             "Multishot receives ended by an empty buffer ring (io_uring).",
-        );
-        sample(
-            w,
-            "gossip_datapath_enobufs_total",
-            &[("datapath", dp)],
-            c.enobufs,
-        );
-        family(
-            w,
+            vec![on_dp(&[], c.enobufs)],
+        )?;
+        counter(
+            e,
             "gossip_datapath_rearms_total",
-            "counter",
             "Multishot receives re-armed (io_uring).",
-        );
-        sample(
-            w,
-            "gossip_datapath_rearms_total",
-            &[("datapath", dp)],
-            c.rearms,
-        );
-        family(
-            w,
+            vec![on_dp(&[], c.rearms)],
+        )?;
+        counter(
+            e,
             "gossip_datapath_offload_total",
-            "counter",
             "Sends and receives that carried several datagrams as one (UDP GSO, GRO).",
-        );
-        for (kind, v) in [("gso_send", c.gso_sends), ("gro_receive", c.gro_receives)] {
-            sample(
-                w,
-                "gossip_datapath_offload_total",
-                &[("datapath", dp), ("kind", kind)],
-                v,
-            );
-        }
-        family(
-            w,
+            vec![
+                on_dp(&[("kind", "gso_send")], c.gso_sends),
+                on_dp(&[("kind", "gro_receive")], c.gro_receives),
+            ],
+        )?;
+        counter(
+            e,
             "gossip_datapath_syscalls_total",
-            "counter",
             "System calls made by the datapath.",
-        );
-        sample(
-            w,
-            "gossip_datapath_syscalls_total",
-            &[("datapath", dp)],
-            c.syscalls,
-        );
-        family(
-            w,
+            vec![on_dp(&[], c.syscalls)],
+        )?;
+        counter(
+            e,
             "gossip_thread_cpu_seconds_total",
-            "counter",
             "CPU time of each I/O thread.",
-        );
-        for (i, t) in per_thread.iter().enumerate() {
-            sample_f(
-                w,
-                "gossip_thread_cpu_seconds_total",
-                &[("thread", &i.to_string())],
-                t.cpu_us as f64 / 1e6,
-            );
-        }
-        family(
-            w,
+            per_thread
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (
+                        vec![("thread", i.to_string())],
+                        Num::F(t.cpu_us as f64 / 1e6),
+                    )
+                })
+                .collect(),
+        )?;
+        gauge(
+            e,
             "gossip_process_max_rss_bytes",
-            "gauge",
             "Peak resident set size of the process.",
-        );
-        sample(w, "gossip_process_max_rss_bytes", &[], sys::max_rss_bytes());
-        out
+            one(sys::max_rss_bytes()),
+        )
     }
 }
 
@@ -667,36 +669,6 @@ pub fn drop_values(d: &Drops) -> [u64; 9] {
         d.transmit_buffer_too_small,
         d.event_queue_full,
     ]
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn labels(out: &mut String, labels: &[(&str, &str)]) {
-    if labels.is_empty() {
-        return;
-    }
-    out.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{k}=\"{v}\"");
-    }
-    out.push('}');
-}
-
-fn sample(out: &mut String, name: &str, l: &[(&str, &str)], v: u64) {
-    out.push_str(name);
-    labels(out, l);
-    let _ = writeln!(out, " {v}");
-}
-
-fn sample_f(out: &mut String, name: &str, l: &[(&str, &str)], v: f64) {
-    out.push_str(name);
-    labels(out, l);
-    let _ = writeln!(out, " {v}");
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gossip_node::agent::api::{ClusterSpec, EventJson, EventRecord, Faults, LossRule};
+use gossip_node::agent::api::{ClusterSpec, EventJson, EventRecord, Faults, LossRule, Support};
 use gossip_node::agent::{clock_offset, AgentAddr, AgentClient};
 use gossip_node::datapath::sys::monotonic_us;
 use gossip_node::profile::ProfileParams;
@@ -280,6 +281,8 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
     assert_eq!(started.nodes.len(), 6);
     let ids: Vec<u64> = started.nodes.iter().map(|p| p.id).collect();
     let stream = c.events().unwrap();
+    let e = c.events().unwrap_err().to_string();
+    assert!(e.contains("an event stream is already open"), "{e}");
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for e in stream {
@@ -334,10 +337,9 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
         "FAIL of node 3 streamed from {:?} only",
         seen(&log, true)
     );
-    assert!(
-        seen(&log, false).is_superset(&survivors),
-        "PFAIL before FAIL everywhere"
-    );
+    // A survivor that hears of the FAIL before its own timeout skips PFAIL;
+    // the FAIL needs a quorum of PFAIL reports, so some survivors saw one.
+    assert!(!seen(&log, false).is_empty(), "FAIL with no PFAIL streamed");
     let counters = c.counters().unwrap();
     assert_eq!(counters.len(), 6);
     let alive = counters[0].as_ref().expect("node 0 published its counters");
@@ -514,8 +516,15 @@ fn netem_available() -> bool {
 #[test]
 fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() {
     let pair = Pair::create();
-    // Counters before (priority -10) and after (10) the agent's chain (0).
-    let rules = "table inet gatest {
+    // Counters before (priority -10) and after (10) the agent's chain (0),
+    // and the table of an agent that died (no such pid) for this one to clear.
+    let orphan = "gossip_agent_4194399";
+    let rules = "table inet gossip_agent_4194399 {
+        chain input { type filter hook input priority 0; policy accept;
+            meta l4proto udp drop
+        }
+    }
+    table inet gatest {
         chain before { type filter hook input priority -10; policy accept;
             udp dport 9 counter comment \"arrived\"
         }
@@ -540,7 +549,13 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
         "unix:DIR/agent.sock",
         &["--allow-faults", "--bind-ip", "198.18.250.1"],
     );
+    assert!(!pair.tables().contains(orphan), "{}", pair.tables());
+    let sock = agent.dir.join("agent.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the control socket is private");
     let mut c = agent.client();
+    let hello = c.hello().unwrap();
+    assert!(matches!(hello.faults.loss, Support::Yes(_)), "{hello:?}");
     c.open_session("faults test", Duration::from_secs(30))
         .unwrap();
     let applied = c
@@ -609,4 +624,43 @@ fn loss_from_a_peer_drops_its_share_of_real_datagrams_and_goes_with_the_agent() 
         !pair.tables().contains(&table),
         "the table goes with the agent"
     );
+    assert!(!sock.exists(), "the socket file goes with the agent");
+}
+
+#[test]
+fn a_stale_unix_socket_is_replaced_and_bad_agent_arguments_refused_in_one_line() {
+    let stale =
+        std::env::temp_dir().join(format!("gossip-agent-{}-stale.sock", std::process::id()));
+    let _ = std::fs::remove_file(&stale);
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists(), "a stale socket file is left behind");
+    let listen = format!("unix:{}", stale.display());
+    let agent = Agent::start("stale", &[], &listen, &[]);
+    assert!(agent.client().hello().unwrap().session.is_none());
+    drop(agent);
+    let _ = std::fs::remove_file(&stale);
+    for (listen, says) in [
+        ("nowhere", "neither host:port"),
+        ("localhost:7070", "not a name"),
+        ("127.0.0.1:0", "token file /nonexistent-dir/token"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+            .args([
+                "agent",
+                "--listen",
+                listen,
+                "--token-file",
+                "/nonexistent-dir/token",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(says),
+            "{listen}: {stderr}"
+        );
+        if listen.starts_with("127") {
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        }
+    }
 }

@@ -32,8 +32,24 @@
 //! | `GET /metrics` | | Prometheus text exposition of the running nodes |
 //!
 //! Requests under `/v1/session/renew`, `/v1/cluster`, `/v1/nodes`, `/v1/track`,
-//! `/v1/untrack`, `/v1/copies`, `/v1/faults` and `/v1/events` carry the
-//! session's id in [`SESSION_HEADER`]; any of them renews the lease.
+//! `/v1/untrack`, `/v1/copies`, `/v1/faults` and `/v1/events` (and `DELETE
+//! /v1/session`) carry the session's id in [`SESSION_HEADER`]; any of them
+//! renews the lease.
+//!
+//! Refusals: 401 without the token (`/metrics` included); 404 an unknown
+//! path; 405 a known path with another method; 400 a malformed body (the
+//! serde error in one line), an impossible cluster spec, or a node index out
+//! of range; 413 a body over 1 MiB; 403 a session id missing or not the
+//! agent's; 409 no session, another session holding the agent, a second
+//! cluster or event stream, a node action the node cannot do (kill or pause
+//! a node not running, resume one not paused, start one running); 422 a
+//! fault set refused (faults off, no sch_netem for latency, `nft` missing),
+//! which leaves the faults applied before in place.
+//!
+//! The event stream needs a running cluster; events from the cluster's
+//! start wait (up to 16 MiB, then dropped and counted in
+//! [`Resources::events_dropped`]) until a stream opens, and it ends when the
+//! cluster stops (`DELETE /v1/cluster`, `DELETE /v1/session`, lease expiry).
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,6 +31,9 @@ use crate::datapath::sys;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A request (other than the event stream) gives up after this long.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A kept connection idle this long is replaced rather than reused (the
+/// agent's HTTP server may close idle connections after 10 s).
+const REUSE_IDLE: Duration = Duration::from_secs(5);
 /// Largest answer read.
 const MAX_ANSWER: usize = 256 << 20;
 /// Longest event line read.
@@ -93,14 +96,9 @@ pub struct AgentClient {
     token: String,
     session: Option<String>,
     rt: tokio::runtime::Runtime,
-    /// The kept connection and when it last carried a request.
-    conn: Option<(SendRequest<Full<Bytes>>, std::time::Instant)>,
+    /// The kept connection and when it was last used.
+    conn: Option<(SendRequest<Full<Bytes>>, Instant)>,
 }
-
-/// A kept connection idle this long is not reused: the agent closes one
-/// idle for 10 s (its header-read timeout), and a request written into a
-/// connection the peer just closed fails without telling whether it arrived.
-const IDLE_REUSE: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -381,30 +379,38 @@ impl AgentClient {
             .map_err(|e| anyhow!("agent at {}: {path}: {e}", self.addr))?;
         // Timers are made outside `block_on`: they need the runtime entered.
         let _entered = self.rt.enter();
-        // A kept connection the agent closed fails at once; retry on a new one
-        // only when the request cannot have reached it.
-        // Let the connection's task see a close that already arrived.
-        self.rt.block_on(tokio::task::yield_now());
-        let fresh = |(c, used): &(SendRequest<Full<Bytes>>, std::time::Instant)| {
-            !c.is_closed() && used.elapsed() < IDLE_REUSE
-        };
-        if let Some((conn, used)) = self.conn.as_mut().filter(|c| fresh(c)) {
-            if self.rt.block_on(conn.ready()).is_ok() {
-                *used = std::time::Instant::now();
+        // The connection task runs only inside `block_on`, so a kept
+        // connection may have been closed by the agent unnoticed: reuse it
+        // only while recently used, and resend on a new one a request the old
+        // one gave back unsent.
+        let mut req = req;
+        if let Some((mut conn, used)) = self.conn.take() {
+            if used.elapsed() < REUSE_IDLE
+                && !conn.is_closed()
+                && self.rt.block_on(conn.ready()).is_ok()
+            {
                 let res = self.rt.block_on(tokio::time::timeout(
                     REQUEST_TIMEOUT,
-                    conn.send_request(req),
+                    conn.try_send_request(req),
                 ));
-                return self.finish(path, res);
+                match res {
+                    Ok(Err(mut e)) => match e.take_message() {
+                        Some(back) => req = back,
+                        None => return self.finish(path, Ok(Err(e.into_error()))),
+                    },
+                    res => {
+                        self.conn = Some((conn, Instant::now()));
+                        return self.finish(path, res.map(|r| r.map_err(|e| e.into_error())));
+                    }
+                }
             }
         }
-        self.conn = None;
         let mut conn = self.rt.block_on(connect(&self.addr))?;
         let res = self.rt.block_on(tokio::time::timeout(
             REQUEST_TIMEOUT,
             conn.send_request(req),
         ));
-        self.conn = Some((conn, std::time::Instant::now()));
+        self.conn = Some((conn, Instant::now()));
         self.finish(path, res)
     }
 

@@ -42,6 +42,7 @@ impl FaultControl {
     /// Faults as the agent was started: refused unless `allowed`.
     pub fn new(allowed: bool) -> Self {
         let support = if allowed {
+            clear_orphans();
             detect()
         } else {
             let off = || {
@@ -241,6 +242,30 @@ fn validate(faults: &api::Faults) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Deletes the tables of agents that died without clearing them (killed
+/// with SIGKILL): their drop rules would otherwise outlive them.
+fn clear_orphans() {
+    let Ok(out) = Command::new("nft").args(["list", "tables"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.strip_prefix("table inet ") else {
+            continue;
+        };
+        let Some(pid) = name.strip_prefix(TABLE_PREFIX) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            match nft(&format!("delete table inet {name}\n")) {
+                Ok(()) => {
+                    eprintln!("gossip-node agent: deleted {name}, left by an agent that died")
+                }
+                Err(e) => eprintln!("gossip-node agent: cannot delete {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// What this host can apply.

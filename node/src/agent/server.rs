@@ -1,4 +1,4 @@
-//! The agent process: its token, the HTTP routes of [`api`](super::api), the
+//! The agent process: its token, the routes of [`super::api`], the
 //! session and its lease watchdog, and a clean exit (nodes stopped, faults
 //! cleared, socket file removed) on SIGINT or SIGTERM.
 
@@ -76,7 +76,6 @@ struct Agent {
 /// # Errors
 /// One line: the token file, the listen address or a thread failed.
 pub fn run(opts: AgentOptions) -> Result<()> {
-    let token = token(&opts.token_file)?;
     let listener = match &opts.listen {
         AgentAddr::Tcp(addr) => {
             let addr = addr.parse().map_err(|_| {
@@ -87,6 +86,7 @@ pub fn run(opts: AgentOptions) -> Result<()> {
         AgentAddr::Unix(path) => Listener::unix(path),
     }
     .map_err(|e| anyhow!(e))?;
+    let token = token(&opts.token_file)?;
     let bind_ip = opts.bind_ip.unwrap_or(match &listener {
         Listener::Tcp(l) => match l.local_addr() {
             Ok(a) if !a.ip().is_unspecified() => a.ip(),
@@ -174,8 +174,9 @@ fn token(path: &Path) -> Result<String> {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .with_context(|| format!("creating token file {}", path.display()))?;
-            writeln!(f, "{t}").with_context(|| format!("writing token file {}", path.display()))?;
+                .map_err(|e| anyhow!("cannot create token file {}: {e}", path.display()))?;
+            writeln!(f, "{t}")
+                .map_err(|e| anyhow!("cannot write token file {}: {e}", path.display()))?;
             eprintln!(
                 "gossip-node agent: created token file {} with a random token (mode 0600); give it to the loadgen",
                 path.display()
