@@ -119,6 +119,8 @@ pub enum Seen {
     Fail,
     /// Its flags dropped `fail?` or `fail` and now carry neither.
     Alive,
+    /// Listed before, missing now (a handshake that timed out, CLUSTER FORGET).
+    Forgotten,
 }
 
 /// One change seen by [`Cluster::poll`].
@@ -405,6 +407,10 @@ impl Cluster {
     /// # Panics
     /// If `n >= capacity`.
     pub fn kill(&mut self, n: usize) -> bool {
+        // What it listed died with it: the first listing of its next life,
+        // read from its nodes.conf, is news again.
+        let cap = self.nodes.len();
+        self.view[n * cap..(n + 1) * cap].fill(0);
         let node = &mut self.nodes[n];
         node.conn = None;
         node.paused = false;
@@ -693,6 +699,7 @@ impl Cluster {
     fn observe(&mut self, n: usize, at: Duration, listing: &str, changes: &mut Vec<Change>) {
         let cap = self.nodes.len();
         let row = &mut self.view[n * cap..(n + 1) * cap];
+        let mut listed = vec![false; cap];
         for entry in Listing::new(listing) {
             if entry.handshake {
                 continue;
@@ -703,6 +710,7 @@ impl Cluster {
             if about == n {
                 continue;
             }
+            listed[about] = true;
             let (old, new) = (row[about], text::KNOWN | entry.flags);
             row[about] = new;
             let mut push = |what| {
@@ -724,6 +732,17 @@ impl Cluster {
             } else if old & (text::PFAIL | text::FAIL) != 0 && new & (text::PFAIL | text::FAIL) == 0
             {
                 push(Seen::Alive);
+            }
+        }
+        for (about, was) in row.iter_mut().enumerate() {
+            if *was & text::KNOWN != 0 && !listed[about] {
+                *was = 0;
+                changes.push(Change {
+                    at,
+                    node: n,
+                    about,
+                    what: Seen::Forgotten,
+                });
             }
         }
     }
