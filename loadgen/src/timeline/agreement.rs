@@ -5,8 +5,8 @@
 //! nodes do not count, neither as holders nor as held):
 //! - full membership (every node holds every other; `World::holders` is
 //!   `None`): every running node holds every other running node alive, that
-//!   is lists it (discovered and not forgotten) and holds it neither PFAIL
-//!   nor FAIL;
+//!   is holds it as a member (its handshake answered, not forgotten since)
+//!   and neither PFAIL nor FAIL;
 //! - partial views (`World::holders` is `Some`): no running node holds a
 //!   running node PFAIL or FAIL. A view need not hold everyone, so a node
 //!   missing from it is no disagreement.
@@ -31,7 +31,8 @@ use crate::world::{Seen, What};
 pub(super) struct Agreement {
     nodes: usize,
     partial: bool,
-    /// Full membership only: bit `n * nodes + m` is set while n lists m.
+    /// Full membership only: bit `n * nodes + m` is set while n holds m as a
+    /// member (a node in handshake is not one: it has not answered yet).
     known: Vec<u64>,
     /// Per node: the nodes it holds PFAIL or FAIL.
     suspects: Vec<HashSet<usize>>,
@@ -118,20 +119,21 @@ impl Agreement {
     /// Takes in one thing a node saw.
     pub(super) fn see(&mut self, e: &Seen) {
         let (n, m) = match e.what {
-            What::Discovered(m)
+            What::Joined(m)
             | What::Pfail(m)
             | What::Fail(m)
             | What::Alive(m)
             | What::Forgotten(m) => (e.node, m),
-            What::Update(_) => return,
+            // A node discovered is in handshake: no opinion yet.
+            What::Discovered(_) | What::Update(_) => return,
         };
         if n >= self.nodes || m >= self.nodes || n == m || e.at < self.life_from[n] {
             return;
         }
         let before = self.disagrees(n, m);
         match e.what {
-            // A node newly listed carries no suspicion of an earlier entry.
-            What::Discovered(_) | What::Alive(_) => {
+            // A new member carries no suspicion of an earlier entry.
+            What::Joined(_) | What::Alive(_) => {
                 self.set_known(n, m, true);
                 self.suspects[n].remove(&m);
             }
@@ -143,7 +145,7 @@ impl Agreement {
                 self.set_known(n, m, false);
                 self.suspects[n].remove(&m);
             }
-            What::Update(_) => {}
+            What::Discovered(_) | What::Update(_) => {}
         }
         let after = self.disagrees(n, m);
         if before != after {
@@ -277,7 +279,7 @@ mod tests {
     fn everyone_knows_everyone(a: &mut Agreement, at_ms: u64) {
         for n in 0..a.nodes {
             for m in 0..a.nodes {
-                a.see(&seen(n, at_ms, What::Discovered(m)));
+                a.see(&seen(n, at_ms, What::Joined(m)));
             }
         }
     }
@@ -286,6 +288,8 @@ mod tests {
     fn full_membership_agrees_once_every_running_node_holds_every_other_alive() {
         let mut a = Agreement::new(4, false, |n| n < 3, Instant::ZERO);
         assert_eq!(a.disagreeing(), 6, "three running nodes know nobody");
+        a.see(&seen(0, 1, What::Discovered(1)));
+        assert_eq!(a.disagreeing(), 6, "a node in handshake is no member yet");
         everyone_knows_everyone(&mut a, 1);
         assert_eq!(a.disagreeing(), 0, "node 3 does not run: it does not count");
         a.set_running(3, true);
@@ -328,10 +332,10 @@ mod tests {
         a.restart(2, Instant::from_micros(10_000));
         a.set_running(2, true);
         assert_eq!(a.disagreeing(), 2, "node 2 lists nobody in its new life");
-        a.see(&seen(2, 9, What::Discovered(0)));
+        a.see(&seen(2, 9, What::Joined(0)));
         assert_eq!(a.disagreeing(), 2, "an event of its old life");
-        a.see(&seen(2, 10, What::Discovered(0)));
-        a.see(&seen(2, 11, What::Discovered(1)));
+        a.see(&seen(2, 10, What::Joined(0)));
+        a.see(&seen(2, 11, What::Joined(1)));
         assert_eq!(a.disagreeing(), 0);
     }
 
@@ -363,7 +367,8 @@ mod tests {
                     1 => a.restart(x, Instant::from_micros(step * 1000)),
                     k => {
                         let what = match k {
-                            2 | 3 => What::Discovered(y),
+                            2 => What::Discovered(y),
+                            3 => What::Joined(y),
                             4 => What::Pfail(y),
                             5 => What::Fail(y),
                             6 | 7 => What::Alive(y),

@@ -324,7 +324,7 @@ impl<'a> Drive<'a> {
                 }
                 What::Pfail(_) => self.log.push(*e),
                 // Opinions only, taken in by the agreement above.
-                What::Alive(_) | What::Forgotten(_) => {}
+                What::Joined(_) | What::Alive(_) | What::Forgotten(_) => {}
                 What::Discovered(x) => self.first(ItemKey::Join(x), e),
                 What::Update(key) => self.first(key, e),
             }

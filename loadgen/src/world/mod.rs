@@ -43,6 +43,10 @@ pub struct Seen {
 pub enum What {
     /// It learned that the node exists.
     Discovered(usize),
+    /// It holds the node as a member: the node answered its handshake (the
+    /// redis world lists only members by their real id, so its discoveries
+    /// are joins too).
+    Joined(usize),
     /// It suspects the node (PFAIL).
     Pfail(usize),
     /// It holds the node FAIL.
@@ -243,6 +247,7 @@ impl Seen {
     ) -> Option<Seen> {
         let what = match *event {
             Event::PeerDiscovered { id, .. } => What::Discovered(index(id)?),
+            Event::PeerJoined { id } => What::Joined(index(id)?),
             Event::PeerPfail { id } => What::Pfail(index(id)?),
             Event::PeerFail { id, .. } => What::Fail(index(id)?),
             // A restarted peer that was PFAIL or FAIL is alive again: the core

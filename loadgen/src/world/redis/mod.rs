@@ -90,8 +90,18 @@ impl World for RedisWorld {
 
     fn drain(&mut self, out: &mut Vec<Seen>) -> Result<()> {
         for c in self.cluster.poll()? {
+            let at = Instant::from_micros(c.at.as_micros() as u64);
             let what = match c.what {
-                cluster::Seen::Discovered => What::Discovered(c.about),
+                cluster::Seen::Discovered => {
+                    // Listed by its real id: its handshake is over, it is a
+                    // member (a handshake is listed under a temporary id).
+                    out.push(Seen {
+                        node: c.node,
+                        at,
+                        what: What::Discovered(c.about),
+                    });
+                    What::Joined(c.about)
+                }
                 cluster::Seen::Pfail => What::Pfail(c.about),
                 cluster::Seen::Fail => What::Fail(c.about),
                 cluster::Seen::Alive => What::Alive(c.about),
@@ -99,7 +109,7 @@ impl World for RedisWorld {
             };
             out.push(Seen {
                 node: c.node,
-                at: Instant::from_micros(c.at.as_micros() as u64),
+                at,
                 what,
             });
         }
