@@ -78,7 +78,9 @@ impl Agreement {
             },
             suspects: vec![HashSet::new(); nodes],
             running: vec![false; nodes],
-            life_from: vec![origin; nodes],
+            // A first life counts whenever its events are stamped: real
+            // worlds' nodes may speak before the trial's clock is first read.
+            life_from: vec![Instant::ZERO; nodes],
             disagreeing: 0,
             changed_at: origin,
             recoveries: Vec::new(),
@@ -326,8 +328,10 @@ mod tests {
 
     #[test]
     fn a_restart_forgets_the_old_life_and_ignores_its_late_events() {
-        let mut a = Agreement::new(3, false, |_| true, Instant::ZERO);
+        // Real worlds' nodes speak before the trial first reads its clock.
+        let mut a = Agreement::new(3, false, |_| true, Instant::from_micros(50_000));
         everyone_knows_everyone(&mut a, 1);
+        assert_eq!(a.disagreeing(), 0, "a first life counts from its start");
         a.set_running(2, false);
         a.restart(2, Instant::from_micros(10_000));
         a.set_running(2, true);
