@@ -89,7 +89,11 @@ impl World for RedisWorld {
     }
 
     fn drain(&mut self, out: &mut Vec<Seen>) -> Result<()> {
-        for c in self.cluster.poll()? {
+        // The first drain starts with what the nodes listed when the cluster
+        // formed: every starting node holds every other as a member.
+        let mut changes = self.cluster.take_formation();
+        changes.extend(self.cluster.poll()?);
+        for c in changes {
             let at = Instant::from_micros(c.at.as_micros() as u64);
             let what = match c.what {
                 cluster::Seen::Discovered => {
