@@ -69,7 +69,12 @@ impl Agreement {
         running: impl Fn(usize) -> bool,
         origin: Instant,
     ) -> Self {
-        let mut a = Agreement {
+        let running: Vec<bool> = (0..nodes).map(running).collect();
+        // Nobody holds anybody yet: with full membership every ordered pair
+        // of running nodes disagrees, with partial views none (counted, not
+        // summed node by node: O(N²) at 10,000 nodes).
+        let r = running.iter().filter(|&&up| up).count() as u64;
+        Agreement {
             nodes,
             partial,
             known: match partial {
@@ -77,19 +82,18 @@ impl Agreement {
                 false => vec![0; (nodes * nodes).div_ceil(64)],
             },
             suspects: vec![HashSet::new(); nodes],
-            running: vec![false; nodes],
+            running,
             // A first life counts whenever its events are stamped: real
             // worlds' nodes may speak before the trial's clock is first read.
             life_from: vec![Instant::ZERO; nodes],
-            disagreeing: 0,
+            disagreeing: match partial {
+                true => 0,
+                false => r * r.saturating_sub(1),
+            },
             changed_at: origin,
             recoveries: Vec::new(),
             open: None,
-        };
-        for n in 0..nodes {
-            a.set_running(n, running(n));
         }
-        a
     }
 
     fn knows(&self, n: usize, m: usize) -> bool {
@@ -364,6 +368,7 @@ mod tests {
             let n = 12;
             let mut rng = Rng::new(7);
             let mut a = Agreement::new(n, partial, |x| x % 3 != 0, Instant::ZERO);
+            assert_eq!(a.disagreeing(), recount(&a), "at the start");
             for step in 0..20_000u64 {
                 let (x, y) = (rng.index(n), rng.index(n));
                 match rng.index(9) {
