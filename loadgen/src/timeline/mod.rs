@@ -22,7 +22,7 @@ mod figures;
 use agreement::Agreement;
 use figures::{audience, measure_overhead};
 
-use crate::observe::{Detection, Item, Mark, Overhead, Recovery, Trial};
+use crate::observe::{Detection, Item, Mark, Recovery, Trial};
 use crate::scenario::{schedule, Action, ActionKind, Scenario};
 use crate::world::PUBLISH_SEED;
 use crate::world::{Control, ItemKey, Published, Seen, Shape, What, World};
@@ -51,15 +51,7 @@ pub fn drive(
     let (progressed, false_fails) = (d.progressed, d.false_fails);
     // The nodes stop whatever happened; the trial's own error comes first.
     let extras = d.world.finish(node_s);
-    let Some(Parts {
-        items,
-        detections,
-        recoveries,
-        disagreeing_pairs,
-        overhead,
-        marks,
-    }) = parts?
-    else {
+    let Some(figures) = parts? else {
         return extras.map(|_| None);
     };
     let extras = extras?;
@@ -71,20 +63,14 @@ pub fn drive(
         seed,
         nodes: s.cluster.nodes,
         window_s: s.run.duration_s,
-        overhead,
-        items,
-        detections,
         false_fails,
-        recoveries,
-        disagreeing_pairs: Some(disagreeing_pairs),
         node_hours: node_s / 3600.0,
-        epidemic: None,
-        timeline: marks,
         wall_s: started.elapsed().as_secs_f64(),
         sim_events: extras.sim_events,
         trace_hash: extras.trace_hash,
         datapath: extras.datapath,
         resources: extras.resources,
+        ..figures
     }))
 }
 
@@ -114,16 +100,6 @@ struct Tracked {
     firsts: Vec<Option<Instant>>,
     /// Copies at each node when every live node had it (joins and FAILs).
     completed: Option<Vec<u32>>,
-}
-
-/// What a trial's act-out yields for its [`Trial`].
-struct Parts {
-    items: Vec<Item>,
-    detections: Vec<Detection>,
-    recoveries: Vec<Recovery>,
-    disagreeing_pairs: u64,
-    overhead: Option<Overhead>,
-    marks: Vec<Mark>,
 }
 
 /// A trial in progress.
@@ -210,8 +186,9 @@ impl<'a> Drive<'a> {
         }
     }
 
-    /// Warm-up, timeline, window; then the figures. `None` if stopped.
-    fn act_out(&mut self, s: &Scenario) -> Result<Option<Parts>> {
+    /// Warm-up, timeline, window; then the figures (a [`Trial`] the caller
+    /// completes). `None` if stopped.
+    fn act_out(&mut self, s: &Scenario) -> Result<Option<Trial>> {
         let end = self.warmup + secs(s.run.duration_s);
         if !self.advance(self.warmup)? {
             return Ok(None);
@@ -243,13 +220,14 @@ impl<'a> Drive<'a> {
             .extend(recoveries.iter().filter_map(Recovery::mark));
         let detections = self.detections();
         let items = self.items();
-        Ok(Some(Parts {
+        Ok(Some(Trial {
             items,
             detections,
             recoveries,
-            disagreeing_pairs: self.agreement.disagreeing(),
+            disagreeing_pairs: Some(self.agreement.disagreeing()),
             overhead,
-            marks: std::mem::take(&mut self.marks),
+            timeline: std::mem::take(&mut self.marks),
+            ..Trial::default()
         }))
     }
 
