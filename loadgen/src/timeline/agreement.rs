@@ -15,9 +15,10 @@
 //! nodes saw, and a running count of the pairs (n, m), n ≠ m, both running,
 //! that disagree: a [`Seen`] changes one pair, O(1); a node that starts or
 //! stops running changes the pairs it is in, O(N), at timeline actions only;
-//! checking agreement is reading the count. Full membership keeps who lists
-//! whom in a bitset (N² bits: 12.5 MB at 10,000 nodes); suspicions, rare,
-//! are per-node sets; partial views need only those.
+//! checking agreement is reading the count. Full membership keeps who holds
+//! whom as a member in a bitset (N² bits: 12.5 MB at 10,000 nodes);
+//! suspicions are per-node sets, as large as the suspicions held; partial
+//! views need only those.
 
 use std::collections::HashSet;
 
