@@ -132,6 +132,15 @@ fn a_join_and_a_restart_reach_every_udp_node() {
     assert_eq!(join.live, 10, "the restarted node runs again at the end");
     assert!(t.timeline.iter().any(|m| m.what.contains("restarts")));
     assert_eq!(r.summary.undetected, Some(0));
+    // The restarted node, knowing nobody, and the others, holding it FAIL,
+    // agree again within the 2 s left (about 0.05 s here).
+    assert_eq!(t.recoveries.len(), 1, "{:?}", t.recoveries);
+    assert_eq!(t.recoveries[0].after, "restart");
+    assert!(
+        t.recoveries[0].recover_s.is_some_and(|s| s > 0.0),
+        "{:?}",
+        t.recoveries
+    );
     // Copies are counted by the nodes themselves: every node that learned
     // of the joiner got at least one copy (a datagram from it or a gossip
     // entry about it).
