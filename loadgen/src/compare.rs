@@ -73,6 +73,18 @@ const FIGURES: &[Figure] = &[
         kind(s, "fail", |k| k.redundancy.map(|r| r.mean))
     }),
     ("false FAILs", |s| s.false_fails.map(|f| f as f64)),
+    ("agreement after a heal, resume or restart, p50 s", |s| {
+        s.recover_s.map(|r| r.p50)
+    }),
+    ("agreement after a heal, resume or restart, max s", |s| {
+        s.recover_s.map(|r| r.max)
+    }),
+    ("recoveries never at agreement", |s| {
+        s.unrecovered.map(|u| u as f64)
+    }),
+    ("node pairs disagreeing at the end", |s| {
+        s.disagreeing_pairs.map(|p| p as f64)
+    }),
     ("CPU s / node-s", |s| s.cpu_s_per_node_s),
 ];
 

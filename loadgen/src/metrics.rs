@@ -127,6 +127,20 @@ pub struct Summary {
     /// The same per node-hour.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub false_fails_per_node_hour: Option<f64>,
+    /// A heal, resume or restart to agreement again, s, over the recoveries
+    /// that got there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_s: Option<P50Max>,
+    /// Recoveries not at agreement by the end of the run (not interrupted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrecovered: Option<usize>,
+    /// Recoveries cut short by the next action before agreement: unmeasured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recoveries_interrupted: Option<usize>,
+    /// Membership runs: pairs of running nodes that disagree at the end of
+    /// the run, summed over trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disagreeing_pairs: Option<u64>,
     /// UDP world: I/O-thread CPU seconds per node-second (mean over trials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_s_per_node_s: Option<f64>,
@@ -212,6 +226,7 @@ pub fn summarize(world: &str, nodes: usize, trials: &[Trial]) -> Result<(Summary
     epidemic(&mut s, trials);
     dissemination(&mut s, &mut h, trials)?;
     detection(&mut s, trials);
+    recovery(&mut s, trials);
     resources(&mut s, trials);
     Ok((s, h))
 }
@@ -402,18 +417,37 @@ fn detection(s: &mut Summary, trials: &[Trial]) {
         return;
     }
     let pm = |f: fn(&crate::observe::Detection) -> Option<f64>| {
-        let mut v: Vec<f64> = d.iter().filter_map(|x| f(x)).collect();
-        (!v.is_empty()).then(|| P50Max {
-            p50: quantile(&mut v, 0.5),
-            p99: quantile(&mut v, 0.99),
-            max: v.iter().copied().fold(0.0, f64::max),
-            count: v.len(),
-        })
+        p50_max(d.iter().filter_map(|x| f(x)).collect())
     };
     s.detect_first_pfail_s = pm(|x| x.first_pfail_s);
     s.detect_first_fail_s = pm(|x| x.first_fail_s);
     s.detect_all_fail_s = pm(|x| x.all_fail_s);
     s.undetected = Some(d.iter().filter(|x| x.all_fail_s.is_none()).count());
+}
+
+fn recovery(s: &mut Summary, trials: &[Trial]) {
+    s.disagreeing_pairs = trials.iter().map(|t| t.disagreeing_pairs).sum();
+    let r: Vec<_> = trials.iter().flat_map(|t| &t.recoveries).collect();
+    if r.is_empty() {
+        return;
+    }
+    s.recover_s = p50_max(r.iter().filter_map(|x| x.recover_s).collect());
+    s.unrecovered = Some(
+        r.iter()
+            .filter(|x| x.recover_s.is_none() && !x.interrupted)
+            .count(),
+    );
+    s.recoveries_interrupted = Some(r.iter().filter(|x| x.interrupted).count());
+}
+
+/// Median, tail and worst of `v`; None if empty.
+fn p50_max(mut v: Vec<f64>) -> Option<P50Max> {
+    (!v.is_empty()).then(|| P50Max {
+        p50: quantile(&mut v, 0.5),
+        p99: quantile(&mut v, 0.99),
+        max: v.iter().copied().fold(0.0, f64::max),
+        count: v.len(),
+    })
 }
 
 /// The q-quantile (nearest rank) of `v`; sorts it.

@@ -22,6 +22,14 @@ pub struct Trial {
     pub detections: Vec<Detection>,
     /// FAILs declared about nodes that were up and reachable from the declarer.
     pub false_fails: u64,
+    /// One per heal, resume and restart on the timeline: the time until the
+    /// running nodes agree again (`docs/report-schema.md`).
+    #[serde(default)]
+    pub recoveries: Vec<Recovery>,
+    /// Membership trials: pairs of running nodes that disagree at the end
+    /// (one holds the other not alive; see `recoveries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disagreeing_pairs: Option<u64>,
     /// Node-hours observed (for false FAILs per node-hour).
     pub node_hours: f64,
     /// Epidemic-only trials: Demers' figures.
@@ -191,6 +199,42 @@ impl Detection {
                 t_s: self.crashed_s + t,
                 what: format!("{label} of node {}", self.node),
             })
+        })
+    }
+}
+
+/// From a heal, a resume or a restart until agreement: every running node
+/// holds every other running node alive (with partial views: no running
+/// node holds a running node PFAIL or FAIL).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// The action: `heal`, `resume` or `restart`.
+    pub after: String,
+    /// The node resumed or restarted.
+    pub node: Option<usize>,
+    /// When, s after the warm-up.
+    pub at_s: f64,
+    /// Seconds until agreement; null if it did not come (interrupted, or
+    /// not by the end of the run).
+    pub recover_s: Option<f64>,
+    /// Another action came before agreement: not measured.
+    pub interrupted: bool,
+}
+
+impl Recovery {
+    /// The action, with its node.
+    pub fn label(&self) -> String {
+        match self.node {
+            Some(n) => format!("{} of node {n}", self.after),
+            None => self.after.clone(),
+        }
+    }
+
+    /// The moment agreement came back, as a timeline mark.
+    pub fn mark(&self) -> Option<Mark> {
+        self.recover_s.map(|s| Mark {
+            t_s: self.at_s + s,
+            what: format!("agreement restored after {}: {s:.2} s", self.label()),
         })
     }
 }

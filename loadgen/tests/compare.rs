@@ -103,6 +103,10 @@ fn six_nodes_in_udp_and_in_redis_side_by_side() {
         assert!(s.detect_first_pfail_s.unwrap().p50 >= 1.0, "{w}: {s:?}");
         assert_eq!(s.undetected, Some(0), "{w}");
         assert_eq!(s.false_fails, Some(0), "{w}");
+        // No heal, resume or restart: no recovery; and at the end every
+        // running node holds every other alive (the crashed one counts not).
+        assert_eq!(s.recover_s, None, "{w}");
+        assert_eq!(s.disagreeing_pairs, Some(0), "{w}");
         // Each world's own report is there, whole.
         let own = Report::read(&dir.join(w)).unwrap();
         assert_eq!(own.summary, side.summary);

@@ -112,6 +112,137 @@ fn a_partition_keeps_a_join_on_its_side() {
         Some(0),
         "a cut-off node is not falsely FAILed"
     );
+    // Never healed: no recovery, and every pair across the cut (11 × 10, each
+    // way) still disagrees at the end; within each side every node holds
+    // every other alive.
+    assert!(r.trials[0].recoveries.is_empty());
+    assert_eq!(r.summary.recover_s, None);
+    assert_eq!(r.summary.disagreeing_pairs, Some(2 * 11 * 10));
+}
+
+#[test]
+fn a_healed_partition_recovers_agreement_within_a_few_node_timeouts() {
+    // 20 nodes split 10 | 10 for 4 node_timeouts: each side holds the other
+    // PFAIL (no side has the votes for FAIL). After the heal, agreement (every
+    // node holds every other alive) comes back once each suspicion is
+    // answered: within a ping round and a node_timeout, never at the heal.
+    let r = run(
+        "heal",
+        "partition",
+        &[
+            "cluster.nodes=20",
+            "profile.node_timeout_ms=1000",
+            "run.warmup_s=5",
+            "run.duration_s=12",
+            "run.trials=2",
+            "timeline=[{at_s=1.0,action=\"partition\",fraction=0.5},{at_s=5.0,action=\"heal\"}]",
+        ],
+    );
+    assert_eq!(r.trials.len(), 2);
+    for t in &r.trials {
+        assert_eq!(t.recoveries.len(), 1, "{:?}", t.recoveries);
+        let rec = &t.recoveries[0];
+        assert_eq!(
+            (rec.after.as_str(), rec.node, rec.at_s),
+            ("heal", None, 5.0)
+        );
+        assert!(!rec.interrupted);
+        let s = rec.recover_s.expect("agreement came back");
+        assert!(s > 0.0 && s < 3.0, "recover_s {s}");
+        assert_eq!(t.disagreeing_pairs, Some(0));
+        assert!(
+            t.timeline
+                .iter()
+                .any(|m| m.what.starts_with("agreement restored after heal: ")
+                    && (m.t_s - 5.0 - s).abs() < 1e-9),
+            "{:?}",
+            t.timeline
+        );
+    }
+    let s = &r.summary;
+    let rec = s.recover_s.expect("summarized");
+    assert_eq!(rec.count, 2);
+    assert!(
+        rec.p50 > 0.0 && rec.p50 <= rec.max && rec.max < 3.0,
+        "{rec:?}"
+    );
+    assert_eq!(s.unrecovered, Some(0));
+    assert_eq!(s.recoveries_interrupted, Some(0));
+    assert_eq!(s.disagreeing_pairs, Some(0));
+    assert_eq!(s.false_fails, Some(0));
+}
+
+#[test]
+fn a_resumed_node_is_held_alive_again_and_the_next_action_interrupts_a_recovery() {
+    // Node 3 paused for 4 node_timeouts is FAIL everywhere; after its resume
+    // every node holds it alive again, and it every other.
+    let timeline = |then: &str| {
+        format!(
+            "timeline=[{{at_s=1.0,action=\"pause\",node=3}},{{at_s=5.0,action=\"resume\",node=3}}{then}]"
+        )
+    };
+    let base = [
+        "cluster.nodes=10",
+        "profile.node_timeout_ms=1000",
+        "run.warmup_s=5",
+        "run.duration_s=10",
+    ];
+    let plain = timeline("");
+    let mut o = base.to_vec();
+    o.push(&plain);
+    let r = run("resume", "steady", &o);
+    let t = &r.trials[0];
+    assert_eq!(t.recoveries.len(), 1);
+    let rec = &t.recoveries[0];
+    assert_eq!((rec.after.as_str(), rec.node), ("resume", Some(3)));
+    let s = rec.recover_s.expect("agreement after the resume");
+    assert!(s > 0.0 && s < 3.0, "recover_s {s}");
+    assert_eq!(t.disagreeing_pairs, Some(0));
+    assert!(t.timeline.iter().any(|m| m
+        .what
+        .starts_with("agreement restored after resume of node 3: ")));
+    // A crash at the resume's own time comes before any node could answer:
+    // the recovery is interrupted, not measured; the crashed node does not
+    // count in the agreement at the end.
+    let crash = timeline(",{at_s=5.0,action=\"crash\",node=5}");
+    let mut o = base.to_vec();
+    o.push(&crash);
+    let r = run("resume-crash", "steady", &o);
+    let rec = &r.trials[0].recoveries[0];
+    assert!(rec.interrupted && rec.recover_s.is_none(), "{rec:?}");
+    let s = &r.summary;
+    assert_eq!(s.recover_s, None);
+    assert_eq!(
+        (s.recoveries_interrupted, s.unrecovered),
+        (Some(1), Some(0))
+    );
+    assert_eq!(s.disagreeing_pairs, Some(0));
+}
+
+#[test]
+fn a_run_without_a_heal_resume_or_restart_has_no_recoveries() {
+    // A join and a crash disturb membership but open no recovery; the crashed
+    // node is not running, so its FAIL everywhere is no disagreement.
+    let r = run(
+        "no-recovery",
+        "steady",
+        &[
+            "cluster.nodes=10",
+            "profile.node_timeout_ms=1000",
+            "run.warmup_s=3",
+            "run.duration_s=8",
+            "timeline=[{at_s=1.0,action=\"join\"},{at_s=2.0,action=\"crash\",node=4}]",
+        ],
+    );
+    assert!(r.trials[0].recoveries.is_empty());
+    let s = &r.summary;
+    assert_eq!(
+        (s.recover_s, s.unrecovered, s.recoveries_interrupted),
+        (None, None, None)
+    );
+    assert_eq!(s.disagreeing_pairs, Some(0));
+    let md = r.markdown();
+    assert!(!md.contains("## Recovery"), "{md}");
 }
 
 #[test]

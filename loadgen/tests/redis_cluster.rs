@@ -154,6 +154,14 @@ fn six_servers_see_kill_pause_restart_and_join() {
         )),
         "not every node saw node 5 alive again: {log:?}"
     );
+    // What it listed died with it: its new process's listing (from its
+    // nodes.conf) is seen anew.
+    for m in others {
+        assert!(
+            saw(&log, 5, m, Seen::Discovered).is_some(),
+            "restarted node 5 did not list node {m} anew: {log:?}"
+        );
+    }
     let counters = c.counters_all().expect("counters");
     assert_eq!(counters[5].expect("running").life, 1, "its second process");
     assert_eq!(counters[0].expect("running").life, 0);

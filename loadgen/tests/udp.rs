@@ -132,6 +132,15 @@ fn a_join_and_a_restart_reach_every_udp_node() {
     assert_eq!(join.live, 10, "the restarted node runs again at the end");
     assert!(t.timeline.iter().any(|m| m.what.contains("restarts")));
     assert_eq!(r.summary.undetected, Some(0));
+    // The restarted node, knowing nobody, and the others, holding it FAIL,
+    // agree again within the 2 s left (about 0.05 s here).
+    assert_eq!(t.recoveries.len(), 1, "{:?}", t.recoveries);
+    assert_eq!(t.recoveries[0].after, "restart");
+    assert!(
+        t.recoveries[0].recover_s.is_some_and(|s| s > 0.0),
+        "{:?}",
+        t.recoveries
+    );
     // Copies are counted by the nodes themselves: every node that learned
     // of the joiner got at least one copy (a datagram from it or a gossip
     // entry about it).
@@ -297,4 +306,35 @@ fn lean_views_on_udp_measure_a_crash_and_a_join_at_the_nodes_that_hold_them() {
         join.reached, join.live,
         "every holder learned of the joiner"
     );
+}
+
+#[test]
+fn a_resumed_udp_node_is_held_alive_again_by_every_node() {
+    // Node 3 paused for 3 node_timeouts discards what arrives (a full receive
+    // buffer): every node holds it PFAIL or FAIL. After its resume every node
+    // holds it alive again, and it every other: one recovery, measured, and
+    // no pair disagreeing at the end.
+    let r = run(
+        "resume10",
+        "steady",
+        &[
+            "cluster.world=udp",
+            "cluster.nodes=10",
+            "cluster.datapath=mmsg",
+            "profile.node_timeout_ms=1000",
+            "run.warmup_s=2",
+            "run.duration_s=7",
+            "timeline=[{at_s=1.0,action=\"pause\",node=3},{at_s=4.0,action=\"resume\",node=3}]",
+        ],
+    );
+    let t = &r.trials[0];
+    assert_eq!(t.recoveries.len(), 1, "{:?}", t.recoveries);
+    let rec = &t.recoveries[0];
+    assert_eq!((rec.after.as_str(), rec.node), ("resume", Some(3)));
+    let s = rec.recover_s.expect("agreement after the resume");
+    // Others answer its PINGs and it theirs within a few ping rounds (about
+    // 0.5 s here), well inside the 3 s left.
+    assert!(s > 0.0 && s < 3.0, "recover_s {s}");
+    assert_eq!(t.disagreeing_pairs, Some(0));
+    assert_eq!(r.summary.events_dropped, Some(0));
 }

@@ -226,6 +226,40 @@ pub fn render(r: &Report) -> String {
         }
         o.push('\n');
     }
+    if s.recover_s.is_some()
+        || s.unrecovered.is_some()
+        || s.disagreeing_pairs.is_some_and(|p| p > 0)
+    {
+        let _ = writeln!(
+            o,
+            "## Recovery (s from a heal, resume or restart until agreement)\n"
+        );
+        let _ = writeln!(
+            o,
+            "Agreement: every running node holds every other running node alive (partial views: no running node holds a running node PFAIL or FAIL).\n"
+        );
+        let _ = writeln!(o, "| figure | p50 | max | events |\n|---|---:|---:|---:|");
+        if let Some(v) = s.recover_s {
+            let _ = writeln!(
+                o,
+                "| time to agreement | {:.2} | {:.2} | {} |",
+                v.p50, v.max, v.count
+            );
+        }
+        if let Some(u) = s.unrecovered {
+            let _ = writeln!(o, "| events never at agreement by the end | {u} | | |");
+        }
+        if let Some(i) = s.recoveries_interrupted {
+            let _ = writeln!(
+                o,
+                "| events interrupted by the next action (unmeasured) | {i} | | |"
+            );
+        }
+        if let Some(p) = s.disagreeing_pairs {
+            let _ = writeln!(o, "| node pairs disagreeing at the end | {p} | | |");
+        }
+        o.push('\n');
+    }
     if let Some(cpu) = s.cpu_s_per_node_s {
         let _ = writeln!(o, "## Resources (real nodes, measured window)\n");
         let _ = writeln!(o, "| figure | value |\n|---|---:|");

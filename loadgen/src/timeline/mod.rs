@@ -16,11 +16,13 @@ use anyhow::{anyhow, Result};
 use gossip_core::rng::Rng;
 use gossip_core::{Config, Instant};
 
+mod agreement;
 mod figures;
 
+use agreement::Agreement;
 use figures::{audience, measure_overhead};
 
-use crate::observe::{Detection, Item, Mark, Overhead, Trial};
+use crate::observe::{Detection, Item, Mark, Recovery, Trial};
 use crate::scenario::{schedule, Action, ActionKind, Scenario};
 use crate::world::PUBLISH_SEED;
 use crate::world::{Control, ItemKey, Published, Seen, Shape, What, World};
@@ -49,7 +51,7 @@ pub fn drive(
     let (progressed, false_fails) = (d.progressed, d.false_fails);
     // The nodes stop whatever happened; the trial's own error comes first.
     let extras = d.world.finish(node_s);
-    let Some((items, detections, overhead, marks)) = parts? else {
+    let Some(figures) = parts? else {
         return extras.map(|_| None);
     };
     let extras = extras?;
@@ -61,19 +63,15 @@ pub fn drive(
         seed,
         nodes: s.cluster.nodes,
         window_s: s.run.duration_s,
-        overhead,
-        items,
-        detections,
         false_fails,
         node_hours: node_s / 3600.0,
-        epidemic: None,
-        timeline: marks,
         wall_s: started.elapsed().as_secs_f64(),
         sim_events: extras.sim_events,
         trace_hash: extras.trace_hash,
         datapath: extras.datapath,
         resources: extras.resources,
         hosts: extras.hosts,
+        ..figures
     }))
 }
 
@@ -105,8 +103,6 @@ struct Tracked {
     completed: Option<Vec<u32>>,
 }
 
-type Parts = (Vec<Item>, Vec<Detection>, Option<Overhead>, Vec<Mark>);
-
 /// A trial in progress.
 struct Drive<'a> {
     world: Box<dyn World>,
@@ -131,6 +127,8 @@ struct Drive<'a> {
     next_join: usize,
     /// Nodes started before the timeline.
     initial: usize,
+    /// Each node's opinion of each other, and the recoveries.
+    agreement: Agreement,
     /// (node, when, its holders then if views are partial) for each crash.
     crashed: Vec<(usize, Instant, Option<Vec<usize>>)>,
     paused: Vec<usize>,
@@ -153,10 +151,12 @@ impl<'a> Drive<'a> {
         let total = s.cluster.nodes + s.joins();
         let origin = world.now();
         let warmup = origin + secs(s.run.warmup_s);
+        // Partial views are exactly the worlds whose `holders` is Some.
+        let partial = config.partial_view();
         Drive {
             world,
             control,
-            partial: config.partial_view(),
+            partial,
             tick: config.tick(),
             origin,
             warmup,
@@ -177,6 +177,7 @@ impl<'a> Drive<'a> {
             progressed: 0,
             next_join: s.cluster.nodes,
             initial: s.cluster.nodes,
+            agreement: Agreement::new(total, partial, |n| n < s.cluster.nodes, origin),
             crashed: Vec::new(),
             paused: Vec::new(),
             marks: Vec::new(),
@@ -186,8 +187,9 @@ impl<'a> Drive<'a> {
         }
     }
 
-    /// Warm-up, timeline, window; then the figures. `None` if stopped.
-    fn act_out(&mut self, s: &Scenario) -> Result<Option<Parts>> {
+    /// Warm-up, timeline, window; then the figures (a [`Trial`] the caller
+    /// completes). `None` if stopped.
+    fn act_out(&mut self, s: &Scenario) -> Result<Option<Trial>> {
         let end = self.warmup + secs(s.run.duration_s);
         if !self.advance(self.warmup)? {
             return Ok(None);
@@ -214,14 +216,20 @@ impl<'a> Drive<'a> {
         for n in 0..self.status.len() {
             self.set_status(n, self.status[n], now);
         }
+        let recoveries = self.agreement.recoveries(|at| self.t(at));
+        self.marks
+            .extend(recoveries.iter().filter_map(Recovery::mark));
         let detections = self.detections();
         let items = self.items();
-        Ok(Some((
+        Ok(Some(Trial {
             items,
             detections,
+            recoveries,
+            disagreeing_pairs: Some(self.agreement.disagreeing()),
             overhead,
-            std::mem::take(&mut self.marks),
-        )))
+            timeline: std::mem::take(&mut self.marks),
+            ..Trial::default()
+        }))
     }
 
     /// Advances the world to `until` a step at a time, reading what its
@@ -243,6 +251,7 @@ impl<'a> Drive<'a> {
             }
             self.world.advance((now + step).min(until))?;
             self.observe()?;
+            self.agreement.check();
             self.note_completions();
         }
     }
@@ -257,6 +266,7 @@ impl<'a> Drive<'a> {
         // threads arrive in no strict time order).
         let read_from = std::mem::replace(&mut self.last_drain, self.world.now());
         for e in &seen {
+            self.agreement.see(e);
             match e.what {
                 What::Fail(x) => {
                     // A FAIL is false when the failed node was running and
@@ -292,6 +302,8 @@ impl<'a> Drive<'a> {
                     self.log.push(*e);
                 }
                 What::Pfail(_) => self.log.push(*e),
+                // Opinions only, taken in by the agreement above.
+                What::Joined(_) | What::Alive(_) | What::Forgotten(_) => {}
                 What::Discovered(x) => self.first(ItemKey::Join(x), e),
                 What::Update(key) => self.first(key, e),
             }
@@ -366,6 +378,7 @@ impl<'a> Drive<'a> {
             self.up_since[n] = Some(at);
         }
         self.status[n] = status;
+        self.agreement.set_running(n, status == Status::Up);
     }
 
     fn up_nodes(&self) -> impl Iterator<Item = usize> + '_ {
@@ -413,6 +426,7 @@ impl<'a> Drive<'a> {
                     .start(n, meet)
                     .map_err(|e| anyhow!("join of node {n}: {e:#}"))?;
                 self.set_status(n, Status::Up, now);
+                self.agreement.disrupted();
                 self.mark(now, format!("node {n} joins"));
             }
             ActionKind::Crash => {
@@ -430,6 +444,7 @@ impl<'a> Drive<'a> {
                 }
                 self.world.track(ItemKey::Fail(n));
                 self.crashed.push((n, now, holders));
+                self.agreement.disrupted();
                 self.mark(now, format!("node {n} crashes"));
             }
             ActionKind::Restart => {
@@ -441,7 +456,11 @@ impl<'a> Drive<'a> {
                     .restart(n, meet)
                     .map_err(|e| anyhow!("restart of node {n}: {e:#}"))?;
                 let at = self.world.now();
+                // Its new life's events are stamped from the restart on:
+                // `now`, read before it, leaves none out.
+                self.agreement.restart(n, now);
                 self.set_status(n, Status::Up, at);
+                self.agreement.opened("restart", Some(n), now);
                 self.mark(now, format!("node {n} restarts"));
             }
             ActionKind::Pause => {
@@ -453,6 +472,7 @@ impl<'a> Drive<'a> {
                     .map_err(|e| anyhow!("pause of node {n}: {e:#}"))?;
                 self.set_status(n, Status::Paused, now);
                 self.paused.push(n);
+                self.agreement.disrupted();
                 self.mark(now, format!("node {n} pauses"));
             }
             ActionKind::Resume => {
@@ -463,6 +483,7 @@ impl<'a> Drive<'a> {
                     .resume(n)
                     .map_err(|e| anyhow!("resume of node {n}: {e:#}"))?;
                 self.set_status(n, Status::Up, now);
+                self.agreement.opened("resume", Some(n), now);
                 self.mark(now, format!("node {n} resumes"));
             }
             ActionKind::Partition => {
@@ -473,20 +494,24 @@ impl<'a> Drive<'a> {
                 let rest = self.status.len() - side.len();
                 let said = format!("partition: {} nodes | {rest}", side.len());
                 self.world.shape(&Shape::Partition(side))?;
+                self.agreement.disrupted();
                 self.mark(now, said);
             }
             ActionKind::Heal => {
                 self.world.shape(&Shape::Heal)?;
+                self.agreement.opened("heal", None, now);
                 self.mark(now, "partition heals".into());
             }
             ActionKind::Loss => {
                 let p = a.value.unwrap_or(0.0);
                 self.world.shape(&Shape::Loss(p))?;
+                self.agreement.disrupted();
                 self.mark(now, format!("loss {:.1} %", p * 100.0));
             }
             ActionKind::Latency => {
                 let ms = a.value.unwrap_or(0.0);
                 self.world.shape(&Shape::Latency(ms))?;
+                self.agreement.disrupted();
                 self.mark(now, format!("latency {ms} ms"));
             }
             ActionKind::Publish => self.publish(i, step, a, now)?,

@@ -44,10 +44,20 @@ pub struct Seen {
 pub enum What {
     /// It learned that the node exists.
     Discovered(usize),
+    /// It holds the node as a member: the node answered its handshake (the
+    /// redis world lists only members by their real id, so its discoveries
+    /// are joins too).
+    Joined(usize),
     /// It suspects the node (PFAIL).
     Pfail(usize),
     /// It holds the node FAIL.
     Fail(usize),
+    /// It holds the node alive again: a PFAIL or FAIL it held cleared (the
+    /// node answered, or came back restarted).
+    Alive(usize),
+    /// It no longer lists the node: a partial view made room or dropped a
+    /// silent FAIL, or a handshake timed out.
+    Forgotten(usize),
     /// It took a published update as news.
     Update(ItemKey),
 }
@@ -247,8 +257,16 @@ impl Seen {
     ) -> Option<Seen> {
         let what = match *event {
             Event::PeerDiscovered { id, .. } => What::Discovered(index(id)?),
+            Event::PeerJoined { id } => What::Joined(index(id)?),
             Event::PeerPfail { id } => What::Pfail(index(id)?),
             Event::PeerFail { id, .. } => What::Fail(index(id)?),
+            // A restarted peer that was PFAIL or FAIL is alive again: the core
+            // says so with `PeerAlive` before `PeerRestarted`, which changes
+            // no opinion by itself.
+            Event::PeerAlive { id, .. } => What::Alive(index(id)?),
+            Event::PeerForgotten { id } | Event::HandshakeTimedOut { id } => {
+                What::Forgotten(index(id)?)
+            }
             Event::UpdateReceived {
                 origin,
                 key,

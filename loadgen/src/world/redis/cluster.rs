@@ -62,7 +62,7 @@ pub use process::{kill_all, live_pids};
 pub use text::Messages;
 
 use process::{Server, BUS_PORT_OFFSET};
-use text::{Id, Listing};
+use text::Id;
 
 /// How to run the cluster.
 #[derive(Clone, Debug)]
@@ -119,6 +119,8 @@ pub enum Seen {
     Fail,
     /// Its flags dropped `fail?` or `fail` and now carry neither.
     Alive,
+    /// Listed before, missing now (a handshake that timed out, CLUSTER FORGET).
+    Forgotten,
 }
 
 /// One change seen by [`Cluster::poll`].
@@ -184,6 +186,8 @@ pub struct Cluster {
     bus: bus::BusTable,
     origin: Instant,
     formed_in: Duration,
+    /// What the baseline poll saw, until taken ([`Cluster::take_formation`]).
+    formation: Vec<Change>,
 }
 
 struct Node {
@@ -304,6 +308,7 @@ impl Cluster {
             bus: bus::BusTable::new(o.capacity),
             origin: started,
             formed_in: Duration::ZERO,
+            formation: Vec::new(),
         };
         // Spawn all, then wait for each: servers start in parallel.
         for n in 0..o.nodes {
@@ -336,10 +341,22 @@ impl Cluster {
             )?;
         }
         c.wait_formed(o.nodes, o.form_timeout, stop)?;
-        c.poll()?; // the baseline
+        // The baseline later polls diff against; true once formed: at 0.
+        c.formation = c.poll()?;
+        for change in &mut c.formation {
+            change.at = Duration::ZERO;
+        }
         c.formed_in = started.elapsed();
         c.origin = Instant::now();
         Ok(c)
+    }
+
+    /// What each starting node listed when the cluster formed (every other
+    /// node, none flagged), timed at 0 on [`Cluster::now`]'s clock: the
+    /// changes of the baseline poll, which [`Cluster::poll`] does not
+    /// return. Empty after the first call.
+    pub fn take_formation(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.formation)
     }
 
     /// Time since the cluster formed ([`Cluster::start`] returned), monotonic.
@@ -405,6 +422,10 @@ impl Cluster {
     /// # Panics
     /// If `n >= capacity`.
     pub fn kill(&mut self, n: usize) -> bool {
+        // What it listed died with it: the first listing of its next life,
+        // read from its nodes.conf, is news again.
+        let cap = self.nodes.len();
+        self.view[n * cap..(n + 1) * cap].fill(0);
         let node = &mut self.nodes[n];
         node.conn = None;
         node.paused = false;
@@ -693,39 +714,14 @@ impl Cluster {
     fn observe(&mut self, n: usize, at: Duration, listing: &str, changes: &mut Vec<Change>) {
         let cap = self.nodes.len();
         let row = &mut self.view[n * cap..(n + 1) * cap];
-        for entry in Listing::new(listing) {
-            if entry.handshake {
-                continue;
-            }
-            let Some(&about) = self.index.get(&entry.id) else {
-                continue;
-            };
-            if about == n {
-                continue;
-            }
-            let (old, new) = (row[about], text::KNOWN | entry.flags);
-            row[about] = new;
-            let mut push = |what| {
-                changes.push(Change {
-                    at,
-                    node: n,
-                    about,
-                    what,
-                })
-            };
-            if old & text::KNOWN == 0 {
-                push(Seen::Discovered);
-            }
-            let gained = new & !old;
-            if gained & text::FAIL != 0 {
-                push(Seen::Fail);
-            } else if gained & text::PFAIL != 0 {
-                push(Seen::Pfail);
-            } else if old & (text::PFAIL | text::FAIL) != 0 && new & (text::PFAIL | text::FAIL) == 0
-            {
-                push(Seen::Alive);
-            }
-        }
+        text::diff(row, &self.index, n, listing, |about, what| {
+            changes.push(Change {
+                at,
+                node: n,
+                about,
+                what,
+            })
+        });
     }
 }
 

@@ -11,7 +11,10 @@
 //!   it knows them); a pause is SIGSTOP, a resume SIGCONT.
 //! - What nodes see comes from CLUSTER NODES, polled from every running
 //!   server every 25 ms: a PFAIL, FAIL or discovery is timed at the round
-//!   that first shows it (within one poll of the truth).
+//!   that first shows it (within one poll of the truth); a `fail?` or `fail`
+//!   flag that clears is the node alive again, a node no longer listed is
+//!   forgotten. A killed node's listing is forgotten with it: after a
+//!   restart, what it lists (from its nodes.conf) is seen anew.
 //! - Upkeep: messages by type from CLUSTER INFO's counters; bytes are the
 //!   TCP payload the server's bus sockets sent (the kernel's `tcp_info`), not
 //!   split by type; wire bytes add 52 bytes for every segment sent (IPv4 20,
@@ -86,16 +89,31 @@ impl World for RedisWorld {
     }
 
     fn drain(&mut self, out: &mut Vec<Seen>) -> Result<()> {
-        for c in self.cluster.poll()? {
+        // The first drain starts with what the nodes listed when the cluster
+        // formed: every starting node holds every other as a member.
+        let mut changes = self.cluster.take_formation();
+        changes.extend(self.cluster.poll()?);
+        for c in changes {
+            let at = Instant::from_micros(c.at.as_micros() as u64);
             let what = match c.what {
-                cluster::Seen::Discovered => What::Discovered(c.about),
+                cluster::Seen::Discovered => {
+                    // Listed by its real id: its handshake is over, it is a
+                    // member (a handshake is listed under a temporary id).
+                    out.push(Seen {
+                        node: c.node,
+                        at,
+                        what: What::Discovered(c.about),
+                    });
+                    What::Joined(c.about)
+                }
                 cluster::Seen::Pfail => What::Pfail(c.about),
                 cluster::Seen::Fail => What::Fail(c.about),
-                cluster::Seen::Alive => continue,
+                cluster::Seen::Alive => What::Alive(c.about),
+                cluster::Seen::Forgotten => What::Forgotten(c.about),
             };
             out.push(Seen {
                 node: c.node,
-                at: Instant::from_micros(c.at.as_micros() as u64),
+                at,
                 what,
             });
         }

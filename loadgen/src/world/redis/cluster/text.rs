@@ -1,6 +1,10 @@
 //! Reading Redis's text replies: CLUSTER NODES listings and CLUSTER INFO.
 
+use std::collections::HashMap;
+
 use redis::Value;
+
+use super::Seen;
 
 /// A Redis node id: 40 lowercase hex digits.
 pub(super) type Id = [u8; 40];
@@ -89,6 +93,57 @@ impl Iterator for Listing<'_> {
     }
 }
 
+/// Diffs node `n`'s CLUSTER NODES `listing` against `row`, what it listed
+/// last (`KNOWN | PFAIL | FAIL` by node index, from `index`), and updates
+/// it: `saw(about, what)` for each change. Handshake entries (a temporary
+/// id), unknown ids and `n` itself are skipped; a node listed before and
+/// missing now is forgotten.
+pub(super) fn diff(
+    row: &mut [u8],
+    index: &HashMap<Id, usize>,
+    n: usize,
+    listing: &str,
+    mut saw: impl FnMut(usize, Seen),
+) {
+    // Set on the entries of this listing while it is read.
+    const LISTED: u8 = 8;
+    for entry in Listing::new(listing) {
+        if entry.handshake {
+            continue;
+        }
+        let Some(&about) = index.get(&entry.id) else {
+            continue;
+        };
+        let Some(old) = row.get(about).copied() else {
+            continue;
+        };
+        if about == n || old & LISTED != 0 {
+            continue;
+        }
+        let new = KNOWN | entry.flags;
+        row[about] = new | LISTED;
+        if old & KNOWN == 0 {
+            saw(about, Seen::Discovered);
+        }
+        let gained = new & !old;
+        if gained & FAIL != 0 {
+            saw(about, Seen::Fail);
+        } else if gained & PFAIL != 0 {
+            saw(about, Seen::Pfail);
+        } else if old & (PFAIL | FAIL) != 0 && new & (PFAIL | FAIL) == 0 {
+            saw(about, Seen::Alive);
+        }
+    }
+    for (about, was) in row.iter_mut().enumerate() {
+        if *was & LISTED != 0 {
+            *was &= !LISTED;
+        } else if *was & KNOWN != 0 {
+            *was = 0;
+            saw(about, Seen::Forgotten);
+        }
+    }
+}
+
 /// Cluster bus messages by type, from CLUSTER INFO's
 /// `cluster_stats_messages_<type>_{sent,received}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -171,6 +226,50 @@ mod tests {
         assert_eq!(entries[1].flags, PFAIL);
         assert_eq!(entries[2].flags, FAIL);
         assert!(entries[3].handshake);
+    }
+
+    #[test]
+    fn a_listing_diffed_against_the_last_says_what_changed() {
+        let (a, b, c) = (
+            parse_id(A.as_bytes()).unwrap(),
+            parse_id(B.as_bytes()).unwrap(),
+            [b'c'; 40],
+        );
+        let index: HashMap<Id, usize> = [(a, 0), (b, 1), (c, 2)].into_iter().collect();
+        let line =
+            |id: &str, flags: &str| format!("{id} 127.0.0.1:1@2 {flags} - 0 0 1 connected\r\n");
+        let c_str = std::str::from_utf8(&c).unwrap();
+        let mut row = [0u8; 3];
+        let mut diff_of = |listing: String| {
+            let mut out = Vec::new();
+            diff(&mut row, &index, 0, &listing, |about, what| {
+                out.push((about, what))
+            });
+            out
+        };
+        let first = line(A, "myself,master") + &line(B, "master,fail?") + &line(c_str, "master");
+        assert_eq!(
+            diff_of(first),
+            [
+                (1, Seen::Discovered),
+                (1, Seen::Pfail),
+                (2, Seen::Discovered)
+            ],
+            "itself is skipped"
+        );
+        let second = line(B, "master,fail") + &line(c_str, "master,handshake");
+        assert_eq!(
+            diff_of(second),
+            [(1, Seen::Fail), (2, Seen::Forgotten)],
+            "a handshake entry is no listing of the node"
+        );
+        let third = line(B, "master") + &line(B, "master");
+        assert_eq!(
+            diff_of(third),
+            [(1, Seen::Alive)],
+            "a repeated line counts once"
+        );
+        assert_eq!(diff_of(line(B, "master")), [], "nothing changed");
     }
 
     #[test]
