@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ fn out_dir(tag: &str) -> PathBuf {
     d
 }
 
-fn report(dir: &PathBuf) -> Value {
+fn report(dir: &Path) -> Value {
     let text = fs::read_to_string(dir.join("report.json")).expect("report.json");
     serde_json::from_str(&text).expect("a JSON report")
 }
