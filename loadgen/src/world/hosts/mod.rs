@@ -122,16 +122,19 @@ impl HostsWorld {
             jitter_ms: added(s.network.latency_ms, s.network.jitter_ms).1,
         };
         refuse_unsupported(&agents.list, &net, s)?;
+        if s.cluster.nodes < agents.list.len() {
+            bail!(
+                "cluster.nodes: {} nodes over {} hosts would leave a host without any",
+                s.cluster.nodes,
+                agents.list.len()
+            );
+        }
         let place = Placement::new(s.cluster.nodes, s.joins(), agents.list.len());
         let total = s.cluster.nodes + s.joins();
         let mut peers: Vec<Option<Peer>> = vec![None; total];
         let mut datapaths = Vec::new();
         for (h, a) in agents.list.iter_mut().enumerate() {
             let mine = place.nodes(h);
-            if mine.is_empty() {
-                datapaths.push(String::new());
-                continue;
-            }
             let spec = ClusterSpec {
                 profile: s.profile.clone(),
                 nodes: mine.len(),
