@@ -278,7 +278,10 @@ impl World for UdpWorld {
     }
 
     fn window_starts(&mut self) {
-        self.resources_before = Some((self.rt.metrics().total(), rcvbuf_errors()));
+        self.resources_before = Some((
+            self.rt.metrics().total(),
+            datapath::sys::udp_rcvbuf_errors(),
+        ));
     }
 
     fn finish(self: Box<Self>, node_s: f64) -> Result<Extras> {
@@ -290,7 +293,7 @@ impl World for UdpWorld {
             .map_err(|e| anyhow!("udp world: an I/O thread failed: {e}"))?;
         let before = self
             .resources_before
-            .unwrap_or_else(|| (metrics.total(), rcvbuf_errors()));
+            .unwrap_or_else(|| (metrics.total(), datapath::sys::udp_rcvbuf_errors()));
         Ok(Extras {
             datapath: Some(datapath),
             resources: Some(resources(&metrics, &before, node_s)),
@@ -311,7 +314,7 @@ fn resources(metrics: &MetricsSource, before: &(Snapshot, Option<u64>), node_s: 
         cpu_s_per_node_s: if node_s > 0.0 { cpu_s / node_s } else { 0.0 },
         rss_bytes: datapath::sys::max_rss_bytes(),
         drops: dp(&a).saturating_sub(dp(b)),
-        udp_rcvbuf_errors: match (rcv_before, rcvbuf_errors()) {
+        udp_rcvbuf_errors: match (rcv_before, datapath::sys::udp_rcvbuf_errors()) {
             (Some(x), Some(y)) => Some(y.saturating_sub(*x)),
             _ => None,
         },
@@ -319,16 +322,4 @@ fn resources(metrics: &MetricsSource, before: &(Snapshot, Option<u64>), node_s: 
         ticks: a.stats.ticks.saturating_sub(b.stats.ticks),
         late_ticks: a.stats.late_ticks.saturating_sub(b.stats.late_ticks),
     }
-}
-
-/// The kernel's UDP `RcvbufErrors` (machine-wide), if readable.
-fn rcvbuf_errors() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/net/snmp").ok()?;
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let names = udp.next()?.split_whitespace();
-    let values = udp.next()?.split_whitespace();
-    names
-        .zip(values)
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
 }

@@ -176,7 +176,7 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             runtime,
             offset_us,
-            rcvbuf_at_start: rcvbuf_errors(),
+            rcvbuf_at_start: crate::datapath::sys::udp_rcvbuf_errors(),
             hub: Arc::new(Mutex::new(EventHub::default())),
             started,
         });
@@ -327,7 +327,7 @@ fn resources(s: &Snapshot, events_dropped: u64, rcvbuf_at_start: Option<u64>) ->
         cpu_us: s.cpu_us,
         max_rss_bytes: Some(sys::max_rss_bytes()),
         drops: c.send_drops() + c.truncated + c.recv_errors + s.stats.drops.transmit_queue_full,
-        udp_rcvbuf_errors: match (rcvbuf_at_start, rcvbuf_errors()) {
+        udp_rcvbuf_errors: match (rcvbuf_at_start, crate::datapath::sys::udp_rcvbuf_errors()) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         },
@@ -335,16 +335,4 @@ fn resources(s: &Snapshot, events_dropped: u64, rcvbuf_at_start: Option<u64>) ->
         ticks: s.stats.ticks,
         late_ticks: s.stats.late_ticks,
     }
-}
-
-/// The kernel's UDP `RcvbufErrors` in this network namespace, if readable.
-fn rcvbuf_errors() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/net/snmp").ok()?;
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let names = udp.next()?.split_whitespace();
-    let values = udp.next()?.split_whitespace();
-    names
-        .zip(values)
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
 }

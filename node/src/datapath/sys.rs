@@ -82,6 +82,19 @@ pub fn max_rss_bytes() -> u64 {
     (ru.ru_maxrss as u64) * 1024
 }
 
+/// The kernel's UDP `RcvbufErrors` in this network namespace (the counter
+/// is per namespace: machine-wide outside any lab), if readable.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let names = udp.next()?.split_whitespace();
+    let values = udp.next()?.split_whitespace();
+    names
+        .zip(values)
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
