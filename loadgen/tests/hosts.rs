@@ -393,3 +393,59 @@ fn an_agent_dying_mid_run_leaves_a_marked_report_with_the_finished_trials() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn one_agent_on_loopback_over_tcp_runs_a_crash_as_a_smoke_test() {
+    // No root needed: one agent, its nodes on 127.0.0.1, no faults.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let token = std::env::temp_dir().join(format!("gossip-smoke-token-{}", std::process::id()));
+    let _ = fs::remove_file(&token);
+    let agent = Command::new(PathBuf::from(LOADGEN).with_file_name("gossip-node"))
+        .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--token-file")
+        .arg(&token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _agent = KillOnDrop(agent);
+    wait_until("the agent's token and port", || {
+        token.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let dir = out_dir("smoke");
+    let out = loadgen(&[
+        "run",
+        "--scenario",
+        "crash",
+        "--hosts",
+        &format!("127.0.0.1:{port}"),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--nodes",
+        "6",
+        "--set",
+        "profile.node_timeout_ms=1000",
+        "--set",
+        "run.warmup_s=2",
+        "--duration",
+        "12",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = report(&dir);
+    assert_eq!(r["world"], "hosts");
+    let t = &r["trials"][0];
+    assert_eq!(t["hosts"]["agents"][0]["nodes"], "0-5");
+    assert!(
+        t["detections"][0]["all_fail_s"].as_f64().is_some(),
+        "{}",
+        t["detections"]
+    );
+    assert_eq!(r["summary"]["false_fails"], 0);
+    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_file(&token);
+}
