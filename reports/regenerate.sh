@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates reports/reference/: the loadgen runs the README quotes (about ten
-# minutes on 2 cores; the comparison with real Redis takes seven of them).
+# Regenerates reports/reference/: the loadgen runs the README quotes (about
+# twenty minutes on 2 cores; the comparison with real Redis takes seven of them,
+# the lab's runs ten). As root: the lab's runs build network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p gossip-loadgen
+cargo build --release -p gossip-loadgen -p gossip-node
 lg="${CARGO_TARGET_DIR:-target}/release/gossip-loadgen"
 out=reports/reference
 rm -rf "$out" && mkdir -p "$out"
@@ -17,3 +18,13 @@ rm -rf "$out" && mkdir -p "$out"
 # Needs redis-server (Debian package; scripts/test installs it).
 "$lg" compare --scenario crash --nodes 48 --worlds udp,redis --set profile.node_timeout_ms=2000 --trials 3 \
   --out "$out/compare-redis-n48"
+# The lab: 4 hosts as network namespaces (root; Debian iproute2 and nftables),
+# an agent in each. The same 1,000 nodes in one process on loopback and on 4
+# lab hosts x 250; the racks scenario; the partition scenario across hosts.
+"$lg" lab up --hosts 4 --name ref
+trap '"$lg" lab down --name ref' EXIT
+"$lg" compare --scenario crash --nodes 1000 --worlds udp,hosts --hosts lab:ref \
+  --set profile.node_timeout_ms=15000 --set run.warmup_s=40 --duration 60 \
+  --out "$out/compare-udp-lab4-n1000"
+"$lg" run --scenario racks --hosts lab:ref --out "$out/racks-lab4"
+"$lg" run --scenario partition --hosts lab:ref --trials 3 --out "$out/partition-lab4"
