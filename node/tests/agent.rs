@@ -153,6 +153,7 @@ fn spec(nodes: usize) -> ClusterSpec {
         rng_seed: 7,
         timer_slack_us: 0,
         event_queue: 4_096,
+        ramp_ms: 0,
     }
 }
 

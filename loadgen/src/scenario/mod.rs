@@ -95,6 +95,10 @@ pub struct Cluster {
     /// sleep, ms (0 to 10; default 2 as `gossip-node --timer-slack`), so that
     /// the ticks of many nodes fire in one wakeup.
     pub timer_slack_ms: f64,
+    /// Udp and hosts worlds: start the starting nodes over this many seconds
+    /// (node i at i/n of it) instead of all at once, as a real cluster's
+    /// nodes join over time; 0: all at once. Must end within the warm-up.
+    pub ramp_s: f64,
 }
 
 impl Default for Cluster {
@@ -107,6 +111,7 @@ impl Default for Cluster {
             slots: 1,
             offload: false,
             timer_slack_ms: 2.0,
+            ramp_s: 0.0,
         }
     }
 }
@@ -536,5 +541,27 @@ mod tests {
     fn a_bad_profile_value_names_the_core_field() {
         let e = Scenario::load("steady", &["profile.max_datagram=10".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("max_datagram"), "{e:#}");
+    }
+
+    #[test]
+    fn a_ramp_is_for_real_worlds_and_ends_within_the_warm_up() {
+        let load = |o: &[&str]| {
+            let o: Vec<String> = o.iter().map(|x| x.to_string()).collect();
+            Scenario::load("crash", &o)
+                .and_then(|s| s.cluster.world.check(&s))
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert!(load(&["cluster.world=udp", "cluster.ramp_s=10"]).is_ok());
+        let e = load(&["cluster.world=udp", "cluster.ramp_s=30"]).unwrap_err();
+        assert!(e.contains("cluster.ramp_s") && e.contains("warm-up"), "{e}");
+        let e = load(&["cluster.ramp_s=5"]).unwrap_err();
+        assert!(e.contains("sim world starts every node at once"), "{e}");
+        let e = load(&[
+            "cluster.world=hosts",
+            "hosts.agents=[\"lab\"]",
+            "cluster.ramp_s=-1",
+        ])
+        .unwrap_err();
+        assert!(e.contains("cluster.ramp_s"), "{e}");
     }
 }

@@ -83,6 +83,20 @@ impl WorldKind {
                 );
             }
         }
+        let ramp = s.cluster.ramp_s;
+        match self {
+            WorldKind::Udp | WorldKind::Hosts
+                if !(ramp.is_finite()
+                    && ramp >= 0.0
+                    && ramp < s.run.warmup_s.max(f64::MIN_POSITIVE)) =>
+            {
+                bail!("cluster.ramp_s: must be at least 0 and end within the warm-up (run.warmup_s = {})", s.run.warmup_s);
+            }
+            WorldKind::Sim | WorldKind::Redis if ramp != 0.0 => {
+                bail!("cluster.ramp_s: the {w} world starts every node at once; use --world udp or hosts");
+            }
+            _ => {}
+        }
         match self {
             WorldKind::Sim => {}
             WorldKind::Udp => {

@@ -127,6 +127,7 @@ impl UdpWorld {
                 held: s.joins() + sockets * slots - total,
                 event_queue: EVENT_QUEUE,
                 timer_slack: Duration::from_secs_f64(s.cluster.timer_slack_ms / 1_000.0),
+                ramp: Duration::from_secs_f64(s.cluster.ramp_s),
                 ..RuntimeConfig::default()
             },
             datapath::probe_uring,

@@ -164,6 +164,10 @@ pub struct ClusterSpec {
     pub timer_slack_us: u64,
     /// Events each I/O thread's queue holds.
     pub event_queue: usize,
+    /// Start the started nodes over this long (node i at i/n of it), ms;
+    /// 0: all at once.
+    #[serde(default)]
+    pub ramp_ms: u64,
 }
 
 /// A node as others reach it.

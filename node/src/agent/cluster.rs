@@ -136,6 +136,9 @@ impl Cluster {
                 spec.event_queue
             ));
         }
+        if spec.ramp_ms > 3_600_000 {
+            return Err(format!("ramp_ms: {} (at most an hour)", spec.ramp_ms));
+        }
         if spec.timer_slack_us > 10_000 {
             return Err(format!(
                 "timer_slack_us: {} (at most 10000)",
@@ -155,6 +158,7 @@ impl Cluster {
             held: spec.held,
             event_queue: spec.event_queue,
             timer_slack: Duration::from_micros(spec.timer_slack_us),
+            ramp: Duration::from_millis(spec.ramp_ms),
             ..RuntimeConfig::default()
         })
         .map_err(|e| e.to_string())?;

@@ -152,6 +152,7 @@ impl HostsWorld {
                 rng_seed: seed ^ (h as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 timer_slack_us: (s.cluster.timer_slack_ms * 1_000.0) as u64,
                 event_queue: EVENT_QUEUE,
+                ramp_ms: (s.cluster.ramp_s * 1_000.0) as u64,
             };
             let started = a
                 .client
