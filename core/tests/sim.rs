@@ -663,10 +663,12 @@ fn the_observer_counts_every_datagram_by_type_as_the_nodes_do() {
     );
     // Node 11's sends are counted too (before it crashed), so the network saw more.
     assert!(sim.network_stats().sent >= sent_total);
+    // The run may stop with datagrams on their way (this seed does since
+    // the simulator's wall-clock seconds start at a seeded point, issue 18).
     assert_eq!(
-        sim.network_stats().delivered + sim.network_stats().to_down,
+        sim.network_stats().delivered + sim.network_stats().to_down + sim.in_flight(),
         sim.network_stats().sent,
-        "a LAN loses nothing: every datagram was delivered or hit the crashed node"
+        "a LAN loses nothing: every datagram was delivered, hit the crashed node or is on its way"
     );
 }
 
