@@ -72,6 +72,7 @@ pub use membership::BARE_LEN;
 pub use node::{Identity, MeetError, Node, Transmit};
 pub use peers::{Peer, PeerState, PeerTable};
 pub use profile::{
-    Config, ConfigBuilder, ConfigError, Dissemination, PongGossip, Profile, Quorum, SectionPolicy,
+    Config, ConfigBuilder, ConfigError, CronSchedule, Dissemination, PongGossip, Profile, Quorum,
+    SectionPolicy,
 };
 pub use time::Instant;

@@ -300,6 +300,7 @@ impl Node {
         let reporter = self.peers.get(from).id;
         let validity = self.config.report_validity();
         let counting = self.counts_entries();
+        let pong_gossip = self.config.pong_gossip();
         // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
         // and the sim runs 1,000 tables), and each entry's lookup costs two
         // dependent cache misses: the index slot is requested 2 LOOKAHEAD
@@ -367,8 +368,9 @@ impl Node {
                 && !self.peers.get(i).has_ping_in_flight()
                 && self.peers.live_reports(i, now, validity) == 0
             {
-                let pong =
-                    now.saturating_sub(core::time::Duration::from_millis(u64::from(e.pong_age_ms)));
+                let Some(pong) = gossiped_pong(now, e.pong_age_ms, pong_gossip, self.epoch) else {
+                    continue;
+                };
                 // Only ever later: the cron's due time for it stands.
                 let p = self.peers.postpone_mut(i);
                 if pong > p.pong_received {
@@ -396,6 +398,7 @@ impl Node {
         let reserved = self
             .pfail
             .iter()
+            .take(self.pfail_wanted)
             .filter_map(|&id| self.peers.by_id(id))
             .map(entry_len)
             .sum::<usize>()
@@ -443,7 +446,7 @@ impl Node {
             if p.picked == self.sections {
                 continue;
             }
-            let e = entry(p, now, pong_gossip);
+            let e = entry(p, now, pong_gossip, self.epoch);
             if used + e.encoded_len() + reserved > budget || !w.push(&e) {
                 break;
             }
@@ -452,7 +455,9 @@ impl Node {
             picks += 1;
             fresh -= 1;
         }
-        let n = self.pfail.len();
+        // Redis counts the PFAIL nodes wanted at the cron's start; the list is
+        // oldest first, so a peer suspected since is left out until the next.
+        let n = self.pfail.len().min(self.pfail_wanted);
         if n == 0 {
             return;
         }
@@ -463,7 +468,7 @@ impl Node {
             let Some(p) = self.peers.by_id(self.pfail[(first + k) % n]) else {
                 continue;
             };
-            let e = entry(p, now, pong_gossip);
+            let e = entry(p, now, pong_gossip, self.epoch);
             if used + e.encoded_len() > budget || !w.push(&e) {
                 return;
             }
@@ -660,11 +665,23 @@ fn entry_len(p: &Peer) -> usize {
     }
 }
 
-/// The gossip entry describing `p` now.
-fn entry(p: &Peer, now: Instant, pong_gossip: PongGossip) -> GossipEntry {
+/// One second of the wall clock, in µs.
+const SECOND_US: u64 = 1_000_000;
+
+/// The gossip entry describing `p` now; `epoch` places `Instant` zero on the
+/// shared wall clock (`Node::set_epoch`).
+fn entry(p: &Peer, now: Instant, pong_gossip: PongGossip, epoch: u64) -> GossipEntry {
     let pong_age_ms = match pong_gossip {
-        // Whole seconds, rounded up: see `PongGossip::Redis`.
-        PongGossip::Redis => {
+        // The age of the wall-clock second the PONG time falls in, to the
+        // millisecond below: see `PongGossip::WallSecond`.
+        PongGossip::WallSecond => {
+            let wall = p.pong_received.as_micros().saturating_add(epoch);
+            let now_wall = now.as_micros().saturating_add(epoch);
+            let age_us = now_wall.saturating_sub(wall - wall % SECOND_US);
+            u32::try_from(age_us / 1_000).unwrap_or(u32::MAX)
+        }
+        // Whole seconds, rounded up: see `PongGossip::AgeSeconds`.
+        PongGossip::AgeSeconds => {
             let ms = u64::from(millis_u32(now - p.pong_received));
             u32::try_from(ms.div_ceil(1_000) * 1_000).unwrap_or(u32::MAX)
         }
@@ -683,6 +700,29 @@ fn entry(p: &Peer, now: Instant, pong_gossip: PongGossip) -> GossipEntry {
         },
         pong_age_ms,
         endpoint: p.endpoint,
+    }
+}
+
+/// The PONG time an entry of age `age_ms`, received `now`, offers for adoption:
+/// under `PongGossip::WallSecond` the wall-clock second nearest `now - age`
+/// (the sender's second, the transit and the age's lost microseconds
+/// rounded away); `None` when that lies before `Instant` zero.
+fn gossiped_pong(
+    now: Instant,
+    age_ms: u32,
+    pong_gossip: PongGossip,
+    epoch: u64,
+) -> Option<Instant> {
+    let age = u64::from(age_ms) * 1_000;
+    match pong_gossip {
+        PongGossip::WallSecond => {
+            let t = now.as_micros().saturating_add(epoch).checked_sub(age)?;
+            let second = (t + SECOND_US / 2) / SECOND_US * SECOND_US;
+            second.checked_sub(epoch).map(Instant::from_micros)
+        }
+        PongGossip::AgeSeconds | PongGossip::FirstHand => {
+            Some(Instant::from_micros(now.as_micros().saturating_sub(age)))
+        }
     }
 }
 
@@ -713,6 +753,51 @@ mod tests {
         p.inbound = rng.one_in(2);
         p.confirming = rng.one_in(2);
         p
+    }
+
+    #[test]
+    fn a_wall_second_entry_names_the_second_of_the_pong_and_the_receiver_adopts_that_second() {
+        let ep = Endpoint::from(core::net::SocketAddr::from(([127, 0, 0, 1], 7000)));
+        let us = |s: f64| (s * 1e6).round() as u64;
+        // The sender's clock started at UNIX time 1,700,000,000.3 s; the
+        // receiver's 5.4 s later. Both read the same wall clock.
+        let (sender, receiver) = (us(1_700_000_000.3), us(1_700_000_005.7));
+        let at = |epoch: u64, wall: f64| Instant::from_micros(us(wall) - epoch);
+        let mut p = Peer::new(NodeId(1), ep, 0, Instant::ZERO);
+        p.pong_received = at(sender, 1_700_000_010.75);
+        let now = at(sender, 1_700_000_011.2);
+        // Redis clusterSetGossipEntry: pong_received / 1000, the second .010.
+        let e = entry(&p, now, PongGossip::WallSecond, sender);
+        assert_eq!(e.pong_age_ms, 1_200);
+        // Received 3 ms later: the receiver adopts the second itself, not the
+        // second plus the transit (clusterProcessGossipSection).
+        let second = at(receiver, 1_700_000_010.0);
+        let later = at(receiver, 1_700_000_011.203);
+        let got = gossiped_pong(later, e.pong_age_ms, PongGossip::WallSecond, receiver);
+        assert_eq!(got, Some(second));
+        // Passed on, the adopted time stays on its second: no creep per hop.
+        p.pong_received = second;
+        let e = entry(&p, later, PongGossip::WallSecond, receiver);
+        let third = us(1_700_000_008.0);
+        let got = gossiped_pong(
+            at(third, 1_700_000_011.25),
+            e.pong_age_ms,
+            PongGossip::WallSecond,
+            third,
+        );
+        assert_eq!(got, Some(at(third, 1_700_000_010.0)));
+        // A second before the receiver's origin is not adopted.
+        assert_eq!(
+            gossiped_pong(Instant::from_millis(500), 2_000, PongGossip::WallSecond, 0),
+            None
+        );
+        // The rule without a shared clock (lean): the age rounded up to whole
+        // seconds, so an adopted time is at least a second old.
+        p.pong_received = at(sender, 1_700_000_010.75);
+        let e = entry(&p, now, PongGossip::AgeSeconds, sender);
+        assert_eq!(e.pong_age_ms, 1_000);
+        let got = gossiped_pong(now, e.pong_age_ms, PongGossip::AgeSeconds, sender);
+        assert_eq!(got, Some(at(sender, 1_700_000_010.2)));
     }
 
     #[test]

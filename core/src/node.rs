@@ -8,9 +8,9 @@ use crate::dissemination::Epidemic;
 use crate::event::{Event, Stats};
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::peers::{PeerState, PeerTable, NO_PING};
-use crate::profile::Config;
+use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
-use crate::time::Instant;
+use crate::time::{micros, Instant};
 use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
 
 /// Who a node is: its id, its incarnation, and the slot it answers to.
@@ -129,6 +129,12 @@ pub struct Node {
     pub(crate) epidemic: Epidemic,
     /// Tracked items and their copies received (`copies.rs`).
     pub(crate) copies: Copies,
+    /// Where `Instant` zero lies on the wall clock the cluster shares, in µs
+    /// since that clock's epoch (`set_epoch`).
+    pub(crate) epoch: u64,
+    /// PFAIL peers a section's tail may carry: `pfail.len()` when the last
+    /// cron began, with `Config::pfail_counted_at_cron` (else unbounded).
+    pub(crate) pfail_wanted: usize,
 }
 
 impl Node {
@@ -155,8 +161,25 @@ impl Node {
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
+            epoch: 0,
+            pfail_wanted: usize::MAX,
             config,
         }
+    }
+
+    /// Places this node's `Instant` zero on the wall clock the cluster shares:
+    /// `at_zero` is that clock's reading (time since its epoch) when the
+    /// caller's clock read `Instant::ZERO`. Only `PongGossip::WallSecond` reads
+    /// it: nodes gossip PONG times as wall-clock seconds, as Redis does, and
+    /// for their seconds to line up they must share the epoch. Default zero:
+    /// the caller's origin is the epoch, right when every node of the cluster
+    /// shares one clock (the simulator, one runtime). A real deployment
+    /// passes the UNIX time at its clock's origin, as Redis reads the UNIX
+    /// clock (gossip-node's runtime does); hosts then agree as far as their
+    /// clocks do (NTP: milliseconds, well inside the half second the
+    /// receiver's rounding allows).
+    pub fn set_epoch(&mut self, at_zero: core::time::Duration) {
+        self.epoch = crate::time::micros(at_zero);
     }
 
     /// This node's identity.
@@ -276,14 +299,22 @@ impl Node {
         }
         let tick = self.config.tick();
         // A tick more than one period late (a paused process, an overloaded host)
-        // is counted and the schedule restarts from now rather than bursting.
-        if now - self.next_tick > tick {
+        // is counted; the schedule restarts from now rather than bursting.
+        let late = now - self.next_tick > tick;
+        if late {
             self.stats.late_ticks += 1;
-            self.next_tick = now + tick;
-        } else {
-            self.next_tick = self.next_tick + tick;
         }
+        self.next_tick = match self.config.cron() {
+            CronSchedule::Grid if !late => self.next_tick + tick,
+            CronSchedule::Grid => now + tick,
+            CronSchedule::AfterRun { slack } => {
+                now + tick + core::time::Duration::from_micros(self.rng.below(micros(slack).max(1)))
+            }
+        };
         self.stats.ticks += 1;
+        if self.config.pfail_counted_at_cron() {
+            self.pfail_wanted = self.pfail.len();
+        }
         // Messages the cron queues from here on may carry rumors.
         let mark = self.transmits.len();
         self.cron(now);

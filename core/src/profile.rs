@@ -98,24 +98,50 @@ impl SectionPolicy {
 
 /// Which PONG time a node puts in its gossip entry about a peer.
 ///
-/// Entries carry ages, not clock times, and a receiver turns an age into a time
-/// with its own clock, later than the sender's by the transit. So a time passed
-/// on from hop to hop can creep forward by a transit per hop, keeping a crashed
-/// node "recently heard" longer.
+/// Entries carry ages, one wire format for every rule, and a receiver turns an
+/// age into a time with its own clock, later than the sender's by the transit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PongGossip {
     /// Redis 7 `clusterSetGossipEntry`: the PONG time held, whether first-hand or
-    /// adopted from gossip, in whole seconds (`pong_received / 1000`), so a
-    /// receiver sees it up to a second older. Here the age is rounded up to whole
-    /// seconds: the same loss of up to a second per hop, which outweighs a
-    /// transit unless the transit is a sizeable part of a second, so times do not
-    /// creep forward in practice. Passing adopted times on is what makes Redis's
-    /// gossip refresh cut the ping rate.
-    Redis,
+    /// adopted from gossip, as a wall-clock second rounded down
+    /// (`pong_received / 1000`), which the receiver adopts as is
+    /// (`clusterProcessGossipSection`). The entry carries its age on the
+    /// cluster's shared wall clock ([`crate::Node::set_epoch`]), and the
+    /// receiver rounds `now - age` to its nearest wall-clock second: the
+    /// sender's second exactly when both share the epoch and the transit is
+    /// under half a second. Every node's adopted times then fall on the same
+    /// second boundaries, so a node often learns that a peer was heard in the
+    /// current second before its own ping to it is due, and skips it: the
+    /// suppression that makes Redis's ping rate grow slower than N
+    /// (docs/redis-fidelity.md, difference 1).
+    WallSecond,
+    /// The PONG time held, as its age rounded up to whole seconds: no shared
+    /// clock needed. An adopted time is then always at least a second old, so
+    /// with ping_interval 1 s gossip never puts off a ping.
+    AgeSeconds,
     /// Only first-hand times (the last datagram from the peer itself), to the
     /// millisecond. A time can then be at most one transit late, whatever the
     /// latency, at the cost of a higher ping rate (the refresh reaches one hop).
     FirstHand,
+}
+
+/// When the cron runs again after a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CronSchedule {
+    /// On a fixed grid, one tick apart whenever the run itself happened (a
+    /// run more than a tick late restarts the grid from then).
+    Grid,
+    /// Redis 7's `ae` timer: re-armed one tick after the run
+    /// (`processTimeEvents`: `when = now + 100 ms`), so every run's lateness
+    /// carries over, plus a lateness drawn uniformly from [0, `slack`):
+    /// `aeApiPoll` rounds each wait up to whole milliseconds, and a loop woken
+    /// by messages in between polls again with a random fraction left. A
+    /// period a little over a tick makes a peer pinged at one tick due ten
+    /// ticks later, not eleven (docs/redis-fidelity.md, difference 2).
+    AfterRun {
+        /// Width of the uniform extra lateness (Redis on a busy bus: 1 ms).
+        slack: Duration,
+    },
 }
 
 /// How many failure reports turn a PFAIL into FAIL.
@@ -203,6 +229,8 @@ pub struct Config {
     random_ping_fanout: u32,
     gossip_refreshes_pong: bool,
     pong_gossip: PongGossip,
+    cron: CronSchedule,
+    pfail_counted_at_cron: bool,
     section: SectionPolicy,
     report_validity: Duration,
     quorum: Quorum,
@@ -266,8 +294,18 @@ getters! {
     /// does; it stretches ping intervals beyond ping_interval and so sets the
     /// real message rate).
     gossip_refreshes_pong: bool,
-    /// Which PONG times a node gossips (Redis: the one it holds, in whole seconds).
+    /// Which PONG times a node gossips (Redis: the one it holds, as a
+    /// wall-clock second; lean: its age in whole seconds).
     pong_gossip: PongGossip,
+    /// When the cron runs again (Redis: a tick after each run, plus up to
+    /// 1 ms; lean: a fixed grid).
+    cron: CronSchedule,
+    /// Whether a section's PFAIL tail holds at most as many nodes as were
+    /// PFAIL when the last cron began (Redis 7 `clusterSendPing`:
+    /// `pfail_wanted = stats_pfail_nodes`, recounted at the start of each
+    /// cron), so a peer suspected in one cron is gossiped from the next one
+    /// on; lean: false, at once (docs/redis-fidelity.md, difference 3).
+    pfail_counted_at_cron: bool,
     /// Section size rule.
     section: SectionPolicy,
     /// Age after which a failure report no longer counts (Redis: 2 × node_timeout).
@@ -363,7 +401,11 @@ impl ConfigBuilder {
                 random_ping_sample: 5,
                 random_ping_fanout: 1,
                 gossip_refreshes_pong: true,
-                pong_gossip: PongGossip::Redis,
+                pong_gossip: PongGossip::WallSecond,
+                cron: CronSchedule::AfterRun {
+                    slack: Duration::from_millis(1),
+                },
+                pfail_counted_at_cron: true,
                 section: SectionPolicy::REDIS,
                 report_validity: node_timeout * 2,
                 quorum: Quorum::Majority,
@@ -405,6 +447,12 @@ impl ConfigBuilder {
         b.c.max_peers = 32;
         b.c.partial_view = true;
         b.c.quorum = Quorum::AtLeast(2);
+        // The rules before issue 18's findings: a wall-clock second gossiped
+        // to every node bunches all pings into the start of each second, and
+        // a cluster too large for full views need not share a clock.
+        b.c.pong_gossip = PongGossip::AgeSeconds;
+        b.c.cron = CronSchedule::Grid;
+        b.c.pfail_counted_at_cron = false;
         b
     }
 
@@ -477,6 +525,11 @@ impl ConfigBuilder {
         }
         if matches!(c.quorum, Quorum::AtLeast(0)) {
             return err("quorum", "must be at least 1");
+        }
+        if let CronSchedule::AfterRun { slack } = c.cron {
+            if slack >= c.tick {
+                return err("cron", "slack must be below one tick");
+            }
         }
         if c.handshake_timeout < c.tick {
             return err("handshake_timeout", "must be at least one tick");

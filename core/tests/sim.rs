@@ -10,7 +10,7 @@ use gossip_core::sim::{
     ReplayGuard, Simulation, Timing,
 };
 use gossip_core::wire::MessageType;
-use gossip_core::{Config, Event, Instant, PeerState};
+use gossip_core::{Config, CronSchedule, Event, Instant, PeerState};
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -551,8 +551,17 @@ fn lockstep_rounds_act_once_per_round_and_deliver_at_the_next_boundary() {
     let round_us = round.as_micros() as u64;
     for seed in seeds_or_env([0x10c5_0001]) {
         let _replay = ReplayGuard::new(seed, TEST);
+        // A round is one tick on a fixed grid: a cron re-armed after its run
+        // (the Redis profile's `CronSchedule::AfterRun`) would fall just past
+        // the next round and run every other round.
+        let grid = Config::builder()
+            .node_timeout(NODE_TIMEOUT)
+            .with_handshake_timeout(Duration::from_secs(5))
+            .cron(CronSchedule::Grid)
+            .build()
+            .expect("valid");
         let mut sim = Simulation::builder(seed, 12)
-            .config(config())
+            .config(grid)
             .lockstep()
             .track_joins(true)
             .record_events(true)
@@ -654,10 +663,12 @@ fn the_observer_counts_every_datagram_by_type_as_the_nodes_do() {
     );
     // Node 11's sends are counted too (before it crashed), so the network saw more.
     assert!(sim.network_stats().sent >= sent_total);
+    // The run may stop with datagrams on their way (this seed does since
+    // the simulator's wall-clock seconds start at a seeded point, issue 18).
     assert_eq!(
-        sim.network_stats().delivered + sim.network_stats().to_down,
+        sim.network_stats().delivered + sim.network_stats().to_down + sim.in_flight(),
         sim.network_stats().sent,
-        "a LAN loses nothing: every datagram was delivered or hit the crashed node"
+        "a LAN loses nothing: every datagram was delivered, hit the crashed node or is on its way"
     );
 }
 

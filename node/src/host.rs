@@ -300,6 +300,7 @@ impl Host {
         let me = Endpoint::new(addr, slot);
         let now = self.clock.now();
         let mut node = Node::new(spec.identity, self.config.clone(), spec.seed, now);
+        node.set_epoch(self.clock.epoch());
         for &item in &self.tracked {
             // The host holds no more than a node can track.
             node.track(item);

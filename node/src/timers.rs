@@ -20,14 +20,26 @@ use gossip_core::Instant;
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     origin: std::time::Instant,
+    /// The UNIX time at the origin: where nodes place their `Instant` zero
+    /// on the wall clock they gossip PONG seconds on (`Node::set_epoch`).
+    epoch: std::time::Duration,
 }
 
 impl Clock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
-        Clock {
-            origin: std::time::Instant::now(),
-        }
+        let origin = std::time::Instant::now();
+        // A clock set before 1970 reads as the epoch: PONG seconds then line
+        // up with this process's nodes only, as before.
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock { origin, epoch }
+    }
+
+    /// The UNIX time at the clock's origin.
+    pub fn epoch(&self) -> std::time::Duration {
+        self.epoch
     }
 
     /// Now, in the core's units.

@@ -3,7 +3,7 @@
 
 use super::fault::Fault;
 use super::queue::DELIVER;
-use super::simulation::{Simulation, NO_TIMER, SEED_NODE};
+use super::simulation::{Simulation, NO_TIMER, SEED_EPOCH, SEED_NODE};
 use super::NodeStatus;
 use crate::copies::ItemId;
 use crate::ids::Incarnation;
@@ -66,8 +66,17 @@ impl Simulation {
             0 => self.now,
             r => Instant::from_micros((self.now.as_micros() + 1).saturating_sub(r)),
         };
+        let mut node = Node::new(me, self.config.clone(), seed, created);
+        // Every node reads one wall clock whose seconds start at a point
+        // drawn from the seed, not at the origin: a timeline's events at
+        // whole seconds (a crash at 10 s) then fall anywhere in the
+        // wall-clock second, as on a real host, not always at its start,
+        // where Redis's rules (`PongGossip::WallSecond`) detect fastest.
+        node.set_epoch(core::time::Duration::from_micros(
+            mix64(self.seed ^ SEED_EPOCH) % 1_000_000,
+        ));
         let slot = &mut self.slots[n];
-        slot.node = Some(Node::new(me, self.config.clone(), seed, created));
+        slot.node = Some(node);
         slot.status = NodeStatus::Up;
         slot.incarnation = incarnation;
         slot.ever_started = true;

@@ -59,7 +59,9 @@ impl SimBuilder {
         self
     }
 
-    /// Lockstep rounds of one tick each.
+    /// Lockstep rounds of one tick each. Give it a config with
+    /// `CronSchedule::Grid`: a cron re-armed after its run falls just past
+    /// the next round and runs every other round.
     pub fn lockstep(mut self) -> Self {
         self.lockstep_at_tick = true;
         self

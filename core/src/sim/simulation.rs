@@ -25,6 +25,7 @@ pub(super) const SEED_IDS: u64 = 0x1d5_0000_0000_0001;
 pub(super) const SEED_NET: u64 = 0x4e7_0000_0000_0002;
 pub(super) const SEED_DRAW: u64 = 0xd4a_0000_0000_0003;
 pub(super) const SEED_NODE: u64 = 0x40d_0000_0000_0004;
+pub(super) const SEED_EPOCH: u64 = 0xe90_0000_0000_0005;
 
 /// An event a node reported, with when, where, and whose datagram caused it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
