@@ -216,11 +216,12 @@ impl RunArgs {
 
     /// The scenario with every flag applied as an override.
     fn scenario(&self) -> Result<Scenario> {
-        let base = Scenario::load(&self.scenario, &self.set)?;
-        Scenario::load(&self.scenario, &self.overrides(&base))
+        Scenario::load(&self.scenario, &self.overrides()?)
     }
 
-    fn overrides(&self, base: &Scenario) -> Vec<String> {
+    /// `--set` and every flag as overrides. `--fanout` means the epidemic
+    /// model's fan-out in an epidemic scenario, the profile's otherwise.
+    fn overrides(&self) -> Result<Vec<String>> {
         let mut o = self.set.clone();
         let mut add = |k: &str, v: Option<String>| {
             if let Some(v) = v {
@@ -250,13 +251,16 @@ impl RunArgs {
         add("epidemic.mode", self.mode.clone());
         add("epidemic.stop", self.stop.clone());
         add("epidemic.k", self.k.map(|v| v.to_string()));
-        let fanout_key = if base.epidemic.is_some() {
-            "epidemic.fanout"
-        } else {
-            "profile.fanout"
-        };
-        add(fanout_key, self.fanout.map(|v| v.to_string()));
-        o
+        if let Some(f) = self.fanout {
+            let (_, base) = Scenario::parse(&self.scenario, &o)?;
+            let key = if base.epidemic.is_some() {
+                "epidemic.fanout"
+            } else {
+                "profile.fanout"
+            };
+            o.push(format!("{key}={f}"));
+        }
+        Ok(o)
     }
 
     /// Whether this is the bare default run: the demo, its world not chosen.
@@ -365,9 +369,7 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         &format!("{} sweep", s.name),
     ));
     install_ctrl_c(&control)?;
-    let overrides = a
-        .run
-        .overrides(&Scenario::load(&a.run.scenario, &a.run.set)?);
+    let overrides = a.run.overrides()?;
     let (report, html) = runner::sweep(
         &s,
         &overrides,
@@ -414,9 +416,7 @@ fn compare(a: &CompareArgs) -> Result<()> {
     let units = (worlds.len() * s.run.trials) as u64 * world::units_per_trial(&s);
     let control = Arc::new(Control::new(units, &format!("{} compare", s.name)));
     install_ctrl_c(&control)?;
-    let overrides = a
-        .run
-        .overrides(&Scenario::load(&a.run.scenario, &a.run.set)?);
+    let overrides = a.run.overrides()?;
     let (report, html) = runner::compare(
         &a.run.scenario,
         &overrides,

@@ -326,6 +326,18 @@ impl Scenario {
     /// # Errors
     /// One line naming the file, field or override at fault.
     pub fn load(name_or_path: &str, overrides: &[String]) -> Result<Scenario> {
+        let (origin, s) = Self::parse(name_or_path, overrides)?;
+        s.validate().with_context(|| origin.clone())?;
+        Ok(s)
+    }
+
+    /// [`Scenario::load`] without the validation, and where it came from: what
+    /// a scenario says before the command line has said everything (which
+    /// world, which agents).
+    ///
+    /// # Errors
+    /// A scenario that does not parse, or a bad override.
+    pub fn parse(name_or_path: &str, overrides: &[String]) -> Result<(String, Scenario)> {
         let (origin, text) = match BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
             Some((n, t)) => (format!("built-in scenario {n}"), (*t).to_string()),
             None => {
@@ -345,8 +357,7 @@ impl Scenario {
         }
         let s: Scenario = Scenario::deserialize(toml::Value::Table(value))
             .map_err(|e| anyhow!("{origin}: {}", one_line(&e.to_string())))?;
-        s.validate().with_context(|| origin.clone())?;
-        Ok(s)
+        Ok((origin, s))
     }
 
     /// Checks everything a run relies on; refuses rather than shrinks.
