@@ -1,5 +1,5 @@
 //! The agents of one trial: whom to call (addresses and token, or the lab),
-//! sessions held under a lease that a background thread renews, each
+//! sessions held under a lease that a thread per agent renews, each
 //! agent's clock offset, and one thread per agent reading its event stream.
 
 use std::net::IpAddr;
@@ -103,7 +103,7 @@ pub struct Agents {
     /// In host order.
     pub list: Vec<Agent>,
     stop: Arc<AtomicBool>,
-    renew: Option<JoinHandle<()>>,
+    renew: Vec<JoinHandle<()>>,
     streams: Vec<JoinHandle<()>>,
     /// (host, record) from every stream.
     events: Receiver<(usize, Result<EventRecord>)>,
@@ -127,7 +127,7 @@ impl Agents {
         let mut held = Agents {
             list: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
-            renew: None,
+            renew: Vec::new(),
             streams: Vec::new(),
             events,
             events_tx,
@@ -152,6 +152,13 @@ impl Agents {
                 .map_err(|e| anyhow!("agent {addr}: {e:#}"))?;
             let offset = clock_offset(&mut client, CLOCK_SAMPLES)
                 .map_err(|e| anyhow!("agent {addr}: clock: {e:#}"))?;
+            // Renewed from now on, whatever the other agents take to answer.
+            held.renew.push(renew(
+                addr.clone(),
+                client.clone(),
+                lease,
+                held.stop.clone(),
+            )?);
             // Held from here: a later failure drops `held`, closing it.
             held.list.push(Agent {
                 addr: addr.clone(),
@@ -160,41 +167,7 @@ impl Agents {
                 offset,
             });
         }
-        held.renew = Some(held.spawn_renew(lease)?);
         Ok(held)
-    }
-
-    /// Renews every session a few times per lease, until released.
-    fn spawn_renew(&self, lease: Duration) -> Result<JoinHandle<()>> {
-        let mut clients: Vec<(AgentAddr, AgentClient)> = self
-            .list
-            .iter()
-            .map(|a| (a.addr.clone(), a.client.clone()))
-            .collect();
-        let stop = self.stop.clone();
-        let every = lease / 4;
-        std::thread::Builder::new()
-            .name("agents-renew".into())
-            .spawn(move || {
-                let step = Duration::from_millis(50);
-                let mut waited = Duration::ZERO;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(step);
-                    waited += step;
-                    if waited < every {
-                        continue;
-                    }
-                    waited = Duration::ZERO;
-                    for (addr, c) in &mut clients {
-                        // A failed renewal shows up as the next request's
-                        // error; the lease still bounds the nodes' life.
-                        if let Err(e) = c.renew() {
-                            eprintln!("gossip-loadgen: agent {addr}: lease renewal failed: {e:#}");
-                        }
-                    }
-                }
-            })
-            .map_err(|e| anyhow!("cannot spawn the lease thread: {e}"))
     }
 
     /// Starts reading every agent's event stream (after its cluster started).
@@ -254,7 +227,7 @@ impl Agents {
                 first.get_or_insert(anyhow!("agent {}: {e:#}", a.addr));
             }
         }
-        if let Some(t) = self.renew.take() {
+        for t in self.renew.drain(..) {
             let _ = t.join();
         }
         // Each stream ends when its agent stops the cluster; one whose agent
@@ -282,4 +255,35 @@ impl Drop for Agents {
             }
         }
     }
+}
+
+/// Renews one agent's session four times a lease until `stop`, on a thread
+/// and connection of its own: a slow or dead agent delays no other's lease.
+fn renew(
+    addr: AgentAddr,
+    mut client: AgentClient,
+    lease: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let every = lease / 4;
+    std::thread::Builder::new()
+        .name("agent-renew".into())
+        .spawn(move || {
+            let step = Duration::from_millis(50);
+            let mut waited = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < every {
+                    continue;
+                }
+                waited = Duration::ZERO;
+                // A failed renewal shows up as the trial's next request's
+                // error; the lease still bounds the nodes' life.
+                if let Err(e) = client.renew() {
+                    eprintln!("gossip-loadgen: agent {addr}: lease renewal failed: {e:#}");
+                }
+            }
+        })
+        .map_err(|e| anyhow!("cannot spawn a lease thread: {e}"))
 }
