@@ -2,7 +2,7 @@
 //! many Linux hosts, or on the hosts of the network-namespace lab
 //! ([`crate::lab`]), driven over each agent's control channel.
 //!
-//! The scenario's nodes are spread over the agents ([`placement`]); each
+//! The scenario's nodes are spread over the agents (`placement.rs`); each
 //! agent runs its share in one runtime, bound on its host's address, and
 //! streams its nodes' events with its own timestamps. The loadgen estimates
 //! each agent's clock offset (round trips, the fastest kept) and puts every

@@ -202,8 +202,8 @@ mod tests {
         let p = Placement::new(10, 3, 4);
         assert_eq!(p.nodes(0), &[0, 1, 2, 10]);
         assert_eq!(p.nodes(1), &[3, 4, 11]);
-        assert_eq!(p.nodes(2), &[5, 6, 12]);
-        assert_eq!(p.nodes(3), &[7, 8, 9]);
+        assert_eq!(p.nodes(2), &[5, 6, 7, 12]);
+        assert_eq!(p.nodes(3), &[8, 9]);
         assert_eq!(p.starting(0), 3);
         assert_eq!(p.of(11), (1, 2));
         assert_eq!(p.node(1, 2), Some(11));
