@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod stats;
 pub mod sweep;
 pub mod timeline;
 pub mod world;
