@@ -22,7 +22,7 @@ const TAIL: f64 = (1.0 - LEVEL) / 2.0;
 /// A 95 % confidence interval of one figure. A bound is `None` where the
 /// samples cannot give it (one trial for a mean; fewer than 368 samples
 /// for the top of a p99).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ci {
     /// Lower bound.
     pub lo: Option<f64>,
@@ -30,17 +30,47 @@ pub struct Ci {
     pub hi: Option<f64>,
     /// Independent units it is over.
     pub n: usize,
-    /// What the units are: `crashes`, `items`, `trials`, `events`.
-    pub of: String,
+    /// What the units are.
+    pub of: Unit,
+}
+
+/// The independent unit an interval is over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Trials (a figure measured once per trial).
+    #[default]
+    Trials,
+    /// Crashes on the timeline.
+    Crashes,
+    /// Disseminated items (each seen by many correlated nodes).
+    Items,
+    /// Heals, resumes and restarts.
+    Events,
+    /// Independent samples (tests).
+    Samples,
+}
+
+impl Unit {
+    /// The unit's name, plural.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Trials => "trials",
+            Unit::Crashes => "crashes",
+            Unit::Items => "items",
+            Unit::Events => "events",
+            Unit::Samples => "samples",
+        }
+    }
 }
 
 impl Ci {
-    fn none(n: usize, of: &str) -> Ci {
+    fn none(n: usize, of: Unit) -> Ci {
         Ci {
             lo: None,
             hi: None,
             n,
-            of: of.into(),
+            of,
         }
     }
 
@@ -67,7 +97,7 @@ pub fn with_ci(v: f64, ci: Option<&Ci>, digits: usize) -> String {
 }
 
 /// The mean of `v` (one value per independent unit) and its t interval.
-pub fn mean_ci(v: &[f64], of: &str) -> Ci {
+pub fn mean_ci(v: &[f64], of: Unit) -> Ci {
     let n = v.len();
     if n < 2 {
         return Ci::none(n, of);
@@ -81,30 +111,41 @@ pub fn mean_ci(v: &[f64], of: &str) -> Ci {
         lo: Some(mean - half),
         hi: Some(mean + half),
         n,
-        of: of.into(),
+        of,
     }
 }
 
 /// The interval of the q-quantile of independent samples `v` (one per unit).
-pub fn quantile_ci(v: &[f64], q: f64, of: &str) -> Ci {
+pub fn quantile_ci(v: &[f64], q: f64, of: Unit) -> Ci {
     let groups: Vec<&[f64]> = v.chunks(1).collect();
     clustered_quantile_ci(&groups, q, of)
 }
 
 /// The interval of the q-quantile of every sample pooled, where each group
 /// is one independent unit (an item) holding correlated samples (its nodes).
-pub fn clustered_quantile_ci(groups: &[&[f64]], q: f64, of: &str) -> Ci {
+pub fn clustered_quantile_ci(groups: &[&[f64]], q: f64, of: Unit) -> Ci {
+    clustered_quantiles_ci(groups, &[q], of)[0]
+}
+
+/// [`clustered_quantile_ci`] for several quantiles, sorting once.
+pub fn clustered_quantiles_ci(groups: &[&[f64]], qs: &[f64], of: Unit) -> Vec<Ci> {
     let units = groups.iter().filter(|g| !g.is_empty()).count();
     let mut all: Vec<f64> = groups.iter().flat_map(|g| g.iter().copied()).collect();
     if units < 2 || all.is_empty() {
-        return Ci::none(units, of);
+        return vec![Ci::none(units, of); qs.len()];
     }
     all.sort_by(f64::total_cmp);
+    qs.iter()
+        .map(|&q| pooled_quantile_ci(groups, &all, units, q, of))
+        .collect()
+}
+
+fn pooled_quantile_ci(groups: &[&[f64]], all: &[f64], units: usize, q: f64, of: Unit) -> Ci {
     let total = all.len();
     let effective = if units == total {
         total
     } else {
-        let estimate = nearest_rank(&all, q);
+        let estimate = nearest_rank(all, q);
         let below = |g: &[f64]| g.iter().filter(|&&x| x <= estimate).count() as f64;
         let f = all.iter().filter(|&&x| x <= estimate).count() as f64 / total as f64;
         let n = total as f64;
@@ -124,12 +165,12 @@ pub fn clustered_quantile_ci(groups: &[&[f64]], q: f64, of: &str) -> Ci {
         ((n / deff).floor() as usize).clamp(1, total)
     };
     let (lo, hi) = ranks(effective, q);
-    let at = |rank: usize| nearest_rank(&all, rank as f64 / effective as f64);
+    let at = |rank: usize| nearest_rank(all, rank as f64 / effective as f64);
     Ci {
         lo: lo.map(at),
         hi: hi.map(at),
         n: units,
-        of: of.into(),
+        of,
     }
 }
 
@@ -206,9 +247,9 @@ mod tests {
 
     #[test]
     fn one_unit_has_no_interval() {
-        let c = mean_ci(&[2.0], "trials");
+        let c = mean_ci(&[2.0], Unit::Trials);
         assert_eq!((c.lo, c.hi, c.n), (None, None, 1));
-        let c = quantile_ci(&[2.0], 0.5, "crashes");
+        let c = quantile_ci(&[2.0], 0.5, Unit::Crashes);
         assert_eq!((c.lo, c.hi), (None, None));
         assert_eq!(c.show(1), "[?, ?]");
     }
@@ -217,12 +258,12 @@ mod tests {
     fn a_p99_needs_368_samples_for_its_upper_bound() {
         assert_eq!(samples_for_upper(0.99), 368);
         let v: Vec<f64> = (0..367).map(f64::from).collect();
-        assert_eq!(quantile_ci(&v, 0.99, "x").hi, None);
+        assert_eq!(quantile_ci(&v, 0.99, Unit::Samples).hi, None);
         let v: Vec<f64> = (0..368).map(f64::from).collect();
-        assert_eq!(quantile_ci(&v, 0.99, "x").hi, Some(367.0));
+        assert_eq!(quantile_ci(&v, 0.99, Unit::Samples).hi, Some(367.0));
         // The median of 10 samples: the textbook ranks 2 and 9.
         let v: Vec<f64> = (1..=10).map(f64::from).collect();
-        let c = quantile_ci(&v, 0.5, "x");
+        let c = quantile_ci(&v, 0.5, Unit::Samples);
         assert_eq!((c.lo, c.hi), (Some(2.0), Some(9.0)));
     }
 
@@ -233,11 +274,11 @@ mod tests {
         // the [5, 6] of 1000 independent ones.
         let items: Vec<Vec<f64>> = (1..=10).map(|i| vec![f64::from(i); 100]).collect();
         let groups: Vec<&[f64]> = items.iter().map(Vec::as_slice).collect();
-        let c = clustered_quantile_ci(&groups, 0.5, "items");
+        let c = clustered_quantile_ci(&groups, 0.5, Unit::Items);
         assert_eq!(c.n, 10);
         assert!(c.lo <= Some(3.0) && c.hi >= Some(8.0), "{c:?}");
         let pooled: Vec<f64> = items.concat();
-        let naive = quantile_ci(&pooled, 0.5, "nodes");
+        let naive = quantile_ci(&pooled, 0.5, Unit::Samples);
         assert!(naive.lo >= Some(5.0) && naive.hi <= Some(6.0), "{naive:?}");
     }
 }

@@ -271,12 +271,14 @@ mod tests {
                 wire_bytes_per_node_s: Some(MeanMax {
                     mean: cost,
                     max: cost,
+                    mean_ci: None,
                 }),
                 detect_all_fail_s: Some(P50Max {
                     p50: detect,
                     p99: detect,
                     max: detect,
                     count: 1,
+                    ..P50Max::default()
                 }),
                 ..Summary::default()
             },

@@ -4,7 +4,7 @@
 //! near 95 % is then ±0.7 %, so a well-calibrated interval passes for any
 //! seed and an interval that claims too much or too little does not.
 
-use gossip_loadgen::stats::{clustered_quantile_ci, mean_ci, quantile_ci, Ci};
+use gossip_loadgen::stats::{clustered_quantile_ci, mean_ci, quantile_ci, Ci, Unit};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use statrs::distribution::{ContinuousCDF, Exp, Normal};
@@ -41,20 +41,22 @@ fn intervals_cover_the_true_value_95_percent_of_the_time() {
     let normal = Normal::new(3.0, 2.0).unwrap();
     assert_calibrated(
         "mean of 30 normal",
-        coverage(1, 3.0, |r| mean_ci(&draw(r, &normal, 30), "x")),
+        coverage(1, 3.0, |r| mean_ci(&draw(r, &normal, 30), Unit::Samples)),
     );
     assert_calibrated(
         "mean of 200 exponential",
-        coverage(2, 1.0, |r| mean_ci(&draw(r, &exp, 200), "x")),
+        coverage(2, 1.0, |r| mean_ci(&draw(r, &exp, 200), Unit::Samples)),
     );
     assert_calibrated(
         "p50 of 101 exponential",
-        coverage(3, 2f64.ln(), |r| quantile_ci(&draw(r, &exp, 101), 0.5, "x")),
+        coverage(3, 2f64.ln(), |r| {
+            quantile_ci(&draw(r, &exp, 101), 0.5, Unit::Samples)
+        }),
     );
     assert_calibrated(
         "p99 of 2000 exponential",
         coverage(4, 100f64.ln(), |r| {
-            quantile_ci(&draw(r, &exp, 2000), 0.99, "x")
+            quantile_ci(&draw(r, &exp, 2000), 0.99, Unit::Samples)
         }),
     );
 }
@@ -76,10 +78,12 @@ fn clustered_intervals_are_calibrated_where_naive_ones_are_not() {
     let clustered = coverage(5, 0.0, |r| {
         let it = items(r);
         let g: Vec<&[f64]> = it.iter().map(Vec::as_slice).collect();
-        clustered_quantile_ci(&g, 0.5, "items")
+        clustered_quantile_ci(&g, 0.5, Unit::Items)
     });
     assert_calibrated("p50 of 60 items x 20 correlated nodes", clustered);
-    let naive = coverage(5, 0.0, |r| quantile_ci(&items(r).concat(), 0.5, "nodes"));
+    let naive = coverage(5, 0.0, |r| {
+        quantile_ci(&items(r).concat(), 0.5, Unit::Samples)
+    });
     eprintln!(
         "the same, nodes taken as independent: {:.1} %",
         naive * 100.0
