@@ -259,6 +259,7 @@ pub fn sweep(
         sw.points.push(Point {
             params: params.iter().cloned().collect(),
             summary,
+            verdict: None,
         });
         sw.analyse();
         make_report(&sw, true).write(&dir)?;

@@ -131,7 +131,11 @@ pub fn clustered_quantile_ci(groups: &[&[f64]], q: f64, of: Unit) -> Ci {
 pub fn clustered_quantiles_ci(groups: &[&[f64]], qs: &[f64], of: Unit) -> Vec<Ci> {
     let units = groups.iter().filter(|g| !g.is_empty()).count();
     let mut all: Vec<f64> = groups.iter().flat_map(|g| g.iter().copied()).collect();
-    if units < 2 || all.is_empty() {
+    // Independent samples need one for a bound far enough out (one sample
+    // above a target bounds a p99 from below); correlated ones two units,
+    // to see how much the units differ.
+    let independent = units == all.len();
+    if units == 0 || (!independent && units < 2) {
         return vec![Ci::none(units, of); qs.len()];
     }
     all.sort_by(f64::total_cmp);
@@ -143,6 +147,7 @@ pub fn clustered_quantiles_ci(groups: &[&[f64]], qs: &[f64], of: Unit) -> Vec<Ci
 fn pooled_quantile_ci(groups: &[&[f64]], all: &[f64], units: usize, q: f64, of: Unit) -> Ci {
     let total = all.len();
     let effective = if units == total {
+        // Independent samples: the ranks are exact.
         total
     } else {
         let estimate = nearest_rank(all, q);
