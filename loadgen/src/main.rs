@@ -102,9 +102,10 @@ struct RunArgs {
     /// cluster.nodes.
     #[arg(long, short = 'n')]
     nodes: Option<usize>,
-    /// run.trials.
-    #[arg(long, short = 't')]
-    trials: Option<usize>,
+    /// run.trials; `auto` (sweeps): add trials to the points still
+    /// undecided on their targets until decided or --budget ends.
+    #[arg(long, short = 't', value_parser = parse_trials, value_name = "N|auto")]
+    trials: Option<Trials>,
     /// run.seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -165,6 +166,55 @@ struct SweepArgs {
     /// Worlds as one more axis: --worlds sim,udp is --sweep cluster.world=sim,udp.
     #[arg(long, value_name = "W1,W2,...")]
     worlds: Option<String>,
+    /// With --trials auto: the time the sweep may take, e.g. 600, 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    budget: Option<std::time::Duration>,
+}
+
+/// `--trials`: a count, or `auto` for sweeps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Trials {
+    N(usize),
+    Auto,
+}
+
+fn parse_trials(s: &str) -> std::result::Result<Trials, String> {
+    match s {
+        "auto" => Ok(Trials::Auto),
+        n => n
+            .parse()
+            .map(Trials::N)
+            .map_err(|_| format!("{n:?}: expected a number of trials or `auto`")),
+    }
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (num, unit) = match s
+        .trim()
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
+        Some((i, _)) => s.trim().split_at(i),
+        None => (s.trim(), "s"),
+    };
+    let mult = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "{s:?}: expected seconds, or a number with s, m or h"
+            ))
+        }
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v > 0.0 && v * mult <= 7.0 * 86_400.0 => {
+            Ok(std::time::Duration::from_secs_f64(v * mult))
+        }
+        _ => Err(format!(
+            "{s:?}: expected a positive time up to a week, e.g. 600, 90s, 10m"
+        )),
+    }
 }
 
 fn main() {
@@ -244,7 +294,9 @@ impl RunArgs {
             self.token_file.as_ref().map(|t| format!("{t:?}")),
         );
         add("cluster.nodes", self.nodes.map(|v| v.to_string()));
-        add("run.trials", self.trials.map(|v| v.to_string()));
+        if let Some(Trials::N(n)) = self.trials {
+            add("run.trials", Some(n.to_string()));
+        }
         add("run.seed", self.seed.map(|v| v.to_string()));
         add("run.duration_s", self.duration.map(|v| v.to_string()));
         add("epidemic.mode", self.mode.clone());
@@ -297,7 +349,16 @@ fn install_ctrl_c(control: &Arc<Control>) -> Result<()> {
     Ok(())
 }
 
+/// `--trials auto` only means something to a sweep.
+fn fixed_trials(a: &RunArgs, command: &str) -> Result<()> {
+    if a.trials == Some(Trials::Auto) {
+        bail!("--trials auto: only for sweep (it adds trials to undecided points); give {command} a number");
+    }
+    Ok(())
+}
+
 fn run(a: &RunArgs) -> Result<()> {
+    fixed_trials(a, "run")?;
     let mut s = a.scenario()?;
     runner::check_out(&a.options())?;
     let units = s.run.trials as u64 * world::units_per_trial(&s);
@@ -360,6 +421,14 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         .iter()
         .map(|x| Target::parse(x))
         .collect::<Result<Vec<_>>>()?;
+    let auto = match (a.run.trials, a.budget) {
+        (Some(Trials::Auto), _) if targets.is_empty() => {
+            bail!("--trials auto: needs a --target to decide (it adds trials until each point is decided)")
+        }
+        (Some(Trials::Auto), b) => Some(b.unwrap_or(DEFAULT_BUDGET)),
+        (_, Some(_)) => bail!("--budget: only with --trials auto"),
+        _ => None,
+    };
     let control = Arc::new(Control::new(
         runner::sweep_units(&s, &axes),
         &format!("{} sweep", s.name),
@@ -376,6 +445,7 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         &a.run.options(),
         &control,
         &a.run.scenario,
+        auto,
     )?;
     if let Some(sw) = &report.sweep {
         for t in &targets {
@@ -391,6 +461,7 @@ fn sweep(a: &SweepArgs) -> Result<()> {
 }
 
 fn compare(a: &CompareArgs) -> Result<()> {
+    fixed_trials(&a.run, "compare")?;
     if a.run.world.is_some() {
         bail!("compare: give the worlds with --worlds, not --world");
     }
@@ -492,6 +563,9 @@ fn finish(report: &Report, html: &std::path::Path, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `--trials auto` without `--budget`: ten minutes.
+const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

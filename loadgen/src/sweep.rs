@@ -272,6 +272,21 @@ pub struct SweepResult {
     pub undecided: Vec<usize>,
     /// The recommendation in words.
     pub statement: String,
+    /// `--trials auto`: how adding trials went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoTrials>,
+}
+
+/// How `--trials auto` went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoTrials {
+    /// The time budget, s.
+    pub budget_s: f64,
+    /// Rounds of added trials after the first.
+    pub rounds: usize,
+    /// Why it stopped: `decided`, `budget` (the next round would not fit),
+    /// `nothing more would decide`, or `interrupted`.
+    pub ended: String,
 }
 
 /// Every grid point: one override list per point, in row-major order.
@@ -356,7 +371,7 @@ impl SweepResult {
                 self.points[i].cost().unwrap_or(0.0)
             )
         };
-        match (self.recommended, self.targets.is_empty()) {
+        let said = match (self.recommended, self.targets.is_empty()) {
             (Some(i), true) => format!("No targets given; the cheapest setting is {}.", at(i)),
             (Some(i), false) if self.undecided.is_empty() => format!(
                 "Cheapest setting meeting {targets}: {}. Sure at 95 %: each target's bound on the bad side is within it, and every cheaper setting misses a target with 95 % confidence.",
@@ -370,6 +385,13 @@ impl SweepResult {
                 "No setting is shown to meet {targets} at 95 %; too few samples to decide: {open}. Nothing is recommended."
             ),
             (None, _) => format!("No setting in this sweep meets {targets}."),
+        };
+        match &self.auto {
+            Some(a) if !a.ended.is_empty() => format!(
+                "{said} (--trials auto: {} round(s) of added trials in a {:.0} s budget; ended: {}.)",
+                a.rounds, a.budget_s, a.ended
+            ),
+            _ => said,
         }
     }
 }

@@ -340,7 +340,7 @@ fn a_sweep_recommends_the_cheapest_setting_meeting_its_target() {
         "run.warmup_s=8".into(),
         "run.duration_s=20".into(),
     ];
-    let (r, html) = runner::sweep(&s, &o, &axes, &targets, &opts, &control, "crash").unwrap();
+    let (r, html) = runner::sweep(&s, &o, &axes, &targets, &opts, &control, "crash", None).unwrap();
     let sw = r.sweep.unwrap();
     assert_eq!(sw.points.len(), 2);
     // node_timeout 1 s detects in ~1-2 s and pings more; 3 s cannot meet
@@ -359,6 +359,49 @@ fn a_sweep_recommends_the_cheapest_setting_meeting_its_target() {
     assert_eq!(sw.recommended, None, "{}", sw.statement);
     assert!(sw.statement.contains("too few samples"), "{}", sw.statement);
     assert!(std::fs::read_to_string(html).unwrap().contains("Pareto"));
+}
+
+#[test]
+fn trials_auto_adds_trials_until_the_target_is_decided() {
+    let dir = out_dir("sweep-auto");
+    let out = bin()
+        .args([
+            "sweep",
+            "-s",
+            "crash",
+            "-n",
+            "20",
+            "--set",
+            "run.warmup_s=8",
+            "--set",
+            "run.duration_s=20",
+            "--sweep",
+            "profile.node_timeout_ms=1000,3000",
+            "--target",
+            "detect_all_fail_s.p50=2.5",
+            "--trials",
+            "auto",
+            "--budget",
+            "120",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Report::read(&dir).unwrap();
+    let sw = r.sweep.unwrap();
+    // One crash bounds no median; six do (ranks 1 and 6 of six: 96.9 %).
+    assert!(sw.points.iter().all(|p| p.summary.trials >= 6), "{sw:?}");
+    assert_eq!(sw.points[0].verdict, Some(Verdict::Met));
+    assert_eq!(sw.points[1].verdict, Some(Verdict::Missed));
+    assert_eq!(sw.recommended, Some(0));
+    assert_eq!(sw.auto.unwrap().ended, "decided");
+    assert!(sw.statement.contains("Sure at 95 %"), "{}", sw.statement);
 }
 
 fn bin() -> Command {
