@@ -12,6 +12,7 @@ pub mod compare;
 pub mod lab;
 pub mod machine;
 pub mod metrics;
+pub mod noise;
 pub mod observe;
 pub mod progress;
 pub mod report;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use crate::compare::Comparison;
 use crate::machine::{commit, Machine};
 use crate::metrics::summarize;
+use crate::noise::Probe;
 use crate::observe::Trial;
 use crate::report::{Report, SCHEMA};
 use crate::scenario::{Scenario, WorldKind};
@@ -39,9 +40,10 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
     let started = WallClock::now();
     let created_ms = now_unix_ms();
     let (dir, id) = claim_dir(opts, &run_id(&s.name, created_ms, s.run.seed))?;
+    let probe = Probe::start();
     let trials = world::run(s, opts.threads, control)?;
     control.progress.finish();
-    let report = report(
+    let mut report = report(
         s,
         trials,
         control.interruption(),
@@ -50,6 +52,7 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
         created_ms / 1000,
         started,
     )?;
+    report.host = probe.finish(report.summary.late_tick_fraction);
     let html = report.write(&dir)?;
     Ok((report, html))
 }
@@ -86,6 +89,7 @@ fn report(
         trials,
         sweep: None,
         compare: None,
+        host: None,
     })
 }
 
@@ -145,12 +149,15 @@ pub fn compare(
         compare: Some(Comparison {
             sides: sides.to_vec(),
         }),
+        host: None,
     };
+    let probe = Probe::start();
     for (s, w) in scenarios.iter().zip(worlds) {
         if control.stopped() {
             break;
         }
         let side_started = WallClock::now();
+        let side_probe = Probe::start();
         let trials = match world::run(s, opts.threads, control) {
             Ok(t) => t,
             Err(e) => {
@@ -159,7 +166,7 @@ pub fn compare(
             }
         };
         let side_id = format!("{run_id}-{}", w.name());
-        let r = report(
+        let mut r = report(
             s,
             trials,
             control.interruption(),
@@ -168,13 +175,19 @@ pub fn compare(
             created,
             side_started,
         )?;
+        r.host = side_probe.finish(r.summary.late_tick_fraction);
         r.write(&dir.join(w.name()))?;
         sides.push(r);
         whole(&sides, true).write(&dir)?;
     }
     control.progress.finish();
     let done = sides.len() == worlds.len() && sides.iter().all(|r| !r.interrupted);
-    let report = whole(&sides, !done);
+    let mut report = whole(&sides, !done);
+    let late = sides
+        .iter()
+        .filter_map(|r| r.summary.late_tick_fraction)
+        .reduce(f64::max);
+    report.host = probe.finish(late);
     let html = report.write(&dir)?;
     Ok((report, html))
 }
@@ -258,8 +271,10 @@ pub fn sweep(
             trials: Vec::new(),
             sweep: Some(sw.clone()),
             compare: None,
+            host: None,
         }
     };
+    let probe = Probe::start();
     // Real worlds own the machine: their points run one at a time.
     let real = points
         .iter()
@@ -350,7 +365,13 @@ pub fn sweep(
     }
     control.progress.finish();
     let (sw, _) = state.into_inner().unwrap_or_else(|p| p.into_inner());
-    let report = make_report(&sw, !whole || sw.points.len() < points.len());
+    let mut report = make_report(&sw, !whole || sw.points.len() < points.len());
+    let late = sw
+        .points
+        .iter()
+        .filter_map(|p| p.summary.late_tick_fraction)
+        .reduce(f64::max);
+    report.host = probe.finish(late);
     let html = report.write(&dir)?;
     Ok((report, html))
 }

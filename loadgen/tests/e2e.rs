@@ -404,6 +404,51 @@ fn trials_auto_adds_trials_until_the_target_is_decided() {
     assert!(sw.statement.contains("Sure at 95 %"), "{}", sw.statement);
 }
 
+/// A CPU-bound process beside the run, killed by its pid when dropped.
+struct Burner(std::process::Child);
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_run_beside_a_cpu_heavy_process_is_flagged_busy() {
+    let _burner = Burner(
+        Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let dir = out_dir("busy");
+    let out = bin()
+        .args(["run", "-s", "crash", "-n", "20", "--world", "sim", "--set"])
+        .args([
+            "run.warmup_s=8",
+            "--set",
+            "run.duration_s=20",
+            "-t",
+            "2",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Report::read(&dir).unwrap();
+    let h = r.host.expect("host noise recorded");
+    // The burner is not the run's descendant: it counts as another process.
+    assert!(h.busy && h.others_cores >= 0.3, "{h:?}");
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("**Busy host**"), "{md}");
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gossip-loadgen"))
 }

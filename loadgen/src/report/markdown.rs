@@ -80,7 +80,17 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "| commit | {} |", r.commit);
     let _ = writeln!(o, "| machine | {} |", r.machine.line());
     let _ = writeln!(o, "| command | `{}` |", r.command.join(" "));
+    if let Some(h) = &r.host {
+        let _ = writeln!(o, "| host while it ran | {} |", h.line());
+    }
     let _ = writeln!(o, "| wall time | {:.1} s |\n", r.wall_s);
+    if let Some(h) = r.host.as_ref().filter(|h| h.busy) {
+        let _ = writeln!(
+            o,
+            "**Busy host**: {}. Times and rates here may be moved by it; rerun on a quiet host before trusting a difference.\n",
+            h.why.join("; ")
+        );
+    }
     if r.compare.is_none() {
         let _ = writeln!(
             o,
