@@ -228,7 +228,7 @@ impl Comparison {
 }
 
 /// A figure to about three significant digits (whole numbers from 100 up).
-fn fmt(v: f64) -> String {
+pub(crate) fn fmt(v: f64) -> String {
     if v == 0.0 || !v.is_finite() || v.abs() >= 100.0 {
         return format!("{v:.0}");
     }

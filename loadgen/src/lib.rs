@@ -9,6 +9,7 @@
 //! network namespaces on one machine.
 
 pub mod compare;
+pub mod diff;
 pub mod lab;
 pub mod machine;
 pub mod metrics;

@@ -41,6 +41,19 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compare two reports figure by figure: the change, its 95 % interval,
+    /// whether it is beyond noise. Exits 1 when a --fail-on figure rose
+    /// (regressed) beyond noise.
+    Diff {
+        /// The baseline: a report.json or its directory.
+        a: PathBuf,
+        /// The report compared with it.
+        b: PathBuf,
+        /// A figure (dotted summary path, e.g. detect_all_fail_s.p50) whose
+        /// rise beyond noise fails the diff (repeatable).
+        #[arg(long = "fail-on", value_name = "FIGURE")]
+        fail_on: Vec<String>,
+    },
     /// List the built-in scenarios.
     Scenarios,
     /// Hosts as network namespaces on this machine (needs root).
@@ -245,6 +258,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Command::Lab { command } => lab_command(command),
+        Command::Diff { a, b, fail_on } => diff(&a, &b, &fail_on),
         Command::Scenarios => {
             for (name, _) in scenario::BUILT_IN {
                 let s = Scenario::load(name, &[])?;
@@ -496,6 +510,30 @@ fn compare(a: &CompareArgs) -> Result<()> {
         &control,
     )?;
     finish(&report, &html, a.run.json)
+}
+
+fn diff(a: &std::path::Path, b: &std::path::Path, fail_on: &[String]) -> Result<()> {
+    let (ra, rb) = (Report::read(a)?, Report::read(b)?);
+    let changes = gossip_loadgen::diff::diff(&ra, &rb);
+    for f in fail_on {
+        if !changes.iter().any(|c| &c.path == f) {
+            bail!("--fail-on {f}: not a figure both reports have (e.g. detect_all_fail_s.p50, latency_ms.p99)");
+        }
+    }
+    print!("{}", gossip_loadgen::diff::markdown(&ra, &rb, &changes));
+    let regressed: Vec<&str> = changes
+        .iter()
+        .filter(|c| fail_on.contains(&c.path) && c.verdict == gossip_loadgen::diff::Said::Higher)
+        .map(|c| c.path.as_str())
+        .collect();
+    if !regressed.is_empty() {
+        eprintln!(
+            "gossip-loadgen: diff: regressed beyond noise: {}",
+            regressed.join(", ")
+        );
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn lab_command(command: LabCommand) -> Result<()> {

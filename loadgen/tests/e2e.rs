@@ -449,6 +449,67 @@ fn a_run_beside_a_cpu_heavy_process_is_flagged_busy() {
     assert!(md.contains("**Busy host**"), "{md}");
 }
 
+#[test]
+fn diff_tells_noise_from_a_node_timeout_change_and_gates_on_it() {
+    let run = |name: &str, timeout: &str, seed: &str| {
+        let dir = out_dir(name);
+        let out = bin()
+            .args([
+                "run", "-s", "crash", "-n", "20", "--world", "sim", "-t", "8",
+            ])
+            .args(["--set", "run.warmup_s=8", "--set", "run.duration_s=20"])
+            .args(["--set", &format!("profile.node_timeout_ms={timeout}")])
+            .args(["--seed", seed, "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    };
+    let (a, same, fast) = (
+        run("diff-a", "3000", "1"),
+        run("diff-same", "3000", "2"),
+        run("diff-fast", "2000", "1"),
+    );
+    let diff = |x: &PathBuf, y: &PathBuf| {
+        bin()
+            .arg("diff")
+            .args([x, y])
+            .args(["--fail-on", "detect_all_fail_s.p50"])
+            .output()
+            .unwrap()
+    };
+    // Other seeds, same code: nothing beyond noise.
+    let out = diff(&a, &same);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("No change beyond noise."), "{text}");
+    // node_timeout 3 s → 2 s: detection faster beyond noise (no failure:
+    // lower is better), and the other way round it fails the gate.
+    let out = diff(&a, &fast);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("| detect_all_fail_s.p50 |") && text.contains("detect_all_fail_s.p50 lower"),
+        "{text}"
+    );
+    let out = diff(&fast, &a);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("regressed beyond noise: detect_all_fail_s.p50"));
+    let out = bin()
+        .arg("diff")
+        .args([&a, &fast])
+        .args(["--fail-on", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gossip-loadgen"))
 }
