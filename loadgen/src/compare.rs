@@ -182,6 +182,7 @@ impl Comparison {
                     name: r.world.clone(),
                     points,
                     line: true,
+                    ..Series::default()
                 })
             })
             .collect();
@@ -197,19 +198,14 @@ impl Comparison {
                 )?,
             ));
         }
-        let mut by_kind: BTreeMap<String, Vec<(String, Vec<f64>)>> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, Vec<charts::CdfSamples>> = BTreeMap::new();
         for r in &self.sides {
-            let mut mine: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for t in &r.trials {
-                for i in &t.items {
-                    mine.entry(i.kind.clone())
-                        .or_default()
-                        .extend(i.latencies_us.iter().map(|&us| us as f64 / 1e3));
-                }
-            }
-            for (k, v) in mine {
+            for (k, v, items) in charts::latency_by_kind(&r.trials) {
                 if !v.is_empty() {
-                    by_kind.entry(k).or_default().push((r.world.clone(), v));
+                    by_kind
+                        .entry(k)
+                        .or_default()
+                        .push((r.world.clone(), v, items));
                 }
             }
         }
