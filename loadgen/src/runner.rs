@@ -376,11 +376,13 @@ pub fn sweep(
     Ok((report, html))
 }
 
-/// The next round of `--trials auto`: for each point the recommendation
-/// still waits on (`sw.undecided`), the trials to add: what its verdict
-/// asks, at most doubling its trials (the estimate is redone after each
-/// round), scaled down to what fits in `left_s` seconds at the point's
-/// measured seconds per trial on `threads` threads. `Err` says why no more.
+/// The next round of `--trials auto`: for the cheapest points the
+/// recommendation still waits on (`sw.undecided`, one per thread: if the
+/// cheapest open point turns out to meet the targets, the dearer ones no
+/// longer matter), the trials to add: what its verdict asks, at most
+/// doubling its trials (the estimate is redone after each round), scaled
+/// down to what fits in `left_s` seconds at the point's measured seconds
+/// per trial on `threads` threads. `Err` says why no more.
 fn more_trials(
     sw: &SweepResult,
     trials: &[Vec<Trial>],
@@ -390,6 +392,9 @@ fn more_trials(
 ) -> std::result::Result<Vec<(usize, usize)>, &'static str> {
     let mut want: Vec<(usize, usize, f64)> = Vec::new();
     for &p in &sw.undecided {
+        if want.len() >= threads.max(1) {
+            break;
+        }
         let Some(Verdict::Undecided {
             more_trials: Some(n),
         }) = sw.points[p].verdict

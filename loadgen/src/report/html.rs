@@ -285,7 +285,15 @@ fn inline(s: &str) -> String {
         if i % 2 == 1 {
             let _ = write!(o, "<code>{part}</code>");
         } else {
-            o.push_str(part);
+            // **bold** (the busy-host warning).
+            for (j, bit) in part.split("**").enumerate() {
+                match j % 2 {
+                    1 => {
+                        let _ = write!(o, "<strong>{bit}</strong>");
+                    }
+                    _ => o.push_str(bit),
+                }
+            }
         }
     }
     o
