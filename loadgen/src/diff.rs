@@ -245,9 +245,14 @@ pub fn markdown(a: &Report, b: &Report, changes: &[Change]) -> String {
             )
         })
         .collect();
+    let few = changes.iter().filter(|c| c.verdict == Said::TooFew).count();
+    let untold = match few {
+        0 => String::new(),
+        n => format!(" {n} figure(s) had too few samples to tell: more trials would."),
+    };
     let _ = writeln!(
         o,
-        "\n{}",
+        "\n{}{untold}",
         if moved.is_empty() {
             "No change beyond noise.".to_string()
         } else {

@@ -640,4 +640,50 @@ mod tests {
         assert_eq!(h.latency_us.unwrap().count, 2);
         assert_eq!(s.spread.unwrap().t50_s, Some(0.003));
     }
+
+    #[test]
+    fn intervals_are_over_crashes_items_and_trials_not_nodes() {
+        use crate::observe::{MeanMax, Overhead};
+        let trial = |k: u64| Trial {
+            // Two items each seen by 50 nodes: two units, not 100 samples.
+            items: (0..2)
+                .map(|i| Item {
+                    kind: "join".into(),
+                    live: 50,
+                    reached: 50,
+                    latencies_us: (0..50).map(|n| 1_000 * (k + i + 1) + n).collect(),
+                    receptions: vec![1; 50],
+                    ..Item::default()
+                })
+                .collect(),
+            detections: (0..3)
+                .map(|c| Detection {
+                    all_fail_s: Some(2.0 + f64::from(c) * 0.1 + k as f64 * 0.01),
+                    ..Detection::default()
+                })
+                .collect(),
+            overhead: Some(Overhead {
+                msgs_per_node_s: MeanMax {
+                    mean: 10.0 + k as f64,
+                    max: 12.0,
+                    mean_ci: None,
+                },
+                ..Overhead::default()
+            }),
+            ..Trial::default()
+        };
+        let trials: Vec<Trial> = (0..4).map(trial).collect();
+        let (s, _) = summarize("sim", 50, &trials).unwrap();
+        let d = s.detect_all_fail_s.unwrap().p50_ci.unwrap();
+        assert_eq!((d.n, d.of), (12, Unit::Crashes));
+        assert!(d.bounded(), "{d:?}");
+        let l = s.latency_ms.unwrap().p50_ci.unwrap();
+        assert_eq!((l.n, l.of), (8, Unit::Items));
+        let m = s.msgs_per_node_s.unwrap().mean_ci.unwrap();
+        assert_eq!((m.n, m.of), (4, Unit::Trials));
+        // 10, 11, 12, 13: mean 11.5, s 1.29, t(3) 3.18: ± 2.05.
+        assert!((m.hi.unwrap() - 13.554).abs() < 0.01, "{m:?}");
+        let sp = s.spread.unwrap().t100_s_ci.unwrap();
+        assert_eq!((sp.n, sp.of), (8, Unit::Items));
+    }
 }
