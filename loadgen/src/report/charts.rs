@@ -159,20 +159,26 @@ pub fn lines(
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             // Interval bars first, so that the points sit on them.
-            for (&(x, _), &(lo, hi)) in s.points.iter().zip(&s.ci) {
-                let (a, b) = (lo.unwrap_or(y0), hi.unwrap_or(y1));
-                let style = match (lo, hi) {
-                    (Some(_), Some(_)) => color.mix(0.6).stroke_width(2),
-                    _ => color.mix(0.25).stroke_width(2),
-                };
+            for (&(x, y), &(lo, hi)) in s.points.iter().zip(&s.ci) {
+                // A missing bound: a short faint stub without a cap, not a
+                // bar across the whole chart.
+                let stub = (y1 - y0) * 0.08;
                 let cap = (x1 - x0) * 0.006;
-                chart
-                    .draw_series([
-                        PathElement::new(vec![(x, a), (x, b)], style),
-                        PathElement::new(vec![(x - cap, a), (x + cap, a)], style),
-                        PathElement::new(vec![(x - cap, b), (x + cap, b)], style),
-                    ])
-                    .map_err(err)?;
+                let strong = color.mix(0.6).stroke_width(2);
+                let faint = color.mix(0.3).stroke_width(2);
+                for (bound, open_end) in [(lo, y - stub), (hi, y + stub)] {
+                    let bar = match bound {
+                        Some(b) => vec![
+                            PathElement::new(vec![(x, y), (x, b)], strong),
+                            PathElement::new(vec![(x - cap, b), (x + cap, b)], strong),
+                        ],
+                        None => vec![PathElement::new(
+                            vec![(x, y), (x, open_end.clamp(y0, y1))],
+                            faint,
+                        )],
+                    };
+                    chart.draw_series(bar).map_err(err)?;
+                }
             }
             if s.line && scatter {
                 chart

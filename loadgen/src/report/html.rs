@@ -188,7 +188,7 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
                 })
                 .collect();
             figures.push((
-                format!("{name} against {}; bars: 95 % intervals (a faint bar reaching the edge has no bound on that side: too few samples).", axis.key),
+                format!("{name} against {}; bars: 95 % intervals (a short faint stub without a cap: no bound on that side, too few samples).", axis.key),
                 charts::lines(
                     &format!("{name} vs {}", short(&axis.key)),
                     short(&axis.key),
