@@ -250,15 +250,14 @@ pub fn markdown(a: &Report, b: &Report, changes: &[Change]) -> String {
         0 => String::new(),
         n => format!(" {n} figure(s) had too few samples to tell: more trials would."),
     };
-    let _ = writeln!(
-        o,
-        "\n{}{untold}",
-        if moved.is_empty() {
-            "No change beyond noise.".to_string()
-        } else {
-            format!("Changed beyond noise: {}.", moved.join(", "))
-        }
-    );
+    let compared = changes.iter().any(|c| c.verdict != Said::NoInterval);
+    let said = match (compared, moved.is_empty()) {
+        // Reports from before intervals: nothing can be told from noise.
+        (false, _) => "Noise cannot be told: no figure has an interval in both reports (reports from before intervals have none).".to_string(),
+        (true, true) => "No change beyond noise.".to_string(),
+        (true, false) => format!("Changed beyond noise: {}.", moved.join(", ")),
+    };
+    let _ = writeln!(o, "\n{said}{untold}");
     o
 }
 
