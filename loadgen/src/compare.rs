@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::Summary;
 use crate::report::charts::{self, Series};
 use crate::report::Report;
+use crate::stats::Ci;
 
 /// The sides of a comparison, in the order asked for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,69 +25,62 @@ pub struct Comparison {
     pub sides: Vec<Report>,
 }
 
-/// A figure compared: its label and how to read it from a summary.
-type Figure = (&'static str, fn(&Summary) -> Option<f64>);
+/// A figure compared: its label and its dotted path in the summary (as
+/// `diff` flattens it: per-kind lists by kind), so that its interval comes
+/// with it.
+type Figure = (&'static str, &'static str);
 
 /// The figures a comparison lines up, those present in some side shown.
 const FIGURES: &[Figure] = &[
-    ("messages / node / s", |s| s.msgs_per_node_s.map(|m| m.mean)),
-    ("PING / node / s", |s| by_type(s, "ping")),
-    ("PONG / node / s", |s| by_type(s, "pong")),
-    ("MEET / node / s", |s| by_type(s, "meet")),
-    ("messages / node / s, busiest node", |s| {
-        s.msgs_per_node_s.map(|m| m.max)
-    }),
-    ("payload bytes / node / s", |s| {
-        s.bytes_per_node_s.map(|m| m.mean)
-    }),
-    ("wire bytes / node / s", |s| {
-        s.wire_bytes_per_node_s.map(|m| m.mean)
-    }),
-    ("payload bytes / message", |s| {
-        Some(s.bytes_per_node_s?.mean / s.msgs_per_node_s?.mean)
-    }),
-    ("first PFAIL after a crash, p50 s", |s| {
-        s.detect_first_pfail_s.map(|d| d.p50)
-    }),
-    ("first FAIL after a crash, p50 s", |s| {
-        s.detect_first_fail_s.map(|d| d.p50)
-    }),
-    ("FAIL at every node, p50 s", |s| {
-        s.detect_all_fail_s.map(|d| d.p50)
-    }),
-    ("FAIL at every node, max s", |s| {
-        s.detect_all_fail_s.map(|d| d.max)
-    }),
-    ("crashes never FAILed everywhere", |s| {
-        s.undetected.map(|u| u as f64)
-    }),
-    ("join known everywhere after, s", |s| {
-        kind(s, "join", |k| k.t100_s)
-    }),
-    ("join copies / node reached", |s| {
-        kind(s, "join", |k| k.redundancy.map(|r| r.mean))
-    }),
-    ("FAIL spread to every node, s", |s| {
-        kind(s, "fail", |k| k.t100_s)
-    }),
-    ("FAIL copies / node reached", |s| {
-        kind(s, "fail", |k| k.redundancy.map(|r| r.mean))
-    }),
-    ("false FAILs", |s| s.false_fails.map(|f| f as f64)),
-    ("agreement after a heal, resume or restart, p50 s", |s| {
-        s.recover_s.map(|r| r.p50)
-    }),
-    ("agreement after a heal, resume or restart, max s", |s| {
-        s.recover_s.map(|r| r.max)
-    }),
-    ("recoveries never at agreement", |s| {
-        s.unrecovered.map(|u| u as f64)
-    }),
-    ("node pairs disagreeing at the end", |s| {
-        s.disagreeing_pairs.map(|p| p as f64)
-    }),
-    ("CPU s / node-s", |s| s.cpu_s_per_node_s),
+    ("messages / node / s", "msgs_per_node_s.mean"),
+    ("PING / node / s", "overhead_by_type.ping.msgs_per_node_s"),
+    ("PONG / node / s", "overhead_by_type.pong.msgs_per_node_s"),
+    ("MEET / node / s", "overhead_by_type.meet.msgs_per_node_s"),
+    ("messages / node / s, busiest node", "msgs_per_node_s.max"),
+    ("payload bytes / node / s", "bytes_per_node_s.mean"),
+    ("wire bytes / node / s", "wire_bytes_per_node_s.mean"),
+    ("payload bytes / message", BYTES_PER_MESSAGE),
+    (
+        "first PFAIL after a crash, p50 s",
+        "detect_first_pfail_s.p50",
+    ),
+    ("first FAIL after a crash, p50 s", "detect_first_fail_s.p50"),
+    ("FAIL at every node, p50 s", "detect_all_fail_s.p50"),
+    ("FAIL at every node, max s", "detect_all_fail_s.max"),
+    ("crashes never FAILed everywhere", "undetected"),
+    ("join known everywhere after, s", "by_kind.join.t100_s"),
+    ("join copies / node reached", "by_kind.join.redundancy.mean"),
+    ("FAIL spread to every node, s", "by_kind.fail.t100_s"),
+    ("FAIL copies / node reached", "by_kind.fail.redundancy.mean"),
+    ("false FAILs", "false_fails"),
+    (
+        "agreement after a heal, resume or restart, p50 s",
+        "recover_s.p50",
+    ),
+    (
+        "agreement after a heal, resume or restart, max s",
+        "recover_s.max",
+    ),
+    ("recoveries never at agreement", "unrecovered"),
+    ("node pairs disagreeing at the end", "disagreeing_pairs"),
+    ("CPU s / node-s", "cpu_s_per_node_s"),
 ];
+
+/// Not a summary field: payload bytes ÷ messages, derived.
+const BYTES_PER_MESSAGE: &str = "bytes_per_node_s.mean/msgs_per_node_s.mean";
+
+/// A figure of a summary and its 95 % interval, if it has them.
+fn figure(s: &Summary, path: &str) -> Option<(f64, Option<Ci>)> {
+    let f = crate::diff::figures(s);
+    if path == BYTES_PER_MESSAGE {
+        let (b, m) = (
+            f.get("bytes_per_node_s.mean")?.0,
+            f.get("msgs_per_node_s.mean")?.0,
+        );
+        return Some((b / m, None));
+    }
+    f.get(path).copied()
+}
 
 fn by_type(s: &Summary, kind: &str) -> Option<f64> {
     s.overhead_by_type
@@ -94,14 +88,6 @@ fn by_type(s: &Summary, kind: &str) -> Option<f64> {
         .iter()
         .find(|t| t.kind == kind)
         .map(|t| t.msgs_per_node_s)
-}
-
-fn kind(
-    s: &Summary,
-    name: &str,
-    f: impl Fn(&crate::metrics::KindSummary) -> Option<f64>,
-) -> Option<f64> {
-    s.by_kind.iter().find(|k| k.kind == name).and_then(f)
 }
 
 impl Comparison {
@@ -128,14 +114,23 @@ impl Comparison {
             o.push_str("---:|");
         }
         o.push('\n');
-        for (label, f) in FIGURES {
-            let values: Vec<Option<f64>> = self.sides.iter().map(|r| f(&r.summary)).collect();
-            if values.iter().all(Option::is_none) {
+        for (label, path) in FIGURES {
+            let shown: Vec<Option<(f64, Option<Ci>)>> = self
+                .sides
+                .iter()
+                .map(|r| figure(&r.summary, path))
+                .collect();
+            if shown.iter().all(Option::is_none) {
                 continue;
             }
+            let values: Vec<Option<f64>> = shown.iter().map(|v| v.map(|(x, _)| x)).collect();
             let _ = write!(o, "| {label} |");
-            for v in &values {
-                let _ = write!(o, " {} |", v.map_or("–".into(), fmt));
+            for v in &shown {
+                let cell = v.map_or("–".into(), |(x, ci)| match ci {
+                    Some(c) => format!("{} [{}, {}]", fmt(x), bound(c.lo), bound(c.hi)),
+                    None => fmt(x),
+                });
+                let _ = write!(o, " {cell} |");
             }
             for v in &values[1..] {
                 let ratio = match (values[0], v) {
@@ -182,6 +177,7 @@ impl Comparison {
                     name: r.world.clone(),
                     points,
                     line: true,
+                    ..Series::default()
                 })
             })
             .collect();
@@ -197,19 +193,14 @@ impl Comparison {
                 )?,
             ));
         }
-        let mut by_kind: BTreeMap<String, Vec<(String, Vec<f64>)>> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, Vec<charts::CdfSamples>> = BTreeMap::new();
         for r in &self.sides {
-            let mut mine: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for t in &r.trials {
-                for i in &t.items {
-                    mine.entry(i.kind.clone())
-                        .or_default()
-                        .extend(i.latencies_us.iter().map(|&us| us as f64 / 1e3));
-                }
-            }
-            for (k, v) in mine {
+            for (k, v, items) in charts::latency_by_kind(&r.trials) {
                 if !v.is_empty() {
-                    by_kind.entry(k).or_default().push((r.world.clone(), v));
+                    by_kind
+                        .entry(k)
+                        .or_default()
+                        .push((r.world.clone(), v, items));
                 }
             }
         }
@@ -227,8 +218,13 @@ impl Comparison {
     }
 }
 
+/// An interval's bound as a figure, `?` where the samples give none.
+fn bound(b: Option<f64>) -> String {
+    b.map_or("?".into(), fmt)
+}
+
 /// A figure to about three significant digits (whole numbers from 100 up).
-fn fmt(v: f64) -> String {
+pub(crate) fn fmt(v: f64) -> String {
     if v == 0.0 || !v.is_finite() || v.abs() >= 100.0 {
         return format!("{v:.0}");
     }

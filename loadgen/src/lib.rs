@@ -9,14 +9,17 @@
 //! network namespaces on one machine.
 
 pub mod compare;
+pub mod diff;
 pub mod lab;
 pub mod machine;
 pub mod metrics;
+pub mod noise;
 pub mod observe;
 pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod stats;
 pub mod sweep;
 pub mod timeline;
 pub mod world;

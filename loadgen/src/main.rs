@@ -41,6 +41,19 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compare two reports figure by figure: the change, its 95 % interval,
+    /// whether it is beyond noise. Exits 1 when a --fail-on figure rose
+    /// (regressed) beyond noise.
+    Diff {
+        /// The baseline: a report.json or its directory.
+        a: PathBuf,
+        /// The report compared with it.
+        b: PathBuf,
+        /// A figure (dotted summary path, e.g. detect_all_fail_s.p50) whose
+        /// rise beyond noise fails the diff (repeatable).
+        #[arg(long = "fail-on", value_name = "FIGURE")]
+        fail_on: Vec<String>,
+    },
     /// List the built-in scenarios.
     Scenarios,
     /// Hosts as network namespaces on this machine (needs root).
@@ -102,9 +115,10 @@ struct RunArgs {
     /// cluster.nodes.
     #[arg(long, short = 'n')]
     nodes: Option<usize>,
-    /// run.trials.
-    #[arg(long, short = 't')]
-    trials: Option<usize>,
+    /// run.trials; `auto` (sweeps): add trials to the points still
+    /// undecided on their targets until decided or --budget ends.
+    #[arg(long, short = 't', value_parser = parse_trials, value_name = "N|auto")]
+    trials: Option<Trials>,
     /// run.seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -165,6 +179,55 @@ struct SweepArgs {
     /// Worlds as one more axis: --worlds sim,udp is --sweep cluster.world=sim,udp.
     #[arg(long, value_name = "W1,W2,...")]
     worlds: Option<String>,
+    /// With --trials auto: the time the sweep may take, e.g. 600, 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    budget: Option<std::time::Duration>,
+}
+
+/// `--trials`: a count, or `auto` for sweeps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Trials {
+    N(usize),
+    Auto,
+}
+
+fn parse_trials(s: &str) -> std::result::Result<Trials, String> {
+    match s {
+        "auto" => Ok(Trials::Auto),
+        n => n
+            .parse()
+            .map(Trials::N)
+            .map_err(|_| format!("{n:?}: expected a number of trials or `auto`")),
+    }
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (num, unit) = match s
+        .trim()
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
+        Some((i, _)) => s.trim().split_at(i),
+        None => (s.trim(), "s"),
+    };
+    let mult = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "{s:?}: expected seconds, or a number with s, m or h"
+            ))
+        }
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v > 0.0 && v * mult <= 7.0 * 86_400.0 => {
+            Ok(std::time::Duration::from_secs_f64(v * mult))
+        }
+        _ => Err(format!(
+            "{s:?}: expected a positive time up to a week, e.g. 600, 90s, 10m"
+        )),
+    }
 }
 
 fn main() {
@@ -195,6 +258,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Command::Lab { command } => lab_command(command),
+        Command::Diff { a, b, fail_on } => diff(&a, &b, &fail_on),
         Command::Scenarios => {
             for (name, _) in scenario::BUILT_IN {
                 let s = Scenario::load(name, &[])?;
@@ -245,7 +309,9 @@ impl RunArgs {
             self.token_file.as_ref().map(|t| format!("{t:?}")),
         );
         add("cluster.nodes", self.nodes.map(|v| v.to_string()));
-        add("run.trials", self.trials.map(|v| v.to_string()));
+        if let Some(Trials::N(n)) = self.trials {
+            add("run.trials", Some(n.to_string()));
+        }
         add("run.seed", self.seed.map(|v| v.to_string()));
         add("run.duration_s", self.duration.map(|v| v.to_string()));
         add("epidemic.mode", self.mode.clone());
@@ -301,7 +367,16 @@ fn install_ctrl_c(control: &Arc<Control>) -> Result<()> {
     Ok(())
 }
 
+/// `--trials auto` only means something to a sweep.
+fn fixed_trials(a: &RunArgs, command: &str) -> Result<()> {
+    if a.trials == Some(Trials::Auto) {
+        bail!("--trials auto: only for sweep (it adds trials to undecided points); give {command} a number");
+    }
+    Ok(())
+}
+
 fn run(a: &RunArgs) -> Result<()> {
+    fixed_trials(a, "run")?;
     let mut s = a.scenario()?;
     runner::check_out(&a.options())?;
     let units = s.run.trials as u64 * world::units_per_trial(&s);
@@ -364,6 +439,14 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         .iter()
         .map(|x| Target::parse(x))
         .collect::<Result<Vec<_>>>()?;
+    let auto = match (a.run.trials, a.budget) {
+        (Some(Trials::Auto), _) if targets.is_empty() => {
+            bail!("--trials auto: needs a --target to decide (it adds trials until each point is decided)")
+        }
+        (Some(Trials::Auto), b) => Some(b.unwrap_or(DEFAULT_BUDGET)),
+        (_, Some(_)) => bail!("--budget: only with --trials auto"),
+        _ => None,
+    };
     let control = Arc::new(Control::new(
         runner::sweep_units(&s, &axes),
         &format!("{} sweep", s.name),
@@ -378,6 +461,7 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         &a.run.options(),
         &control,
         &a.run.scenario,
+        auto,
     )?;
     if let Some(sw) = &report.sweep {
         for t in &targets {
@@ -393,6 +477,7 @@ fn sweep(a: &SweepArgs) -> Result<()> {
 }
 
 fn compare(a: &CompareArgs) -> Result<()> {
+    fixed_trials(&a.run, "compare")?;
     if a.run.world.is_some() {
         bail!("compare: give the worlds with --worlds, not --world");
     }
@@ -425,6 +510,30 @@ fn compare(a: &CompareArgs) -> Result<()> {
         &control,
     )?;
     finish(&report, &html, a.run.json)
+}
+
+fn diff(a: &std::path::Path, b: &std::path::Path, fail_on: &[String]) -> Result<()> {
+    let (ra, rb) = (Report::read(a)?, Report::read(b)?);
+    let changes = gossip_loadgen::diff::diff(&ra, &rb);
+    for f in fail_on {
+        if !changes.iter().any(|c| &c.path == f) {
+            bail!("--fail-on {f}: not a figure both reports have (e.g. detect_all_fail_s.p50, latency_ms.p99)");
+        }
+    }
+    print!("{}", gossip_loadgen::diff::markdown(&ra, &rb, &changes));
+    let regressed: Vec<&str> = changes
+        .iter()
+        .filter(|c| fail_on.contains(&c.path) && c.verdict == gossip_loadgen::diff::Said::Higher)
+        .map(|c| c.path.as_str())
+        .collect();
+    if !regressed.is_empty() {
+        eprintln!(
+            "gossip-loadgen: diff: regressed beyond noise: {}",
+            regressed.join(", ")
+        );
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn lab_command(command: LabCommand) -> Result<()> {
@@ -492,6 +601,9 @@ fn finish(report: &Report, html: &std::path::Path, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `--trials auto` without `--budget`: ten minutes.
+const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::observe::{Item, MeanMax, Trial, TypeRate};
+use crate::stats::{self, Ci, Unit};
 
 /// Percentiles of a latency distribution, ms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,15 @@ pub struct Percentiles {
     pub p999: f64,
     /// Largest.
     pub max: f64,
+    /// 95 % intervals of p50, p90, p99, p99.9, over items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999_ci: Option<Ci>,
 }
 
 /// A distribution in brief.
@@ -34,6 +44,13 @@ pub struct Dist {
     pub p99: f64,
     /// Largest.
     pub max: f64,
+    /// 95 % intervals of the mean, p50 and p99, over items (or trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ci: Option<Ci>,
 }
 
 /// Median, tail and worst over crashes.
@@ -47,6 +64,11 @@ pub struct P50Max {
     pub max: f64,
     /// Samples it is over.
     pub count: usize,
+    /// 95 % intervals of p50 and p99 (order statistics over the samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ci: Option<Ci>,
 }
 
 /// Time until a share of the live nodes had an item, s (mean over items).
@@ -58,6 +80,13 @@ pub struct Spread {
     pub t99_s: Option<f64>,
     /// All of them.
     pub t100_s: Option<f64>,
+    /// 95 % intervals of the three, over items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t50_s_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t99_s_ci: Option<Ci>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t100_s_ci: Option<Ci>,
 }
 
 /// The summary object (`--json` prints it). Key names are fixed by the loadgen
@@ -88,21 +117,39 @@ pub struct Summary {
     /// Fraction of live nodes never reached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub residue: Option<f64>,
+    /// 95 % interval of `residue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residue_ci: Option<Ci>,
     /// Demers' traffic m: update-carrying messages per node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<f64>,
+    /// 95 % interval of `traffic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_ci: Option<Ci>,
     /// Demers' t_ave, rounds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t_ave: Option<f64>,
+    /// 95 % interval of `t_ave`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_ave_ci: Option<Ci>,
     /// Demers' t_last, rounds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t_last: Option<f64>,
+    /// 95 % interval of `t_last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_last_ci: Option<Ci>,
     /// Rounds until every node had it: mean.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rounds_mean: Option<f64>,
+    /// 95 % interval of `rounds_mean`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds_mean_ci: Option<Ci>,
     /// Rounds until every node had it: 99th percentile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rounds_p99: Option<f64>,
+    /// 95 % interval of `rounds_p99`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds_p99_ci: Option<Ci>,
     /// Dissemination latency, injection to first reception per node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Percentiles>,
@@ -144,6 +191,9 @@ pub struct Summary {
     /// UDP world: I/O-thread CPU seconds per node-second (mean over trials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_s_per_node_s: Option<f64>,
+    /// 95 % interval of `cpu_s_per_node_s`, over trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_node_s_ci: Option<Ci>,
     /// UDP world: peak RSS of the process, bytes (max over trials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<u64>,
@@ -180,15 +230,24 @@ pub struct KindSummary {
     pub latency_ms: Option<Percentiles>,
     /// Mean over items of the fraction of live nodes never reached.
     pub residue: f64,
+    /// 95 % interval of `residue`, over items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residue_ci: Option<Ci>,
     /// Receptions per node reached (absent where copies are not counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redundancy: Option<Dist>,
     /// Demers' traffic m, mean over items (sim-world updates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<f64>,
+    /// 95 % interval of `traffic`, over items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_ci: Option<Ci>,
     /// Time until every live node had it, s: mean over items that reached all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t100_s: Option<f64>,
+    /// 95 % interval of `t100_s`, over items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t100_s_ci: Option<Ci>,
 }
 
 /// Histograms kept whole in the report (HDR V2, base64) next to their percentiles.
@@ -236,7 +295,9 @@ fn resources(s: &mut Summary, trials: &[Trial]) {
     if r.is_empty() {
         return;
     }
-    s.cpu_s_per_node_s = Some(r.iter().map(|x| x.cpu_s_per_node_s).sum::<f64>() / r.len() as f64);
+    let cpu: Vec<f64> = r.iter().map(|x| x.cpu_s_per_node_s).collect();
+    s.cpu_s_per_node_s = Some(cpu.iter().sum::<f64>() / r.len() as f64);
+    s.cpu_s_per_node_s_ci = Some(stats::mean_ci(&cpu, Unit::Trials));
     s.rss_bytes = r.iter().map(|x| x.rss_bytes).max();
     s.drops = Some(r.iter().map(|x| x.drops).sum());
     s.udp_rcvbuf_errors = r.iter().map(|x| x.udp_rcvbuf_errors).sum::<Option<u64>>();
@@ -252,9 +313,14 @@ fn overhead(s: &mut Summary, trials: &[Trial]) {
     if o.is_empty() {
         return;
     }
-    let agg = |f: fn(&crate::observe::Overhead) -> MeanMax| MeanMax {
-        mean: o.iter().map(|x| f(x).mean).sum::<f64>() / o.len() as f64,
-        max: o.iter().map(|x| f(x).max).fold(0.0, f64::max),
+    // Nodes of one trial share its network and timeline: the trial is the unit.
+    let agg = |f: fn(&crate::observe::Overhead) -> MeanMax| {
+        let means: Vec<f64> = o.iter().map(|x| f(x).mean).collect();
+        MeanMax {
+            mean: means.iter().sum::<f64>() / o.len() as f64,
+            max: o.iter().map(|x| f(x).max).fold(0.0, f64::max),
+            mean_ci: Some(stats::mean_ci(&means, Unit::Trials)),
+        }
     };
     s.msgs_per_node_s = Some(agg(|x| x.msgs_per_node_s));
     s.bytes_per_node_s = Some(agg(|x| x.bytes_per_node_s));
@@ -282,22 +348,29 @@ fn epidemic(s: &mut Summary, trials: &[Trial]) {
         return;
     }
     let mean = |f: &dyn Fn(&crate::observe::EpidemicTrial) -> f64| {
-        e.iter().map(f).sum::<f64>() / e.len() as f64
+        let v: Vec<f64> = e.iter().map(f).collect();
+        (
+            Some(v.iter().sum::<f64>() / e.len() as f64),
+            Some(stats::mean_ci(&v, Unit::Trials)),
+        )
     };
-    s.residue = Some(mean(&|x| x.residue));
-    s.traffic = Some(mean(&|x| x.traffic));
-    s.t_ave = Some(mean(&|x| x.t_ave));
-    s.t_last = Some(mean(&|x| f64::from(x.t_last)));
+    (s.residue, s.residue_ci) = mean(&|x| x.residue);
+    (s.traffic, s.traffic_ci) = mean(&|x| x.traffic);
+    (s.t_ave, s.t_ave_ci) = mean(&|x| x.t_ave);
+    (s.t_last, s.t_last_ci) = mean(&|x| f64::from(x.t_last));
     let mut rounds: Vec<f64> = e
         .iter()
         .filter_map(|x| x.rounds_to_all.map(f64::from))
         .collect();
     if !rounds.is_empty() {
         s.rounds_mean = Some(rounds.iter().sum::<f64>() / rounds.len() as f64);
+        s.rounds_mean_ci = Some(stats::mean_ci(&rounds, Unit::Trials));
+        s.rounds_p99_ci = Some(stats::quantile_ci(&rounds, 0.99, Unit::Trials));
         s.rounds_p99 = Some(quantile(&mut rounds, 0.99));
     }
-    let mut red: Vec<f64> = e.iter().map(|x| x.redundancy).collect();
-    s.redundancy = Some(dist(&mut red));
+    let red: Vec<f64> = e.iter().map(|x| x.redundancy).collect();
+    let groups: Vec<&[f64]> = red.chunks(1).collect();
+    s.redundancy = Some(dist(&groups, Unit::Trials));
 }
 
 fn dissemination(s: &mut Summary, h: &mut Histograms, trials: &[Trial]) -> Result<()> {
@@ -313,12 +386,17 @@ fn dissemination(s: &mut Summary, h: &mut Histograms, trials: &[Trial]) -> Resul
     }
     if !hist.is_empty() {
         let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
+        let ci = latency_ci(&items);
         s.latency_ms = Some(Percentiles {
             p50: ms(0.5),
             p90: ms(0.9),
             p99: ms(0.99),
             p999: ms(0.999),
             max: hist.max() as f64 / 1e3,
+            p50_ci: Some(ci[0]),
+            p90_ci: Some(ci[1]),
+            p99_ci: Some(ci[2]),
+            p999_ci: Some(ci[3]),
         });
         let mut buf = Vec::new();
         V2Serializer::new().serialize(&hist, &mut buf)?;
@@ -328,25 +406,22 @@ fn dissemination(s: &mut Summary, h: &mut Histograms, trials: &[Trial]) -> Resul
             hdr_v2_base64: base64::engine::general_purpose::STANDARD.encode(buf),
         });
     }
-    s.residue = Some(items.iter().map(|i| i.residue()).sum::<f64>() / items.len() as f64);
-    let mut per_node: Vec<f64> = items
-        .iter()
-        .flat_map(|i| i.receptions.iter().map(|&r| f64::from(r)))
-        .collect();
-    if !per_node.is_empty() {
-        let mut d = dist(&mut per_node);
-        let per_item: Vec<f64> = items.iter().filter_map(|i| i.redundancy()).collect();
-        d.mean = per_item.iter().sum::<f64>() / per_item.len().max(1) as f64;
-        s.redundancy = Some(d);
-    }
+    let residues: Vec<f64> = items.iter().map(|i| i.residue()).collect();
+    (s.residue, s.residue_ci) = mean_with_ci(residues);
+    s.redundancy = redundancy(&items);
     let mean_of = |q: f64| {
         let v: Vec<f64> = items.iter().filter_map(|i| i.time_to_fraction(q)).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        mean_with_ci(v)
     };
+    let ((t50_s, t50_s_ci), (t99_s, t99_s_ci), (t100_s, t100_s_ci)) =
+        (mean_of(0.5), mean_of(0.99), mean_of(1.0));
     s.spread = Some(Spread {
-        t50_s: mean_of(0.5),
-        t99_s: mean_of(0.99),
-        t100_s: mean_of(1.0),
+        t50_s,
+        t99_s,
+        t100_s,
+        t50_s_ci,
+        t99_s_ci,
+        t100_s_ci,
     });
     for kind in ["join", "fail", "update"] {
         let of: Vec<&Item> = items.iter().copied().filter(|i| i.kind == kind).collect();
@@ -355,13 +430,49 @@ fn dissemination(s: &mut Summary, h: &mut Histograms, trials: &[Trial]) -> Resul
         }
     }
     if s.traffic.is_none() {
-        s.traffic = s
-            .by_kind
-            .iter()
-            .find(|k| k.kind == "update")
-            .and_then(|k| k.traffic);
+        if let Some(k) = s.by_kind.iter().find(|k| k.kind == "update") {
+            (s.traffic, s.traffic_ci) = (k.traffic, k.traffic_ci);
+        }
     }
     Ok(())
+}
+
+/// The mean of one value per item (or trial) and its interval; `None` if empty.
+fn mean_with_ci(v: Vec<f64>) -> (Option<f64>, Option<Ci>) {
+    if v.is_empty() {
+        return (None, None);
+    }
+    let ci = stats::mean_ci(&v, Unit::Items);
+    (Some(v.iter().sum::<f64>() / v.len() as f64), Some(ci))
+}
+
+/// Intervals of the latency p50, p90, p99, p99.9 (ms): an item's latencies
+/// at its nodes are correlated, so the item is the unit.
+fn latency_ci(items: &[&Item]) -> Vec<Ci> {
+    let ms: Vec<Vec<f64>> = items
+        .iter()
+        .map(|i| i.latencies_us.iter().map(|&us| us as f64 / 1e3).collect())
+        .collect();
+    let groups: Vec<&[f64]> = ms.iter().map(Vec::as_slice).collect();
+    stats::clustered_quantiles_ci(&groups, &[0.5, 0.9, 0.99, 0.999], Unit::Items)
+}
+
+/// Copies per node reached: percentiles over (item, node) pairs, the mean
+/// over items of each item's mean; intervals over items.
+fn redundancy(items: &[&Item]) -> Option<Dist> {
+    let per_item: Vec<Vec<f64>> = items
+        .iter()
+        .map(|i| i.receptions.iter().map(|&r| f64::from(r)).collect())
+        .collect();
+    let groups: Vec<&[f64]> = per_item.iter().map(Vec::as_slice).collect();
+    if groups.iter().all(|g| g.is_empty()) {
+        return None;
+    }
+    let mut d = dist(&groups, Unit::Items);
+    let means: Vec<f64> = items.iter().filter_map(|i| i.redundancy()).collect();
+    d.mean = means.iter().sum::<f64>() / means.len().max(1) as f64;
+    d.mean_ci = Some(stats::mean_ci(&means, Unit::Items));
+    Some(d)
 }
 
 fn kind_summary(kind: &str, items: &[&Item]) -> KindSummary {
@@ -369,37 +480,39 @@ fn kind_summary(kind: &str, items: &[&Item]) -> KindSummary {
         .iter()
         .flat_map(|i| i.latencies_us.iter().map(|&us| us as f64 / 1e3))
         .collect();
-    let latency_ms = (!lat.is_empty()).then(|| Percentiles {
-        p50: quantile(&mut lat, 0.5),
-        p90: quantile(&mut lat, 0.9),
-        p99: quantile(&mut lat, 0.99),
-        p999: quantile(&mut lat, 0.999),
-        max: lat.iter().copied().fold(0.0, f64::max),
+    let latency_ms = (!lat.is_empty()).then(|| {
+        let ci = latency_ci(items);
+        Percentiles {
+            p50: quantile(&mut lat, 0.5),
+            p90: quantile(&mut lat, 0.9),
+            p99: quantile(&mut lat, 0.99),
+            p999: quantile(&mut lat, 0.999),
+            max: lat.iter().copied().fold(0.0, f64::max),
+            p50_ci: Some(ci[0]),
+            p90_ci: Some(ci[1]),
+            p99_ci: Some(ci[2]),
+            p999_ci: Some(ci[3]),
+        }
     });
-    let mut per_node: Vec<f64> = items
-        .iter()
-        .flat_map(|i| i.receptions.iter().map(|&r| f64::from(r)))
-        .collect();
-    let redundancy = (!per_node.is_empty()).then(|| {
-        let mut d = dist(&mut per_node);
-        let per_item: Vec<f64> = items.iter().filter_map(|i| i.redundancy()).collect();
-        d.mean = per_item.iter().sum::<f64>() / per_item.len().max(1) as f64;
-        d
-    });
-    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let (residue, residue_ci) = mean_with_ci(items.iter().map(|i| i.residue()).collect());
+    let (traffic, traffic_ci) = mean_with_ci(items.iter().filter_map(|i| i.traffic).collect());
+    let (t100_s, t100_s_ci) = mean_with_ci(
+        items
+            .iter()
+            .filter_map(|i| i.time_to_fraction(1.0))
+            .collect(),
+    );
     KindSummary {
         kind: kind.into(),
         items: items.len(),
         latency_ms,
-        residue: items.iter().map(|i| i.residue()).sum::<f64>() / items.len() as f64,
-        redundancy,
-        traffic: mean(items.iter().filter_map(|i| i.traffic).collect()),
-        t100_s: mean(
-            items
-                .iter()
-                .filter_map(|i| i.time_to_fraction(1.0))
-                .collect(),
-        ),
+        residue: residue.unwrap_or(0.0),
+        residue_ci,
+        redundancy: redundancy(items),
+        traffic,
+        traffic_ci,
+        t100_s,
+        t100_s_ci,
     }
 }
 
@@ -417,7 +530,7 @@ fn detection(s: &mut Summary, trials: &[Trial]) {
         return;
     }
     let pm = |f: fn(&crate::observe::Detection) -> Option<f64>| {
-        p50_max(d.iter().filter_map(|x| f(x)).collect())
+        p50_max(d.iter().filter_map(|x| f(x)).collect(), Unit::Crashes)
     };
     s.detect_first_pfail_s = pm(|x| x.first_pfail_s);
     s.detect_first_fail_s = pm(|x| x.first_fail_s);
@@ -431,7 +544,7 @@ fn recovery(s: &mut Summary, trials: &[Trial]) {
     if r.is_empty() {
         return;
     }
-    s.recover_s = p50_max(r.iter().filter_map(|x| x.recover_s).collect());
+    s.recover_s = p50_max(r.iter().filter_map(|x| x.recover_s).collect(), Unit::Events);
     s.unrecovered = Some(
         r.iter()
             .filter(|x| x.recover_s.is_none() && !x.interrupted)
@@ -440,9 +553,11 @@ fn recovery(s: &mut Summary, trials: &[Trial]) {
     s.recoveries_interrupted = Some(r.iter().filter(|x| x.interrupted).count());
 }
 
-/// Median, tail and worst of `v`; None if empty.
-fn p50_max(mut v: Vec<f64>) -> Option<P50Max> {
+/// Median, tail and worst of `v`, one sample per `of`; None if empty.
+fn p50_max(mut v: Vec<f64>, of: Unit) -> Option<P50Max> {
     (!v.is_empty()).then(|| P50Max {
+        p50_ci: Some(stats::quantile_ci(&v, 0.5, of)),
+        p99_ci: Some(stats::quantile_ci(&v, 0.99, of)),
         p50: quantile(&mut v, 0.5),
         p99: quantile(&mut v, 0.99),
         max: v.iter().copied().fold(0.0, f64::max),
@@ -460,13 +575,25 @@ pub fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[rank - 1]
 }
 
-fn dist(v: &mut [f64]) -> Dist {
+/// Mean, percentiles and their intervals of every sample in `groups`, each
+/// group one independent unit `of`.
+fn dist(groups: &[&[f64]], of: Unit) -> Dist {
+    let mut v: Vec<f64> = groups.concat();
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let ci = stats::clustered_quantiles_ci(groups, &[0.5, 0.99], of);
+    let means: Vec<f64> = groups
+        .iter()
+        .filter(|g| !g.is_empty())
+        .map(|g| g.iter().sum::<f64>() / g.len() as f64)
+        .collect();
     Dist {
         mean,
-        p50: quantile(v, 0.5),
-        p99: quantile(v, 0.99),
+        p50: quantile(&mut v, 0.5),
+        p99: quantile(&mut v, 0.99),
         max: v.iter().copied().fold(0.0, f64::max),
+        mean_ci: Some(stats::mean_ci(&means, of)),
+        p50_ci: Some(ci[0]),
+        p99_ci: Some(ci[1]),
     }
 }
 
@@ -512,5 +639,51 @@ mod tests {
         );
         assert_eq!(h.latency_us.unwrap().count, 2);
         assert_eq!(s.spread.unwrap().t50_s, Some(0.003));
+    }
+
+    #[test]
+    fn intervals_are_over_crashes_items_and_trials_not_nodes() {
+        use crate::observe::{MeanMax, Overhead};
+        let trial = |k: u64| Trial {
+            // Two items each seen by 50 nodes: two units, not 100 samples.
+            items: (0..2)
+                .map(|i| Item {
+                    kind: "join".into(),
+                    live: 50,
+                    reached: 50,
+                    latencies_us: (0..50).map(|n| 1_000 * (k + i + 1) + n).collect(),
+                    receptions: vec![1; 50],
+                    ..Item::default()
+                })
+                .collect(),
+            detections: (0..3)
+                .map(|c| Detection {
+                    all_fail_s: Some(2.0 + f64::from(c) * 0.1 + k as f64 * 0.01),
+                    ..Detection::default()
+                })
+                .collect(),
+            overhead: Some(Overhead {
+                msgs_per_node_s: MeanMax {
+                    mean: 10.0 + k as f64,
+                    max: 12.0,
+                    mean_ci: None,
+                },
+                ..Overhead::default()
+            }),
+            ..Trial::default()
+        };
+        let trials: Vec<Trial> = (0..4).map(trial).collect();
+        let (s, _) = summarize("sim", 50, &trials).unwrap();
+        let d = s.detect_all_fail_s.unwrap().p50_ci.unwrap();
+        assert_eq!((d.n, d.of), (12, Unit::Crashes));
+        assert!(d.bounded(), "{d:?}");
+        let l = s.latency_ms.unwrap().p50_ci.unwrap();
+        assert_eq!((l.n, l.of), (8, Unit::Items));
+        let m = s.msgs_per_node_s.unwrap().mean_ci.unwrap();
+        assert_eq!((m.n, m.of), (4, Unit::Trials));
+        // 10, 11, 12, 13: mean 11.5, s 1.29, t(3) 3.18: ± 2.05.
+        assert!((m.hi.unwrap() - 13.554).abs() < 0.01, "{m:?}");
+        let sp = s.spread.unwrap().t100_s_ci.unwrap();
+        assert_eq!((sp.n, sp.of), (8, Unit::Items));
     }
 }

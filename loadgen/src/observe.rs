@@ -83,6 +83,9 @@ pub struct MeanMax {
     pub mean: f64,
     /// Max over nodes.
     pub max: f64,
+    /// 95 % interval of the mean, over trials (summaries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_ci: Option<crate::stats::Ci>,
 }
 
 /// Datagrams and bytes per node per second of one message type.

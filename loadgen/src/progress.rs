@@ -31,6 +31,11 @@ impl Progress {
         self.bar.inc(n);
     }
 
+    /// Adds `n` units still to do (`--trials auto` adds trials as it goes).
+    pub fn grow(&self, n: u64) {
+        self.bar.inc_length(n);
+    }
+
     /// Clears the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

@@ -1,18 +1,21 @@
 //! A run and a sweep end to end: trials, summary, report files. Used by the
 //! binary and by the end-to-end tests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant as WallClock, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
 use crate::compare::Comparison;
 use crate::machine::{commit, Machine};
 use crate::metrics::summarize;
+use crate::noise::Probe;
+use crate::observe::Trial;
 use crate::report::{Report, SCHEMA};
 use crate::scenario::{Scenario, WorldKind};
-use crate::sweep::{grid, Axis, Point, SweepResult, Target};
+use crate::sweep::{grid, AutoTrials, Axis, Point, SweepResult, Target, Verdict};
 use crate::world::{self, Control};
 
 /// How to run.
@@ -37,9 +40,10 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
     let started = WallClock::now();
     let created_ms = now_unix_ms();
     let (dir, id) = claim_dir(opts, &run_id(&s.name, created_ms, s.run.seed))?;
+    let probe = Probe::start();
     let trials = world::run(s, opts.threads, control)?;
     control.progress.finish();
-    let report = report(
+    let mut report = report(
         s,
         trials,
         control.interruption(),
@@ -48,6 +52,7 @@ pub fn run(s: &Scenario, opts: &Options, control: &Control) -> Result<(Report, P
         created_ms / 1000,
         started,
     )?;
+    report.host = probe.finish(report.summary.late_tick_fraction);
     let html = report.write(&dir)?;
     Ok((report, html))
 }
@@ -84,6 +89,7 @@ fn report(
         trials,
         sweep: None,
         compare: None,
+        host: None,
     })
 }
 
@@ -143,12 +149,15 @@ pub fn compare(
         compare: Some(Comparison {
             sides: sides.to_vec(),
         }),
+        host: None,
     };
+    let probe = Probe::start();
     for (s, w) in scenarios.iter().zip(worlds) {
         if control.stopped() {
             break;
         }
         let side_started = WallClock::now();
+        let side_probe = Probe::start();
         let trials = match world::run(s, opts.threads, control) {
             Ok(t) => t,
             Err(e) => {
@@ -157,7 +166,7 @@ pub fn compare(
             }
         };
         let side_id = format!("{run_id}-{}", w.name());
-        let r = report(
+        let mut r = report(
             s,
             trials,
             control.interruption(),
@@ -166,23 +175,32 @@ pub fn compare(
             created,
             side_started,
         )?;
+        r.host = side_probe.finish(r.summary.late_tick_fraction);
         r.write(&dir.join(w.name()))?;
         sides.push(r);
         whole(&sides, true).write(&dir)?;
     }
     control.progress.finish();
     let done = sides.len() == worlds.len() && sides.iter().all(|r| !r.interrupted);
-    let report = whole(&sides, !done);
+    let mut report = whole(&sides, !done);
+    let late = sides
+        .iter()
+        .filter_map(|r| r.summary.late_tick_fraction)
+        .reduce(f64::max);
+    report.host = probe.finish(late);
     let html = report.write(&dir)?;
     Ok((report, html))
 }
 
 /// Runs every grid point of `axes` over `base` (points in parallel, each point's
 /// trials in turn), rewriting the report after each finished point so that an
-/// interruption loses nothing finished.
+/// interruption loses nothing finished. With `auto` (`--trials auto`), points
+/// whose targets are still undecided then get more trials, round after
+/// round, until decided or the time budget would be passed.
 ///
 /// # Errors
 /// A grid point the scenario refuses (checked before anything runs), or I/O.
+#[allow(clippy::too_many_arguments)]
 pub fn sweep(
     base: &Scenario,
     overrides: &[String],
@@ -191,6 +209,7 @@ pub fn sweep(
     opts: &Options,
     control: &Control,
     name_or_path: &str,
+    auto: Option<Duration>,
 ) -> Result<(Report, PathBuf)> {
     let started = WallClock::now();
     let created_ms = now_unix_ms();
@@ -208,11 +227,18 @@ pub fn sweep(
         opts,
         &format!("{}-sweep", run_id(&base.name, created_ms, base.run.seed)),
     )?;
-    let finished: Mutex<SweepResult> = Mutex::new(SweepResult {
-        axes: axes.to_vec(),
-        targets: targets.to_vec(),
-        ..SweepResult::default()
-    });
+    let state: Mutex<(SweepResult, Vec<Vec<Trial>>)> = Mutex::new((
+        SweepResult {
+            axes: axes.to_vec(),
+            targets: targets.to_vec(),
+            auto: auto.map(|b| AutoTrials {
+                budget_s: b.as_secs_f64(),
+                ..AutoTrials::default()
+            }),
+            ..SweepResult::default()
+        },
+        vec![Vec::new(); points.len()],
+    ));
     let make_report = |sw: &SweepResult, interrupted: bool| {
         let pick = sw
             .recommended
@@ -220,6 +246,7 @@ pub fn sweep(
         let summary = pick
             .map(|i| sw.points[i].summary.clone())
             .unwrap_or_default();
+        let done: usize = sw.points.iter().map(|p| p.summary.trials).sum();
         Report {
             schema: SCHEMA.into(),
             run_id: run_id.clone(),
@@ -230,8 +257,11 @@ pub fn sweep(
             world: base.cluster.world.name().into(),
             datapath: None,
             seed: base.run.seed,
-            trials_requested: base.run.trials * points.len(),
-            trials_done: sw.points.iter().map(|p| p.summary.trials).sum(),
+            trials_requested: match auto {
+                Some(_) => done,
+                None => base.run.trials * points.len(),
+            },
+            trials_done: done,
             interrupted,
             interruption: control.interruption(),
             wall_s: started.elapsed().as_secs_f64(),
@@ -241,45 +271,170 @@ pub fn sweep(
             trials: Vec::new(),
             sweep: Some(sw.clone()),
             compare: None,
+            host: None,
         }
     };
+    let probe = Probe::start();
     // Real worlds own the machine: their points run one at a time.
     let real = points
         .iter()
         .any(|(_, s)| s.epidemic.is_none() && s.cluster.world != WorldKind::Sim);
     let threads = if real { 1 } else { opts.threads };
-    let done = world::parallel(points.len(), threads, control, |i| {
-        let (params, s) = &points[i];
-        let trials = world::run(s, 1, control)?;
-        if trials.len() < s.run.trials {
-            return Ok(None); // stopped inside this point: keep only whole points
-        }
-        let (summary, _) = summarize(s.cluster.world.name(), s.cluster.nodes, &trials)?;
-        let mut sw = finished.lock().unwrap_or_else(|p| p.into_inner());
-        sw.points.push(Point {
-            params: params.iter().cloned().collect(),
-            summary,
-        });
-        sw.analyse();
-        make_report(&sw, true).write(&dir)?;
-        Ok(Some(()))
-    })?;
-    control.progress.finish();
-    let mut sw = finished.into_inner().unwrap_or_else(|p| p.into_inner());
-    // Grid order, whatever order the workers finished in.
-    let order: Vec<_> = grid(axes);
-    sw.points.sort_by_key(|p| {
-        order.iter().position(|g| {
-            g.iter()
-                .cloned()
-                .collect::<std::collections::BTreeMap<_, _>>()
-                == p.params
+    let order = grid(axes);
+    // Runs `jobs` (grid index, scenario with the trials to add) and folds
+    // each point's new trials into its summary; returns the jobs finished.
+    let run_batch = |jobs: &[(usize, Scenario)]| {
+        world::parallel(jobs.len(), threads, control, |j| {
+            let (i, s) = &jobs[j];
+            let trials = world::run(s, 1, control)?;
+            if trials.len() < s.run.trials {
+                return Ok(None); // stopped inside this point: keep only whole batches
+            }
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let (sw, all) = &mut *st;
+            let mine = &mut all[*i];
+            for mut t in trials {
+                t.index = mine.len();
+                mine.push(t);
+            }
+            let (summary, _) = summarize(s.cluster.world.name(), s.cluster.nodes, mine)?;
+            let params: BTreeMap<String, String> = points[*i].0.iter().cloned().collect();
+            match sw.points.iter_mut().find(|p| p.params == params) {
+                Some(p) => p.summary = summary,
+                None => sw.points.push(Point {
+                    params,
+                    summary,
+                    verdict: None,
+                }),
+            }
+            // Grid order, whatever order the workers finished in.
+            sw.points.sort_by_key(|p| {
+                order
+                    .iter()
+                    .position(|g| g.iter().cloned().collect::<BTreeMap<_, _>>() == p.params)
+            });
+            sw.analyse();
+            make_report(sw, true).write(&dir)?;
+            Ok(Some(()))
         })
-    });
-    sw.analyse();
-    let report = make_report(&sw, done.len() < points.len());
+    };
+    let first: Vec<(usize, Scenario)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| (i, s.clone()))
+        .collect();
+    let mut whole = run_batch(&first)?.len() == points.len();
+    if let Some(budget) = auto {
+        let mut round = 0;
+        let ended = loop {
+            if control.stopped() {
+                break "interrupted";
+            }
+            let jobs = {
+                let st = state.lock().unwrap_or_else(|p| p.into_inner());
+                let left = budget.saturating_sub(started.elapsed()).as_secs_f64();
+                match more_trials(&st.0, &st.1, &points, left, threads) {
+                    Ok(jobs) => jobs,
+                    Err(why) => break why,
+                }
+            };
+            round += 1;
+            let jobs: Vec<(usize, Scenario)> = jobs
+                .into_iter()
+                .map(|(i, add)| {
+                    let mut s = points[i].1.clone();
+                    s.run.trials = add;
+                    // Each round's trials get seeds of their own.
+                    s.run.seed = world::trial_seed(base.run.seed, 1_000_000 + round);
+                    (i, s)
+                })
+                .collect();
+            control.progress.grow(
+                jobs.iter()
+                    .map(|(_, s)| s.run.trials as u64 * world::units_per_trial(s))
+                    .sum(),
+            );
+            whole &= run_batch(&jobs)?.len() == jobs.len();
+        };
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = st.0.auto.as_mut() {
+            a.rounds = round;
+            a.ended = ended.into();
+        }
+        st.0.analyse();
+    }
+    control.progress.finish();
+    let (sw, _) = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut report = make_report(&sw, !whole || sw.points.len() < points.len());
+    let late = sw
+        .points
+        .iter()
+        .filter_map(|p| p.summary.late_tick_fraction)
+        .reduce(f64::max);
+    report.host = probe.finish(late);
     let html = report.write(&dir)?;
     Ok((report, html))
+}
+
+/// The next round of `--trials auto`: for the cheapest points the
+/// recommendation still waits on (`sw.undecided`, one per thread: if the
+/// cheapest open point turns out to meet the targets, the dearer ones no
+/// longer matter), the trials to add: what its verdict asks, at most
+/// doubling its trials (the estimate is redone after each round), scaled
+/// down to what fits in `left_s` seconds at the point's measured seconds
+/// per trial on `threads` threads. `Err` says why no more.
+fn more_trials(
+    sw: &SweepResult,
+    trials: &[Vec<Trial>],
+    points: &[(Vec<(String, String)>, Scenario)],
+    left_s: f64,
+    threads: usize,
+) -> std::result::Result<Vec<(usize, usize)>, &'static str> {
+    let mut want: Vec<(usize, usize, f64)> = Vec::new();
+    for &p in &sw.undecided {
+        if want.len() >= threads.max(1) {
+            break;
+        }
+        let Some(Verdict::Undecided {
+            more_trials: Some(n),
+        }) = sw.points[p].verdict
+        else {
+            continue;
+        };
+        let params = &sw.points[p].params;
+        let Some(i) = points
+            .iter()
+            .position(|(g, _)| g.iter().cloned().collect::<BTreeMap<_, _>>() == *params)
+        else {
+            continue;
+        };
+        let done = trials[i].len();
+        let per_trial_s = trials[i].iter().map(|t| t.wall_s).sum::<f64>() / done.max(1) as f64;
+        want.push((i, n.min(done.max(1)), per_trial_s));
+    }
+    if want.is_empty() {
+        return Err(if sw.undecided.is_empty() {
+            "decided"
+        } else {
+            "nothing more would decide"
+        });
+    }
+    let need_s: f64 =
+        want.iter().map(|&(_, n, s)| n as f64 * s).sum::<f64>() / threads.max(1) as f64;
+    let scale = if need_s > left_s {
+        left_s / need_s
+    } else {
+        1.0
+    };
+    let jobs: Vec<(usize, usize)> = want
+        .into_iter()
+        .map(|(i, n, _)| (i, (n as f64 * scale).floor() as usize))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    if jobs.is_empty() {
+        return Err("budget");
+    }
+    Ok(jobs)
 }
 
 /// Progress units a sweep reports.

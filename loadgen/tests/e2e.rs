@@ -7,7 +7,7 @@ use std::process::Command;
 use gossip_loadgen::report::Report;
 use gossip_loadgen::runner::{self, Options};
 use gossip_loadgen::scenario::Scenario;
-use gossip_loadgen::sweep::{Axis, Target};
+use gossip_loadgen::sweep::{Axis, Target, Verdict};
 use gossip_loadgen::world::{self, Control};
 
 fn out_dir(name: &str) -> PathBuf {
@@ -340,14 +340,24 @@ fn a_sweep_recommends_the_cheapest_setting_meeting_its_target() {
         "run.warmup_s=8".into(),
         "run.duration_s=20".into(),
     ];
-    let (r, html) = runner::sweep(&s, &o, &axes, &targets, &opts, &control, "crash").unwrap();
+    let (r, html) = runner::sweep(&s, &o, &axes, &targets, &opts, &control, "crash", None).unwrap();
     let sw = r.sweep.unwrap();
     assert_eq!(sw.points.len(), 2);
-    // node_timeout 1 s detects in ~1-2 s and pings more; 3 s cannot meet 2.5 s.
+    // node_timeout 1 s detects in ~1-2 s and pings more; 3 s cannot meet
+    // 2.5 s, which one crash above it shows. One crash cannot show that
+    // 1 s meets a p99, so nothing is recommended: 367 more trials would.
     let cheap = &sw.points[1];
     let fast = &sw.points[0];
     assert!(cheap.cost().unwrap() < fast.cost().unwrap());
-    assert_eq!(sw.recommended, Some(0), "{}", sw.statement);
+    assert_eq!(cheap.verdict, Some(Verdict::Missed), "{}", sw.statement);
+    assert_eq!(
+        fast.verdict,
+        Some(Verdict::Undecided {
+            more_trials: Some(367)
+        })
+    );
+    assert_eq!(sw.recommended, None, "{}", sw.statement);
+    assert!(sw.statement.contains("too few samples"), "{}", sw.statement);
     assert!(std::fs::read_to_string(html).unwrap().contains("Pareto"));
 }
 

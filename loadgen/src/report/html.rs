@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::charts::{self, Series};
 use super::Report;
+use crate::stats::Ci;
 use crate::sweep::{short, SweepResult};
 
 /// Renders the page.
@@ -46,21 +47,12 @@ pub fn render(r: &Report) -> Result<String> {
 }
 
 fn latency_cdf(r: &Report, figures: &mut Vec<(String, String)>) -> Result<()> {
-    let mut by_kind: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for t in &r.trials {
-        for i in &t.items {
-            by_kind
-                .entry(i.kind.clone())
-                .or_default()
-                .extend(i.latencies_us.iter().map(|&us| us as f64 / 1e3));
-        }
-    }
-    if by_kind.values().all(Vec::is_empty) {
+    let samples = charts::latency_by_kind(&r.trials);
+    if samples.iter().all(|(_, v, _)| v.is_empty()) {
         return Ok(());
     }
-    let samples: Vec<(String, Vec<f64>)> = by_kind.into_iter().collect();
     figures.push((
-        "CDF of dissemination latency: time from injection to first reception at each live node, per item kind.".into(),
+        "CDF of dissemination latency: time from injection to first reception at each live node, per item kind. The shaded band holds the whole true CDF at 95 % over the items (an item's nodes are correlated).".into(),
         charts::cdf("Dissemination latency", "ms after injection (log scale)", &samples)?,
     ));
     Ok(())
@@ -85,6 +77,7 @@ fn epidemic(r: &Report, figures: &mut Vec<(String, String)>) -> Result<()> {
                 name: String::new(),
                 points: pts,
                 line: false,
+                ..Series::default()
             }],
             true,
         )?,
@@ -95,10 +88,17 @@ fn epidemic(r: &Report, figures: &mut Vec<(String, String)>) -> Result<()> {
 fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
     // Cost against what it buys, the front highlighted.
     let mut all = Vec::new();
+    let mut all_ci = Vec::new();
     let mut front = Vec::new();
     let mut benefit_name = String::from("benefit");
     for (i, p) in sw.points.iter().enumerate() {
         if let (Some(c), Some((name, b))) = (p.cost(), p.benefit()) {
+            let ci = crate::sweep::Target {
+                path: name.clone(),
+                max: 0.0,
+            }
+            .ci(&p.summary);
+            all_ci.push(ci.map_or((None, None), |c| (c.lo, c.hi)));
             benefit_name = name;
             all.push((c, b));
             if sw.pareto.contains(&i) {
@@ -116,40 +116,46 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
                 &benefit_name,
                 &[
                     Series {
-                        name: "settings".into(),
+                        name: "settings (bars: 95 % intervals)".into(),
                         points: all,
                         line: false,
+                        ci: all_ci,
                     },
                     Series {
                         name: "Pareto front".into(),
                         points: front,
                         line: true,
+                        ..Series::default()
                     },
                 ],
                 true,
             )?,
         ));
     }
-    // Each figure against each numeric axis, one line per value of the other axes.
+    // Each figure against each numeric axis, one line per value of the
+    // other axes, with its 95 % interval as a bar.
     let metrics: [(&str, Figure); 5] = [
         ("wire bytes / node / s", |s| {
-            s.wire_bytes_per_node_s.map(|w| w.mean)
+            s.wire_bytes_per_node_s.map(|w| (w.mean, w.mean_ci))
         }),
         ("FAIL everywhere, p50 s", |s| {
-            s.detect_all_fail_s.map(|d| d.p50)
+            s.detect_all_fail_s.map(|d| (d.p50, d.p50_ci))
         }),
-        ("latency p99 ms", |s| s.latency_ms.map(|l| l.p99)),
-        ("redundancy", |s| s.redundancy.map(|r| r.mean)),
-        ("false FAILs", |s| s.false_fails.map(|f| f as f64)),
+        ("latency p99 ms", |s| {
+            s.latency_ms.map(|l| (l.p99, l.p99_ci))
+        }),
+        ("redundancy", |s| s.redundancy.map(|r| (r.mean, r.mean_ci))),
+        ("false FAILs", |s| s.false_fails.map(|f| (f as f64, None))),
     ];
     for axis in &sw.axes {
         if axis.values.iter().any(|v| v.parse::<f64>().is_err()) {
             continue;
         }
         for (name, f) in metrics {
-            let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+            type Pt = (f64, f64, Option<Ci>);
+            let mut series: BTreeMap<String, Vec<Pt>> = BTreeMap::new();
             for p in &sw.points {
-                let (Some(x), Some(y)) = (
+                let (Some(x), Some((y, ci))) = (
                     p.params.get(&axis.key).and_then(|v| v.parse::<f64>().ok()),
                     f(&p.summary),
                 ) else {
@@ -161,7 +167,7 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
                     .filter(|(k, _)| **k != axis.key)
                     .map(|(k, v)| format!("{}={v}", short(k)))
                     .collect();
-                series.entry(rest.join(" ")).or_default().push((x, y));
+                series.entry(rest.join(" ")).or_default().push((x, y, ci));
             }
             if series.values().all(|v| v.len() < 2) {
                 continue;
@@ -172,13 +178,17 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
                     points.sort_by(|a, b| a.0.total_cmp(&b.0));
                     Series {
                         name,
-                        points,
+                        ci: points
+                            .iter()
+                            .map(|(_, _, c)| c.map_or((None, None), |c| (c.lo, c.hi)))
+                            .collect(),
+                        points: points.iter().map(|&(x, y, _)| (x, y)).collect(),
                         line: true,
                     }
                 })
                 .collect();
             figures.push((
-                format!("{name} against {}.", axis.key),
+                format!("{name} against {}; bars: 95 % intervals (a short faint stub without a cap: no bound on that side, too few samples).", axis.key),
                 charts::lines(
                     &format!("{name} vs {}", short(&axis.key)),
                     short(&axis.key),
@@ -192,8 +202,8 @@ fn sweep(sw: &SweepResult, figures: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
 }
 
-/// Reads one figure out of a summary.
-type Figure = fn(&crate::metrics::Summary) -> Option<f64>;
+/// Reads one figure and its interval out of a summary.
+type Figure = fn(&crate::metrics::Summary) -> Option<(f64, Option<Ci>)>;
 
 fn timeline(r: &Report, figures: &mut Vec<(String, String)>) -> Result<()> {
     let rows: Vec<(String, Vec<(f64, String)>)> = r
@@ -275,7 +285,15 @@ fn inline(s: &str) -> String {
         if i % 2 == 1 {
             let _ = write!(o, "<code>{part}</code>");
         } else {
-            o.push_str(part);
+            // **bold** (the busy-host warning).
+            for (j, bit) in part.split("**").enumerate() {
+                match j % 2 {
+                    1 => {
+                        let _ = write!(o, "<strong>{bit}</strong>");
+                    }
+                    _ => o.push_str(bit),
+                }
+            }
         }
     }
     o

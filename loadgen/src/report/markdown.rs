@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::Report;
 use crate::metrics::P50Max;
+use crate::stats::{with_ci, Ci};
 
 /// Renders the report's figures as Markdown.
 pub fn render(r: &Report) -> String {
@@ -79,7 +80,23 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "| commit | {} |", r.commit);
     let _ = writeln!(o, "| machine | {} |", r.machine.line());
     let _ = writeln!(o, "| command | `{}` |", r.command.join(" "));
+    if let Some(h) = &r.host {
+        let _ = writeln!(o, "| host while it ran | {} |", h.line());
+    }
     let _ = writeln!(o, "| wall time | {:.1} s |\n", r.wall_s);
+    if let Some(h) = r.host.as_ref().filter(|h| h.busy) {
+        let _ = writeln!(
+            o,
+            "**Busy host**: {}. Times and rates here may be moved by it; rerun on a quiet host before trusting a difference.\n",
+            h.why.join("; ")
+        );
+    }
+    if r.compare.is_none() {
+        let _ = writeln!(
+            o,
+            "Figures in brackets: the 95 % confidence interval, over the independent unit named (trials, items, crashes, events); `?`: a bound these samples cannot give (one trial, or too few samples for a tail percentile). See `docs/report-schema.md`.\n"
+        );
+    }
     if let Some(c) = &r.compare {
         let _ = writeln!(o, "## Side by side\n");
         o.push_str(&c.markdown());
@@ -96,13 +113,18 @@ pub fn render(r: &Report) -> String {
         s.wire_bytes_per_node_s,
     ) {
         let _ = writeln!(o, "## Ping overhead (steady state, per node per second)\n");
-        let _ = writeln!(o, "| figure | mean | max over nodes |\n|---|---:|---:|");
-        let _ = writeln!(o, "| datagrams | {:.2} | {:.2} |", m.mean, m.max);
-        let _ = writeln!(o, "| payload bytes | {:.0} | {:.0} |", b.mean, b.max);
         let _ = writeln!(
             o,
-            "| wire bytes (+28/datagram) | {:.0} | {:.0} |\n",
-            w.mean, w.max
+            "| figure | mean [95 % CI over trials] | max over nodes |\n|---|---:|---:|"
+        );
+        let mean = |x: crate::observe::MeanMax, d: usize| with_ci(x.mean, x.mean_ci.as_ref(), d);
+        let _ = writeln!(o, "| datagrams | {} | {:.2} |", mean(m, 2), m.max);
+        let _ = writeln!(o, "| payload bytes | {} | {:.0} |", mean(b, 0), b.max);
+        let _ = writeln!(
+            o,
+            "| wire bytes (+28/datagram) | {} | {:.0} |\n",
+            mean(w, 0),
+            w.max
         );
         if let Some(types) = &s.overhead_by_type {
             let _ = writeln!(
@@ -141,41 +163,59 @@ pub fn render(r: &Report) -> String {
     if s.traffic.is_some() || s.latency_ms.is_some() || s.redundancy.is_some() {
         let _ = writeln!(o, "## Dissemination\n");
         let _ = writeln!(o, "| figure | value |\n|---|---:|");
-        let row = |o: &mut String, name: &str, v: Option<f64>, digits: usize| {
+        let row = |o: &mut String, name: &str, v: Option<f64>, ci: Option<Ci>, digits: usize| {
             if let Some(v) = v {
-                let _ = writeln!(o, "| {name} | {v:.digits$} |");
+                let _ = writeln!(o, "| {name} | {} |", with_ci(v, ci.as_ref(), digits));
             }
         };
-        row(&mut o, "residue", s.residue, 4);
-        row(&mut o, "traffic m (msgs/node)", s.traffic, 2);
-        row(&mut o, "t_ave (rounds)", s.t_ave, 2);
-        row(&mut o, "t_last (rounds)", s.t_last, 2);
-        row(&mut o, "rounds to all, mean", s.rounds_mean, 2);
-        row(&mut o, "rounds to all, p99", s.rounds_p99, 0);
+        row(&mut o, "residue", s.residue, s.residue_ci, 4);
+        row(&mut o, "traffic m (msgs/node)", s.traffic, s.traffic_ci, 2);
+        row(&mut o, "t_ave (rounds)", s.t_ave, s.t_ave_ci, 2);
+        row(&mut o, "t_last (rounds)", s.t_last, s.t_last_ci, 2);
+        row(
+            &mut o,
+            "rounds to all, mean",
+            s.rounds_mean,
+            s.rounds_mean_ci,
+            2,
+        );
+        row(
+            &mut o,
+            "rounds to all, p99",
+            s.rounds_p99,
+            s.rounds_p99_ci,
+            0,
+        );
         if let Some(d) = s.redundancy {
-            let _ = writeln!(o, "| redundancy (receptions/node reached) | {:.2} (p50 {:.0}, p99 {:.0}, max {:.0}) |", d.mean, d.p50, d.p99, d.max);
+            row(
+                &mut o,
+                "redundancy (receptions/node reached), mean",
+                Some(d.mean),
+                d.mean_ci,
+                2,
+            );
+            row(&mut o, "redundancy p50", Some(d.p50), d.p50_ci, 0);
+            row(&mut o, "redundancy p99", Some(d.p99), d.p99_ci, 0);
+            row(&mut o, "redundancy max", Some(d.max), None, 0);
         }
         if let Some(l) = s.latency_ms {
-            let f = |v: f64| clocked(v, 1, v, clock_ms);
-            let _ = writeln!(
-                o,
-                "| latency ms p50 / p90 / p99 / p99.9 / max | {} / {} / {} / {} / {} |",
-                f(l.p50),
-                f(l.p90),
-                f(l.p99),
-                f(l.p999),
-                f(l.max)
-            );
+            let f = |v: f64, ci: Option<Ci>| ci_cell(v, ci, 1, v, clock_ms);
+            let _ = writeln!(o, "| latency p50 ms | {} |", f(l.p50, l.p50_ci));
+            let _ = writeln!(o, "| latency p90 ms | {} |", f(l.p90, l.p90_ci));
+            let _ = writeln!(o, "| latency p99 ms | {} |", f(l.p99, l.p99_ci));
+            let _ = writeln!(o, "| latency p99.9 ms | {} |", f(l.p999, l.p999_ci));
+            let _ = writeln!(o, "| latency max ms | {} |", f(l.max, None));
         }
         if let Some(sp) = s.spread {
-            let f = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2} s"));
-            let _ = writeln!(
-                o,
-                "| time to 50 % / 99 % / 100 % of live nodes | {} / {} / {} |",
-                f(sp.t50_s),
-                f(sp.t99_s),
-                f(sp.t100_s)
-            );
+            let mut f = |name: &str, v: Option<f64>, ci: Option<Ci>| match v {
+                Some(v) => row(&mut o, name, Some(v), ci, 2),
+                None => {
+                    let _ = writeln!(o, "| {name} | never |");
+                }
+            };
+            f("time to 50 % of live nodes, s", sp.t50_s, sp.t50_s_ci);
+            f("time to 99 % of live nodes, s", sp.t99_s, sp.t99_s_ci);
+            f("time to 100 % of live nodes, s", sp.t100_s, sp.t100_s_ci);
         }
         o.push('\n');
     }
@@ -187,42 +227,68 @@ pub fn render(r: &Report) -> String {
         );
         for k in &s.by_kind {
             let lat = k.latency_ms.map_or("none reached".to_string(), |l| {
-                let f = |v: f64| clocked(v, 1, v, clock_ms);
-                format!("{} / {} / {}", f(l.p50), f(l.p99), f(l.max))
+                let f = |v: f64, ci: Option<Ci>| ci_cell(v, ci, 1, v, clock_ms);
+                format!(
+                    "{} / {} / {}",
+                    f(l.p50, l.p50_ci),
+                    f(l.p99, l.p99_ci),
+                    f(l.max, None)
+                )
             });
-            let t100 = k.t100_s.map_or("never".to_string(), |t| format!("{t:.2}"));
+            let t100 = k
+                .t100_s
+                .map_or("never".to_string(), |t| with_ci(t, k.t100_s_ci.as_ref(), 2));
             let red = k.redundancy.map_or("not counted".to_string(), |d| {
-                format!("{:.2}, {:.0}, {:.0}", d.mean, d.p99, d.max)
+                format!(
+                    "{}, {:.0}, {:.0}",
+                    with_ci(d.mean, d.mean_ci.as_ref(), 2),
+                    d.p99,
+                    d.max
+                )
             });
-            let traffic = k.traffic.map_or("—".to_string(), |m| format!("{m:.2}"));
+            let traffic = k
+                .traffic
+                .map_or("—".to_string(), |m| with_ci(m, k.traffic_ci.as_ref(), 2));
             let _ = writeln!(
                 o,
-                "| {} | {} | {lat} | {t100} | {:.4} | {red} | {traffic} |",
-                k.kind, k.items, k.residue
+                "| {} | {} | {lat} | {t100} | {} | {red} | {traffic} |",
+                k.kind,
+                k.items,
+                with_ci(k.residue, k.residue_ci.as_ref(), 4)
             );
         }
         o.push('\n');
     }
     if s.detect_first_pfail_s.is_some() || s.false_fails.is_some() {
         let _ = writeln!(o, "## Failure detection (s after the crash)\n");
-        let _ = writeln!(o, "| figure | p50 | max | crashes |\n|---|---:|---:|---:|");
+        let _ = writeln!(
+            o,
+            "| figure | p50 | p99 | max | crashes |\n|---|---:|---:|---:|---:|"
+        );
         let row = |o: &mut String, name: &str, v: Option<P50Max>| {
             if let Some(v) = v {
-                let f = |x: f64| clocked(x, 2, x * 1e3, clock_ms);
-                let _ = writeln!(o, "| {name} | {} | {} | {} |", f(v.p50), f(v.max), v.count);
+                let f = |x: f64, ci: Option<Ci>| ci_cell(x, ci, 2, x * 1e3, clock_ms);
+                let _ = writeln!(
+                    o,
+                    "| {name} | {} | {} | {} | {} |",
+                    f(v.p50, v.p50_ci),
+                    f(v.p99, v.p99_ci),
+                    f(v.max, None),
+                    v.count
+                );
             }
         };
         row(&mut o, "first PFAIL anywhere", s.detect_first_pfail_s);
         row(&mut o, "first FAIL anywhere", s.detect_first_fail_s);
         row(&mut o, "FAIL at every live node", s.detect_all_fail_s);
         if let Some(u) = s.undetected {
-            let _ = writeln!(o, "| crashes not FAILed everywhere | {u} | | |");
+            let _ = writeln!(o, "| crashes not FAILed everywhere | {u} | | | |");
         }
         if let Some(ff) = s.false_fails {
             let per = s
                 .false_fails_per_node_hour
                 .map_or(String::new(), |x| format!(" ({x:.3} per node-hour)"));
-            let _ = writeln!(o, "| false FAILs | {ff}{per} | | |");
+            let _ = writeln!(o, "| false FAILs | {ff}{per} | | | |");
         }
         o.push('\n');
     }
@@ -238,32 +304,42 @@ pub fn render(r: &Report) -> String {
             o,
             "Agreement: every running node holds every other running node alive (partial views: no running node holds a running node PFAIL or FAIL).\n"
         );
-        let _ = writeln!(o, "| figure | p50 | max | events |\n|---|---:|---:|---:|");
+        let _ = writeln!(
+            o,
+            "| figure | p50 | p99 | max | events |\n|---|---:|---:|---:|---:|"
+        );
         if let Some(v) = s.recover_s {
             let _ = writeln!(
                 o,
-                "| time to agreement | {:.2} | {:.2} | {} |",
-                v.p50, v.max, v.count
+                "| time to agreement | {} | {} | {:.2} | {} |",
+                with_ci(v.p50, v.p50_ci.as_ref(), 2),
+                with_ci(v.p99, v.p99_ci.as_ref(), 2),
+                v.max,
+                v.count
             );
         }
         if let Some(u) = s.unrecovered {
-            let _ = writeln!(o, "| events never at agreement by the end | {u} | | |");
+            let _ = writeln!(o, "| events never at agreement by the end | {u} | | | |");
         }
         if let Some(i) = s.recoveries_interrupted {
             let _ = writeln!(
                 o,
-                "| events interrupted by the next action (unmeasured) | {i} | | |"
+                "| events interrupted by the next action (unmeasured) | {i} | | | |"
             );
         }
         if let Some(p) = s.disagreeing_pairs {
-            let _ = writeln!(o, "| node pairs disagreeing at the end | {p} | | |");
+            let _ = writeln!(o, "| node pairs disagreeing at the end | {p} | | | |");
         }
         o.push('\n');
     }
     if let Some(cpu) = s.cpu_s_per_node_s {
         let _ = writeln!(o, "## Resources (real nodes, measured window)\n");
         let _ = writeln!(o, "| figure | value |\n|---|---:|");
-        let _ = writeln!(o, "| CPU s per node-second (I/O threads) | {cpu:.5} |");
+        let _ = writeln!(
+            o,
+            "| CPU s per node-second (I/O threads) | {} |",
+            with_ci(cpu, s.cpu_s_per_node_s_ci.as_ref(), 5)
+        );
         if let Some(rss) = s.rss_bytes {
             let _ = writeln!(
                 o,
@@ -297,11 +373,13 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-/// `v` with `digits` decimals, marked † when it (`ms` in milliseconds) is
-/// smaller than the clock uncertainty `clock_ms` of a hosts-world run.
-fn clocked(v: f64, digits: usize, ms: f64, clock_ms: Option<f64>) -> String {
+/// `v` with `digits` decimals and its interval, marked † when it (`ms` in
+/// milliseconds) is smaller than the clock uncertainty `clock_ms` of a
+/// hosts-world run.
+fn ci_cell(v: f64, ci: Option<Ci>, digits: usize, ms: f64, clock_ms: Option<f64>) -> String {
+    let shown = with_ci(v, ci.as_ref(), digits);
     match clock_ms {
-        Some(u) if ms < u => format!("{v:.digits$} †"),
-        _ => format!("{v:.digits$}"),
+        Some(u) if ms < u => format!("{shown} †"),
+        _ => shown,
     }
 }

@@ -68,6 +68,9 @@ pub struct Report {
     /// Every world's report, for a comparison (`compare`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<Comparison>,
+    /// How busy the host was while it ran (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::noise::HostNoise>,
 }
 
 impl Report {

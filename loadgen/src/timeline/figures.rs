@@ -88,5 +88,6 @@ fn mean_max(xs: &[f64]) -> MeanMax {
     MeanMax {
         mean: xs.iter().sum::<f64>() / xs.len().max(1) as f64,
         max: xs.iter().copied().fold(0.0, f64::max),
+        mean_ci: None,
     }
 }
