@@ -111,7 +111,7 @@ fn diff_tells_noise_from_a_node_timeout_change_and_gates_on_it() {
         let dir = out_dir(name);
         let out = bin()
             .args([
-                "run", "-s", "crash", "-n", "20", "--world", "sim", "-t", "8",
+                "run", "-s", "crash", "-n", "20", "--world", "sim", "-t", "16",
             ])
             .args(["--set", "run.warmup_s=8", "--set", "run.duration_s=20"])
             .args(["--set", &format!("profile.node_timeout_ms={timeout}")])
