@@ -19,12 +19,10 @@ rm -rf "$out" && mkdir -p "$out"
 "$lg" compare --scenario crash --nodes 48 --worlds udp,redis --set profile.node_timeout_ms=2000 --trials 3 \
   --out "$out/compare-redis-n48"
 # The lab: 4 hosts as network namespaces (root; Debian iproute2 and nftables),
-# an agent in each. The same 1,000 nodes in one process on loopback and on 4
-# lab hosts x 250; the racks scenario; the partition scenario across hosts.
+# an agent in each: the racks scenario at 4 x 50 nodes (4 x 250 overloads 2
+# cores: the lab's datagrams cross two veths and a bridge) and the partition
+# scenario across hosts.
 "$lg" lab up --hosts 4 --name ref
 trap '"$lg" lab down --name ref' EXIT
-"$lg" compare --scenario crash --nodes 1000 --worlds udp,hosts --hosts lab:ref \
-  --set profile.node_timeout_ms=15000 --set run.warmup_s=40 --duration 60 \
-  --out "$out/compare-udp-lab4-n1000"
-"$lg" run --scenario racks --hosts lab:ref --out "$out/racks-lab4"
+"$lg" run --scenario racks --hosts lab:ref --nodes 200 --out "$out/racks-lab4-n200"
 "$lg" run --scenario partition --hosts lab:ref --trials 3 --out "$out/partition-lab4"
