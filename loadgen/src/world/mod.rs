@@ -128,6 +128,29 @@ pub struct Upkeep {
     pub wire_bytes: u64,
 }
 
+impl Upkeep {
+    /// Upkeep of our nodes (sim, udp, hosts worlds) from datagrams and payload
+    /// bytes sent by type, in [`UPKEEP`] order, over IPv4 + UDP.
+    pub fn of_udp(
+        at: Instant,
+        life: u32,
+        msgs: [u64; UPKEEP.len()],
+        bytes: [u64; UPKEEP.len()],
+    ) -> Self {
+        /// IPv4 + UDP header bytes per datagram.
+        const WIRE_OVERHEAD: u64 = 28;
+        let (m, b): (u64, u64) = (msgs.iter().sum(), bytes.iter().sum());
+        Upkeep {
+            at,
+            life,
+            msgs,
+            bytes: Some(bytes),
+            bytes_total: b,
+            wire_bytes: b + WIRE_OVERHEAD * m,
+        }
+    }
+}
+
 /// Membership message types, as ping overhead counts them (DESIGN §3).
 pub const UPKEEP: [&str; 3] = ["ping", "pong", "meet"];
 

@@ -15,9 +15,6 @@ use gossip_core::Instant;
 use super::{Extras, ItemKey, Published, Seen, Shape, Upkeep, World, UPKEEP};
 use crate::scenario::{ActionKind, Scenario};
 
-/// IPv4 + UDP header bytes per datagram.
-const WIRE_OVERHEAD: u64 = 28;
-
 /// One trial's simulation.
 pub struct SimWorld {
     sim: Simulation,
@@ -211,17 +208,12 @@ impl World for SimWorld {
                 let sent = &observer.traffic(n).sent;
                 let of = |kind: MessageType| sent[usize::from(kind.code())];
                 let traffic = UPKEEP_TYPES.map(of);
-                let msgs = traffic.map(|t| t.datagrams);
-                let bytes = traffic.map(|t| t.bytes);
-                let (m, b): (u64, u64) = (msgs.iter().sum(), bytes.iter().sum());
-                Some(Upkeep {
-                    at: now,
-                    life: self.sim.incarnation(n),
-                    msgs,
-                    bytes: Some(bytes),
-                    bytes_total: b,
-                    wire_bytes: b + WIRE_OVERHEAD * m,
-                })
+                Some(Upkeep::of_udp(
+                    now,
+                    self.sim.incarnation(n),
+                    traffic.map(|t| t.datagrams),
+                    traffic.map(|t| t.bytes),
+                ))
             })
             .collect())
     }

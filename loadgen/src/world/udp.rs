@@ -31,8 +31,6 @@ use super::{Extras, ItemKey, Published, Seen, Upkeep, World};
 use crate::observe::Resources;
 use crate::scenario::Scenario;
 
-/// IPv4 + UDP header bytes per datagram.
-const WIRE_OVERHEAD: u64 = 28;
 /// Events each I/O thread's observation queue holds: a join storm of a few
 /// hundred nodes produces tens of thousands within a second; the pump drains
 /// every [`PUMP_EVERY`].
@@ -263,17 +261,12 @@ impl World for UdpWorld {
             .map(|n| {
                 let c = self.rt.node_counters(n).filter(|c| c.running)?;
                 let traffic = UPKEEP_TYPES.map(|k| c.sent(k));
-                let msgs = traffic.map(|t| t.datagrams);
-                let bytes = traffic.map(|t| t.bytes);
-                let (m, b): (u64, u64) = (msgs.iter().sum(), bytes.iter().sum());
-                Some(Upkeep {
-                    at: c.at,
-                    life: c.incarnation,
-                    msgs,
-                    bytes: Some(bytes),
-                    bytes_total: b,
-                    wire_bytes: b + WIRE_OVERHEAD * m,
-                })
+                Some(Upkeep::of_udp(
+                    c.at,
+                    c.incarnation,
+                    traffic.map(|t| t.datagrams),
+                    traffic.map(|t| t.bytes),
+                ))
             })
             .collect())
     }

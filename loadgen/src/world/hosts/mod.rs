@@ -42,8 +42,6 @@ use super::{Extras, ItemKey, Published, Seen, Shape, Upkeep, World};
 use crate::observe::Resources;
 use crate::scenario::Scenario;
 
-/// IPv4 + UDP header bytes per datagram.
-const WIRE_OVERHEAD: u64 = 28;
 /// How often the trial loop reads the event streams.
 const PUMP_EVERY: Duration = Duration::from_millis(20);
 /// Events each I/O thread's observation queue holds on an agent.
@@ -542,17 +540,12 @@ impl HostsWorld {
             c.sent.get(usize::from(k.code())).copied().unwrap_or([0, 0])
         };
         let traffic = UPKEEP_TYPES.map(sent);
-        let msgs = traffic.map(|t| t[0]);
-        let bytes = traffic.map(|t| t[1]);
-        let (m, b): (u64, u64) = (msgs.iter().sum(), bytes.iter().sum());
-        Upkeep {
-            at: self.at(h, c.at_us),
-            life: c.incarnation,
-            msgs,
-            bytes: Some(bytes),
-            bytes_total: b,
-            wire_bytes: b + WIRE_OVERHEAD * m,
-        }
+        Upkeep::of_udp(
+            self.at(h, c.at_us),
+            c.incarnation,
+            traffic.map(|t| t[0]),
+            traffic.map(|t| t[1]),
+        )
     }
 }
 
