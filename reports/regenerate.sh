@@ -14,7 +14,8 @@ rm -rf "$out" && mkdir -p "$out"
 "$lg" run --scenario rumor --world sim --nodes 1000 --trials 200 --stop feedback-counter --k 1 --out "$out/rumor-n1000-fc-k1"
 "$lg" sweep --scenario crash --nodes 100 \
   --sweep profile.node_timeout_ms=1000,2000,5000,15000 --sweep profile.fanout=1,3 \
-  --target detect_all_fail_s.p99=6 --target false_fails=0 --out "$out/sweep-crash-timeout-fanout"
+  --target detect_all_fail_s.p99=6 --target false_fails=0 --trials auto --budget 20m \
+  --out "$out/sweep-crash-timeout-fanout"
 # Needs redis-server (Debian package; scripts/test installs it).
 "$lg" compare --scenario crash --nodes 48 --worlds udp,redis --set profile.node_timeout_ms=2000 --trials 3 \
   --out "$out/compare-redis-n48"
@@ -26,3 +27,10 @@ rm -rf "$out" && mkdir -p "$out"
 trap '"$lg" lab down --name ref' EXIT
 "$lg" run --scenario racks --hosts lab:ref --nodes 200 --out "$out/racks-lab4-n200"
 "$lg" run --scenario partition --hosts lab:ref --trials 3 --out "$out/partition-lab4"
+# The same 1,000 lean-profile nodes in the udp world and on 4 lab hosts.
+lean1000=(--scenario crash --nodes 1000 --trials 3 --set profile.name=lean
+  --set cluster.slots=250 --set cluster.offload=true --set cluster.ramp_s=10)
+"$lg" run "${lean1000[@]}" --world udp --out "$out/lab4-vs-udp-n1000-lean/udp"
+"$lg" run "${lean1000[@]}" --hosts lab:ref --out "$out/lab4-vs-udp-n1000-lean/lab"
+"$lg" diff "$out/lab4-vs-udp-n1000-lean/udp" "$out/lab4-vs-udp-n1000-lean/lab" \
+  > "$out/lab4-vs-udp-n1000-lean/diff.md"
