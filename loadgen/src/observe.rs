@@ -22,6 +22,10 @@ pub struct Trial {
     pub detections: Vec<Detection>,
     /// FAILs declared about nodes that were up and reachable from the declarer.
     pub false_fails: u64,
+    /// Such FAILs declared within node_timeout + report_validity after a heal:
+    /// the partition's evidence, not counted as false.
+    #[serde(default)]
+    pub partition_fails: u64,
     /// One per heal, resume and restart on the timeline: the time until the
     /// running nodes agree again (`docs/report-schema.md`).
     #[serde(default)]

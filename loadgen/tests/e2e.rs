@@ -173,6 +173,37 @@ fn a_healed_partition_recovers_agreement_within_a_few_node_timeouts() {
 }
 
 #[test]
+fn fails_from_a_partitions_evidence_after_its_heal_are_not_counted_false() {
+    // Lean views (quorum 2, a suspicion outliving report_validity becomes FAIL
+    // alone) over 200 nodes, one quarter cut off for 1.5 node_timeouts: nodes
+    // whose suspicion began during the cut FAIL the other side's nodes after
+    // the heal, when they are reachable again (about 200 of them). Those FAILs are the partition's
+    // evidence (within node_timeout + report_validity of the heal), counted
+    // apart; the run's one crash, much later, is detected and nothing is false.
+    let r = run(
+        "heal-lean",
+        "partition",
+        &[
+            "cluster.nodes=200",
+            "profile.name=lean",
+            "profile.node_timeout_ms=1000",
+            "network.loss=0",
+            "run.warmup_s=10",
+            "run.duration_s=20",
+            "timeline=[{at_s=1.0,action=\"partition\",fraction=0.25},{at_s=2.5,action=\"heal\"},{at_s=12.0,action=\"crash\"}]",
+        ],
+    );
+    let s = &r.summary;
+    assert_eq!(s.false_fails, Some(0), "{:?}", r.trials[0].timeline);
+    assert!(
+        s.partition_fails.is_some_and(|n| n > 0),
+        "{:?}",
+        s.partition_fails
+    );
+    assert_eq!(s.undetected, Some(0));
+}
+
+#[test]
 fn a_resumed_node_is_held_alive_again_and_the_next_action_interrupts_a_recovery() {
     // Node 3 paused for 4 node_timeouts is FAIL everywhere; after its resume
     // every node holds it alive again, and it every other.

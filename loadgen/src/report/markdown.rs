@@ -290,6 +290,12 @@ pub fn render(r: &Report) -> String {
                 .map_or(String::new(), |x| format!(" ({x:.3} per node-hour)"));
             let _ = writeln!(o, "| false FAILs | {ff}{per} | | | |");
         }
+        if let Some(pf) = s.partition_fails.filter(|&n| n > 0) {
+            let _ = writeln!(
+                o,
+                "| FAILs after a heal from the partition's evidence (not false) | {pf} | | | |"
+            );
+        }
         o.push('\n');
     }
     if s.recover_s.is_some()

@@ -48,7 +48,8 @@ pub fn drive(
     let mut d = Drive::new(world, s, &config, seed, control);
     let parts = d.act_out(s);
     let node_s = d.up_us.iter().sum::<u64>() as f64 / 1e6;
-    let (progressed, false_fails) = (d.progressed, d.false_fails);
+    let (progressed, false_fails, partition_fails) =
+        (d.progressed, d.false_fails, d.partition_fails);
     // The nodes stop whatever happened; the trial's own error comes first.
     let extras = d.world.finish(node_s);
     let Some(figures) = parts? else {
@@ -64,6 +65,7 @@ pub fn drive(
         nodes: s.cluster.nodes,
         window_s: s.run.duration_s,
         false_fails,
+        partition_fails,
         node_hours: node_s / 3600.0,
         wall_s: started.elapsed().as_secs_f64(),
         sim_events: extras.sim_events,
@@ -123,6 +125,15 @@ struct Drive<'a> {
     last_drain: Instant,
     seen: Vec<Seen>,
     false_fails: u64,
+    /// FAILs of reachable nodes within `aftermath` of a heal.
+    partition_fails: u64,
+    /// The last heal, if any.
+    healed_at: Option<Instant>,
+    /// How long a partition's evidence can still turn into a FAIL after its
+    /// heal: a silence that began before the heal becomes PFAIL within
+    /// node_timeout, and failure reports (or a partial view's suspicion
+    /// timeout) from before it count for report_validity.
+    aftermath: Duration,
     progressed: u64,
     next_join: usize,
     /// Nodes started before the timeline.
@@ -174,6 +185,9 @@ impl<'a> Drive<'a> {
             last_drain: origin,
             seen: Vec::new(),
             false_fails: 0,
+            partition_fails: 0,
+            healed_at: None,
+            aftermath: config.node_timeout() + config.report_validity(),
             progressed: 0,
             next_join: s.cluster.nodes,
             initial: s.cluster.nodes,
@@ -273,11 +287,17 @@ impl<'a> Drive<'a> {
                     // reachable from the node that declared it. Status and
                     // partitions change only at timeline steps, between two
                     // reads, so "now" is the status it was declared under.
+                    // Soon after a heal, such a FAIL still comes from the
+                    // partition's evidence (reports, silences, a FAIL passed
+                    // on from the other side) and is counted apart.
                     if self.status.get(x) == Some(&Status::Up)
                         && self.world.connected(e.node, x)
                         && self.world.connected(x, e.node)
                     {
-                        self.false_fails += 1;
+                        match self.healed_at {
+                            Some(h) if e.at < h + self.aftermath => self.partition_fails += 1,
+                            _ => self.false_fails += 1,
+                        }
                     }
                     let known = self
                         .items
@@ -499,6 +519,7 @@ impl<'a> Drive<'a> {
             }
             ActionKind::Heal => {
                 self.world.shape(&Shape::Heal)?;
+                self.healed_at = Some(now);
                 self.agreement.opened("heal", None, now);
                 self.mark(now, "partition heals".into());
             }
