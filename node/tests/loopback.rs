@@ -115,7 +115,11 @@ fn converges(rt: Runtime) {
     });
     let m = rt.metrics().total();
     assert_eq!(m.nodes, NODES as u64);
-    assert!(counted, "the datapath counted no datagram: {:?}", m.datapath);
+    assert!(
+        counted,
+        "the datapath counted no datagram: {:?}",
+        m.datapath
+    );
     rt.shutdown().expect("clean shutdown");
 }
 
