@@ -27,6 +27,8 @@ rm -rf "$out" && mkdir -p "$out"
 trap '"$lg" lab down --name ref' EXIT
 "$lg" run --scenario racks --hosts lab:ref --nodes 200 --out "$out/racks-lab4-n200"
 "$lg" run --scenario partition --hosts lab:ref --trials 3 --out "$out/partition-lab4"
+"$lg" run --scenario racks --hosts lab:ref --set profile.name=lean --set cluster.slots=250 \
+  --set cluster.offload=true --set cluster.ramp_s=20 --out "$out/racks-lab4-n1000-lean"
 # The same 1,000 lean-profile nodes in the udp world and on 4 lab hosts.
 lean1000=(--scenario crash --nodes 1000 --trials 3 --set profile.name=lean
   --set cluster.slots=250 --set cluster.offload=true --set cluster.ramp_s=10)
