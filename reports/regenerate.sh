@@ -16,6 +16,10 @@ rm -rf "$out" && mkdir -p "$out"
   --sweep profile.node_timeout_ms=1000,2000,5000,15000 --sweep profile.fanout=1,3 \
   --target detect_all_fail_s.p99=6 --target false_fails=0 --trials auto --budget 20m \
   --out "$out/sweep-crash-timeout-fanout"
+# diff: the main job with node_timeout 3 s (its default) against 2 s, 6 trials a side.
+"$lg" run --trials 6 --out "$out/diff-demo-nt3-nt2/nt3"
+"$lg" run --trials 6 --set profile.node_timeout_ms=2000 --out "$out/diff-demo-nt3-nt2/nt2"
+"$lg" diff "$out/diff-demo-nt3-nt2/nt3" "$out/diff-demo-nt3-nt2/nt2" > "$out/diff-demo-nt3-nt2/diff.md"
 # Needs redis-server (Debian package; scripts/test installs it).
 "$lg" compare --scenario crash --nodes 48 --worlds udp,redis --set profile.node_timeout_ms=2000 --trials 3 \
   --out "$out/compare-redis-n48"
