@@ -95,7 +95,8 @@ impl HostNoise {
 pub struct Probe {
     started: Instant,
     cpu: Option<CpuTimes>,
-    own: Option<u64>,
+    /// Every process's `(ppid, ticks)` at the start.
+    procs: Option<Procs>,
     stop: Arc<AtomicBool>,
     load_max: Arc<Mutex<f64>>,
     sampler: Option<JoinHandle<()>>,
@@ -128,7 +129,7 @@ impl Probe {
         Probe {
             started: Instant::now(),
             cpu: read_cpu(),
-            own: own_ticks(),
+            procs: processes(),
             stop,
             load_max,
             sampler,
@@ -143,7 +144,7 @@ impl Probe {
         }
         let window_s = self.started.elapsed().as_secs_f64();
         let (a, b) = (self.cpu?, read_cpu()?);
-        let own = own_ticks()?.saturating_sub(self.own?);
+        let own = own_ticks(self.procs.as_ref()?, &processes()?, &local_agents());
         let hz = ticks_per_s();
         let busy = b.busy.saturating_sub(a.busy);
         let total = b.total.saturating_sub(a.total).max(1);
@@ -209,42 +210,72 @@ fn load_avg() -> Option<f64> {
         .ok()
 }
 
-/// CPU ticks of this process, its reaped children and its live
-/// descendants (the nodes' threads, the redis world's servers).
-fn own_ticks() -> Option<u64> {
-    let me = std::process::id();
-    let mut parent: HashMap<u32, u32> = HashMap::new();
-    let mut ticks: HashMap<u32, u64> = HashMap::new();
+/// `pid -> (ppid, utime + stime + cutime + cstime)` of every process.
+type Procs = HashMap<u32, (u32, u64)>;
+
+/// Agents on this machine whose CPU is the run's own (the lab's, or one on
+/// loopback): the hosts world names them as it holds them. They are not
+/// this process's descendants, yet without them a lab run would count its
+/// own nodes as another process's load.
+static LOCAL_AGENTS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Counts process `pid` (an agent on this machine) as the run's own from now on.
+pub fn count_as_own(pid: u32) {
+    let mut v = LOCAL_AGENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if !v.contains(&pid) {
+        v.push(pid);
+    }
+}
+
+fn local_agents() -> Vec<u32> {
+    LOCAL_AGENTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+fn processes() -> Option<Procs> {
+    let mut procs = Procs::new();
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         // A process may end between listing and reading: skip it.
-        if let Some((ppid, t)) = std::fs::read_to_string(e.path().join("stat"))
+        if let Some(stat) = std::fs::read_to_string(e.path().join("stat"))
             .ok()
             .and_then(|s| parse_pid_stat(&s))
         {
-            parent.insert(pid, ppid);
-            ticks.insert(pid, t);
+            procs.insert(pid, stat);
         }
     }
-    let mut sum = *ticks.get(&me)?;
-    for (&pid, &t) in &ticks {
-        let mut p = pid;
+    Some(procs)
+}
+
+/// CPU ticks between two snapshots of this process, its reaped children and
+/// its live descendants (the nodes' threads, the redis world's servers),
+/// and of the `local` agents and theirs. A process that started in between
+/// counts whole.
+fn own_ticks(before: &Procs, now: &Procs, local: &[u32]) -> u64 {
+    let me = std::process::id();
+    let roots: Vec<u32> = std::iter::once(me).chain(local.iter().copied()).collect();
+    let mut sum = 0;
+    for (&pid, &(_, t)) in now {
         // Walk up to init; bounded by the process count (no cycles in /proc,
         // but a hostile or racing read must not loop forever).
-        for _ in 0..parent.len() {
-            match parent.get(&p) {
-                Some(&pp) if pp == me => {
-                    sum += t;
-                    break;
-                }
-                Some(&pp) if pp > 1 => p = pp,
+        let mut p = pid;
+        for _ in 0..=now.len() {
+            if roots.contains(&p) {
+                let was = before.get(&pid).map_or(0, |&(_, t)| t);
+                sum += t.saturating_sub(was);
+                break;
+            }
+            match now.get(&p) {
+                Some(&(pp, _)) if pp > 1 => p = pp,
                 _ => break,
             }
         }
     }
-    Some(sum)
+    sum
 }
 
 /// `(ppid, utime + stime + cutime + cstime)` from `/proc/<pid>/stat`; the
@@ -284,6 +315,31 @@ mod tests {
         let pid = "42 (a (weird) name) S 7 42 42 0 -1 4194560 1 0 0 0 30 12 4 1 20 0 1 0";
         assert_eq!(parse_pid_stat(pid), Some((7, 47)));
         assert_eq!(parse_pid_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_ticks_count_descendants_and_local_agents_between_snapshots() {
+        let me = std::process::id();
+        let (child, agent, its_node, stranger) = (me + 1, me + 2, me + 3, me + 4);
+        let before: Procs = [
+            (me, (1, 10)),
+            (child, (me, 5)),
+            (agent, (1, 100)),
+            (stranger, (1, 7)),
+        ]
+        .into_iter()
+        .collect();
+        let now: Procs = [
+            (me, (1, 15)),
+            (child, (me, 9)),
+            (agent, (1, 130)),
+            (its_node, (agent, 6)),
+            (stranger, (1, 70)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(own_ticks(&before, &now, &[]), 5 + 4);
+        assert_eq!(own_ticks(&before, &now, &[agent]), 5 + 4 + 30 + 6);
     }
 
     #[test]

@@ -88,6 +88,31 @@ pub struct Hello {
     pub faults: FaultSupport,
     /// The session holding the agent, if any.
     pub session: Option<Session>,
+    /// The agent's process id and its machine's boot id
+    /// (`/proc/sys/kernel/random/boot_id`): a loadgen on the same machine
+    /// counts that process's CPU as the run's own, not as other load.
+    #[serde(default)]
+    pub process: Option<AgentProcess>,
+}
+
+/// Where an agent runs, to tell whether it shares the loadgen's machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProcess {
+    /// Its pid.
+    pub pid: u32,
+    /// The machine's boot id.
+    pub boot_id: String,
+}
+
+impl AgentProcess {
+    /// This process, or `None` where the boot id cannot be read.
+    pub fn this() -> Option<AgentProcess> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(AgentProcess {
+            pid: std::process::id(),
+            boot_id: boot_id.trim().to_owned(),
+        })
+    }
 }
 
 /// Which network faults an agent applies to real packets.

@@ -648,6 +648,7 @@ mod tests {
                 latency: api::Support::No("x".into()),
             },
             session: None,
+            process: None,
         };
         assert!(check_version(&addr, &hello).is_ok());
         hello.api = api::API_VERSION + 1;

@@ -489,6 +489,7 @@ impl Agent {
                 datapath: self.datapath.clone(),
                 faults: state.faults.support().clone(),
                 session: state.lease.as_ref().map(|l| l.session.clone()),
+                process: api::AgentProcess::this(),
             }),
             (Route::Session, &Method::POST) => {
                 let spec: api::SessionSpec = parse(body)?;

@@ -150,6 +150,9 @@ impl Agents {
             client
                 .open_session(&owner, lease)
                 .map_err(|e| anyhow!("agent {addr}: {e:#}"))?;
+            if let Some(pid) = local_pid(&hello) {
+                crate::noise::count_as_own(pid);
+            }
             let offset = clock_offset(&mut client, CLOCK_SAMPLES)
                 .map_err(|e| anyhow!("agent {addr}: clock: {e:#}"))?;
             // Renewed from now on, whatever the other agents take to answer.
@@ -286,4 +289,13 @@ fn renew(
             }
         })
         .map_err(|e| anyhow!("cannot spawn a lease thread: {e}"))
+}
+
+/// The agent's pid when it runs on this machine (same boot id, and that pid
+/// is a `gossip-node` here: an agent in another pid namespace is not).
+fn local_pid(hello: &Hello) -> Option<u32> {
+    let p = hello.process.as_ref()?;
+    let here = gossip_node::agent::api::AgentProcess::this()?;
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", p.pid)).ok()?;
+    (p.boot_id == here.boot_id && comm.trim() == "gossip-node").then_some(p.pid)
 }
