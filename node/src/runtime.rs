@@ -17,7 +17,7 @@ use std::time::Duration;
 use gossip_core::rng::splitmix64;
 use gossip_core::{Endpoint, Identity, ItemId, Node, NodeId, PublishError, Stamp};
 
-use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
+use crate::datapath::{self, sys, DatapathKind, DatapathOptions};
 use crate::host::{Command, Host, NodeSocket, NodeSpec};
 use crate::metrics::{MetricsSource, ThreadMetrics};
 use crate::observe::{EventQueue, NodeCounters, ObservedEvent, Observer, StatsBoard};
@@ -113,14 +113,9 @@ impl Runtime {
             )));
         }
         let shared = slots > 1;
-        let (kind, fallback) = match (config.offload, config.datapath) {
-            (true, DatapathChoice::Uring) => return Err(NodeError::Config(
-                "UDP GSO/GRO offload runs on the mmsg datapath only (use --datapath mmsg or auto)"
-                    .into(),
-            )),
-            (true, _) => (DatapathKind::Mmsg, None),
-            (false, choice) => datapath::resolve(choice, probe),
-        };
+        // Both datapaths carry offload; `auto` picks io_uring with or
+        // without it (see `datapath::resolve`).
+        let (kind, fallback) = datapath::resolve(config.datapath, probe);
         if let Some(line) = &fallback {
             eprintln!("gossip-node: {line}");
         }

@@ -257,7 +257,9 @@ pub struct DatapathOptions {
     /// to the same address and of the same length leave as one GSO send, and
     /// sockets receive with UDP GRO, so that many datagrams cross the stack
     /// as one. Worth it when many datagrams share a destination socket (the
-    /// shared-socket mode); the mmsg datapath only.
+    /// shared-socket mode). Both datapaths: mmsg with `sendmsg` and
+    /// `recvmmsg`, io_uring with `IORING_OP_SENDMSG` and multishot receives
+    /// into 64 KiB buffers.
     pub offload: bool,
 }
 

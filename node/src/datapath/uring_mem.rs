@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 
+use super::segment::{self, Control, CMSG_LEN, MAX_SEGMENTS};
 use super::sockaddr::RawAddr;
 
 /// Send slots are allocated in chunks of this many as traffic needs them.
@@ -240,10 +241,34 @@ impl SendSlots {
         })
     }
 
+    /// Where slot `slot`'s buffer starts.
+    pub(super) fn buffer_ptr(&self, slot: u32) -> *mut u8 {
+        let slot = slot as usize;
+        // SAFETY: an in-bounds offset of the slot's buffer inside its chunk.
+        unsafe {
+            self.buffers[slot / SLOT_CHUNK]
+                .as_ptr()
+                .add((slot % SLOT_CHUNK) * self.buf_len)
+        }
+    }
+
     /// Fills the slot's header for a send of `len` bytes to `to`.
     pub(super) fn prepare(&mut self, slot: u32, to: SocketAddr, len: usize) -> Prepared {
+        let mut name = RawAddr::ZERO;
+        let namelen = name.write(to);
+        self.prepare_raw(slot, &name, namelen, len)
+    }
+
+    /// [`prepare`](Self::prepare) with the destination as kernel bytes.
+    pub(super) fn prepare_raw(
+        &mut self,
+        slot: u32,
+        name: &RawAddr,
+        namelen: u32,
+        len: usize,
+    ) -> Prepared {
+        let buf = self.buffer_ptr(slot);
         let slot = slot as usize;
-        let buf = self.buffers[slot / SLOT_CHUNK].as_ptr();
         // SAFETY: the slot is not in flight, so the kernel holds no reference
         // to its header; the chunk index is in range and the header inside it.
         let h = unsafe {
@@ -251,9 +276,8 @@ impl SendSlots {
                 .as_ptr()
                 .add(slot % SLOT_CHUNK)
         };
-        let namelen = h.name.write(to);
-        // SAFETY: in-bounds offset of the slot's buffer inside its chunk.
-        h.iov.iov_base = unsafe { buf.add((slot % SLOT_CHUNK) * self.buf_len) }.cast();
+        h.name = *name;
+        h.iov.iov_base = buf.cast();
         h.iov.iov_len = len.min(self.buf_len);
         h.msg.msg_name = (&mut h.name as *mut RawAddr).cast();
         h.msg.msg_namelen = namelen;
@@ -290,6 +314,111 @@ impl Drop for SendSlots {
                 alloc::dealloc(h.as_ptr().cast(), Self::header_layout());
                 alloc::dealloc(b.as_ptr(), bl);
             }
+        }
+    }
+}
+
+/// What a GSO send (several send slots leaving as one `sendmsg`) needs to
+/// stay put while the kernel sends it, and which slots it holds.
+#[repr(C)]
+struct RunHeader {
+    msg: libc::msghdr,
+    iovs: [libc::iovec; MAX_SEGMENTS],
+    name: RawAddr,
+    control: Control,
+    slots: [u32; MAX_SEGMENTS],
+    count: usize,
+}
+
+/// Headers of GSO sends, each allocated once and never moved; at most one per
+/// two send slots is ever in use, so their number is bounded by the slots'.
+#[derive(Debug, Default)]
+pub(super) struct RunHeaders {
+    headers: Vec<NonNull<RunHeader>>,
+    free: Vec<u32>,
+    pub(super) in_flight: usize,
+    pub(super) leak: bool,
+}
+
+impl RunHeaders {
+    /// Fills a free header for a send of slots `members` (their lengths in
+    /// `lens`, all `segment` bytes but the last) to `name`, and returns its
+    /// index and `msghdr`. The iovecs point into `slots`' buffers.
+    pub(super) fn prepare(
+        &mut self,
+        slots: &SendSlots,
+        members: &[u32],
+        lens: &[u32],
+        name: &RawAddr,
+        namelen: u32,
+        segment: u16,
+    ) -> (u32, *const libc::msghdr) {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                // SAFETY: RunHeader is plain data; all-zeroes is valid (null
+                // pointers, zero lengths).
+                let h: Box<RunHeader> = Box::new(unsafe { std::mem::zeroed() });
+                self.headers.push(NonNull::from(Box::leak(h)));
+                (self.headers.len() - 1) as u32
+            }
+        };
+        // SAFETY: the header is free, so no operation in flight references it,
+        // and `&mut self` makes this the only borrow.
+        let h = unsafe { &mut *self.headers[index as usize].as_ptr() };
+        let count = members.len().min(MAX_SEGMENTS);
+        for j in 0..count {
+            h.iovs[j] = libc::iovec {
+                iov_base: slots.buffer_ptr(members[j]).cast(),
+                iov_len: lens[j] as usize,
+            };
+            h.slots[j] = members[j];
+        }
+        h.count = count;
+        h.name = *name;
+        let controllen = segment::write_cmsg(
+            &mut h.control.0,
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            &segment.to_ne_bytes(),
+        );
+        h.msg.msg_name = (&mut h.name as *mut RawAddr).cast();
+        h.msg.msg_namelen = namelen;
+        h.msg.msg_iov = h.iovs.as_mut_ptr();
+        h.msg.msg_iovlen = count;
+        h.msg.msg_control = h.control.0.as_mut_ptr().cast();
+        h.msg.msg_controllen = controllen.min(CMSG_LEN);
+        h.msg.msg_flags = 0;
+        self.in_flight += 1;
+        (index, &h.msg)
+    }
+
+    /// Frees header `index` after its send completed, returning its slots to
+    /// `slots`; the number of datagrams it carried (0 for an unknown index).
+    pub(super) fn release(&mut self, index: u32, slots: &mut SendSlots) -> u64 {
+        let Some(h) = self.headers.get(index as usize) else {
+            return 0;
+        };
+        // SAFETY: the send completed: the kernel no longer reads the header.
+        let h = unsafe { h.as_ref() };
+        for &slot in &h.slots[..h.count] {
+            slots.release(slot);
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.free.push(index);
+        h.count as u64
+    }
+}
+
+impl Drop for RunHeaders {
+    fn drop(&mut self) {
+        if self.leak {
+            return;
+        }
+        for h in &self.headers {
+            // SAFETY: each came from Box::leak in `prepare`; nothing is in flight
+            // (`UringDatapath::drop` sets `leak` otherwise).
+            drop(unsafe { Box::from_raw(h.as_ptr()) });
         }
     }
 }
