@@ -17,7 +17,7 @@ use std::time::Duration;
 use gossip_core::rng::splitmix64;
 use gossip_core::{Endpoint, Identity, ItemId, Node, NodeId, PublishError, Stamp};
 
-use crate::datapath::{self, sys, DatapathKind, DatapathOptions};
+use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
 use crate::host::{Command, Host, NodeSocket, NodeSpec};
 use crate::metrics::{MetricsSource, ThreadMetrics};
 use crate::observe::{EventQueue, NodeCounters, ObservedEvent, Observer, StatsBoard};
@@ -113,9 +113,17 @@ impl Runtime {
             )));
         }
         let shared = slots > 1;
-        // Both datapaths carry offload; `auto` picks io_uring with or
-        // without it (see `datapath::resolve`).
-        let (kind, fallback) = datapath::resolve(config.datapath, probe);
+        // Both datapaths carry offload, but `auto` with offload stays on
+        // mmsg without probing: io_uring measured no cheaper there on Linux
+        // 6.18 (datapath-bench node-uring-gso / node-mmsg-gso 0.99-1.02 with
+        // intervals spanning 1; the 10,000-node lean run 1.03x mmsg's CPU,
+        // both 2026-12-06, reports/datapath/), and mmsg is the path every
+        // offload run so far has used. Without offload `auto` is io_uring
+        // where it works.
+        let (kind, fallback) = match (config.offload, config.datapath) {
+            (true, DatapathChoice::Auto) => (DatapathKind::Mmsg, None),
+            (_, choice) => datapath::resolve(choice, probe),
+        };
         if let Some(line) = &fallback {
             eprintln!("gossip-node: {line}");
         }

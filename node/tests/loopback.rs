@@ -278,7 +278,12 @@ fn garbage_datagrams_are_counted_and_dropped_on_uring() {
 
 #[test]
 fn sixteen_nodes_behind_two_shared_sockets_converge_with_gso_gro() {
-    let rt = start_shared(DatapathChoice::Mmsg, true, 7);
+    let rt = start_shared(DatapathChoice::Auto, true, 7);
+    assert_eq!(
+        rt.datapath(),
+        DatapathKind::Mmsg,
+        "auto with offload chooses mmsg"
+    );
     let m = rt.metrics();
     converges_and_keeps(&rt);
     let c = m.total().datapath;

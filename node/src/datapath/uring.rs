@@ -25,6 +25,8 @@ use super::sockaddr::{self, RawAddr};
 use super::uring_mem::{BufRing, Prepared, RunHeaders, SendSlots};
 use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
 
+mod gso;
+
 /// Buffer group id of the receive buffer ring (one ring per io_uring).
 const BGID: u16 = 0;
 /// Operation tag in the top byte of `user_data`.
@@ -34,12 +36,15 @@ const OP_SEND: u64 = 2;
 const OP_CANCEL: u64 = 3;
 /// A GSO send: several send slots as one `sendmsg` (offload only).
 const OP_GSO: u64 = 4;
-/// Receive buffers with offload: each holds a 64 KiB GRO aggregate, so the
-/// default 4,096 would reserve 256 MiB. 512 reserve 34 MiB of address space
-/// (pages are touched only as aggregates fill them); when they run out the
-/// multishot receive ends with ENOBUFS, the datagrams wait in the socket's
-/// buffer, and the receive is re-armed once buffers are back.
-const OFFLOAD_RECV_BUFFERS: usize = 512;
+/// Receive buffers with offload: each holds a 64 KiB GRO aggregate. Few,
+/// because the kernel takes them in ring order, so every buffer is written
+/// once per trip round the ring: with 512 (34 MiB) each receive landed in
+/// memory long gone from the cache, and uring-gso ran at 0.93x mmsg-gso in
+/// datapath-bench (whose recvmmsg reuses four); with 64 (4 MiB) 1.00x, with
+/// 16 about 1.04x. When they run out the multishot receive ends with
+/// ENOBUFS, the datagrams wait in the socket's buffer, and the receive is
+/// re-armed once buffers are back (counted in `enobufs`).
+const OFFLOAD_RECV_BUFFERS: usize = 64;
 /// Submission queue entries; the completion queue gets four times as many,
 /// since every socket's multishot receive can post many completions per enter.
 const SQ_ENTRIES: u32 = 4_096;
@@ -64,6 +69,12 @@ pub(crate) fn probe() -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     Ok(())
+}
+
+/// Whether `ring`'s kernel knows operation `code`.
+fn supports(ring: &IoUring, code: u8) -> bool {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(code)
 }
 
 /// Which operation carries a datagram out.
@@ -123,6 +134,16 @@ pub struct UringDatapath {
     lens: Vec<u32>,
     members: Vec<u32>,
     run_headers: RunHeaders,
+    /// GSO sends of at least this many bytes go zero-copy
+    /// ([`DatapathOptions::zerocopy_min_bytes`]; `None` also where the kernel
+    /// lacks SENDMSG_ZC or refused it).
+    zerocopy_min_bytes: Option<usize>,
+    /// The send slots' chunks are registered buffers (a sparse table of
+    /// `max_chunks` entries), registered as they are allocated; zero-copy
+    /// sends whose datagrams lie in one registered chunk name it, so that
+    /// the kernel does not pin and unpin their pages on every send.
+    fixed_buffers: bool,
+    registered_chunks: usize,
 }
 
 #[derive(Debug)]
@@ -170,6 +191,16 @@ impl UringDatapath {
         let fixed_files = u32::try_from(max_sockets)
             .ok()
             .is_some_and(|n| ring.submitter().register_files_sparse(n).is_ok());
+        let slots = SendSlots::new(options.max_datagram, options.send_buffers.max(1));
+        // Zero-copy applies to GSO sends, so to offload only; it needs
+        // SENDMSG_ZC (Linux 6.1).
+        let zerocopy_min_bytes = options
+            .zerocopy_min_bytes
+            .filter(|_| options.offload && supports(&ring, opcode::SendMsgZc::CODE));
+        let fixed_buffers = zerocopy_min_bytes.is_some()
+            && u32::try_from(slots.max_chunks())
+                .ok()
+                .is_some_and(|n| ring.submitter().register_buffers_sparse(n).is_ok());
         // With offload a receive buffer holds a GRO aggregate and its
         // `UDP_GRO` control message after the header and the name.
         let (entries, buf_len) = if options.offload {
@@ -209,7 +240,7 @@ impl UringDatapath {
             max_sockets,
             recv_hdr,
             bufs,
-            slots: SendSlots::new(options.max_datagram, options.send_buffers.max(1)),
+            slots,
             rearm: Vec::new(),
             cqes: Vec::with_capacity(1024),
             cancels_in_flight: 0,
@@ -225,6 +256,9 @@ impl UringDatapath {
             lens: Vec::new(),
             members: Vec::new(),
             run_headers: RunHeaders::default(),
+            zerocopy_min_bytes,
+            fixed_buffers,
+            registered_chunks: 0,
         })
     }
 
@@ -307,7 +341,7 @@ impl UringDatapath {
                 match ud >> OP_SHIFT {
                     OP_RECV => self.complete_recv(ud, res, flags, on_datagram),
                     OP_SEND => self.complete_send(ud, res),
-                    OP_GSO => self.complete_gso(ud, res),
+                    OP_GSO => self.complete_gso(ud, res, flags),
                     OP_CANCEL => self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1),
                     _ => {}
                 }
@@ -406,83 +440,6 @@ impl UringDatapath {
         self.slots.release(slot);
         let result = usize::try_from(res).map_err(|_| -res);
         self.counters.count_send(1, result);
-    }
-
-    /// Counts a GSO send's completion: its datagrams succeed or fail whole.
-    fn complete_gso(&mut self, ud: u64, res: i32) {
-        let run = (ud & 0xffff_ffff) as u32;
-        let datagrams = self.run_headers.release(run, &mut self.slots);
-        let result = usize::try_from(res).map_err(|_| -res);
-        if result == Err(libc::EIO) {
-            // A device without checksum offload refuses GSO sends: later
-            // sends go one datagram each (this run counts as an error).
-            self.gso_refused = true;
-        }
-        self.counters.gso_sends += u64::from(result.is_ok());
-        self.counters.count_send(datagrams, result);
-    }
-
-    /// Offload: plans the datagrams queued this turn into GSO runs and pushes
-    /// one send per run (one `SendMsg` with a `UDP_SEGMENT` control message
-    /// for several datagrams, the usual single send for one).
-    fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let (mut order, mut runs) = (
-            std::mem::take(&mut self.order),
-            std::mem::take(&mut self.runs),
-        );
-        if self.gso_refused {
-            segment::singles(&self.pending, &mut order, &mut runs);
-        } else {
-            segment::plan(&self.pending, &mut order, &mut runs);
-        }
-        let (mut lens, mut members) = (
-            std::mem::take(&mut self.lens),
-            std::mem::take(&mut self.members),
-        );
-        for run in &runs {
-            let queued = &order[run.start..run.start + run.count];
-            let head = self.pending[queued[0] as usize];
-            let head_slot = self.pending_slots[queued[0] as usize];
-            let socket = head.socket as usize;
-            if run.count == 1 {
-                let p =
-                    self.slots
-                        .prepare_raw(head_slot, &head.name, head.namelen, head.len as usize);
-                self.push_send(socket, &p, head_slot);
-                continue;
-            }
-            lens.clear();
-            members.clear();
-            for &i in queued {
-                lens.push(self.pending[i as usize].len);
-                members.push(self.pending_slots[i as usize]);
-            }
-            // The segment size travels as a u16 (datagrams are at most
-            // max_datagram <= 65,507 bytes).
-            let (index, msg) = self.run_headers.prepare(
-                &self.slots,
-                &members,
-                &lens,
-                &head.name,
-                head.namelen,
-                run.segment as u16,
-            );
-            self.slots.in_flight += members.len();
-            let sqe = if self.fixed_files {
-                opcode::SendMsg::new(Fixed(socket as u32), msg)
-            } else {
-                opcode::SendMsg::new(Fd(self.raw_fd(socket)), msg)
-            };
-            let sqe = sqe.flags(SEND_FLAGS as u32).build();
-            self.push(&sqe.user_data((OP_GSO << OP_SHIFT) | u64::from(index)));
-        }
-        self.pending.clear();
-        self.pending_slots.clear();
-        (self.order, self.runs) = (order, runs);
-        (self.lens, self.members) = (lens, members);
     }
 
     fn raw_fd(&self, socket: usize) -> i32 {
@@ -600,6 +557,7 @@ impl Datapath for UringDatapath {
             self.counters.send_stalls += 1;
             return None;
         }
+        self.register_chunks();
         self.slots.reserved_buffer()
     }
 

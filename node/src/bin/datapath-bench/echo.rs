@@ -273,6 +273,7 @@ pub fn burst(
     mut dp: Box<dyn Datapath>,
     segment: usize,
     count: usize,
+    zerocopy: bool,
     packets: u64,
     limit: Duration,
 ) -> Result<Run> {
@@ -313,6 +314,13 @@ pub fn burst(
             break;
         }
     }
+    let c = dp.counters();
+    anyhow::ensure!(
+        (c.zc_sends > 0) == zerocopy && c.gso_sends > 0,
+        "zero-copy {zerocopy} asked for, but {} of {} GSO sends went zero-copy",
+        c.zc_sends,
+        c.gso_sends
+    );
     Ok(Run {
         packets: delivered,
         cpu: sys::process_cpu_time() - cpu0,
