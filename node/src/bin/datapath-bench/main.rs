@@ -81,6 +81,10 @@ struct Args {
     /// Print only; write no report.
     #[arg(long)]
     no_write: bool,
+    /// An earlier report (JSON) whose ratios to hold this run's against:
+    /// prints, for every ratio in both, whether the two 95 % intervals overlap.
+    #[arg(long, value_name = "JSON")]
+    compare: Option<PathBuf>,
 }
 
 /// What a case runs.
@@ -319,6 +323,9 @@ fn main() -> Result<()> {
         eprintln!("| {a} / {b} | {:.2} | {:.2} – {:.2} |", s.mean, s.lo, s.hi);
         ratios.insert(format!("{a}/{b}"), s.json());
     }
+    if let Some(path) = &args.compare {
+        compare(path, &ratios)?;
+    }
     let timer_ns = timer_cost(10_000, 2_000_000);
     eprintln!(
         "timers: {timer_ns:.0} ns per fire + reschedule with 10,000 node deadlines (binary heap)"
@@ -328,7 +335,7 @@ fn main() -> Result<()> {
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "date": today(),
         "commit": commit(),
-        "machine": machine(),
+        "machine": machine(cores),
         "load": {
             "loadavg_before": load_before,
             "loadavg_after": load_after,
@@ -358,6 +365,46 @@ fn main() -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// Prints this run's ratios beside those of the report at `path`, and whether
+/// each pair of intervals overlaps (the two runs agree on that ratio).
+fn compare(path: &std::path::Path, ratios: &serde_json::Map<String, Value>) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let earlier: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let interval = |v: &Value| -> Option<(f64, f64, f64)> {
+        Some((
+            v.get("mean")?.as_f64()?,
+            v.get("ci95")?.get(0)?.as_f64()?,
+            v.get("ci95")?.get(1)?.as_f64()?,
+        ))
+    };
+    eprintln!();
+    eprintln!("| ratio | {} | this run | agree |", path.display());
+    eprintln!("|---|---:|---:|---|");
+    let (mut agree, mut total) = (0, 0);
+    for (name, now) in ratios {
+        let (Some((m1, lo1, hi1)), Some((m2, lo2, hi2))) = (
+            earlier
+                .get("ratios")
+                .and_then(|r| r.get(name))
+                .and_then(interval),
+            interval(now),
+        ) else {
+            continue;
+        };
+        let overlap = lo1.max(lo2) <= hi1.min(hi2);
+        total += 1;
+        agree += usize::from(overlap);
+        eprintln!(
+            "| {name} | {m1:.2} ({lo1:.2} – {hi1:.2}) | {m2:.2} ({lo2:.2} – {hi2:.2}) | {} |",
+            if overlap { "yes" } else { "NO" }
+        );
+    }
+    eprintln!("{agree} of {total} ratios agree (overlapping 95 % intervals)");
     Ok(())
 }
 
@@ -455,7 +502,9 @@ fn commit() -> Value {
     json!({ "head": head, "node_dirty": dirty })
 }
 
-fn machine() -> Value {
+/// The machine; `cores` as counted before the thread was pinned (after it,
+/// `available_parallelism` sees one).
+fn machine(cores: usize) -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -467,7 +516,7 @@ fn machine() -> Value {
         .ok();
     json!({
         "cpu_model": model,
-        "cores": std::thread::available_parallelism().map_or(1, |c| c.get()),
+        "cores": cores,
         "kernel": kernel,
         "io_uring_disabled": std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").map(|s| s.trim().to_string()).ok(),
     })
