@@ -513,3 +513,66 @@ fn zero_copy_sends_deliver_whole_and_reuse_no_buffer_before_its_notification() {
     assert_eq!(c.datagrams_out, u64::from(rounds * per_round), "{c:?}");
     assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0, "{c:?}");
 }
+
+/// A zero-copy send the kernel refuses (a broadcast without SO_BROADCAST:
+/// EACCES) is counted as refused, and its buffers come back (Linux 6.18
+/// still posts its notification; without one they would come back with the
+/// completion) and are reused without tripping the slot pool's check.
+#[test]
+fn a_refused_zero_copy_send_gives_its_buffers_back() {
+    if let Err(e) = probe_uring() {
+        eprintln!(
+            "!!!!! SKIPPED a_refused_zero_copy_send_...: io_uring is refused here ({e}) !!!!!"
+        );
+        return;
+    }
+    let broadcast: SocketAddr = "127.255.255.255:9".parse().unwrap();
+    let mut dp = UringDatapath::new(DatapathOptions {
+        offload: true,
+        send_buffers: 4,
+        zerocopy_min_bytes: Some(0),
+        ..options(64)
+    })
+    .expect("datapath");
+    let (a, _) = socket();
+    let (b, addr_b) = socket();
+    let ia = dp.register(a).unwrap();
+    dp.register(b).unwrap();
+    let mut got = Vec::new();
+    for (round, to) in [broadcast, addr_b, broadcast, addr_b]
+        .into_iter()
+        .enumerate()
+    {
+        for _ in 0..4 {
+            let buf = loop {
+                if dp.send_buffer().is_some() {
+                    break dp.send_buffer().unwrap();
+                }
+                dp.poll(Some(Duration::from_millis(5)), &mut |_, _, bytes| {
+                    got.push(bytes.to_vec())
+                })
+                .unwrap();
+            };
+            buf[..100].fill(round as u8);
+            dp.queue_send(ia, to, 100);
+        }
+        dp.poll(Some(Duration::from_millis(5)), &mut |_, _, bytes| {
+            got.push(bytes.to_vec())
+        })
+        .unwrap();
+    }
+    got.extend(
+        collect(&mut dp, 8 - got.len())
+            .into_iter()
+            .map(|(_, _, b)| b),
+    );
+    got.sort();
+    let want: Vec<Vec<u8>> = [1u8, 1, 1, 1, 3, 3, 3, 3]
+        .iter()
+        .map(|&r| vec![r; 100])
+        .collect();
+    assert_eq!(got, want);
+    let c = *dp.counters();
+    assert_eq!((c.datagrams_out, c.send_refused), (8, 8), "{c:?}");
+    assert!(c.zc_sends > 0, "{c:?}");
+}

@@ -3,12 +3,19 @@
 //! with a destination address (or `SendMsg`, see [`SendOp`]) and submitted
 //! together with the wait in one `io_uring_enter`.
 //!
+//! With offload ([`DatapathOptions::offload`]) sends wait for the next `poll`,
+//! are cut into GSO runs by the planner the mmsg datapath uses, and leave as
+//! one `SendMsg` with `UDP_SEGMENT` per run (`gso.rs`; zero-copy
+//! `SendMsgZc` above [`DatapathOptions::zerocopy_min_bytes`]); receives take
+//! GRO aggregates into 64 KiB buffers and cut them at the `UDP_GRO` segment
+//! size.
+//!
 //! Needs Linux 6.0 (multishot recvmsg; buffer rings since 5.19). Uses
 //! SINGLE_ISSUER + DEFER_TASKRUN (6.1) and registered files where the kernel
 //! has them and falls back to plain setup and plain descriptors otherwise.
 //!
 //! Memory the kernel may touch (receive buffers, the buffer ring, send slots and
-//! their `msghdr`s, the receive `msghdr`) is allocated once, never moves, and is
+//! their `msghdr`s, GSO run headers, the receive `msghdr`) is allocated once, never moves, and is
 //! freed only after every operation that references it has completed; if
 //! shutdown cannot confirm that in time, it is leaked rather than freed.
 

@@ -21,6 +21,7 @@ const NOTIF_USAGE_ZC_COPIED: i32 = 1 << 31;
 /// sit in separate send slots, so a run qualifies only if its buffers span
 /// at most this many pages (with 1,000-byte datagrams, about 12 of them).
 const ZEROCOPY_MAX_PAGES: usize = 16;
+
 impl UringDatapath {
     /// Counts a GSO send's completion: its datagrams succeed or fail whole.
     ///
@@ -55,9 +56,16 @@ impl UringDatapath {
         self.counters.gso_sends += u64::from(result.is_ok());
         self.counters.zc_sends += u64::from(result.is_ok() && zerocopy);
         self.counters.count_send(datagrams, result);
-        if !(zerocopy && cqueue::more(flags)) {
-            self.run_headers.release(run, &mut self.slots);
+        if zerocopy && cqueue::more(flags) {
+            // The notification follows; the buffers stay lent until then.
+            return;
         }
+        if zerocopy {
+            // A zero-copy send that failed without lending anything: no
+            // notification comes, the buffers are back now.
+            self.run_headers.give_back(run, &mut self.slots);
+        }
+        self.run_headers.release(run, &mut self.slots);
     }
 
     /// Pages the buffers of slots `members` (`lens` bytes each) touch.
