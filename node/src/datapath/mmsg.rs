@@ -359,9 +359,11 @@ impl MmsgDatapath {
             let n = rc as usize;
             for k in 0..n {
                 let h = &hdrs[k];
-                // A truncated control message may have lost the GRO
-                // segment size: the datagrams could not be told apart.
-                if h.msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+                // With offload, a truncated control message may have lost
+                // the GRO segment size: the datagrams could not be told
+                // apart. Without it no control message is read.
+                let ctrunc = if self.offload { libc::MSG_CTRUNC } else { 0 };
+                if h.msg_hdr.msg_flags & (libc::MSG_TRUNC | ctrunc) != 0 {
                     self.counters.truncated += 1;
                     continue;
                 }

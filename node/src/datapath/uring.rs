@@ -389,12 +389,13 @@ impl UringDatapath {
             if res > 0 {
                 let buf = self.bufs.buffer(bid, res as usize);
                 match RecvMsgOut::parse(buf, &self.recv_hdr) {
-                    // A truncated name, control message (the GRO segment
-                    // size) or payload: the datagrams cannot be told apart.
+                    // A truncated name, payload or, with offload, control
+                    // message (the GRO segment size): the datagrams cannot
+                    // be told apart. Without offload no control is read.
                     Ok(out)
                         if out.is_payload_truncated()
                             || out.is_name_data_truncated()
-                            || out.is_control_data_truncated() =>
+                            || (self.offload && out.is_control_data_truncated()) =>
                     {
                         self.counters.truncated += 1
                     }
