@@ -87,7 +87,7 @@ struct Args {
     #[arg(long, value_name = "K", default_value_t = 1)]
     slots: usize,
     /// UDP GSO/GRO: a turn's datagrams to one socket leave as one send and
-    /// arrive as one receive (mmsg datapath; pays with --slots > 1).
+    /// arrive as one receive (either datapath; pays with --slots > 1).
     #[arg(long)]
     offload: bool,
     /// Spread the nodes over this many consecutive IPv4 addresses from

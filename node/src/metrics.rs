@@ -198,6 +198,8 @@ impl Snapshot {
             &mut c.syscalls,
             &mut c.gso_sends,
             &mut c.gro_receives,
+            &mut c.zc_sends,
+            &mut c.zc_copied,
         ] {
             f(v);
         }
@@ -601,6 +603,8 @@ impl Collector for MetricsSource {
             vec![
                 on_dp(&[("kind", "gso_send")], c.gso_sends),
                 on_dp(&[("kind", "gro_receive")], c.gro_receives),
+                on_dp(&[("kind", "zc_send")], c.zc_sends),
+                on_dp(&[("kind", "zc_copied")], c.zc_copied),
             ],
         )?;
         counter(

@@ -171,18 +171,6 @@ fn binary_refuses_bad_slots_and_seed_endpoints_with_one_line() {
         (&["--seed", "127.0.0.1:7000#70000"][..], "slot"),
         (&["--seed", "localhost#1"][..], "localhost"),
         (&["--timer-slack", "20"][..], "--timer-slack"),
-        (
-            &[
-                "--slots",
-                "2",
-                "--nodes",
-                "2",
-                "--offload",
-                "--datapath",
-                "uring",
-            ][..],
-            "mmsg",
-        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
             .args(["--bind", "127.0.0.1:0", "--duration", "1"])
@@ -193,4 +181,28 @@ fn binary_refuses_bad_slots_and_seed_endpoints_with_one_line() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn binary_runs_shared_sockets_with_offload_on_uring() {
+    if let Err(e) = gossip_node::datapath::probe_uring() {
+        eprintln!("!!!!! SKIPPED binary_runs_shared_sockets_with_offload_on_uring: io_uring is refused here ({e}) !!!!!");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(["--bind", "127.0.0.1:0", "--duration", "1"])
+        .args([
+            "--slots",
+            "4",
+            "--nodes",
+            "8",
+            "--offload",
+            "--datapath",
+            "uring",
+        ])
+        .output()
+        .expect("run gossip-node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("datapath uring with GSO/GRO"), "{stderr}");
 }

@@ -27,6 +27,7 @@ fn options(recv_buffers: usize) -> DatapathOptions {
         recv_buffers,
         send_buffers: 256,
         offload: false,
+        zerocopy_min_bytes: None,
     }
 }
 
@@ -101,7 +102,8 @@ fn a_refused_send_between_sent_ones_is_counted_once_as_refused() {
         .into_iter()
         .map(|k| (k, false))
         .collect();
-    cases.push((DatapathKind::Mmsg, true));
+    let offload: Vec<_> = cases.iter().map(|&(k, _)| (k, true)).collect();
+    cases.extend(offload);
     for (kind, offload) in cases {
         let mut dp = create(
             kind,
@@ -158,7 +160,10 @@ fn a_refused_send_between_sent_ones_is_counted_once_as_refused() {
                 dp.send_buffer().unwrap()[..4].fill(9);
                 dp.queue_send(ia, broadcast, 4);
             }
-            dp.poll(Some(Duration::ZERO), &mut |_, _, _| {}).unwrap();
+            for _ in 0..5 {
+                dp.poll(Some(Duration::from_millis(5)), &mut |_, _, _| {})
+                    .unwrap();
+            }
             let c = *dp.counters();
             assert_eq!((c.datagrams_out, c.send_refused), (3, 5), "{what}: {c:?}");
         }
@@ -279,85 +284,295 @@ fn both_io_uring_send_operations_deliver() {
     }
 }
 
-/// Offload (mmsg): datagrams of a turn to one address leave as GSO sends and
-/// arrive through GRO, each whole and once, whatever their mix of lengths; a
-/// receiver without GRO gets them one by one.
+/// Offload: datagrams of a turn to one address leave as GSO sends and
+/// arrive through GRO, each whole and once, whatever their mix of lengths;
+/// a receiver without GRO (a plain socket, and the other datapath's
+/// receiver without offload) gets them one by one.
 #[test]
 fn offload_coalesces_on_the_wire_and_delivers_every_datagram_whole() {
-    let mut dp = create(
-        DatapathKind::Mmsg,
-        DatapathOptions {
-            offload: true,
-            ..options(64)
-        },
-    )
+    for kind in kinds("offload_coalesces_on_the_wire_and_delivers_every_datagram_whole") {
+        let mut dp = create(
+            kind,
+            DatapathOptions {
+                offload: true,
+                send_buffers: 1_024,
+                ..options(64)
+            },
+        )
+        .expect("datapath");
+        let mut plain_dp = create(kind, options(64)).expect("datapath");
+        let (a, _) = socket();
+        let (b, addr_b) = socket();
+        let (c, addr_c) = socket();
+        let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+        plain
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let addr_plain = plain.local_addr().unwrap();
+        let ia = dp.register(a).unwrap();
+        let ib = dp.register(b).unwrap();
+        let ic = plain_dp.register(c).unwrap();
+        // Lengths: runs of equal ones with shorter ones between, as a turn of
+        // PINGs and PONGs with different section sizes looks.
+        let len_of = |seq: u32| [300usize, 300, 300, 120, 300, 64][seq as usize % 6];
+        let total = 240u32;
+        for round in 0..2 {
+            for seq in 0..total {
+                let buf = dp.send_buffer().expect("a free send buffer");
+                let len = len_of(seq);
+                buf[..4].copy_from_slice(&seq.to_be_bytes());
+                buf[4..len].fill(seq as u8);
+                dp.queue_send(ia, if round == 0 { addr_b } else { addr_c }, len);
+            }
+        }
+        for seq in 0..10u32 {
+            let buf = dp.send_buffer().expect("a free send buffer");
+            buf[..4].copy_from_slice(&seq.to_be_bytes());
+            dp.queue_send(ia, addr_plain, 200);
+        }
+        let got = collect(dp.as_mut(), total as usize);
+        let got_plain = collect(plain_dp.as_mut(), total as usize);
+        for (got, want_socket, receiver) in [(&got, ib, "GRO"), (&got_plain, ic, "no GRO")] {
+            let mut seen = vec![false; total as usize];
+            for (s, _, bytes) in got {
+                assert_eq!(*s, want_socket);
+                let seq = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+                assert!(
+                    seq < total && !seen[seq as usize],
+                    "{kind} {receiver}: datagram {seq} once"
+                );
+                seen[seq as usize] = true;
+                assert_eq!(
+                    bytes.len(),
+                    len_of(seq),
+                    "{kind} {receiver}: datagram {seq}: its own length"
+                );
+                assert!(
+                    bytes[4..].iter().all(|&x| x == seq as u8),
+                    "{kind} {receiver}: payload {seq}"
+                );
+            }
+            assert!(seen.iter().all(|&s| s), "{kind} {receiver}: every datagram");
+        }
+        let mut buf = [0u8; 2_000];
+        for _ in 0..10 {
+            let (n, _) = plain
+                .recv_from(&mut buf)
+                .expect("the plain receiver's datagram");
+            assert_eq!(
+                n, 200,
+                "{kind}: split by the kernel for a receiver without GRO"
+            );
+        }
+        let c = *dp.counters();
+        assert_eq!(c.datagrams_out, 2 * u64::from(total) + 10, "{kind}: {c:?}");
+        assert_eq!(c.datagrams_in, u64::from(total), "{kind}: {c:?}");
+        assert!(
+            c.gso_sends > 0 && c.gso_sends < 40,
+            "{kind}: coalesced sends: {c:?}"
+        );
+        assert!(c.gro_receives > 0, "{kind}: coalesced receives: {c:?}");
+        assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0, "{kind}");
+        let p = *plain_dp.counters();
+        assert_eq!(
+            (p.datagrams_in, p.gro_receives),
+            (u64::from(total), 0),
+            "{kind}"
+        );
+    }
+}
+
+/// With offload a receive's control message carries the GRO segment size;
+/// when the kernel truncates it (here: an IP_TOS message the socket also asked
+/// for overflows the room for one), the receive cannot be cut safely and is
+/// counted as truncated and dropped; an oversized datagram likewise.
+#[test]
+fn offload_drops_receives_with_a_truncated_control_message_or_an_oversized_segment() {
+    for kind in kinds("offload_drops_receives_with_a_truncated_control_message") {
+        let mut dp = create(
+            kind,
+            DatapathOptions {
+                offload: true,
+                ..options(64)
+            },
+        )
+        .expect("datapath");
+        let (b, addr_b) = socket();
+        let (t, addr_t) = socket();
+        socket2::SockRef::from(&t).set_recv_tos_v4(true).unwrap();
+        let ib = dp.register(b).unwrap();
+        dp.register(t).unwrap();
+        // Three of a length from one socket: one GSO send, one GRO receive
+        // with a UDP_GRO and an IP_TOS control message.
+        for _ in 0..3 {
+            dp.send_buffer().unwrap()[..100].fill(1);
+            dp.queue_send(ib, addr_t, 100);
+        }
+        let outside = UdpSocket::bind("127.0.0.1:0").unwrap();
+        outside.send_to(&[7u8; 3_000], addr_b).unwrap();
+        outside.send_to(&[8u8; 10], addr_b).unwrap();
+        let got = collect(dp.as_mut(), 1);
+        for _ in 0..5 {
+            dp.poll(Some(Duration::from_millis(5)), &mut |_, _, _| {
+                panic!("a truncated receive was delivered")
+            })
+            .unwrap();
+        }
+        assert_eq!(got.len(), 1, "{kind}");
+        assert_eq!(
+            (got[0].0, got[0].2.as_slice()),
+            (ib, &[8u8; 10][..]),
+            "{kind}"
+        );
+        let c = dp.counters();
+        assert_eq!((c.truncated, c.datagrams_in), (2, 1), "{kind}: {c:?}");
+        assert_eq!((c.datagrams_out, c.gso_sends), (3, 1), "{kind}: {c:?}");
+    }
+}
+
+/// Zero-copy GSO sends (io_uring): every datagram arrives once and whole, and
+/// no send buffer is handed out again before the kernel's notification that
+/// it is done with it: the slot pool asserts that (in debug builds, which
+/// tests are) whenever it hands out a slot, and with 64 buffers for one run
+/// of 8 datagrams a turn every buffer is reused dozens of times.
+#[test]
+fn zero_copy_sends_deliver_whole_and_reuse_no_buffer_before_its_notification() {
+    if let Err(e) = probe_uring() {
+        eprintln!("!!!!! SKIPPED zero_copy_sends_...: io_uring is refused here ({e}) !!!!!");
+        return;
+    }
+    if !cfg!(debug_assertions) {
+        eprintln!("!!!!! zero_copy_sends_...: built without debug assertions, so the slot pool's reuse check is off; only delivery is checked !!!!!");
+    }
+    let mut dp = UringDatapath::new(DatapathOptions {
+        offload: true,
+        send_buffers: 64,
+        zerocopy_min_bytes: Some(4_000),
+        ..options(64)
+    })
     .expect("datapath");
     let (a, _) = socket();
     let (b, addr_b) = socket();
-    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
-    plain
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let addr_plain = plain.local_addr().unwrap();
     let ia = dp.register(a).unwrap();
-    let ib = dp.register(b).unwrap();
-    // Lengths: runs of equal ones with shorter ones between, as a turn of
-    // PINGs and PONGs with different section sizes looks.
-    let len_of = |seq: u32| [300usize, 300, 300, 120, 300, 64][seq as usize % 6];
-    let total = 240u32;
-    for seq in 0..total {
-        let buf = dp.send_buffer().expect("a free send buffer");
-        let len = len_of(seq);
-        buf[..4].copy_from_slice(&seq.to_be_bytes());
-        buf[4..len].fill(seq as u8);
-        dp.queue_send(ia, addr_b, len);
-    }
-    for seq in 0..10u32 {
-        let buf = dp.send_buffer().expect("a free send buffer");
-        buf[..4].copy_from_slice(&seq.to_be_bytes());
-        dp.queue_send(ia, addr_plain, 200);
-    }
-    let got = collect(dp.as_mut(), total as usize);
-    let mut seen = vec![false; total as usize];
-    for (s, _, bytes) in &got {
-        assert_eq!(*s, ib);
+    dp.register(b).unwrap();
+    let rounds = 480u32;
+    let per_round = 8u32;
+    let total = (rounds * per_round) as usize;
+    let mut seen = vec![false; total];
+    let mut got = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut check = |bytes: &[u8]| {
         let seq = u32::from_be_bytes(bytes[..4].try_into().unwrap());
-        assert!(seq < total && !seen[seq as usize], "datagram {seq} once");
-        seen[seq as usize] = true;
-        assert_eq!(bytes.len(), len_of(seq), "datagram {seq}: its own length");
-        assert!(bytes[4..].iter().all(|&x| x == seq as u8), "payload {seq}");
+        assert_eq!(bytes.len(), 1_000, "datagram {seq} whole");
+        assert!(
+            bytes[4..].iter().all(|&x| x == seq as u8),
+            "datagram {seq}: its own payload (a buffer rewritten in flight would show here)"
+        );
+        assert!(
+            !std::mem::replace(&mut seen[seq as usize], true),
+            "{seq} once"
+        );
+    };
+    for round in 0..rounds {
+        let mut seq = round * per_round;
+        while seq < (round + 1) * per_round && Instant::now() < deadline {
+            match dp.send_buffer() {
+                Some(buf) => {
+                    buf[..4].copy_from_slice(&seq.to_be_bytes());
+                    buf[4..1_000].fill(seq as u8);
+                    dp.queue_send(ia, addr_b, 1_000);
+                    seq += 1;
+                }
+                None => dp
+                    .poll(Some(Duration::from_millis(1)), &mut |_, _, bytes| {
+                        got += 1;
+                        check(bytes)
+                    })
+                    .unwrap(),
+            }
+        }
+        // One poll a round: the next round's buffers are taken while this
+        // round's notifications may still be on their way.
+        dp.poll(Some(Duration::ZERO), &mut |_, _, bytes| {
+            got += 1;
+            check(bytes)
+        })
+        .unwrap();
     }
-    assert!(seen.iter().all(|&s| s), "every datagram arrived");
-    let mut buf = [0u8; 2_000];
-    for _ in 0..10 {
-        let (n, _) = plain
-            .recv_from(&mut buf)
-            .expect("the plain receiver's datagram");
-        assert_eq!(n, 200, "split by the kernel for a receiver without GRO");
+    while got < total && Instant::now() < deadline {
+        dp.poll(Some(Duration::from_millis(10)), &mut |_, _, bytes| {
+            got += 1;
+            check(bytes)
+        })
+        .unwrap();
     }
     let c = *dp.counters();
-    assert_eq!(c.datagrams_out, u64::from(total) + 10);
-    assert_eq!(c.datagrams_in, u64::from(total));
-    assert!(
-        c.gso_sends > 0 && c.gso_sends < 20,
-        "coalesced sends: {c:?}"
-    );
-    assert!(c.gro_receives > 0, "coalesced receives: {c:?}");
-    assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0);
+    assert_eq!(got, total, "every datagram arrived: {c:?}");
+    assert!(c.zc_sends > 0, "zero-copy sends: {c:?}");
+    assert!(c.zc_copied <= c.zc_sends, "{c:?}");
+    assert_eq!(c.datagrams_out, u64::from(rounds * per_round), "{c:?}");
+    assert_eq!(c.send_errors + c.recv_errors + c.truncated, 0, "{c:?}");
 }
 
+/// A zero-copy send the kernel refuses (a broadcast without SO_BROADCAST:
+/// EACCES) is counted as refused, and its buffers come back (Linux 6.18
+/// still posts its notification; without one they would come back with the
+/// completion) and are reused without tripping the slot pool's check.
 #[test]
-fn offload_is_refused_by_the_uring_datapath_with_a_reason() {
+fn a_refused_zero_copy_send_gives_its_buffers_back() {
     if let Err(e) = probe_uring() {
-        eprintln!("!!!!! SKIPPED offload_is_refused_by_the_uring_datapath: io_uring is refused here ({e}) !!!!!");
+        eprintln!(
+            "!!!!! SKIPPED a_refused_zero_copy_send_...: io_uring is refused here ({e}) !!!!!"
+        );
         return;
     }
-    let refused = UringDatapath::new(DatapathOptions {
+    let broadcast: SocketAddr = "127.255.255.255:9".parse().unwrap();
+    let mut dp = UringDatapath::new(DatapathOptions {
         offload: true,
+        send_buffers: 4,
+        zerocopy_min_bytes: Some(0),
         ..options(64)
-    });
-    let Err(e) = refused else {
-        panic!("the uring datapath took offload");
-    };
-    assert!(e.to_string().contains("mmsg"), "{e}");
+    })
+    .expect("datapath");
+    let (a, _) = socket();
+    let (b, addr_b) = socket();
+    let ia = dp.register(a).unwrap();
+    dp.register(b).unwrap();
+    let mut got = Vec::new();
+    for (round, to) in [broadcast, addr_b, broadcast, addr_b]
+        .into_iter()
+        .enumerate()
+    {
+        for _ in 0..4 {
+            let buf = loop {
+                if dp.send_buffer().is_some() {
+                    break dp.send_buffer().unwrap();
+                }
+                dp.poll(Some(Duration::from_millis(5)), &mut |_, _, bytes| {
+                    got.push(bytes.to_vec())
+                })
+                .unwrap();
+            };
+            buf[..100].fill(round as u8);
+            dp.queue_send(ia, to, 100);
+        }
+        dp.poll(Some(Duration::from_millis(5)), &mut |_, _, bytes| {
+            got.push(bytes.to_vec())
+        })
+        .unwrap();
+    }
+    got.extend(
+        collect(&mut dp, 8 - got.len())
+            .into_iter()
+            .map(|(_, _, b)| b),
+    );
+    got.sort();
+    let want: Vec<Vec<u8>> = [1u8, 1, 1, 1, 3, 3, 3, 3]
+        .iter()
+        .map(|&r| vec![r; 100])
+        .collect();
+    assert_eq!(got, want);
+    let c = *dp.counters();
+    assert_eq!((c.datagrams_out, c.send_refused), (8, 8), "{c:?}");
+    assert!(c.zc_sends > 0, "{c:?}");
 }

@@ -289,7 +289,11 @@ fn garbage_datagrams_are_counted_and_dropped_on_uring() {
 #[test]
 fn sixteen_nodes_behind_two_shared_sockets_converge_with_gso_gro() {
     let rt = start_shared(DatapathChoice::Auto, true, 7);
-    assert_eq!(rt.datapath(), DatapathKind::Mmsg, "offload chooses mmsg");
+    assert_eq!(
+        rt.datapath(),
+        DatapathKind::Mmsg,
+        "auto with offload chooses mmsg"
+    );
     let m = rt.metrics();
     converges_and_keeps(&rt);
     let c = m.total().datapath;
@@ -308,7 +312,7 @@ fn a_killed_node_behind_a_shared_socket_is_failed_everywhere_then_restarts() {
 #[test]
 fn a_killed_node_behind_a_shared_socket_is_failed_everywhere_on_uring() {
     if uring_available("a_killed_node_behind_a_shared_socket_is_failed_everywhere_on_uring") {
-        killed_node_is_failed(start_shared(DatapathChoice::Uring, false, 9));
+        killed_node_is_failed(start_shared(DatapathChoice::Uring, true, 9));
     }
 }
 
@@ -318,16 +322,27 @@ fn garbage_on_shared_sockets_is_counted_and_dropped() {
 }
 
 #[test]
-fn offload_on_uring_is_a_clear_configuration_error() {
-    let config = RuntimeConfig {
-        datapath: DatapathChoice::Uring,
-        binds: RuntimeConfig::consecutive("127.0.0.1".parse().unwrap(), 0, 1),
-        slots: 4,
-        offload: true,
-        ..RuntimeConfig::default()
-    };
-    let e = Runtime::start(config).expect_err("refused");
-    assert!(e.to_string().contains("mmsg"), "{e}");
+fn sixteen_nodes_behind_two_shared_sockets_converge_with_gso_gro_on_uring() {
+    if !uring_available("sixteen_nodes_behind_two_shared_sockets_converge_with_gso_gro_on_uring") {
+        return;
+    }
+    let rt = start_shared(DatapathChoice::Uring, true, 11);
+    assert_eq!(rt.datapath(), DatapathKind::Uring);
+    let m = rt.metrics();
+    converges_and_keeps(&rt);
+    let c = m.total().datapath;
+    assert!(
+        c.gso_sends > 0 && c.gro_receives > 0,
+        "datagrams travelled coalesced: {c:?}"
+    );
+    rt.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn garbage_on_shared_sockets_with_offload_is_counted_and_dropped_on_uring() {
+    if uring_available("garbage_on_shared_sockets_with_offload_is_counted_and_dropped_on_uring") {
+        garbage_is_counted_and_dropped(start_shared(DatapathChoice::Uring, true, 12));
+    }
 }
 
 #[test]

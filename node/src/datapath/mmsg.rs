@@ -13,7 +13,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::segment::{self, Queued, CMSG_LEN, GRO_BUFFER};
+use super::segment::{self, Control, Queued, CMSG_LEN, GRO_BUFFER};
 use super::sockaddr::{self, RawAddr};
 use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
 
@@ -61,11 +61,6 @@ pub struct MmsgDatapath {
     has_pwait2: bool,
     counters: DatapathCounters,
 }
-
-/// A control-message buffer aligned like `cmsghdr`.
-#[derive(Clone, Copy)]
-#[repr(C, align(8))]
-struct Control([u8; CMSG_LEN]);
 
 impl std::fmt::Debug for MmsgDatapath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -364,7 +359,11 @@ impl MmsgDatapath {
             let n = rc as usize;
             for k in 0..n {
                 let h = &hdrs[k];
-                if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                // With offload, a truncated control message may have lost
+                // the GRO segment size: the datagrams could not be told
+                // apart. Without it no control message is read.
+                let ctrunc = if self.offload { libc::MSG_CTRUNC } else { 0 };
+                if h.msg_hdr.msg_flags & (libc::MSG_TRUNC | ctrunc) != 0 {
                     self.counters.truncated += 1;
                     continue;
                 }
@@ -378,27 +377,18 @@ impl MmsgDatapath {
                 // With GRO one receive may hold several datagrams of the
                 // same sender, all `segment` bytes but the last.
                 let controllen = h.msg_hdr.msg_controllen.min(CMSG_LEN);
-                let segment = if self.offload {
+                let gro = if self.offload {
                     segment::gro_segment(&control[k].0[..controllen])
                 } else {
                     None
                 };
-                let segment = segment.unwrap_or(len).max(1);
-                if segment > self.max_datagram {
-                    // Longer than the sender may send: as without offload.
-                    self.counters.truncated += len.div_ceil(segment) as u64;
-                    continue;
-                }
-                self.counters.gro_receives += u64::from(len > segment);
-                // An empty datagram is a datagram too (chunks() yields none).
-                let mut datagrams = bytes.chunks(segment);
-                let mut next = Some(datagrams.next().unwrap_or(&[]));
-                while let Some(datagram) = next {
-                    self.counters.datagrams_in += 1;
-                    self.counters.bytes_in += datagram.len() as u64;
-                    on_datagram(index, from, datagram);
-                    next = datagrams.next();
-                }
+                segment::deliver(
+                    bytes,
+                    gro,
+                    self.max_datagram,
+                    &mut self.counters,
+                    &mut |datagram| on_datagram(index, from, datagram),
+                );
             }
             if n < self.recv_batch {
                 return;
@@ -415,25 +405,7 @@ impl Datapath for MmsgDatapath {
     fn register(&mut self, socket: UdpSocket) -> io::Result<usize> {
         socket.set_nonblocking(true)?;
         if self.offload {
-            let on: libc::c_int = 1;
-            // SAFETY: the descriptor is open and `on` is a live c_int whose
-            // size is passed.
-            let rc = unsafe {
-                libc::setsockopt(
-                    socket.as_raw_fd(),
-                    libc::SOL_UDP,
-                    libc::UDP_GRO,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("UDP GRO refused (offload needs Linux 5.0): {e}"),
-                ));
-            }
+            segment::enable_gro(&socket)?;
         }
         let index = match self.free_sockets.pop() {
             Some(i) => i,

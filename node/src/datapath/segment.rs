@@ -8,7 +8,12 @@
 //! Reordering datagrams is allowed: UDP never promised order, and the
 //! protocol does not rely on it.
 
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+
 use super::sockaddr::RawAddr;
+use super::DatapathCounters;
 
 /// Most datagrams in one GSO send: `UDP_MAX_SEGMENTS` of every kernel since
 /// 4.18 (newer ones allow 128).
@@ -21,6 +26,69 @@ pub(crate) const GRO_BUFFER: usize = 65_536;
 /// Bytes of control buffer for one `UDP_SEGMENT` or `UDP_GRO` message
 /// (`CMSG_SPACE(sizeof(int))` on 64-bit Linux, rounded up).
 pub(crate) const CMSG_LEN: usize = 32;
+
+/// A control-message buffer aligned like `cmsghdr`.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(8))]
+pub(crate) struct Control(pub(crate) [u8; CMSG_LEN]);
+
+/// Turns UDP GRO on for `socket`, so that datagrams of one sender arrive as
+/// one receive with a `UDP_GRO` control message.
+///
+/// # Errors
+/// When the kernel refuses (before Linux 5.0), with the reason.
+pub(crate) fn enable_gro(socket: &UdpSocket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is open and `on` is a live c_int whose size is
+    // passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("UDP GRO refused (offload needs Linux 5.0): {e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hands the datagrams of one receive to `on_datagram`: `bytes` whole, or,
+/// when the kernel coalesced them (`gro`: the segment size of its `UDP_GRO`
+/// control message), cut into `gro`-byte datagrams, the last possibly
+/// shorter. Counts what it delivers; a segment size beyond `max_datagram`
+/// (longer than a peer may send) drops the receive as truncated, as it would
+/// be without offload.
+pub(crate) fn deliver(
+    bytes: &[u8],
+    gro: Option<usize>,
+    max_datagram: usize,
+    counters: &mut DatapathCounters,
+    on_datagram: &mut dyn FnMut(&[u8]),
+) {
+    let segment = gro.unwrap_or(bytes.len()).max(1);
+    if segment > max_datagram {
+        counters.truncated += bytes.len().div_ceil(segment).max(1) as u64;
+        return;
+    }
+    counters.gro_receives += u64::from(bytes.len() > segment);
+    // An empty datagram is a datagram too (chunks() yields none).
+    let mut datagrams = bytes.chunks(segment);
+    let mut next = Some(datagrams.next().unwrap_or(&[]));
+    while let Some(datagram) = next {
+        counters.datagrams_in += 1;
+        counters.bytes_in += datagram.len() as u64;
+        on_datagram(datagram);
+        next = datagrams.next();
+    }
+}
 
 /// A queued datagram as the planner sees it.
 #[derive(Clone, Copy, Debug)]
@@ -204,6 +272,24 @@ mod tests {
         for (members, segment) in runs_of(&big) {
             assert!(members.len() * segment as usize <= MAX_BYTES);
         }
+    }
+
+    #[test]
+    fn a_receive_is_cut_at_the_gro_segment_size_and_an_oversized_one_dropped() {
+        let mut c = DatapathCounters::default();
+        let bytes: Vec<u8> = (0..250u8).collect();
+        let mut got = Vec::new();
+        deliver(&bytes, Some(100), 1_400, &mut c, &mut |d| {
+            got.push(d.to_vec())
+        });
+        assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(got.concat(), bytes);
+        assert_eq!((c.datagrams_in, c.bytes_in, c.gro_receives), (3, 250, 1));
+        deliver(&bytes, None, 1_400, &mut c, &mut |d| got.push(d.to_vec()));
+        deliver(&[], Some(100), 1_400, &mut c, &mut |d| got.push(d.to_vec()));
+        assert_eq!((c.datagrams_in, c.gro_receives), (5, 1));
+        deliver(&bytes, Some(200), 150, &mut c, &mut |_| panic!("delivered"));
+        assert_eq!((c.datagrams_in, c.truncated), (5, 2));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 
+use super::segment::{self, Control, Queued, CMSG_LEN, MAX_SEGMENTS};
 use super::sockaddr::RawAddr;
 
 /// Send slots are allocated in chunks of this many as traffic needs them.
@@ -160,6 +161,12 @@ pub(super) struct SendSlots {
     pub(super) reserved: Option<u32>,
     pub(super) in_flight: usize,
     pub(super) leak: bool,
+    /// Slots whose buffer a zero-copy send lent to the kernel and whose
+    /// notification has not come: marked when the send is pushed, cleared
+    /// only when its notification is handled, independently of the free
+    /// list, so that (in debug builds) a slot freed or handed out again
+    /// before its notification fails an assertion.
+    lent: Vec<bool>,
 }
 
 impl std::fmt::Debug for SlotHeader {
@@ -180,6 +187,7 @@ impl SendSlots {
             reserved: None,
             in_flight: 0,
             leak: false,
+            lent: Vec::new(),
         }
     }
 
@@ -199,7 +207,13 @@ impl SendSlots {
             return Some(s);
         }
         let slot = match self.free.pop() {
-            Some(s) => s,
+            Some(s) => {
+                debug_assert!(
+                    !self.lent[s as usize],
+                    "send slot {s} reused before its zero-copy notification"
+                );
+                s
+            }
             None if self.count < self.cap => {
                 if self.count % SLOT_CHUNK == 0 {
                     // SAFETY: both layouts have non-zero sizes; zeroed SlotHeaders
@@ -219,6 +233,7 @@ impl SendSlots {
                     self.buffers.push(b);
                 }
                 self.count += 1;
+                self.lent.push(false);
                 (self.count - 1) as u32
             }
             None => return None,
@@ -240,10 +255,67 @@ impl SendSlots {
         })
     }
 
+    /// Chunks allocated so far.
+    pub(super) fn chunks(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// The chunk slot `slot` lies in.
+    pub(super) fn chunk_of(slot: u32) -> usize {
+        slot as usize / SLOT_CHUNK
+    }
+
+    /// Chunk `chunk`'s buffers as one region, for registering it.
+    pub(super) fn chunk_region(&self, chunk: usize) -> libc::iovec {
+        libc::iovec {
+            iov_base: self.buffers[chunk].as_ptr().cast(),
+            iov_len: SLOT_CHUNK * self.buf_len,
+        }
+    }
+
+    /// Most chunks `cap` slots can need.
+    pub(super) fn max_chunks(&self) -> usize {
+        self.cap.div_ceil(SLOT_CHUNK)
+    }
+
+    /// Marks `slot`'s buffer lent to the kernel by a zero-copy send.
+    pub(super) fn lend(&mut self, slot: u32) {
+        self.lent[slot as usize] = true;
+    }
+
+    /// The kernel's notification gave `slot`'s buffer back.
+    pub(super) fn give_back(&mut self, slot: u32) {
+        self.lent[slot as usize] = false;
+    }
+
+    /// Where slot `slot`'s buffer starts.
+    pub(super) fn buffer_ptr(&self, slot: u32) -> *mut u8 {
+        let slot = slot as usize;
+        // SAFETY: an in-bounds offset of the slot's buffer inside its chunk.
+        unsafe {
+            self.buffers[slot / SLOT_CHUNK]
+                .as_ptr()
+                .add((slot % SLOT_CHUNK) * self.buf_len)
+        }
+    }
+
     /// Fills the slot's header for a send of `len` bytes to `to`.
     pub(super) fn prepare(&mut self, slot: u32, to: SocketAddr, len: usize) -> Prepared {
+        let mut name = RawAddr::ZERO;
+        let namelen = name.write(to);
+        self.prepare_raw(slot, &name, namelen, len)
+    }
+
+    /// [`prepare`](Self::prepare) with the destination as kernel bytes.
+    pub(super) fn prepare_raw(
+        &mut self,
+        slot: u32,
+        name: &RawAddr,
+        namelen: u32,
+        len: usize,
+    ) -> Prepared {
+        let buf = self.buffer_ptr(slot);
         let slot = slot as usize;
-        let buf = self.buffers[slot / SLOT_CHUNK].as_ptr();
         // SAFETY: the slot is not in flight, so the kernel holds no reference
         // to its header; the chunk index is in range and the header inside it.
         let h = unsafe {
@@ -251,9 +323,8 @@ impl SendSlots {
                 .as_ptr()
                 .add(slot % SLOT_CHUNK)
         };
-        let namelen = h.name.write(to);
-        // SAFETY: in-bounds offset of the slot's buffer inside its chunk.
-        h.iov.iov_base = unsafe { buf.add((slot % SLOT_CHUNK) * self.buf_len) }.cast();
+        h.name = *name;
+        h.iov.iov_base = buf.cast();
         h.iov.iov_len = len.min(self.buf_len);
         h.msg.msg_name = (&mut h.name as *mut RawAddr).cast();
         h.msg.msg_namelen = namelen;
@@ -272,6 +343,10 @@ impl SendSlots {
     }
 
     pub(super) fn release(&mut self, slot: u32) {
+        debug_assert!(
+            !self.lent[slot as usize],
+            "send slot {slot} freed before its zero-copy notification"
+        );
         self.in_flight = self.in_flight.saturating_sub(1);
         self.free.push(slot);
     }
@@ -291,5 +366,182 @@ impl Drop for SendSlots {
                 alloc::dealloc(b.as_ptr(), bl);
             }
         }
+    }
+}
+
+/// What a GSO send (several send slots leaving as one `sendmsg`) needs to
+/// stay put while the kernel sends it, and which slots it holds.
+#[repr(C)]
+struct RunHeader {
+    msg: libc::msghdr,
+    iovs: [libc::iovec; MAX_SEGMENTS],
+    name: RawAddr,
+    control: Control,
+    slots: [u32; MAX_SEGMENTS],
+    count: usize,
+    /// Sent with SENDMSG_ZC: the slots wait for the notification.
+    zerocopy: bool,
+}
+
+/// Headers of GSO sends, each allocated once and never moved; at most one per
+/// two send slots is ever in use, so their number is bounded by the slots'.
+#[derive(Debug, Default)]
+pub(super) struct RunHeaders {
+    headers: Vec<NonNull<RunHeader>>,
+    free: Vec<u32>,
+    pub(super) in_flight: usize,
+    pub(super) leak: bool,
+}
+
+impl RunHeaders {
+    /// Fills a free header for a send of slots `members` (their lengths in
+    /// `lens`, all `segment` bytes but the last) to `to`'s destination, and
+    /// returns its index and `msghdr`. The iovecs point into `slots`' buffers.
+    pub(super) fn prepare(
+        &mut self,
+        slots: &SendSlots,
+        members: &[u32],
+        lens: &[u32],
+        to: &Queued,
+        segment: u16,
+        zerocopy: bool,
+    ) -> (u32, *const libc::msghdr) {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                // SAFETY: RunHeader is plain data; all-zeroes is valid (null
+                // pointers, zero lengths).
+                let h: Box<RunHeader> = Box::new(unsafe { std::mem::zeroed() });
+                self.headers.push(NonNull::from(Box::leak(h)));
+                (self.headers.len() - 1) as u32
+            }
+        };
+        // SAFETY: the header is free, so no operation in flight references it,
+        // and `&mut self` makes this the only borrow.
+        let h = unsafe { &mut *self.headers[index as usize].as_ptr() };
+        let count = members.len().min(MAX_SEGMENTS);
+        for j in 0..count {
+            h.iovs[j] = libc::iovec {
+                iov_base: slots.buffer_ptr(members[j]).cast(),
+                iov_len: lens[j] as usize,
+            };
+            h.slots[j] = members[j];
+        }
+        h.count = count;
+        h.zerocopy = zerocopy;
+        h.name = to.name;
+        let controllen = segment::write_cmsg(
+            &mut h.control.0,
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            &segment.to_ne_bytes(),
+        );
+        h.msg.msg_name = (&mut h.name as *mut RawAddr).cast();
+        h.msg.msg_namelen = to.namelen;
+        h.msg.msg_iov = h.iovs.as_mut_ptr();
+        h.msg.msg_iovlen = count;
+        h.msg.msg_control = h.control.0.as_mut_ptr().cast();
+        h.msg.msg_controllen = controllen.min(CMSG_LEN);
+        h.msg.msg_flags = 0;
+        self.in_flight += 1;
+        (index, &h.msg)
+    }
+
+    /// The datagrams of send `index` and whether it went zero-copy
+    /// (`(0, false)` for an unknown index).
+    pub(super) fn of(&self, index: u32) -> (u64, bool) {
+        self.headers.get(index as usize).map_or((0, false), |h| {
+            // SAFETY: only plain fields are read; the kernel reads, never
+            // writes, a send's header.
+            let h = unsafe { h.as_ref() };
+            (h.count as u64, h.zerocopy)
+        })
+    }
+
+    /// Send `index`'s notification came: the kernel gave its buffers back.
+    /// Kept apart from [`release`](Self::release) so that the slot pool's
+    /// check on reuse does not depend on the release being in the right place.
+    pub(super) fn give_back(&self, index: u32, slots: &mut SendSlots) {
+        if let Some(h) = self.headers.get(index as usize) {
+            // SAFETY: the kernel no longer reads the header.
+            let h = unsafe { h.as_ref() };
+            for &slot in &h.slots[..h.count] {
+                slots.give_back(slot);
+            }
+        }
+    }
+
+    /// Frees header `index` once the kernel is done with it (its completion,
+    /// or for a zero-copy send its notification), returning its slots to
+    /// `slots`.
+    pub(super) fn release(&mut self, index: u32, slots: &mut SendSlots) {
+        let Some(h) = self.headers.get(index as usize) else {
+            return;
+        };
+        // SAFETY: the kernel no longer reads the header or its buffers.
+        let h = unsafe { h.as_ref() };
+        for &slot in &h.slots[..h.count] {
+            slots.release(slot);
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.free.push(index);
+    }
+}
+
+impl Drop for RunHeaders {
+    fn drop(&mut self) {
+        if self.leak {
+            return;
+        }
+        for h in &self.headers {
+            // SAFETY: each came from Box::leak in `prepare`; nothing is in flight
+            // (`UringDatapath::drop` sets `leak` otherwise).
+            drop(unsafe { Box::from_raw(h.as_ptr()) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guard the zero-copy test relies on: a slot lent to the kernel is
+    /// caught when it is freed before its notification.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "freed before its zero-copy notification")]
+    fn a_lent_slot_freed_before_its_notification_is_caught() {
+        let mut slots = SendSlots::new(100, 4);
+        let slot = slots.reserve().unwrap();
+        slots.reserved = None;
+        slots.in_flight += 1;
+        slots.lend(slot);
+        slots.release(slot);
+    }
+
+    /// And when a slot still lent is handed out (were it on the free list by
+    /// another way than `release`).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "reused before its zero-copy notification")]
+    fn a_lent_slot_handed_out_again_is_caught() {
+        let mut slots = SendSlots::new(100, 4);
+        let slot = slots.reserve().unwrap();
+        slots.reserved = None;
+        slots.lend(slot);
+        slots.free.push(slot);
+        let _ = slots.reserve();
+    }
+
+    #[test]
+    fn a_slot_given_back_is_reused() {
+        let mut slots = SendSlots::new(100, 1);
+        let slot = slots.reserve().unwrap();
+        slots.reserved = None;
+        slots.in_flight += 1;
+        slots.lend(slot);
+        slots.give_back(slot);
+        slots.release(slot);
+        assert_eq!(slots.reserve(), Some(slot));
     }
 }

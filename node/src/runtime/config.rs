@@ -30,8 +30,9 @@ pub struct RuntimeConfig {
     /// that the datagrams of a turn between two sockets can travel together
     /// (see `offload`).
     pub slots: usize,
-    /// UDP GSO/GRO ([`DatapathOptions::offload`](crate::datapath::DatapathOptions::offload)); needs the mmsg datapath
-    /// (`auto` then chooses it without probing io_uring).
+    /// UDP GSO/GRO ([`DatapathOptions::offload`](crate::datapath::DatapathOptions::offload)), on
+    /// either datapath; `auto` then chooses mmsg without probing io_uring
+    /// (measured no cheaper with offload; see `Runtime::start`).
     pub offload: bool,
     /// Endpoints every node MEETs at start; when empty, nodes 1.. meet node 0.
     pub seeds: Vec<Endpoint>,
