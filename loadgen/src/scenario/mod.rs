@@ -89,7 +89,7 @@ pub struct Cluster {
     /// UDP world: nodes per socket (1: a socket each; more: shared-socket
     /// mode, nodes told apart by the header's slot).
     pub slots: usize,
-    /// UDP world: UDP GSO/GRO offload (mmsg datapath; pays with slots > 1).
+    /// UDP world: UDP GSO/GRO offload (either datapath; pays with slots > 1).
     pub offload: bool,
     /// UDP world: how long past its earliest deadline an I/O thread may
     /// sleep, ms (0 to 10; default 2 as `gossip-node --timer-slack`), so that
@@ -452,9 +452,6 @@ impl Scenario {
         }
         if !(1..=65_536).contains(&self.cluster.slots) {
             bail!("cluster.slots: must be between 1 and 65536 nodes per socket");
-        }
-        if self.cluster.offload && self.cluster.datapath == "uring" {
-            bail!("cluster.offload: UDP GSO/GRO runs on the mmsg datapath (set cluster.datapath to auto or mmsg)");
         }
         self.cluster.world.check(self)?;
         Ok(())
