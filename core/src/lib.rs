@@ -44,6 +44,8 @@
 //! ```
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
+// One exception, `peers::prefetch` (a cache hint), allowed where it stands.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 

@@ -431,6 +431,10 @@ impl PeerTable {
 /// and changes no result (a no-op off x86_64). Plain loads in its place
 /// (`black_box`) measured 10-15% slower on sim_speed: a load that misses
 /// holds the reorder window, a prefetch retires at once.
+///
+/// The crate's one `unsafe`: the intrinsic is `unsafe` to call, and no safe
+/// prefetch exists in `core`.
+#[allow(unsafe_code)]
 #[inline(always)]
 pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(target_arch = "x86_64")]

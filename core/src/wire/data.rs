@@ -14,7 +14,7 @@
 //! Encoding lives in `data_encode.rs`. The sizes are exactly the size model of
 //! [`crate::epidemic::data`] ([`crate::epidemic::data::ENTRY_OVERHEAD`],
 //! [`crate::epidemic::data::DIGEST_ITEM_OVERHEAD`], [`DIGEST_CHUNK_OVERHEAD`] plus a
-//! one-byte mode) and of [`crate::epidemic::anti_entropy`] (a two-byte count per
+//! one-byte mode) and of the node's anti-entropy exchange (a two-byte count per
 //! list, two bytes per requested key). Views borrow the datagram; every length is
 //! checked before it is used; counts bound loops, never allocations.
 
