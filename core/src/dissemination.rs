@@ -38,7 +38,7 @@ use crate::rng::{mix64, Rng};
 use crate::time::{micros, Instant};
 use crate::wire::{
     ack_id, key_id, Ack, Body, Digest, DigestWriter, Header, Keys, MessageType, PullWriter,
-    PushWriter, RumorBlock, RumorWriter, SectionWriter, ENTRY_LEN_V6, HEADER_LEN,
+    PushWriter, RumorBlock, RumorWriter, SectionWriter, BARE_LEN, ENTRY_LEN_V6, ENTRY_OVERHEAD,
     RUMOR_BLOCK_OVERHEAD,
 };
 
@@ -249,10 +249,14 @@ impl Node {
             .rumors
             .hot()
             .iter()
-            .filter_map(|h| e.store.get(&h.key).map(|(v, _)| 20 + h.key.len() + v.len()))
+            .filter_map(|h| {
+                e.store
+                    .get(&h.key)
+                    .map(|(v, _)| ENTRY_OVERHEAD + h.key.len() + v.len())
+            })
             .sum();
         let wanted = self.config.section().wanted(self.peers.len() + 1) + self.pfail.len();
-        let section = (HEADER_LEN + 2 + wanted * ENTRY_LEN_V6).min(self.config.max_datagram());
+        let section = (BARE_LEN + wanted * ENTRY_LEN_V6).min(self.config.max_datagram());
         section + RUMOR_BLOCK_OVERHEAD + hot <= self.config.max_datagram()
     }
 

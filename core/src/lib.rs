@@ -70,7 +70,6 @@ pub use dissemination::PublishError;
 pub use epidemic::data::Stamp;
 pub use event::{DataStats, Drops, Event, Stats, Traffic};
 pub use ids::{Endpoint, Incarnation, NodeId};
-pub use membership::BARE_LEN;
 pub use node::{Identity, MeetError, Node, Transmit};
 pub use peers::{Peer, PeerState, PeerTable};
 pub use profile::{
@@ -78,3 +77,4 @@ pub use profile::{
     SectionPolicy,
 };
 pub use time::Instant;
+pub use wire::BARE_LEN;

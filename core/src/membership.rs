@@ -10,7 +10,6 @@ use crate::profile::PongGossip;
 use crate::time::{micros, millis_u32, Instant};
 use crate::wire::{
     EntryFlags, GossipEntry, MessageType, Section, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
-    HEADER_LEN,
 };
 use core::time::Duration;
 
@@ -725,9 +724,6 @@ fn gossiped_pong(
         }
     }
 }
-
-/// Bytes of a MEET, PING or PONG with an empty section.
-pub const BARE_LEN: usize = HEADER_LEN + 2;
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,12 @@
 
 use core::time::Duration;
 
-use crate::epidemic::data::{StoreLimits, DIGEST_ITEM_OVERHEAD, ENTRY_OVERHEAD};
+use crate::epidemic::data::StoreLimits;
 use crate::epidemic::rumor::RumorConfig;
-use crate::epidemic::Direction;
-use crate::wire::{DIGEST_FIXED, HEADER_LEN, RUMOR_BLOCK_OVERHEAD};
+use crate::wire::{
+    Direction, DIGEST_FIXED, DIGEST_ITEM_OVERHEAD, ENTRY_OVERHEAD, HEADER_LEN, MAX_DATAGRAM,
+    RUMOR_BLOCK_OVERHEAD,
+};
 
 /// Which epidemic dissemination a node runs for published data (DESIGN §2.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -534,7 +536,7 @@ impl ConfigBuilder {
         if c.handshake_timeout < c.tick {
             return err("handshake_timeout", "must be at least one tick");
         }
-        if !(64..=crate::wire::MAX_DATAGRAM).contains(&c.max_datagram) {
+        if !(64..=MAX_DATAGRAM).contains(&c.max_datagram) {
             return err("max_datagram", "must be between 64 and 65507 bytes");
         }
         if c.max_peers == 0 || c.max_peers > u32::MAX as usize {
