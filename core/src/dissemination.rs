@@ -31,7 +31,8 @@ use crate::epidemic::data::{EntryRef, Rejected, Stamp, Store};
 use crate::epidemic::rumor::{Rumors, Trigger};
 use crate::event::Event;
 use crate::ids::{Endpoint, NodeId};
-use crate::node::{Node, Outgoing, Skip};
+use crate::node::Node;
+use crate::outbox::{Outgoing, Skip};
 use crate::peers::PeerState;
 use crate::profile::{Config, Dissemination};
 use crate::rng::{mix64, Rng};
@@ -151,7 +152,7 @@ impl Node {
         if mode.rumors() {
             e.rumors.start(key, stamp);
         }
-        self.stats.data.published += 1;
+        self.outbox.stats.data.published += 1;
         Ok(stamp)
     }
 
@@ -202,13 +203,14 @@ impl Node {
             for t in 0..self.epidemic.targets.len() {
                 let to = self.peers.get(self.epidemic.targets[t]).endpoint;
                 let ping = self
+                    .outbox
                     .transmits
-                    .range_mut(mark.min(self.transmits.len())..)
+                    .range_mut(mark.min(self.outbox.transmits.len())..)
                     .find(|o| o.kind == MessageType::Ping && o.to == to && !o.bare && o.rumor == 0);
                 match ping {
                     Some(o) if fits => o.rumor = flags,
                     _ => {
-                        self.queue_outgoing(Outgoing {
+                        self.outbox.queue_outgoing(Outgoing {
                             rumor: flags,
                             ..Outgoing::new(to, MessageType::Rumor, false)
                         });
@@ -270,14 +272,14 @@ impl Node {
         let to = self.peers.get(i).endpoint;
         let header = self.header(MessageType::Digest, to);
         let direction = self.config.anti_entropy_direction();
-        self.stats.data.exchanges += 1;
+        self.outbox.stats.data.exchanges += 1;
         let mut made = 0;
         let size = self.config.max_datagram();
         let cap = self.config.data_queue();
         let e = &mut self.epidemic;
         for _ in 0..self.config.anti_entropy_chunks() {
             if e.datagrams.len() >= cap {
-                self.stats.data.data_queue_full += 1;
+                self.outbox.stats.data.data_queue_full += 1;
                 break;
             }
             let mut buf = e.pool.pop().unwrap_or_else(|| vec![0; size]);
@@ -301,7 +303,7 @@ impl Node {
                 }
             }
         }
-        self.stats.data.digests_sent += made as u64;
+        self.outbox.stats.data.digests_sent += made as u64;
         self.queue_data(to, MessageType::Digest, made);
     }
 
@@ -309,7 +311,7 @@ impl Node {
     /// transmit queue refuses are dropped from the datagram FIFO's tail.
     fn queue_data(&mut self, to: Endpoint, kind: MessageType, made: usize) {
         for k in 0..made {
-            if !self.queue_outgoing(Outgoing::new(to, kind, false)) {
+            if !self.outbox.queue_outgoing(Outgoing::new(to, kind, false)) {
                 for _ in k..made {
                     if let Some((buf, _)) = self.epidemic.datagrams.pop_back() {
                         self.epidemic.pool.push(buf);
@@ -323,13 +325,13 @@ impl Node {
     /// A data message from member `i` at `from`.
     pub(crate) fn handle_data(&mut self, i: usize, from: Endpoint, body: Body<'_>) {
         if !self.peers.get(i).is_member() {
-            self.stats.data.from_non_member += 1;
-            self.count_unread(body, None);
+            self.outbox.stats.data.from_non_member += 1;
+            self.copies.count_unread(body, None);
             return;
         }
         if self.config.dissemination() == Dissemination::Off {
-            self.stats.data.disabled += 1;
-            self.count_unread(body, None);
+            self.outbox.stats.data.disabled += 1;
+            self.copies.count_unread(body, None);
             return;
         }
         match body {
@@ -372,8 +374,8 @@ impl Node {
                 &header,
                 newer,
             );
-            self.stats.data.entries_sent += sent;
-            self.stats.data.data_queue_full += full;
+            self.outbox.stats.data.entries_sent += sent;
+            self.outbox.stats.data.data_queue_full += full;
             self.queue_data(from, MessageType::Push, made);
         }
         if direction.pushes() {
@@ -391,8 +393,8 @@ impl Node {
                 &header,
                 wanted,
             );
-            self.stats.data.keys_requested += keys;
-            self.stats.data.data_queue_full += full;
+            self.outbox.stats.data.keys_requested += keys;
+            self.outbox.stats.data.data_queue_full += full;
             self.queue_data(from, MessageType::Pull, made);
         }
     }
@@ -416,23 +418,24 @@ impl Node {
             &header,
             found,
         );
-        self.stats.data.entries_sent += sent;
-        self.stats.data.data_queue_full += full;
+        self.outbox.stats.data.entries_sent += sent;
+        self.outbox.stats.data.data_queue_full += full;
         self.queue_data(from, MessageType::Push, made);
     }
 
     /// Merges one received entry; returns whether this node already knew it
     /// (held it or something newer, or could not store it).
     fn take_entry(&mut self, e: &EntryRef<'_>, from: NodeId, make_hot: bool) -> bool {
-        self.count_update(e.stamp.origin, e.key, e.stamp.version);
-        self.stats.data.entries_received += 1;
+        self.copies
+            .count_update(e.stamp.origin, e.key, e.stamp.version);
+        self.outbox.stats.data.entries_received += 1;
         match self.epidemic.store.merge(e.key, e.value, e.stamp) {
             Ok(m) if m.is_news() => {
-                self.stats.data.updates_received += 1;
+                self.outbox.stats.data.updates_received += 1;
                 if make_hot {
                     self.epidemic.rumors.start(e.key, e.stamp);
                 }
-                self.emit(Event::UpdateReceived {
+                self.outbox.emit(Event::UpdateReceived {
                     origin: e.stamp.origin,
                     key: key_id(e.key),
                     version: e.stamp.version,
@@ -441,11 +444,11 @@ impl Node {
                 false
             }
             Ok(_) => {
-                self.stats.data.entries_known += 1;
+                self.outbox.stats.data.entries_known += 1;
                 true
             }
             Err(_) => {
-                self.stats.data.entries_rejected += 1;
+                self.outbox.stats.data.entries_rejected += 1;
                 true
             }
         }
@@ -461,19 +464,19 @@ impl Node {
         block: RumorBlock<'_>,
     ) -> u8 {
         if !self.peers.get(i).is_member() {
-            self.stats.data.from_non_member += 1;
-            self.count_unread_rumors(block);
+            self.outbox.stats.data.from_non_member += 1;
+            self.copies.count_unread_rumors(block);
             return 0;
         }
         if !self.config.dissemination().rumors() {
-            self.stats.data.disabled += 1;
-            self.count_unread_rumors(block);
+            self.outbox.stats.data.disabled += 1;
+            self.copies.count_unread_rumors(block);
             return 0;
         }
         let cfg = self.config.rumor();
         let e = &mut self.epidemic;
         for ack in block.acks() {
-            self.stats.data.acks_received += 1;
+            self.outbox.stats.data.acks_received += 1;
             if cfg.stop.trigger == Trigger::Feedback {
                 e.rumors.record_ack(ack.id, ack.knew, &mut e.rng);
             }
@@ -494,7 +497,7 @@ impl Node {
     /// Queues a RUMOR to `from` when there is something to answer with.
     pub(crate) fn queue_rumor_reply(&mut self, to: Endpoint, rumor: u8) {
         if rumor != 0 || self.epidemic.acks.iter().any(|(t, _)| *t == to) {
-            self.queue_outgoing(Outgoing {
+            self.outbox.queue_outgoing(Outgoing {
                 rumor,
                 ..Outgoing::new(to, MessageType::Rumor, false)
             });
@@ -503,7 +506,7 @@ impl Node {
 
     fn push_ack(&mut self, to: Endpoint, ack: Ack) {
         if self.epidemic.acks.len() >= 4 * self.config.data_queue() {
-            self.stats.data.ack_queue_full += 1;
+            self.outbox.stats.data.ack_queue_full += 1;
             return;
         }
         self.epidemic.acks.push((to, ack));
@@ -529,7 +532,7 @@ impl Node {
         let mut r = RumorWriter::after_section(w);
         self.write_block(out, &mut r);
         if r.acks() + r.entries() > 0 || out.rumor & OUT_PULL != 0 {
-            self.stats.data.rumor_blocks_piggybacked += 1;
+            self.outbox.stats.data.rumor_blocks_piggybacked += 1;
         }
         // A piggybacked block always finishes (empty, it is left out).
         r.finish().unwrap_or(0)
@@ -544,7 +547,7 @@ impl Node {
             acks += u64::from(sent);
             !sent
         });
-        self.stats.data.acks_sent += acks;
+        self.outbox.stats.data.acks_sent += acks;
         r.set_pull(out.rumor & OUT_PULL != 0);
         if out.rumor & OUT_HOT != 0 {
             let feedback = self.config.rumor().stop.trigger == Trigger::Feedback;
@@ -570,7 +573,7 @@ impl Node {
                 visited += 1;
             }
             e.rotate = start + visited;
-            self.stats.data.rumors_sent += e.sent_ids.len() as u64;
+            self.outbox.stats.data.rumors_sent += e.sent_ids.len() as u64;
             if !feedback {
                 // Blind rules count the send itself.
                 e.rumors.record_sends(&e.sent_ids, &mut e.rng);
@@ -578,7 +581,8 @@ impl Node {
         }
         // Acks that did not fit go in a RUMOR of their own.
         if self.epidemic.acks.iter().any(|(t, _)| *t == out.to) {
-            self.queue_outgoing(Outgoing::new(out.to, MessageType::Rumor, false));
+            self.outbox
+                .queue_outgoing(Outgoing::new(out.to, MessageType::Rumor, false));
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::event::Event;
 use crate::ids::{Incarnation, NodeId};
-use crate::node::{Node, Outgoing};
+use crate::node::Node;
+use crate::outbox::Outgoing;
 use crate::peers::PeerState;
 use crate::time::Instant;
 use crate::wire::MessageType;
@@ -30,7 +31,7 @@ impl Node {
             self.pfail.push(id);
         }
         if to == PeerState::Alive && matches!(from, PeerState::Pfail | PeerState::Fail) {
-            self.emit(Event::PeerAlive { id, was: from });
+            self.outbox.emit(Event::PeerAlive { id, was: from });
         }
     }
 
@@ -55,7 +56,7 @@ impl Node {
         self.set_state(i, PeerState::Fail);
         let p = self.peers.get(i);
         let (id, incarnation) = (p.id, p.incarnation);
-        self.emit(Event::PeerFail {
+        self.outbox.emit(Event::PeerFail {
             id,
             by_quorum: true,
         });
@@ -70,7 +71,7 @@ impl Node {
                 continue;
             }
             let to = p.endpoint;
-            self.queue_outgoing(Outgoing {
+            self.outbox.queue_outgoing(Outgoing {
                 about: id,
                 about_incarnation: incarnation,
                 ..Outgoing::new(to, MessageType::Fail, true)
@@ -81,7 +82,7 @@ impl Node {
     /// A FAIL message from a member: mark the node FAIL unless it is us, unknown,
     /// already FAIL, or the message is about an incarnation it has since left.
     pub(crate) fn handle_fail_message(&mut self, id: NodeId, incarnation: Incarnation) {
-        self.count_fail(id);
+        self.copies.count_fail(id);
         let Some(i) = self.peers.find(id) else {
             return;
         };
@@ -90,7 +91,7 @@ impl Node {
             return;
         }
         self.set_state(i, PeerState::Fail);
-        self.emit(Event::PeerFail {
+        self.outbox.emit(Event::PeerFail {
             id,
             by_quorum: false,
         });

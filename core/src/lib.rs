@@ -57,6 +57,7 @@ mod failure;
 pub mod ids;
 mod membership;
 mod node;
+mod outbox;
 pub mod peers;
 pub mod profile;
 pub mod rng;

@@ -17,7 +17,7 @@ impl Node {
     /// One cron tick (Redis `clusterCron`, every 100 ms by default).
     pub(crate) fn cron(&mut self, now: Instant) {
         self.cron_meets(now);
-        if self.stats.ticks % u64::from(self.config.random_ping_every()) == 0 {
+        if self.outbox.stats.ticks % u64::from(self.config.random_ping_every()) == 0 {
             for _ in 0..self.config.random_ping_fanout() {
                 self.ping_oldest_of_sample(now);
             }
@@ -76,7 +76,7 @@ impl Node {
         if act.forget {
             let handshake = p.state == PeerState::Handshake;
             self.forget(i);
-            self.emit(match handshake {
+            self.outbox.emit(match handshake {
                 true => Event::HandshakeTimedOut { id },
                 false => Event::PeerForgotten { id },
             });
@@ -84,14 +84,14 @@ impl Node {
         }
         if act.meet {
             self.peers.get_mut(i).ping_transmitted = now;
-            self.queue(to, MessageType::Meet, true);
+            self.outbox.queue(to, MessageType::Meet, true);
         }
         if act.ping {
             self.ping(now, i);
         }
         if act.pfail {
             self.set_state(i, PeerState::Pfail);
-            self.emit(Event::PeerPfail { id });
+            self.outbox.emit(Event::PeerPfail { id });
         }
         if act.fail {
             self.declare_fail(i);
@@ -134,7 +134,7 @@ impl Node {
         }
         p.ping_transmitted = now;
         let to = p.endpoint;
-        self.queue(to, MessageType::Ping, false);
+        self.outbox.queue(to, MessageType::Ping, false);
     }
 
     /// How long a MEET waits before it is resent: a random-ping period (1 s in
@@ -177,21 +177,21 @@ impl Node {
                         restarts: meet.restarts.saturating_add(1),
                         ..meet
                     };
-                    self.queue(meet.endpoint, MessageType::Meet, true);
+                    self.outbox.queue(meet.endpoint, MessageType::Meet, true);
                 }
                 m += 1;
                 continue;
             }
             if now - meet.started > timeout {
                 self.meets.swap_remove(m);
-                self.emit(Event::MeetTimedOut {
+                self.outbox.emit(Event::MeetTimedOut {
                     endpoint: meet.endpoint,
                 });
                 continue;
             }
             if now - meet.last_sent >= retry {
                 self.meets[m].last_sent = now;
-                self.queue(meet.endpoint, MessageType::Meet, true);
+                self.outbox.queue(meet.endpoint, MessageType::Meet, true);
             }
             m += 1;
         }
@@ -217,20 +217,20 @@ impl Node {
         }
         let partial = self.config.partial_view();
         if partial && asked && self.peers.len() >= self.config.max_peers() && !self.make_room() {
-            self.stats.drops.peer_table_full += 1;
+            self.outbox.stats.drops.peer_table_full += 1;
             return None;
         }
         let mut peer = Peer::new(id, endpoint, incarnation, now);
         peer.ping_transmitted = now;
         match self.peers.insert(peer) {
             Ok(i) => {
-                self.emit(Event::PeerDiscovered { id, endpoint });
+                self.outbox.emit(Event::PeerDiscovered { id, endpoint });
                 Some(i)
             }
             // A full partial view is its normal state, not a loss.
             Err(_) if partial => None,
             Err(_) => {
-                self.stats.drops.peer_table_full += 1;
+                self.outbox.stats.drops.peer_table_full += 1;
                 None
             }
         }
@@ -250,7 +250,7 @@ impl Node {
             if matches!(self.peers.get(i).state, PeerState::Alive | PeerState::Fail) {
                 let id = self.peers.get(i).id;
                 self.forget(i);
-                self.emit(Event::PeerForgotten { id });
+                self.outbox.emit(Event::PeerForgotten { id });
                 return true;
             }
         }
@@ -287,18 +287,19 @@ impl Node {
         if matches!(self.peers.get(i).state, PeerState::Pfail | PeerState::Fail) {
             self.set_state(i, PeerState::Alive);
         }
-        self.emit(Event::PeerRestarted { id, incarnation });
+        self.outbox.emit(Event::PeerRestarted { id, incarnation });
     }
 
     /// Redis `clusterProcessGossipSection`, for a section from member `from`.
     pub(crate) fn handle_section(&mut self, now: Instant, from: usize, section: Section<'_>) {
         if !self.peers.get(from).is_member() {
-            self.count_unread(crate::wire::Body::Section(section), None);
+            self.copies
+                .count_unread(crate::wire::Body::Section(section), None);
             return;
         }
         let reporter = self.peers.get(from).id;
         let validity = self.config.report_validity();
-        let counting = self.counts_entries();
+        let counting = self.copies.counts_entries();
         let pong_gossip = self.config.pong_gossip();
         // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
         // and the sim runs 1,000 tables), and each entry's lookup costs two
@@ -320,7 +321,7 @@ impl Node {
                 self.peers.prefetch_slot(id);
             }
             if counting {
-                self.count_entry(e.id, e.flags.fail);
+                self.copies.count_entry(e.id, e.flags.fail);
             }
             if e.id == self.me.id {
                 continue;
@@ -336,7 +337,7 @@ impl Node {
                     .discover(now, e.id, e.endpoint, e.incarnation, false)
                     .is_some()
                 {
-                    self.queue(e.endpoint, MessageType::Meet, true);
+                    self.outbox.queue(e.endpoint, MessageType::Meet, true);
                 }
                 continue;
             };
@@ -355,7 +356,7 @@ impl Node {
                 if self.peers.add_report(i, reporter, now) {
                     self.fail_if_quorum(now, i);
                 } else {
-                    self.stats.drops.report_table_full += 1;
+                    self.outbox.stats.drops.report_table_full += 1;
                 }
                 continue;
             }

@@ -1,12 +1,12 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::copies::Copies;
+use crate::copies::{Copies, ItemId};
 use crate::dissemination::Epidemic;
 use crate::event::{Event, Stats};
 use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::outbox::{Outbox, Outgoing, Skip};
 use crate::peers::{PeerState, PeerTable, NO_PING};
 use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
@@ -62,35 +62,6 @@ impl core::fmt::Display for MeetError {
 
 impl core::error::Error for MeetError {}
 
-/// A message waiting in the transmit queue. Sections are chosen when it is
-/// encoded, so the queue holds 40-byte descriptors, never datagrams.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Outgoing {
-    pub(crate) to: Endpoint,
-    pub(crate) kind: MessageType,
-    /// Send an empty section: the receiver has not proven it owns its address
-    /// (handshake, unknown sender), so we send no more than we received.
-    pub(crate) bare: bool,
-    /// Most bytes of the datagram, if fewer than `max_datagram` (0): a
-    /// partial view answers a PING from a node it does not hold with a
-    /// section no longer than that PING.
-    pub(crate) limit: u16,
-    /// FAIL only: the failed node.
-    pub(crate) about: NodeId,
-    pub(crate) about_incarnation: Incarnation,
-    /// PING, PONG, RUMOR: what the rumor block carries besides pending acks
-    /// (`dissemination::OUT_*` bits); 0 on every other message.
-    pub(crate) rumor: u8,
-}
-
-/// Why a queued message produced no datagram.
-pub(crate) enum Skip {
-    /// It did not fit the caller's buffer (counted).
-    TooSmall,
-    /// It had nothing left to say (a RUMOR whose acks went out earlier).
-    Nothing,
-}
-
 /// An outstanding `meet`: until the node at `endpoint` answers, and then until
 /// the cluster shows it holds us as a member (some node PINGs or MEETs us).
 #[derive(Clone, Copy, Debug)]
@@ -119,10 +90,9 @@ pub struct Node {
     /// every section; a list, so that encoding costs O(PFAIL), not O(peers)).
     pub(crate) pfail: Vec<NodeId>,
     pub(crate) meets: Vec<PendingMeet>,
-    pub(crate) transmits: VecDeque<Outgoing>,
-    pub(crate) events: VecDeque<Event>,
+    /// Transmit queue, event queue, counters.
+    pub(crate) outbox: Outbox,
     pub(crate) next_tick: Instant,
-    pub(crate) stats: Stats,
     /// Sections built so far (wrapping), the stamp in `Peer::picked`.
     pub(crate) sections: u16,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
@@ -152,10 +122,8 @@ impl Node {
             members: 0,
             pfail: Vec::new(),
             meets: Vec::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            outbox: Outbox::new(&config),
             next_tick: Instant::from_micros(now.as_micros() + phase),
-            stats: Stats::default(),
             sections: 0,
             // Its own generator, from the seed but not from `rng`: turning
             // dissemination on leaves membership's random choices unchanged.
@@ -204,7 +172,7 @@ impl Node {
 
     /// Its counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.outbox.stats
     }
 
     /// Members known, self included (the voters for FAIL).
@@ -237,7 +205,7 @@ impl Node {
         } else {
             self.meets.push(fresh);
         }
-        self.queue(to, MessageType::Meet, true);
+        self.outbox.queue(to, MessageType::Meet, true);
         Ok(())
     }
 
@@ -256,24 +224,24 @@ impl Node {
         let msg = match wire::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                self.stats.decode_errors[e.index()] += 1;
-                self.count_undecoded(bytes);
+                self.outbox.stats.decode_errors[e.index()] += 1;
+                self.copies.count_undecoded(bytes);
                 return Err(e);
             }
         };
-        self.stats.received[usize::from(msg.header.kind.code())].add(bytes.len());
+        self.outbox.stats.received[usize::from(msg.header.kind.code())].add(bytes.len());
         let h = msg.header;
         // Copies are counted for every datagram handed to the node, whatever
         // it then makes of it: what the simulator's observer counts.
-        self.count_sender(h.sender);
+        self.copies.count_sender(h.sender);
         if h.sender == self.me.id {
-            self.stats.drops.own_id += 1;
-            self.count_unread(msg.body, msg.rumors);
+            self.outbox.stats.drops.own_id += 1;
+            self.copies.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
         if h.dst_slot != self.me.slot {
-            self.stats.drops.wrong_slot += 1;
-            self.count_unread(msg.body, msg.rumors);
+            self.outbox.stats.drops.wrong_slot += 1;
+            self.copies.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
         if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !self.meets.is_empty() {
@@ -285,7 +253,7 @@ impl Node {
         match self.peers.find(h.sender) {
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
             None => {
-                self.count_unread(msg.body, msg.rumors);
+                self.copies.count_unread(msg.body, msg.rumors);
                 self.handle_unknown(now, from, &h, bytes.len());
             }
         }
@@ -302,7 +270,7 @@ impl Node {
         // is counted; the schedule restarts from now rather than bursting.
         let late = now - self.next_tick > tick;
         if late {
-            self.stats.late_ticks += 1;
+            self.outbox.stats.late_ticks += 1;
         }
         self.next_tick = match self.config.cron() {
             CronSchedule::Grid if !late => self.next_tick + tick,
@@ -311,12 +279,12 @@ impl Node {
                 now + tick + core::time::Duration::from_micros(self.rng.below(micros(slack).max(1)))
             }
         };
-        self.stats.ticks += 1;
+        self.outbox.stats.ticks += 1;
         if self.config.pfail_counted_at_cron() {
             self.pfail_wanted = self.pfail.len();
         }
         // Messages the cron queues from here on may carry rumors.
-        let mark = self.transmits.len();
+        let mark = self.outbox.transmits.len();
         self.cron(now);
         self.epidemic_round(now, mark);
     }
@@ -331,17 +299,17 @@ impl Node {
     /// `buf` should hold `Config::max_datagram` bytes; a shorter one makes
     /// sections shrink. A message that cannot fit at all is dropped and counted.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        while let Some(out) = self.transmits.pop_front() {
+        while let Some(out) = self.outbox.transmits.pop_front() {
             match self.encode(now, &out, buf) {
                 Ok(len) => {
-                    self.stats.sent[usize::from(out.kind.code())].add(len);
+                    self.outbox.stats.sent[usize::from(out.kind.code())].add(len);
                     return Some(Transmit {
                         to: out.to,
                         len,
                         kind: out.kind,
                     });
                 }
-                Err(Skip::TooSmall) => self.stats.drops.transmit_buffer_too_small += 1,
+                Err(Skip::TooSmall) => self.outbox.stats.drops.transmit_buffer_too_small += 1,
                 Err(Skip::Nothing) => {}
             }
         }
@@ -350,12 +318,12 @@ impl Node {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.events.pop_front()
     }
 
     /// Datagrams waiting in the transmit queue.
     pub fn pending_transmits(&self) -> usize {
-        self.transmits.len()
+        self.outbox.transmits.len()
     }
 
     fn handle_known(
@@ -371,8 +339,8 @@ impl Node {
         // does about the peer: its due time stands.
         let p = self.peers.postpone_mut(i);
         if h.incarnation < p.incarnation {
-            self.stats.drops.stale_incarnation += 1;
-            self.count_unread(body, rumors);
+            self.outbox.stats.drops.stale_incarnation += 1;
+            self.copies.count_unread(body, rumors);
             return;
         }
         p.data_received = now;
@@ -396,7 +364,7 @@ impl Node {
                     Some(block) => self.handle_rumor_block(i, from, block),
                     None => 0,
                 };
-                self.queue_outgoing(Outgoing {
+                self.outbox.queue_outgoing(Outgoing {
                     rumor: if bare { 0 } else { rumor },
                     ..Outgoing::new(from, MessageType::Pong, bare)
                 });
@@ -420,7 +388,7 @@ impl Node {
             }
             // A FAIL from a node in handshake; otherwise the decoder pairs each
             // type with its body, so nothing else reaches here.
-            (_, body) => self.count_unread(body, None),
+            (_, body) => self.copies.count_unread(body, None),
         }
     }
 
@@ -439,7 +407,7 @@ impl Node {
             // and its PING completes our side (`handle_known`). Same four
             // datagrams as Redis, none of them unsolicited.
             MessageType::Meet => {
-                self.queue(from, MessageType::Pong, true);
+                self.outbox.queue(from, MessageType::Pong, true);
                 if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
                     let p = self.peers.get_mut(i);
                     p.data_received = now;
@@ -451,15 +419,15 @@ impl Node {
             // PONG (it may have nobody else left who holds it). So the PONG
             // carries a section, in no more bytes than the PING had.
             MessageType::Ping if self.config.partial_view() => {
-                self.queue_outgoing(Outgoing {
+                self.outbox.queue_outgoing(Outgoing {
                     limit: u16::try_from(len).unwrap_or(u16::MAX),
                     ..Outgoing::new(from, MessageType::Pong, false)
                 });
             }
-            MessageType::Ping => self.queue(from, MessageType::Pong, true),
+            MessageType::Ping => self.outbox.queue(from, MessageType::Pong, true),
             MessageType::Pong => {
                 if !self.meets.iter().any(|m| m.endpoint == from) {
-                    self.stats.drops.unknown_sender += 1;
+                    self.outbox.stats.drops.unknown_sender += 1;
                     return;
                 }
                 if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
@@ -468,10 +436,10 @@ impl Node {
                     self.answer_meet(now, i, from);
                 }
             }
-            MessageType::Fail => self.stats.drops.unknown_sender += 1,
+            MessageType::Fail => self.outbox.stats.drops.unknown_sender += 1,
             // Data only from members: an unknown sender gets nothing back.
             MessageType::Digest | MessageType::Push | MessageType::Pull | MessageType::Rumor => {
-                self.stats.drops.unknown_sender += 1
+                self.outbox.stats.drops.unknown_sender += 1
             }
         }
     }
@@ -506,7 +474,7 @@ impl Node {
         p.inbound = false;
         let id = p.id;
         self.set_state(i, PeerState::Alive);
-        self.emit(Event::PeerJoined { id });
+        self.outbox.emit(Event::PeerJoined { id });
     }
 
     /// A PONG from peer `i` at `from` answers a `meet` waiting there, even when
@@ -529,29 +497,6 @@ impl Node {
             self.ping(now, i);
             self.peers.get_mut(i).confirming = true;
         }
-    }
-
-    /// Queues a message to `to`; counts a drop when the queue is full.
-    pub(crate) fn queue(&mut self, to: Endpoint, kind: MessageType, bare: bool) {
-        self.queue_outgoing(Outgoing::new(to, kind, bare));
-    }
-
-    /// Queues a message; returns false (and counts a drop) when the queue is full.
-    pub(crate) fn queue_outgoing(&mut self, out: Outgoing) -> bool {
-        if self.transmits.len() >= self.config.transmit_queue() {
-            self.stats.drops.transmit_queue_full += 1;
-            return false;
-        }
-        self.transmits.push_back(out);
-        true
-    }
-
-    pub(crate) fn emit(&mut self, e: Event) {
-        if self.events.len() >= self.config.event_queue() {
-            self.stats.drops.event_queue_full += 1;
-            return;
-        }
-        self.events.push_back(e);
     }
 
     pub(crate) fn header(&self, kind: MessageType, to: Endpoint) -> Header {
@@ -594,17 +539,35 @@ impl Node {
     }
 }
 
-impl Outgoing {
-    /// A message with nothing but its type and destination.
-    pub(crate) fn new(to: Endpoint, kind: MessageType, bare: bool) -> Self {
-        Outgoing {
-            to,
-            kind,
-            bare,
-            limit: 0,
-            about: NodeId(0),
-            about_incarnation: 0,
-            rumor: 0,
-        }
+impl Node {
+    // Copies of tracked items (`copies.rs`).
+
+    /// Starts counting the copies of `item` this node receives from now on
+    /// (see [`ItemId`] for what counts). Tracking an item already tracked
+    /// changes nothing. Returns false, tracking nothing new, when
+    /// [`MAX_TRACKED`] items are tracked already.
+    ///
+    /// This is the one call that allocates (the first few times): counting
+    /// never does.
+    pub fn track(&mut self, item: ItemId) -> bool {
+        self.copies.track(item)
+    }
+
+    /// Stops counting `item` and forgets its count. Returns whether it was
+    /// tracked.
+    pub fn untrack(&mut self, item: ItemId) -> bool {
+        self.copies.untrack(item)
+    }
+
+    /// Stops counting every item.
+    pub fn untrack_all(&mut self) {
+        self.copies = Copies::default();
+    }
+
+    /// Copies of `item` received since [`track`](Node::track) began counting
+    /// it (saturating); `None` when it is not tracked. Counts belong to this
+    /// `Node`: a restarted node is a new one and starts again from zero.
+    pub fn copies(&self, item: ItemId) -> Option<u32> {
+        self.copies.get(item)
     }
 }
