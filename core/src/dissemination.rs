@@ -27,13 +27,15 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::copies::Copies;
 use crate::epidemic::data::{EntryRef, Rejected, Stamp, Store};
 use crate::epidemic::rumor::{Rumors, Trigger};
 use crate::event::Event;
+use crate::ids::Identity;
 use crate::ids::{Endpoint, NodeId};
-use crate::node::Node;
-use crate::outbox::{Outgoing, Skip};
+use crate::outbox::{Outbox, Outgoing, Skip};
 use crate::peers::PeerState;
+use crate::peers::PeerTable;
 use crate::profile::{Config, Dissemination};
 use crate::rng::{mix64, Rng};
 use crate::time::{micros, Instant};
@@ -125,92 +127,98 @@ impl Epidemic {
     }
 }
 
-impl Node {
-    /// Writes `value` under `key` with a version one above the highest this node
-    /// has seen for it, and starts spreading it (as a hot rumor, and through
-    /// anti-entropy, as configured). Returns the stamp: version and origin (us).
-    ///
-    /// # Errors
-    /// [`PublishError::Disabled`] when dissemination is off;
-    /// [`PublishError::Rejected`] when a store cap refuses it. Nothing changed.
-    pub fn publish(
+/// What the dissemination machine reads and writes of its node for one call:
+/// the parameters, who we are, the peer table (read only: targets are drawn
+/// from it, senders looked up), the PFAIL count (a section's tail), the
+/// outbox and the copy counters.
+#[derive(Debug)]
+pub(crate) struct Cx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) me: &'a Identity,
+    pub(crate) peers: &'a PeerTable,
+    pub(crate) pfail: usize,
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) copies: &'a mut Copies,
+}
+
+impl Cx<'_> {
+    fn header(&self, kind: MessageType, to: Endpoint) -> Header {
+        crate::outbox::header(self.me, kind, to)
+    }
+}
+
+impl Epidemic {
+    /// `Node::publish`: writes `value` under `key` and starts spreading it.
+    pub(crate) fn publish(
         &mut self,
-        now: Instant,
+        cx: &mut Cx<'_>,
         key: &[u8],
         value: &[u8],
     ) -> Result<Stamp, PublishError> {
-        let _ = now; // rounds run from the cron; the write itself is timeless
-        let mode = self.config.dissemination();
+        let mode = cx.config.dissemination();
         if mode == Dissemination::Off {
             return Err(PublishError::Disabled);
         }
-        let e = &mut self.epidemic;
-        let stamp = e
+        let stamp = self
             .store
-            .publish(self.me.id, key, value)
+            .publish(cx.me.id, key, value)
             .map_err(PublishError::Rejected)?;
         if mode.rumors() {
-            e.rumors.start(key, stamp);
+            self.rumors.start(key, stamp);
         }
-        self.outbox.stats.data.published += 1;
+        cx.outbox.stats.data.published += 1;
         Ok(stamp)
     }
 
-    /// The value and stamp this node holds for `key`.
-    pub fn get(&self, key: &[u8]) -> Option<(&[u8], Stamp)> {
-        self.epidemic.store.get(key)
+    /// The store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// Everything this node holds, in key order (see [`Store::iter`]).
-    pub fn store(&self) -> &Store {
-        &self.epidemic.store
-    }
-
-    /// The hot rumors this node is spreading, and their counters.
-    pub fn rumors(&self) -> &Rumors {
-        &self.epidemic.rumors
+    /// The hot rumors.
+    pub(crate) fn rumors(&self) -> &Rumors {
+        &self.rumors
     }
 
     /// The cron's dissemination part: a rumor round and an anti-entropy
     /// exchange when their periods have come. Messages the cron queued from
     /// `mark` on are this tick's, and may carry rumors.
-    pub(crate) fn epidemic_round(&mut self, now: Instant, mark: usize) {
-        let mode = self.config.dissemination();
+    pub(crate) fn round(&mut self, cx: &mut Cx<'_>, now: Instant, mark: usize) {
+        let mode = cx.config.dissemination();
         if mode == Dissemination::Off {
             return;
         }
-        if mode.rumors() && now >= self.epidemic.next_rumor {
-            self.epidemic.next_rumor =
-                next(now, self.epidemic.next_rumor, self.config.rumor_period());
-            self.rumor_round(mark);
+        if mode.rumors() && now >= self.next_rumor {
+            self.next_rumor = next(now, self.next_rumor, cx.config.rumor_period());
+            self.rumor_round(cx, mark);
         }
-        if mode.anti_entropy() && now >= self.epidemic.next_exchange {
-            let period = self.config.anti_entropy_period();
-            self.epidemic.next_exchange = next(now, self.epidemic.next_exchange, period);
-            self.exchange();
+        if mode.anti_entropy() && now >= self.next_exchange {
+            let period = cx.config.anti_entropy_period();
+            self.next_exchange = next(now, self.next_exchange, period);
+            self.exchange(cx);
         }
     }
 
     /// Demers 1987, rumor mongering: each round, `fanout` random members.
-    fn rumor_round(&mut self, mark: usize) {
-        let cfg = self.config.rumor();
-        let push = cfg.direction.pushes() && !self.epidemic.rumors.is_idle();
+    fn rumor_round(&mut self, cx: &mut Cx<'_>, mark: usize) {
+        let cfg = cx.config.rumor();
+        let push = cfg.direction.pushes() && !self.rumors.is_idle();
         let pull = cfg.direction.pulls();
         if push || pull {
             let flags = if push { OUT_HOT } else { 0 } | if pull { OUT_PULL } else { 0 };
-            self.pick_targets(cfg.fanout as usize);
-            let fits = !push || self.hot_block_fits_a_ping();
-            for t in 0..self.epidemic.targets.len() {
-                let to = self.peers.get(self.epidemic.targets[t]).endpoint;
-                let ping = self
+            self.pick_targets(cx, cfg.fanout as usize);
+            let fits = !push || self.hot_block_fits_a_ping(cx);
+            for t in 0..self.targets.len() {
+                let to = cx.peers.get(self.targets[t]).endpoint;
+                let ping = cx
                     .outbox
                     .transmits
-                    .range_mut(mark.min(self.outbox.transmits.len())..)
+                    .range_mut(mark.min(cx.outbox.transmits.len())..)
                     .find(|o| o.kind == MessageType::Ping && o.to == to && !o.bare && o.rumor == 0);
                 match ping {
                     Some(o) if fits => o.rumor = flags,
                     _ => {
-                        self.outbox.queue_outgoing(Outgoing {
+                        cx.outbox.queue_outgoing(Outgoing {
                             rumor: flags,
                             ..Outgoing::new(to, MessageType::Rumor, false)
                         });
@@ -220,15 +228,15 @@ impl Node {
         }
         // Demers: a rumor hot for too long stops anyway (bounds feedback that
         // never comes back).
-        self.epidemic.rumors.end_round();
+        self.rumors.end_round();
     }
 
     /// Up to `want` distinct random members (not FAIL, not in handshake) into
     /// `epidemic.targets`, by rejection sampling with a bounded number of draws.
-    fn pick_targets(&mut self, want: usize) {
-        let e = &mut self.epidemic;
+    fn pick_targets(&mut self, cx: &mut Cx<'_>, want: usize) {
+        let e = &mut *self;
         e.targets.clear();
-        let n = self.peers.len();
+        let n = cx.peers.len();
         if n == 0 {
             return;
         }
@@ -237,7 +245,7 @@ impl Node {
                 break;
             }
             let i = e.rng.index(n);
-            let p = self.peers.get(i);
+            let p = cx.peers.get(i);
             if p.is_member() && p.state != PeerState::Fail && !e.targets.contains(&i) {
                 e.targets.push(i);
             }
@@ -245,8 +253,8 @@ impl Node {
     }
 
     /// Whether every hot rumor fits after the largest section this node sends.
-    fn hot_block_fits_a_ping(&self) -> bool {
-        let e = &self.epidemic;
+    fn hot_block_fits_a_ping(&self, cx: &Cx<'_>) -> bool {
+        let e = &*self;
         let hot: usize = e
             .rumors
             .hot()
@@ -257,29 +265,29 @@ impl Node {
                     .map(|(v, _)| ENTRY_OVERHEAD + h.key.len() + v.len())
             })
             .sum();
-        let wanted = self.config.section().wanted(self.peers.len() + 1) + self.pfail.len();
-        let section = (BARE_LEN + wanted * ENTRY_LEN_V6).min(self.config.max_datagram());
-        section + RUMOR_BLOCK_OVERHEAD + hot <= self.config.max_datagram()
+        let wanted = cx.config.section().wanted(cx.peers.len() + 1) + cx.pfail;
+        let section = (BARE_LEN + wanted * ENTRY_LEN_V6).min(cx.config.max_datagram());
+        section + RUMOR_BLOCK_OVERHEAD + hot <= cx.config.max_datagram()
     }
 
     /// Demers 1987, anti-entropy: one exchange with one random member, opened
     /// with digests of the next key ranges of the store.
-    fn exchange(&mut self) {
-        self.pick_targets(1);
-        let Some(&i) = self.epidemic.targets.first() else {
+    fn exchange(&mut self, cx: &mut Cx<'_>) {
+        self.pick_targets(cx, 1);
+        let Some(&i) = self.targets.first() else {
             return;
         };
-        let to = self.peers.get(i).endpoint;
-        let header = self.header(MessageType::Digest, to);
-        let direction = self.config.anti_entropy_direction();
-        self.outbox.stats.data.exchanges += 1;
+        let to = cx.peers.get(i).endpoint;
+        let header = cx.header(MessageType::Digest, to);
+        let direction = cx.config.anti_entropy_direction();
+        cx.outbox.stats.data.exchanges += 1;
         let mut made = 0;
-        let size = self.config.max_datagram();
-        let cap = self.config.data_queue();
-        let e = &mut self.epidemic;
-        for _ in 0..self.config.anti_entropy_chunks() {
+        let size = cx.config.max_datagram();
+        let cap = cx.config.data_queue();
+        let e = &mut *self;
+        for _ in 0..cx.config.anti_entropy_chunks() {
             if e.datagrams.len() >= cap {
-                self.outbox.stats.data.data_queue_full += 1;
+                cx.outbox.stats.data.data_queue_full += 1;
                 break;
             }
             let mut buf = e.pool.pop().unwrap_or_else(|| vec![0; size]);
@@ -303,18 +311,18 @@ impl Node {
                 }
             }
         }
-        self.outbox.stats.data.digests_sent += made as u64;
-        self.queue_data(to, MessageType::Digest, made);
+        cx.outbox.stats.data.digests_sent += made as u64;
+        self.queue_data(cx, to, MessageType::Digest, made);
     }
 
     /// Queues `made` data datagrams of `kind` just encoded for `to`; those the
     /// transmit queue refuses are dropped from the datagram FIFO's tail.
-    fn queue_data(&mut self, to: Endpoint, kind: MessageType, made: usize) {
+    fn queue_data(&mut self, cx: &mut Cx<'_>, to: Endpoint, kind: MessageType, made: usize) {
         for k in 0..made {
-            if !self.outbox.queue_outgoing(Outgoing::new(to, kind, false)) {
+            if !cx.outbox.queue_outgoing(Outgoing::new(to, kind, false)) {
                 for _ in k..made {
-                    if let Some((buf, _)) = self.epidemic.datagrams.pop_back() {
-                        self.epidemic.pool.push(buf);
+                    if let Some((buf, _)) = self.datagrams.pop_back() {
+                        self.pool.push(buf);
                     }
                 }
                 return;
@@ -323,29 +331,35 @@ impl Node {
     }
 
     /// A data message from member `i` at `from`.
-    pub(crate) fn handle_data(&mut self, i: usize, from: Endpoint, body: Body<'_>) {
-        if !self.peers.get(i).is_member() {
-            self.outbox.stats.data.from_non_member += 1;
-            self.copies.count_unread(body, None);
+    pub(crate) fn handle_data(
+        &mut self,
+        cx: &mut Cx<'_>,
+        i: usize,
+        from: Endpoint,
+        body: Body<'_>,
+    ) {
+        if !cx.peers.get(i).is_member() {
+            cx.outbox.stats.data.from_non_member += 1;
+            cx.copies.count_unread(body, None);
             return;
         }
-        if self.config.dissemination() == Dissemination::Off {
-            self.outbox.stats.data.disabled += 1;
-            self.copies.count_unread(body, None);
+        if cx.config.dissemination() == Dissemination::Off {
+            cx.outbox.stats.data.disabled += 1;
+            cx.copies.count_unread(body, None);
             return;
         }
         match body {
-            Body::Digest(d) => self.answer_digest(from, d),
+            Body::Digest(d) => self.answer_digest(cx, from, d),
             Body::Push(entries) => {
-                let sender = self.peers.get(i).id;
+                let sender = cx.peers.get(i).id;
                 for e in entries.iter() {
-                    self.take_entry(&e, sender, false);
+                    self.take_entry(cx, &e, sender, false);
                 }
             }
-            Body::Pull(keys) => self.answer_pull(from, keys),
+            Body::Pull(keys) => self.answer_pull(cx, from, keys),
             Body::Rumor(block) => {
-                let rumor = self.handle_rumor_block(i, from, block);
-                self.queue_rumor_reply(from, rumor);
+                let rumor = self.handle_rumor_block(cx, i, from, block);
+                self.queue_rumor_reply(cx, from, rumor);
             }
             Body::Section(_) | Body::Fail { .. } => {}
         }
@@ -353,12 +367,12 @@ impl Node {
 
     /// Answers a DIGEST: PUSH what we hold newer (pull), PULL what it holds
     /// newer (push).
-    fn answer_digest(&mut self, from: Endpoint, d: Digest<'_>) {
+    fn answer_digest(&mut self, cx: &mut Cx<'_>, from: Endpoint, d: Digest<'_>) {
         let direction = d.direction();
         if direction.pulls() {
-            let header = self.header(MessageType::Push, from);
+            let header = cx.header(MessageType::Push, from);
             let mut items = d.iter().peekable();
-            let newer = self.epidemic.store.range(d.start(), d.end()).filter(|e| {
+            let newer = self.store.range(d.start(), d.end()).filter(|e| {
                 // Merge-join: skip the digest's keys below this one.
                 while items.next_if(|i| i.key < e.key).is_some() {}
                 match items.peek() {
@@ -367,42 +381,42 @@ impl Node {
                 }
             });
             let (made, sent, full) = pack_push(
-                &mut self.epidemic.datagrams,
-                &mut self.epidemic.pool,
-                self.config.max_datagram(),
-                self.config.data_queue(),
+                &mut self.datagrams,
+                &mut self.pool,
+                cx.config.max_datagram(),
+                cx.config.data_queue(),
                 &header,
                 newer,
             );
-            self.outbox.stats.data.entries_sent += sent;
-            self.outbox.stats.data.data_queue_full += full;
-            self.queue_data(from, MessageType::Push, made);
+            cx.outbox.stats.data.entries_sent += sent;
+            cx.outbox.stats.data.data_queue_full += full;
+            self.queue_data(cx, from, MessageType::Push, made);
         }
         if direction.pushes() {
-            let header = self.header(MessageType::Pull, from);
-            let store = &self.epidemic.store;
+            let header = cx.header(MessageType::Pull, from);
+            let store = &self.store;
             let wanted = d
                 .iter()
                 .filter(|i| store.stamp(i.key).is_none_or(|mine| i.stamp > mine))
                 .map(|i| i.key);
             let (made, keys, full) = pack_pull(
-                &mut self.epidemic.datagrams,
-                &mut self.epidemic.pool,
-                self.config.max_datagram(),
-                self.config.data_queue(),
+                &mut self.datagrams,
+                &mut self.pool,
+                cx.config.max_datagram(),
+                cx.config.data_queue(),
                 &header,
                 wanted,
             );
-            self.outbox.stats.data.keys_requested += keys;
-            self.outbox.stats.data.data_queue_full += full;
-            self.queue_data(from, MessageType::Pull, made);
+            cx.outbox.stats.data.keys_requested += keys;
+            cx.outbox.stats.data.data_queue_full += full;
+            self.queue_data(cx, from, MessageType::Pull, made);
         }
     }
 
     /// Answers a PULL with PUSH of the keys we hold.
-    fn answer_pull(&mut self, from: Endpoint, keys: Keys<'_>) {
-        let header = self.header(MessageType::Push, from);
-        let store = &self.epidemic.store;
+    fn answer_pull(&mut self, cx: &mut Cx<'_>, from: Endpoint, keys: Keys<'_>) {
+        let header = cx.header(MessageType::Push, from);
+        let store = &self.store;
         let found = keys.iter().filter_map(|k| {
             store.get(k).map(|(value, stamp)| EntryRef {
                 key: k,
@@ -411,31 +425,37 @@ impl Node {
             })
         });
         let (made, sent, full) = pack_push(
-            &mut self.epidemic.datagrams,
-            &mut self.epidemic.pool,
-            self.config.max_datagram(),
-            self.config.data_queue(),
+            &mut self.datagrams,
+            &mut self.pool,
+            cx.config.max_datagram(),
+            cx.config.data_queue(),
             &header,
             found,
         );
-        self.outbox.stats.data.entries_sent += sent;
-        self.outbox.stats.data.data_queue_full += full;
-        self.queue_data(from, MessageType::Push, made);
+        cx.outbox.stats.data.entries_sent += sent;
+        cx.outbox.stats.data.data_queue_full += full;
+        self.queue_data(cx, from, MessageType::Push, made);
     }
 
     /// Merges one received entry; returns whether this node already knew it
     /// (held it or something newer, or could not store it).
-    fn take_entry(&mut self, e: &EntryRef<'_>, from: NodeId, make_hot: bool) -> bool {
-        self.copies
+    fn take_entry(
+        &mut self,
+        cx: &mut Cx<'_>,
+        e: &EntryRef<'_>,
+        from: NodeId,
+        make_hot: bool,
+    ) -> bool {
+        cx.copies
             .count_update(e.stamp.origin, e.key, e.stamp.version);
-        self.outbox.stats.data.entries_received += 1;
-        match self.epidemic.store.merge(e.key, e.value, e.stamp) {
+        cx.outbox.stats.data.entries_received += 1;
+        match self.store.merge(e.key, e.value, e.stamp) {
             Ok(m) if m.is_news() => {
-                self.outbox.stats.data.updates_received += 1;
+                cx.outbox.stats.data.updates_received += 1;
                 if make_hot {
-                    self.epidemic.rumors.start(e.key, e.stamp);
+                    self.rumors.start(e.key, e.stamp);
                 }
-                self.outbox.emit(Event::UpdateReceived {
+                cx.outbox.emit(Event::UpdateReceived {
                     origin: e.stamp.origin,
                     key: key_id(e.key),
                     version: e.stamp.version,
@@ -444,11 +464,11 @@ impl Node {
                 false
             }
             Ok(_) => {
-                self.outbox.stats.data.entries_known += 1;
+                cx.outbox.stats.data.entries_known += 1;
                 true
             }
             Err(_) => {
-                self.outbox.stats.data.entries_rejected += 1;
+                cx.outbox.stats.data.entries_rejected += 1;
                 true
             }
         }
@@ -459,98 +479,105 @@ impl Node {
     /// bits of the answer (hot rumors, for a pull).
     pub(crate) fn handle_rumor_block(
         &mut self,
+        cx: &mut Cx<'_>,
         i: usize,
         from: Endpoint,
         block: RumorBlock<'_>,
     ) -> u8 {
-        if !self.peers.get(i).is_member() {
-            self.outbox.stats.data.from_non_member += 1;
-            self.copies.count_unread_rumors(block);
+        if !cx.peers.get(i).is_member() {
+            cx.outbox.stats.data.from_non_member += 1;
+            cx.copies.count_unread_rumors(block);
             return 0;
         }
-        if !self.config.dissemination().rumors() {
-            self.outbox.stats.data.disabled += 1;
-            self.copies.count_unread_rumors(block);
+        if !cx.config.dissemination().rumors() {
+            cx.outbox.stats.data.disabled += 1;
+            cx.copies.count_unread_rumors(block);
             return 0;
         }
-        let cfg = self.config.rumor();
-        let e = &mut self.epidemic;
+        let cfg = cx.config.rumor();
+        let e = &mut *self;
         for ack in block.acks() {
-            self.outbox.stats.data.acks_received += 1;
+            cx.outbox.stats.data.acks_received += 1;
             if cfg.stop.trigger == Trigger::Feedback {
                 e.rumors.record_ack(ack.id, ack.knew, &mut e.rng);
             }
         }
-        let sender = self.peers.get(i).id;
+        let sender = cx.peers.get(i).id;
         for entry in block.entries().iter() {
-            let knew = self.take_entry(&entry, sender, true);
+            let knew = self.take_entry(cx, &entry, sender, true);
             if block.wants_ack() {
-                self.push_ack(from, Ack::new(ack_id(entry.key, entry.stamp), knew));
+                self.push_ack(cx, from, Ack::new(ack_id(entry.key, entry.stamp), knew));
             }
         }
-        match block.pull() && cfg.direction.pulls() && !self.epidemic.rumors.is_idle() {
+        match block.pull() && cfg.direction.pulls() && !self.rumors.is_idle() {
             true => OUT_HOT,
             false => 0,
         }
     }
 
     /// Queues a RUMOR to `from` when there is something to answer with.
-    pub(crate) fn queue_rumor_reply(&mut self, to: Endpoint, rumor: u8) {
-        if rumor != 0 || self.epidemic.acks.iter().any(|(t, _)| *t == to) {
-            self.outbox.queue_outgoing(Outgoing {
+    pub(crate) fn queue_rumor_reply(&mut self, cx: &mut Cx<'_>, to: Endpoint, rumor: u8) {
+        if rumor != 0 || self.acks.iter().any(|(t, _)| *t == to) {
+            cx.outbox.queue_outgoing(Outgoing {
                 rumor,
                 ..Outgoing::new(to, MessageType::Rumor, false)
             });
         }
     }
 
-    fn push_ack(&mut self, to: Endpoint, ack: Ack) {
-        if self.epidemic.acks.len() >= 4 * self.config.data_queue() {
-            self.outbox.stats.data.ack_queue_full += 1;
+    fn push_ack(&mut self, cx: &mut Cx<'_>, to: Endpoint, ack: Ack) {
+        if self.acks.len() >= 4 * cx.config.data_queue() {
+            cx.outbox.stats.data.ack_queue_full += 1;
             return;
         }
-        self.epidemic.acks.push((to, ack));
+        self.acks.push((to, ack));
     }
 
     /// Encodes a standalone RUMOR.
     pub(crate) fn encode_rumor(
         &mut self,
+        cx: &mut Cx<'_>,
         out: &Outgoing,
         buf: &mut [u8],
         header: &Header,
     ) -> Result<usize, Skip> {
-        if !self.config.dissemination().rumors() {
+        if !cx.config.dissemination().rumors() {
             return Err(Skip::Nothing);
         }
         let mut r = RumorWriter::standalone(buf, header).map_err(|_| Skip::TooSmall)?;
-        self.write_block(out, &mut r);
+        self.write_block(cx, out, &mut r);
         r.finish().ok_or(Skip::Nothing)
     }
 
     /// Finishes a PING or PONG with a rumor block, if it has anything to carry.
-    pub(crate) fn append_rumor_block(&mut self, out: &Outgoing, w: SectionWriter<'_>) -> usize {
+    pub(crate) fn append_rumor_block(
+        &mut self,
+        cx: &mut Cx<'_>,
+        out: &Outgoing,
+        w: SectionWriter<'_>,
+    ) -> usize {
         let mut r = RumorWriter::after_section(w);
-        self.write_block(out, &mut r);
+        self.write_block(cx, out, &mut r);
         if r.acks() + r.entries() > 0 || out.rumor & OUT_PULL != 0 {
-            self.outbox.stats.data.rumor_blocks_piggybacked += 1;
+            cx.outbox.stats.data.rumor_blocks_piggybacked += 1;
         }
         // A piggybacked block always finishes (empty, it is left out).
         r.finish().unwrap_or(0)
     }
 
     /// Writes pending acks for `out.to`, the pull flag and hot rumors as asked.
-    fn write_block(&mut self, out: &Outgoing, r: &mut RumorWriter<'_>) {
-        let e = &mut self.epidemic;
+    fn write_block(&mut self, cx: &mut Cx<'_>, out: &Outgoing, r: &mut RumorWriter<'_>) {
+        let e = &mut *self;
         let mut acks = 0;
         e.acks.retain(|(to, ack)| {
             let sent = *to == out.to && r.push_ack(*ack);
             acks += u64::from(sent);
             !sent
         });
-        self.outbox.stats.data.acks_sent += acks;
+        cx.outbox.stats.data.acks_sent += acks;
         r.set_pull(out.rumor & OUT_PULL != 0);
         if out.rumor & OUT_HOT != 0 {
-            let feedback = self.config.rumor().stop.trigger == Trigger::Feedback;
+            let feedback = cx.config.rumor().stop.trigger == Trigger::Feedback;
             r.set_ack_wanted(feedback);
             let hot = e.rumors.hot();
             let n = hot.len();
@@ -573,15 +600,15 @@ impl Node {
                 visited += 1;
             }
             e.rotate = start + visited;
-            self.outbox.stats.data.rumors_sent += e.sent_ids.len() as u64;
+            cx.outbox.stats.data.rumors_sent += e.sent_ids.len() as u64;
             if !feedback {
                 // Blind rules count the send itself.
                 e.rumors.record_sends(&e.sent_ids, &mut e.rng);
             }
         }
         // Acks that did not fit go in a RUMOR of their own.
-        if self.epidemic.acks.iter().any(|(t, _)| *t == out.to) {
-            self.outbox
+        if self.acks.iter().any(|(t, _)| *t == out.to) {
+            cx.outbox
                 .queue_outgoing(Outgoing::new(out.to, MessageType::Rumor, false));
         }
     }

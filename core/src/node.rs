@@ -3,37 +3,17 @@
 use alloc::vec::Vec;
 
 use crate::copies::{Copies, ItemId};
-use crate::dissemination::Epidemic;
+use crate::dissemination::{Cx, Epidemic, PublishError};
+use crate::epidemic::data::{Stamp, Store};
+use crate::epidemic::rumor::Rumors;
 use crate::event::{Event, Stats};
-use crate::ids::{Endpoint, Incarnation, NodeId};
-use crate::outbox::{Outbox, Outgoing, Skip};
+use crate::ids::{Endpoint, Identity, NodeId};
+use crate::outbox::{header, Outbox, Outgoing, Skip};
 use crate::peers::{PeerState, PeerTable, NO_PING};
 use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
 use crate::time::{micros, Instant};
 use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
-
-/// Who a node is: its id, its incarnation, and the slot it answers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// The node's id, kept across restarts.
-    pub id: NodeId,
-    /// Bumped on every restart (the caller persists it, or derives it from a clock).
-    pub incarnation: Incarnation,
-    /// Slot behind a shared socket; 0 for a socket of its own.
-    pub slot: u16,
-}
-
-impl Identity {
-    /// A first incarnation with its own socket.
-    pub fn new(id: NodeId) -> Self {
-        Identity {
-            id,
-            incarnation: 0,
-            slot: 0,
-        }
-    }
-}
 
 /// A datagram ready to send: `len` bytes at the start of the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,7 +266,8 @@ impl Node {
         // Messages the cron queues from here on may carry rumors.
         let mark = self.outbox.transmits.len();
         self.cron(now);
-        self.epidemic_round(now, mark);
+        let (epidemic, mut cx) = self.dissemination();
+        epidemic.round(&mut cx, now, mark);
     }
 
     /// When `handle_timeout` wants to be called next.
@@ -361,7 +342,10 @@ impl Node {
                 let bare = !self.peers.get(i).is_member();
                 // Acks and a pull's answer ride the PONG.
                 let rumor: u8 = match rumors {
-                    Some(block) => self.handle_rumor_block(i, from, block),
+                    Some(block) => {
+                        let (epidemic, mut cx) = self.dissemination();
+                        epidemic.handle_rumor_block(&mut cx, i, from, block)
+                    }
                     None => 0,
                 };
                 self.outbox.queue_outgoing(Outgoing {
@@ -375,11 +359,15 @@ impl Node {
                 self.answer_meet(now, i, from);
                 self.handle_section(now, i, section);
                 if let Some(block) = rumors {
-                    let rumor = self.handle_rumor_block(i, from, block);
-                    self.queue_rumor_reply(from, rumor);
+                    let (epidemic, mut cx) = self.dissemination();
+                    let rumor = epidemic.handle_rumor_block(&mut cx, i, from, block);
+                    epidemic.queue_rumor_reply(&mut cx, from, rumor);
                 }
             }
-            (kind, body) if kind.is_data() => self.handle_data(i, from, body),
+            (kind, body) if kind.is_data() => {
+                let (epidemic, mut cx) = self.dissemination();
+                epidemic.handle_data(&mut cx, i, from, body);
+            }
             // Redis: a FAIL counts only from a known node (not one in handshake).
             (MessageType::Fail, Body::Fail { id, incarnation })
                 if self.peers.get(i).is_member() =>
@@ -500,14 +488,20 @@ impl Node {
     }
 
     pub(crate) fn header(&self, kind: MessageType, to: Endpoint) -> Header {
-        Header {
-            kind,
-            flags: 0,
-            src_slot: self.me.slot,
-            dst_slot: to.slot(),
-            sender: self.me.id,
-            incarnation: self.me.incarnation,
-        }
+        header(&self.me, kind, to)
+    }
+
+    /// The dissemination machine and its context: disjoint borrows of self.
+    fn dissemination(&mut self) -> (&mut Epidemic, Cx<'_>) {
+        let cx = Cx {
+            config: &self.config,
+            me: &self.me,
+            peers: &self.peers,
+            pfail: self.pfail.len(),
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+        };
+        (&mut self.epidemic, cx)
     }
 
     fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
@@ -523,7 +517,10 @@ impl Node {
             MessageType::Digest | MessageType::Push | MessageType::Pull => {
                 self.epidemic.take_datagram(buf).ok_or(Skip::TooSmall)
             }
-            MessageType::Rumor => self.encode_rumor(out, buf, &header),
+            MessageType::Rumor => {
+                let (epidemic, mut cx) = self.dissemination();
+                epidemic.encode_rumor(&mut cx, out, buf, &header)
+            }
             MessageType::Meet | MessageType::Ping | MessageType::Pong => {
                 let mut w = wire::SectionWriter::new(buf, &header).map_err(|_| Skip::TooSmall)?;
                 if out.bare {
@@ -531,7 +528,10 @@ impl Node {
                 }
                 self.write_section(now, &mut w);
                 match self.config.dissemination().rumors() && out.kind != MessageType::Meet {
-                    true => Ok(self.append_rumor_block(out, w)),
+                    true => {
+                        let (epidemic, mut cx) = self.dissemination();
+                        Ok(epidemic.append_rumor_block(&mut cx, out, w))
+                    }
                     false => Ok(w.finish()),
                 }
             }
@@ -569,5 +569,40 @@ impl Node {
     /// `Node`: a restarted node is a new one and starts again from zero.
     pub fn copies(&self, item: ItemId) -> Option<u32> {
         self.copies.get(item)
+    }
+
+    // Dissemination (`dissemination.rs`).
+
+    /// Writes `value` under `key` with a version one above the highest this node
+    /// has seen for it, and starts spreading it (as a hot rumor, and through
+    /// anti-entropy, as configured). Returns the stamp: version and origin (us).
+    ///
+    /// # Errors
+    /// [`PublishError::Disabled`] when dissemination is off;
+    /// [`PublishError::Rejected`] when a store cap refuses it. Nothing changed.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Stamp, PublishError> {
+        let _ = now; // rounds run from the cron; the write itself is timeless
+        let (epidemic, mut cx) = self.dissemination();
+        epidemic.publish(&mut cx, key, value)
+    }
+
+    /// The value and stamp this node holds for `key`.
+    pub fn get(&self, key: &[u8]) -> Option<(&[u8], Stamp)> {
+        self.epidemic.store().get(key)
+    }
+
+    /// Everything this node holds, in key order (see [`Store::iter`]).
+    pub fn store(&self) -> &Store {
+        self.epidemic.store()
+    }
+
+    /// The hot rumors this node is spreading, and their counters.
+    pub fn rumors(&self) -> &Rumors {
+        self.epidemic.rumors()
     }
 }

@@ -6,9 +6,9 @@
 use alloc::collections::VecDeque;
 
 use crate::event::{Event, Stats};
-use crate::ids::{Endpoint, Incarnation, NodeId};
+use crate::ids::{Endpoint, Identity, Incarnation, NodeId};
 use crate::profile::Config;
-use crate::wire::MessageType;
+use crate::wire::{Header, MessageType};
 
 /// A message waiting in the transmit queue. Sections are chosen when it is
 /// encoded, so the queue holds 40-byte descriptors, never datagrams.
@@ -98,5 +98,17 @@ impl Outbox {
             return;
         }
         self.events.push_back(e);
+    }
+}
+
+/// The header of a message from `me` to `to`.
+pub(crate) fn header(me: &Identity, kind: MessageType, to: Endpoint) -> Header {
+    Header {
+        kind,
+        flags: 0,
+        src_slot: me.slot,
+        dst_slot: to.slot(),
+        sender: me.id,
+        incarnation: me.incarnation,
     }
 }
