@@ -4,17 +4,17 @@
 
 use crate::event::Event;
 use crate::ids::{Incarnation, NodeId};
-use crate::node::Node;
+use crate::membership::{Cx, Membership};
 use crate::outbox::Outgoing;
 use crate::peers::PeerState;
 use crate::time::Instant;
 use crate::wire::MessageType;
 
-impl Node {
+impl Membership {
     /// Moves peer `i` to `to`, keeping the member and PFAIL counts, and emits
     /// `PeerAlive` when a PFAIL or FAIL clears.
-    pub(crate) fn set_state(&mut self, i: usize, to: PeerState) {
-        let p = self.peers.get_mut(i);
+    pub(crate) fn set_state(&mut self, cx: &mut Cx<'_>, i: usize, to: PeerState) {
+        let p = cx.peers.get_mut(i);
         let from = p.state;
         if from == to {
             return;
@@ -31,47 +31,47 @@ impl Node {
             self.pfail.push(id);
         }
         if to == PeerState::Alive && matches!(from, PeerState::Pfail | PeerState::Fail) {
-            self.outbox.emit(Event::PeerAlive { id, was: from });
+            cx.outbox.emit(Event::PeerAlive { id, was: from });
         }
     }
 
     /// Redis `markNodeAsFailingIfNeeded`: if we hold peer `i` PFAIL ourselves and
     /// the live failure reports plus our own vote reach the quorum of voters
     /// (members, self included), mark it FAIL and broadcast FAIL to everyone.
-    pub(crate) fn fail_if_quorum(&mut self, now: Instant, i: usize) {
-        if self.peers.get(i).state != PeerState::Pfail {
+    pub(crate) fn fail_if_quorum(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize) {
+        if cx.peers.get(i).state != PeerState::Pfail {
             return;
         }
-        let validity = self.config.report_validity();
-        let votes = self.peers.live_reports(i, now, validity) + 1;
-        if votes < self.config.quorum().needed(self.members()) {
+        let validity = cx.config.report_validity();
+        let votes = cx.peers.live_reports(i, now, validity) + 1;
+        if votes < cx.config.quorum().needed(self.members + 1) {
             return;
         }
-        self.declare_fail(i);
+        self.declare_fail(cx, i);
     }
 
     /// Marks peer `i` FAIL on our own judgement (a quorum, or a partial
     /// view's suspicion timeout) and broadcasts FAIL.
-    pub(crate) fn declare_fail(&mut self, i: usize) {
-        self.set_state(i, PeerState::Fail);
-        let p = self.peers.get(i);
+    pub(crate) fn declare_fail(&mut self, cx: &mut Cx<'_>, i: usize) {
+        self.set_state(cx, i, PeerState::Fail);
+        let p = cx.peers.get(i);
         let (id, incarnation) = (p.id, p.incarnation);
-        self.outbox.emit(Event::PeerFail {
+        cx.outbox.emit(Event::PeerFail {
             id,
             by_quorum: true,
         });
-        self.broadcast_fail(id, incarnation);
+        self.broadcast_fail(cx, id, incarnation);
     }
 
     /// Redis `clusterSendFail`: FAIL to every member but the failed node.
-    fn broadcast_fail(&mut self, id: NodeId, incarnation: Incarnation) {
-        for j in 0..self.peers.len() {
-            let p = self.peers.get(j);
+    fn broadcast_fail(&mut self, cx: &mut Cx<'_>, id: NodeId, incarnation: Incarnation) {
+        for j in 0..cx.peers.len() {
+            let p = cx.peers.get(j);
             if !p.is_member() || p.id == id {
                 continue;
             }
             let to = p.endpoint;
-            self.outbox.queue_outgoing(Outgoing {
+            cx.outbox.queue_outgoing(Outgoing {
                 about: id,
                 about_incarnation: incarnation,
                 ..Outgoing::new(to, MessageType::Fail, true)
@@ -81,17 +81,22 @@ impl Node {
 
     /// A FAIL message from a member: mark the node FAIL unless it is us, unknown,
     /// already FAIL, or the message is about an incarnation it has since left.
-    pub(crate) fn handle_fail_message(&mut self, id: NodeId, incarnation: Incarnation) {
-        self.copies.count_fail(id);
-        let Some(i) = self.peers.find(id) else {
+    pub(crate) fn handle_fail_message(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: NodeId,
+        incarnation: Incarnation,
+    ) {
+        cx.copies.count_fail(id);
+        let Some(i) = cx.peers.find(id) else {
             return;
         };
-        let p = self.peers.get(i);
+        let p = cx.peers.get(i);
         if !p.is_member() || p.state == PeerState::Fail || incarnation < p.incarnation {
             return;
         }
-        self.set_state(i, PeerState::Fail);
-        self.outbox.emit(Event::PeerFail {
+        self.set_state(cx, i, PeerState::Fail);
+        cx.outbox.emit(Event::PeerFail {
             id,
             by_quorum: false,
         });

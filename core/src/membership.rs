@@ -4,47 +4,114 @@
 
 use crate::event::Event;
 use crate::ids::{Endpoint, Incarnation, NodeId};
-use crate::node::{Node, PendingMeet};
+use alloc::vec::Vec;
+
+use crate::copies::Copies;
+use crate::ids::Identity;
+use crate::node::MeetError;
+use crate::outbox::Outbox;
+use crate::peers::PeerTable;
 use crate::peers::{Peer, PeerState, NO_PING};
+use crate::profile::Config;
 use crate::profile::PongGossip;
+use crate::rng::Rng;
 use crate::time::{micros, millis_u32, Instant};
 use crate::wire::{
     EntryFlags, GossipEntry, MessageType, Section, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
 };
 use core::time::Duration;
 
-impl Node {
+/// Membership and failure detection's own state; the peer table, the
+/// generator and the outbox it works on come in a [`Cx`].
+#[derive(Debug)]
+pub(crate) struct Membership {
+    /// Peers not in handshake (the voters, with self).
+    pub(crate) members: usize,
+    /// Ids of the peers in PFAIL, in the order they became so (appended to
+    /// every section; a list, so that encoding costs O(PFAIL), not O(peers)).
+    pub(crate) pfail: Vec<NodeId>,
+    /// PFAIL peers a section's tail may carry: `pfail.len()` when the last
+    /// cron began, with `Config::pfail_counted_at_cron` (else unbounded).
+    pub(crate) pfail_wanted: usize,
+    /// Outstanding `meet` commands.
+    pub(crate) meets: Vec<PendingMeet>,
+    /// Sections built so far (wrapping), the stamp in `Peer::picked`.
+    pub(crate) sections: u16,
+    /// Where `Instant` zero lies on the wall clock the cluster shares, in µs
+    /// since that clock's epoch (`Node::set_epoch`).
+    pub(crate) epoch: u64,
+}
+
+/// What membership reads and writes of its node for one call.
+#[derive(Debug)]
+pub(crate) struct Cx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) me: &'a Identity,
+    pub(crate) rng: &'a mut Rng,
+    pub(crate) peers: &'a mut PeerTable,
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) copies: &'a mut Copies,
+}
+
+/// An outstanding `meet`: until the node at `endpoint` answers, and then until
+/// the cluster shows it holds us as a member (some node PINGs or MEETs us).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingMeet {
+    pub(crate) endpoint: Endpoint,
+    /// When the MEET (or, once answered, the wait for a PING) began.
+    pub(crate) started: Instant,
+    pub(crate) last_sent: Instant,
+    /// The node answered with a PONG; we wait to be pinged.
+    pub(crate) answered: bool,
+    /// Times the meet started over after an answer (see `cron_meets`).
+    pub(crate) restarts: u8,
+}
+
+impl Membership {
+    pub(crate) fn new() -> Self {
+        Membership {
+            members: 0,
+            pfail: Vec::new(),
+            pfail_wanted: usize::MAX,
+            meets: Vec::new(),
+            sections: 0,
+            epoch: 0,
+        }
+    }
+}
+
+impl Membership {
     /// One cron tick (Redis `clusterCron`, every 100 ms by default).
-    pub(crate) fn cron(&mut self, now: Instant) {
-        self.cron_meets(now);
-        if self.outbox.stats.ticks % u64::from(self.config.random_ping_every()) == 0 {
-            for _ in 0..self.config.random_ping_fanout() {
-                self.ping_oldest_of_sample(now);
+    pub(crate) fn cron(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        self.cron_meets(cx, now);
+        if cx.outbox.stats.ticks % u64::from(cx.config.random_ping_every()) == 0 {
+            for _ in 0..cx.config.random_ping_fanout() {
+                self.ping_oldest_of_sample(cx, now);
             }
         }
         let rules = CronRules {
-            node_timeout: self.config.node_timeout(),
-            ping_interval: self.config.ping_interval(),
-            handshake_timeout: self.config.handshake_timeout(),
-            retry: self.meet_retry(),
-            suspicion: self
+            node_timeout: cx.config.node_timeout(),
+            ping_interval: cx.config.ping_interval(),
+            handshake_timeout: cx.config.handshake_timeout(),
+            retry: self.meet_retry(cx),
+            suspicion: cx
                 .config
                 .partial_view()
-                .then(|| self.config.report_validity()),
+                .then(|| cx.config.report_validity()),
         };
         let mut i = 0;
         let mut ahead = 0;
-        while i < self.peers.len() {
+        while i < cx.peers.len() {
             // Most peers need nothing at a given tick. Each has a due time,
             // kept beside the table, before which no rule of `decide` can
             // fire for it, so the scan reads 8 bytes a peer rather than its
             // 72-byte record (the simulator's 1,000 tables of 1,000 peers are
             // 72 MB: streamed from memory ten times a second, issue 3).
-            if self.peers.due(i) > now {
+            if cx.peers.due(i) > now {
                 debug_assert!(
-                    rules.decide(self.peers.get(i), now) == Actions::default(),
+                    rules.decide(cx.peers.get(i), now) == Actions::default(),
                     "peer {i} due at {:?}, yet acted on at {now:?}",
-                    self.peers.due(i)
+                    cx.peers.due(i)
                 );
                 i += 1;
                 continue;
@@ -52,68 +119,68 @@ impl Node {
             // The records that are due are scattered: requested SCAN_AHEAD
             // peers ahead, their cache misses overlap.
             ahead = ahead.max(i);
-            while ahead < (i + SCAN_AHEAD).min(self.peers.len()) {
-                if self.peers.due(ahead) <= now {
-                    self.peers.prefetch_record(ahead);
+            while ahead < (i + SCAN_AHEAD).min(cx.peers.len()) {
+                if cx.peers.due(ahead) <= now {
+                    cx.peers.prefetch_record(ahead);
                 }
                 ahead += 1;
             }
-            if !self.cron_peer(now, i, &rules) {
+            if !self.cron_peer(cx, now, i, &rules) {
                 continue; // forgotten: the last peer moved into slot i
             }
-            let due = rules.next_due(self.peers.get(i));
-            self.peers.set_due(i, due);
+            let due = rules.next_due(cx.peers.get(i));
+            cx.peers.set_due(i, due);
             i += 1;
         }
     }
 
     /// The cron's rules for peer `i` (see `CronRules::decide`); false when
     /// it was forgotten.
-    fn cron_peer(&mut self, now: Instant, i: usize, rules: &CronRules) -> bool {
-        let p = self.peers.get(i);
+    fn cron_peer(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, rules: &CronRules) -> bool {
+        let p = cx.peers.get(i);
         let act = rules.decide(p, now);
         let (id, to) = (p.id, p.endpoint);
         if act.forget {
             let handshake = p.state == PeerState::Handshake;
-            self.forget(i);
-            self.outbox.emit(match handshake {
+            self.forget(cx, i);
+            cx.outbox.emit(match handshake {
                 true => Event::HandshakeTimedOut { id },
                 false => Event::PeerForgotten { id },
             });
             return false;
         }
         if act.meet {
-            self.peers.get_mut(i).ping_transmitted = now;
-            self.outbox.queue(to, MessageType::Meet, true);
+            cx.peers.get_mut(i).ping_transmitted = now;
+            cx.outbox.queue(to, MessageType::Meet, true);
         }
         if act.ping {
-            self.ping(now, i);
+            self.ping(cx, now, i);
         }
         if act.pfail {
-            self.set_state(i, PeerState::Pfail);
-            self.outbox.emit(Event::PeerPfail { id });
+            self.set_state(cx, i, PeerState::Pfail);
+            cx.outbox.emit(Event::PeerPfail { id });
         }
         if act.fail {
-            self.declare_fail(i);
+            self.declare_fail(cx, i);
         }
         true
     }
 
     /// Redis, every 10th tick: sample 5 random nodes (not self, not in handshake,
     /// no ping in flight) and ping the one whose last PONG is oldest.
-    fn ping_oldest_of_sample(&mut self, now: Instant) {
-        let n = self.peers.len();
+    fn ping_oldest_of_sample(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        let n = cx.peers.len();
         if n == 0 {
             return;
         }
         let mut best: Option<(usize, Instant)> = None;
-        for _ in 0..self.config.random_ping_sample() {
+        for _ in 0..cx.config.random_ping_sample() {
             // Redis draws from all nodes, self included, and skips self.
-            let i = self.rng.index(n + 1);
+            let i = cx.rng.index(n + 1);
             if i == n {
                 continue;
             }
-            let p = self.peers.get(i);
+            let p = cx.peers.get(i);
             if p.state == PeerState::Handshake || p.has_ping_in_flight() {
                 continue;
             }
@@ -122,35 +189,35 @@ impl Node {
             }
         }
         if let Some((i, _)) = best {
-            self.ping(now, i);
+            self.ping(cx, now, i);
         }
     }
 
     /// Sends a PING to peer `i`, starting its in-flight timer if none runs.
-    pub(crate) fn ping(&mut self, now: Instant, i: usize) {
-        let p = self.peers.get_mut(i);
+    pub(crate) fn ping(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize) {
+        let p = cx.peers.get_mut(i);
         if !p.has_ping_in_flight() {
             p.ping_sent = now;
         }
         p.ping_transmitted = now;
         let to = p.endpoint;
-        self.outbox.queue(to, MessageType::Ping, false);
+        cx.outbox.queue(to, MessageType::Ping, false);
     }
 
     /// How long a MEET waits before it is resent: a random-ping period (1 s in
     /// Redis's profile), but at most a third of the handshake timeout, so that
     /// a short timeout still leaves room for two resends.
-    pub(crate) fn meet_retry(&self) -> core::time::Duration {
-        let period = self.config.tick() * self.config.random_ping_every();
+    pub(crate) fn meet_retry(&self, cx: &Cx<'_>) -> core::time::Duration {
+        let period = cx.config.tick() * cx.config.random_ping_every();
         period
-            .min(self.config.handshake_timeout() / 3)
-            .max(self.config.tick())
+            .min(cx.config.handshake_timeout() / 3)
+            .max(cx.config.tick())
     }
 
     /// Resends or expires outstanding `meet`s.
-    fn cron_meets(&mut self, now: Instant) {
-        let retry = self.meet_retry();
-        let timeout = self.config.handshake_timeout();
+    fn cron_meets(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        let retry = self.meet_retry(cx);
+        let timeout = cx.config.handshake_timeout();
         let mut m = 0;
         while m < self.meets.len() {
             let meet = self.meets[m];
@@ -165,7 +232,7 @@ impl Node {
                 // slot a handshake, in a burst of joins), and a node it does
                 // not hold learns nothing from it: there the meet starts over
                 // after a retry period, doubling each time up to the timeout.
-                let wait = match self.config.partial_view() {
+                let wait = match cx.config.partial_view() {
                     true => (retry * (1u32 << meet.restarts.min(16))).min(timeout),
                     false => timeout,
                 };
@@ -177,21 +244,21 @@ impl Node {
                         restarts: meet.restarts.saturating_add(1),
                         ..meet
                     };
-                    self.outbox.queue(meet.endpoint, MessageType::Meet, true);
+                    cx.outbox.queue(meet.endpoint, MessageType::Meet, true);
                 }
                 m += 1;
                 continue;
             }
             if now - meet.started > timeout {
                 self.meets.swap_remove(m);
-                self.outbox.emit(Event::MeetTimedOut {
+                cx.outbox.emit(Event::MeetTimedOut {
                     endpoint: meet.endpoint,
                 });
                 continue;
             }
             if now - meet.last_sent >= retry {
                 self.meets[m].last_sent = now;
-                self.outbox.queue(meet.endpoint, MessageType::Meet, true);
+                cx.outbox.queue(meet.endpoint, MessageType::Meet, true);
             }
             m += 1;
         }
@@ -206,31 +273,32 @@ impl Node {
     /// changing at the pace of joins, not of every section.
     pub(crate) fn discover(
         &mut self,
+        cx: &mut Cx<'_>,
         now: Instant,
         id: NodeId,
         endpoint: Endpoint,
         incarnation: Incarnation,
         asked: bool,
     ) -> Option<usize> {
-        if id == self.me.id || self.peers.find(id).is_some() {
+        if id == cx.me.id || cx.peers.find(id).is_some() {
             return None;
         }
-        let partial = self.config.partial_view();
-        if partial && asked && self.peers.len() >= self.config.max_peers() && !self.make_room() {
-            self.outbox.stats.drops.peer_table_full += 1;
+        let partial = cx.config.partial_view();
+        if partial && asked && cx.peers.len() >= cx.config.max_peers() && !self.make_room(cx) {
+            cx.outbox.stats.drops.peer_table_full += 1;
             return None;
         }
         let mut peer = Peer::new(id, endpoint, incarnation, now);
         peer.ping_transmitted = now;
-        match self.peers.insert(peer) {
+        match cx.peers.insert(peer) {
             Ok(i) => {
-                self.outbox.emit(Event::PeerDiscovered { id, endpoint });
+                cx.outbox.emit(Event::PeerDiscovered { id, endpoint });
                 Some(i)
             }
             // A full partial view is its normal state, not a loss.
             Err(_) if partial => None,
             Err(_) => {
-                self.outbox.stats.drops.peer_table_full += 1;
+                cx.outbox.stats.drops.peer_table_full += 1;
                 None
             }
         }
@@ -243,14 +311,14 @@ impl Node {
     /// answer with empty ones, and once dropped it would get no more section
     /// than its PINGs' bytes: none, while it knows only us). A PFAIL peer
     /// stays too: its detection is under way.
-    fn make_room(&mut self) -> bool {
-        let n = self.peers.len();
+    fn make_room(&mut self, cx: &mut Cx<'_>) -> bool {
+        let n = cx.peers.len();
         for _ in 0..8.min(n * 2) {
-            let i = self.rng.index(n);
-            if matches!(self.peers.get(i).state, PeerState::Alive | PeerState::Fail) {
-                let id = self.peers.get(i).id;
-                self.forget(i);
-                self.outbox.emit(Event::PeerForgotten { id });
+            let i = cx.rng.index(n);
+            if matches!(cx.peers.get(i).state, PeerState::Alive | PeerState::Fail) {
+                let id = cx.peers.get(i).id;
+                self.forget(cx, i);
+                cx.outbox.emit(Event::PeerForgotten { id });
                 return true;
             }
         }
@@ -258,8 +326,8 @@ impl Node {
     }
 
     /// Removes peer `i`, keeping the counters right.
-    pub(crate) fn forget(&mut self, i: usize) {
-        let p = self.peers.remove(i);
+    pub(crate) fn forget(&mut self, cx: &mut Cx<'_>, i: usize) {
+        let p = cx.peers.remove(i);
         match p.state {
             PeerState::Handshake => {}
             PeerState::Pfail => {
@@ -272,8 +340,8 @@ impl Node {
 
     /// Peer `i` spoke with a higher incarnation: it restarted. Its old life's
     /// ping, failure state and reports no longer apply.
-    pub(crate) fn restart_peer(&mut self, i: usize, incarnation: Incarnation) {
-        let p = self.peers.get_mut(i);
+    pub(crate) fn restart_peer(&mut self, cx: &mut Cx<'_>, i: usize, incarnation: Incarnation) {
+        let p = cx.peers.get_mut(i);
         p.incarnation = incarnation;
         if p.state == PeerState::Handshake {
             // Not a member yet: no old life to forget, and `ping_sent` holds the
@@ -283,24 +351,30 @@ impl Node {
         p.ping_sent = NO_PING;
         p.confirming = false;
         let id = p.id;
-        self.peers.clear_reports(i);
-        if matches!(self.peers.get(i).state, PeerState::Pfail | PeerState::Fail) {
-            self.set_state(i, PeerState::Alive);
+        cx.peers.clear_reports(i);
+        if matches!(cx.peers.get(i).state, PeerState::Pfail | PeerState::Fail) {
+            self.set_state(cx, i, PeerState::Alive);
         }
-        self.outbox.emit(Event::PeerRestarted { id, incarnation });
+        cx.outbox.emit(Event::PeerRestarted { id, incarnation });
     }
 
     /// Redis `clusterProcessGossipSection`, for a section from member `from`.
-    pub(crate) fn handle_section(&mut self, now: Instant, from: usize, section: Section<'_>) {
-        if !self.peers.get(from).is_member() {
-            self.copies
+    pub(crate) fn handle_section(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        from: usize,
+        section: Section<'_>,
+    ) {
+        if !cx.peers.get(from).is_member() {
+            cx.copies
                 .count_unread(crate::wire::Body::Section(section), None);
             return;
         }
-        let reporter = self.peers.get(from).id;
-        let validity = self.config.report_validity();
-        let counting = self.copies.counts_entries();
-        let pong_gossip = self.config.pong_gossip();
+        let reporter = cx.peers.get(from).id;
+        let validity = cx.config.report_validity();
+        let counting = cx.copies.counts_entries();
+        let pong_gossip = cx.config.pong_gossip();
         // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
         // and the sim runs 1,000 tables), and each entry's lookup costs two
         // dependent cache misses: the index slot is requested 2 LOOKAHEAD
@@ -309,39 +383,39 @@ impl Node {
         let (mut far, mut near) = (section.ids(), section.ids());
         far.by_ref()
             .take(2 * LOOKAHEAD)
-            .for_each(|id| self.peers.prefetch_slot(id));
+            .for_each(|id| cx.peers.prefetch_slot(id));
         let mut hints = [None; LOOKAHEAD];
         for (h, id) in hints.iter_mut().zip(near.by_ref()) {
-            *h = self.peers.hint(id);
+            *h = cx.peers.hint(id);
         }
         for (k, e) in section.into_iter().enumerate() {
             let hint = hints[k % LOOKAHEAD];
-            hints[k % LOOKAHEAD] = near.next().and_then(|id| self.peers.hint(id));
+            hints[k % LOOKAHEAD] = near.next().and_then(|id| cx.peers.hint(id));
             if let Some(id) = far.next() {
-                self.peers.prefetch_slot(id);
+                cx.peers.prefetch_slot(id);
             }
             if counting {
-                self.copies.count_entry(e.id, e.flags.fail);
+                cx.copies.count_entry(e.id, e.flags.fail);
             }
-            if e.id == self.me.id {
+            if e.id == cx.me.id {
                 continue;
             }
-            let Some(i) = self.peers.find_hinted(e.id, hint) else {
+            let Some(i) = cx.peers.find_hinted(e.id, hint) else {
                 // Redis: an unknown node in a known sender's gossip starts a
                 // handshake. A partial view's rare free room goes to nodes
                 // not suspected of failing.
-                if self.config.partial_view() && e.flags.is_failure_report() {
+                if cx.config.partial_view() && e.flags.is_failure_report() {
                     continue;
                 }
                 if self
-                    .discover(now, e.id, e.endpoint, e.incarnation, false)
+                    .discover(cx, now, e.id, e.endpoint, e.incarnation, false)
                     .is_some()
                 {
-                    self.outbox.queue(e.endpoint, MessageType::Meet, true);
+                    cx.outbox.queue(e.endpoint, MessageType::Meet, true);
                 }
                 continue;
             };
-            if !self.peers.get(i).is_member() {
+            if !cx.peers.get(i).is_member() {
                 continue;
             }
             // An entry about an older life of a restarted node says nothing about
@@ -349,30 +423,30 @@ impl Node {
             // incarnations; there the restarted node's PONG clears FAIL and stale
             // reports age out. Ignoring them keeps them from blocking the PONG
             // refresh below or counting towards a FAIL of the new life.)
-            if e.incarnation < self.peers.get(i).incarnation {
+            if e.incarnation < cx.peers.get(i).incarnation {
                 continue;
             }
             if e.flags.is_failure_report() {
-                if self.peers.add_report(i, reporter, now) {
-                    self.fail_if_quorum(now, i);
+                if cx.peers.add_report(i, reporter, now) {
+                    self.fail_if_quorum(cx, now, i);
                 } else {
-                    self.outbox.stats.drops.report_table_full += 1;
+                    cx.outbox.stats.drops.report_table_full += 1;
                 }
                 continue;
             }
-            self.peers.remove_report(i, reporter);
+            cx.peers.remove_report(i, reporter);
             // Redis: if we see the node healthy, have no ping in flight to it and
             // hold no failure reports about it, adopt a newer PONG time from
             // gossip. This is what sets Redis's real per-peer ping interval.
-            if self.config.gossip_refreshes_pong()
-                && !self.peers.get(i).has_ping_in_flight()
-                && self.peers.live_reports(i, now, validity) == 0
+            if cx.config.gossip_refreshes_pong()
+                && !cx.peers.get(i).has_ping_in_flight()
+                && cx.peers.live_reports(i, now, validity) == 0
             {
                 let Some(pong) = gossiped_pong(now, e.pong_age_ms, pong_gossip, self.epoch) else {
                     continue;
                 };
                 // Only ever later: the cron's due time for it stands.
-                let p = self.peers.postpone_mut(i);
+                let p = cx.peers.postpone_mut(i);
                 if pong > p.pong_received {
                     p.pong_received = pong;
                 }
@@ -389,17 +463,22 @@ impl Node {
     /// nodes "so that failure reports are faster to propagate", and a section
     /// filled by random picks alone would carry no failure report at all, so no
     /// node would ever reach FAIL (with 1,400 bytes, from ~470 nodes up).
-    pub(crate) fn write_section(&mut self, now: Instant, w: &mut SectionWriter<'_>) {
-        let pong_gossip = self.config.pong_gossip();
-        let known = self.peers.len() + 1;
-        let policy = self.config.section();
+    pub(crate) fn write_section(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        w: &mut SectionWriter<'_>,
+    ) {
+        let pong_gossip = cx.config.pong_gossip();
+        let known = cx.peers.len() + 1;
+        let policy = cx.config.section();
         let wanted = policy.wanted(known);
         let budget = policy.byte_budget.unwrap_or(usize::MAX).min(w.remaining());
         let reserved = self
             .pfail
             .iter()
             .take(self.pfail_wanted)
-            .filter_map(|&id| self.peers.by_id(id))
+            .filter_map(|&id| cx.peers.by_id(id))
             .map(entry_len)
             .sum::<usize>()
             .min(budget);
@@ -408,7 +487,7 @@ impl Node {
         self.sections = self.sections.wrapping_add(1);
         if self.sections == 0 {
             // The stamp wrapped: old stamps could now look current.
-            self.peers.clear_picked();
+            cx.peers.clear_picked();
             self.sections = 1;
         }
         let mut fresh = known.saturating_sub(2);
@@ -417,24 +496,24 @@ impl Node {
         // generator draws the same picks LOOKAHEAD ahead of the loop and
         // requests their records, so the misses overlap; the loop's own
         // draws, and so the section, are those it always made.
-        let mut ahead = self.rng.clone();
+        let mut ahead = cx.rng.clone();
         let mut unwarmed = tries;
         let first = LOOKAHEAD.min(unwarmed);
-        self.warm_picks(&mut ahead, known, first);
+        self.warm_picks(cx, &mut ahead, known, first);
         unwarmed -= first;
         while fresh > 0 && picks < wanted && tries > 0 {
             // One more each draw: the window stays LOOKAHEAD picks ahead.
             if unwarmed > 0 {
-                self.warm_picks(&mut ahead, known, 1);
+                self.warm_picks(cx, &mut ahead, known, 1);
                 unwarmed -= 1;
             }
             tries -= 1;
             // Redis draws from all nodes, self included, and skips self.
-            let pick = self.rng.index(known);
-            if pick == self.peers.len() {
+            let pick = cx.rng.index(known);
+            if pick == cx.peers.len() {
                 continue;
             }
-            let p = self.peers.get(pick);
+            let p = cx.peers.get(pick);
             match p.state {
                 PeerState::Pfail => continue,
                 PeerState::Handshake => {
@@ -451,7 +530,7 @@ impl Node {
                 break;
             }
             used += e.encoded_len();
-            self.peers.postpone_mut(pick).picked = self.sections;
+            cx.peers.postpone_mut(pick).picked = self.sections;
             picks += 1;
             fresh -= 1;
         }
@@ -463,9 +542,9 @@ impl Node {
         }
         // From a random start, so that when not all PFAIL nodes fit, each
         // still gets its turn.
-        let first = self.rng.index(n);
+        let first = cx.rng.index(n);
         for k in 0..n {
-            let Some(p) = self.peers.by_id(self.pfail[(first + k) % n]) else {
+            let Some(p) = cx.peers.by_id(self.pfail[(first + k) % n]) else {
                 continue;
             };
             let e = entry(p, now, pong_gossip, self.epoch);
@@ -478,13 +557,92 @@ impl Node {
 
     /// Draws `n` picks from `ahead` as `write_section` does and requests the
     /// peer records they land on into the cache.
-    fn warm_picks(&self, ahead: &mut crate::rng::Rng, known: usize, n: usize) {
+    fn warm_picks(&self, cx: &Cx<'_>, ahead: &mut crate::rng::Rng, known: usize, n: usize) {
         for _ in 0..n {
             let pick = ahead.index(known);
-            if pick < self.peers.len() {
-                self.peers.warm(pick);
+            if pick < cx.peers.len() {
+                cx.peers.warm(pick);
             }
         }
+    }
+
+    /// A PONG from peer `i`: it is alive. Redis: pong_received = now,
+    /// ping_sent = 0, and PFAIL or FAIL cleared (no slots, so no FAIL undo delay).
+    pub(crate) fn handle_pong(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize) {
+        let p = cx.peers.get_mut(i);
+        p.pong_received = now;
+        p.ping_sent = NO_PING;
+        p.confirming = false;
+        match p.state {
+            PeerState::Handshake => {
+                self.complete_handshake(cx, now, i);
+                // The peer answered our MEET; it holds us in handshake until we
+                // speak again, and sends nothing of its own to our unproven
+                // address. Our PING completes its side (see `handle_unknown`);
+                // until its PONG comes back it is resent like a MEET.
+                self.ping(cx, now, i);
+                cx.peers.get_mut(i).confirming = true;
+            }
+            PeerState::Pfail | PeerState::Fail => self.set_state(cx, i, PeerState::Alive),
+            PeerState::Alive => {}
+        }
+    }
+
+    /// Peer `i` in handshake has answered: it becomes a full member, alive now.
+    pub(crate) fn complete_handshake(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize) {
+        let p = cx.peers.get_mut(i);
+        p.pong_received = now;
+        p.ping_sent = NO_PING;
+        p.inbound = false;
+        let id = p.id;
+        self.set_state(cx, i, PeerState::Alive);
+        cx.outbox.emit(Event::PeerJoined { id });
+    }
+
+    /// A PONG from peer `i` at `from` answers a `meet` waiting there, even when
+    /// we had already learned that node from gossip (else the meet would be
+    /// resent and finally reported as timed out although the node joined). The
+    /// meet then waits to be confirmed by a PING; see `cron_meets`.
+    pub(crate) fn answer_meet(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, from: Endpoint) {
+        let Some(m) = self
+            .meets
+            .iter_mut()
+            .find(|m| m.endpoint == from && !m.answered)
+        else {
+            return;
+        };
+        m.answered = true;
+        m.started = now;
+        // A peer we already held (the meet was repeated) gets the PING that
+        // completes its side of the handshake, in case it dropped it.
+        if !cx.peers.get(i).has_ping_in_flight() {
+            self.ping(cx, now, i);
+            cx.peers.get_mut(i).confirming = true;
+        }
+    }
+
+    pub(crate) fn meet(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        to: Endpoint,
+    ) -> Result<(), MeetError> {
+        let fresh = PendingMeet {
+            endpoint: to,
+            started: now,
+            last_sent: now,
+            answered: false,
+            restarts: 0,
+        };
+        if let Some(m) = self.meets.iter_mut().find(|m| m.endpoint == to) {
+            *m = fresh;
+        } else if self.meets.len() >= cx.config.max_pending_meets() {
+            return Err(MeetError::TooManyPending);
+        } else {
+            self.meets.push(fresh);
+        }
+        cx.outbox.queue(to, MessageType::Meet, true);
+        Ok(())
     }
 }
 

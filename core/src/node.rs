@@ -1,15 +1,14 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
 
-use alloc::vec::Vec;
-
 use crate::copies::{Copies, ItemId};
 use crate::dissemination::{Cx, Epidemic, PublishError};
 use crate::epidemic::data::{Stamp, Store};
 use crate::epidemic::rumor::Rumors;
 use crate::event::{Event, Stats};
 use crate::ids::{Endpoint, Identity, NodeId};
+use crate::membership::{self, Membership};
 use crate::outbox::{header, Outbox, Outgoing, Skip};
-use crate::peers::{PeerState, PeerTable, NO_PING};
+use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
 use crate::time::{micros, Instant};
@@ -42,20 +41,6 @@ impl core::fmt::Display for MeetError {
 
 impl core::error::Error for MeetError {}
 
-/// An outstanding `meet`: until the node at `endpoint` answers, and then until
-/// the cluster shows it holds us as a member (some node PINGs or MEETs us).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PendingMeet {
-    pub(crate) endpoint: Endpoint,
-    /// When the MEET (or, once answered, the wait for a PING) began.
-    pub(crate) started: Instant,
-    pub(crate) last_sent: Instant,
-    /// The node answered with a PONG; we wait to be pinged.
-    pub(crate) answered: bool,
-    /// Times the meet started over after an answer (see `cron_meets`).
-    pub(crate) restarts: u8,
-}
-
 /// One member's protocol state machine. Sans-io: bytes and `now` in, bytes,
 /// deadlines and events out. Same inputs, same outputs, byte for byte.
 #[derive(Debug)]
@@ -64,27 +49,15 @@ pub struct Node {
     pub(crate) config: Config,
     pub(crate) rng: Rng,
     pub(crate) peers: PeerTable,
-    /// Peers not in handshake (the voters, with self).
-    pub(crate) members: usize,
-    /// Ids of the peers in PFAIL, in the order they became so (appended to
-    /// every section; a list, so that encoding costs O(PFAIL), not O(peers)).
-    pub(crate) pfail: Vec<NodeId>,
-    pub(crate) meets: Vec<PendingMeet>,
+    /// Membership and failure detection (`membership/`, `failure.rs`).
+    pub(crate) membership: Membership,
     /// Transmit queue, event queue, counters.
     pub(crate) outbox: Outbox,
     pub(crate) next_tick: Instant,
-    /// Sections built so far (wrapping), the stamp in `Peer::picked`.
-    pub(crate) sections: u16,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
     pub(crate) epidemic: Epidemic,
     /// Tracked items and their copies received (`copies.rs`).
     pub(crate) copies: Copies,
-    /// Where `Instant` zero lies on the wall clock the cluster shares, in µs
-    /// since that clock's epoch (`set_epoch`).
-    pub(crate) epoch: u64,
-    /// PFAIL peers a section's tail may carry: `pfail.len()` when the last
-    /// cron began, with `Config::pfail_counted_at_cron` (else unbounded).
-    pub(crate) pfail_wanted: usize,
 }
 
 impl Node {
@@ -99,18 +72,13 @@ impl Node {
             peers: PeerTable::new(config.max_peers(), config.max_failure_reports(), table_key),
             me,
             rng,
-            members: 0,
-            pfail: Vec::new(),
-            meets: Vec::new(),
+            membership: Membership::new(),
             outbox: Outbox::new(&config),
             next_tick: Instant::from_micros(now.as_micros() + phase),
-            sections: 0,
             // Its own generator, from the seed but not from `rng`: turning
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
-            epoch: 0,
-            pfail_wanted: usize::MAX,
             config,
         }
     }
@@ -127,7 +95,7 @@ impl Node {
     /// clocks do (NTP: milliseconds, well inside the half second the
     /// receiver's rounding allows).
     pub fn set_epoch(&mut self, at_zero: core::time::Duration) {
-        self.epoch = crate::time::micros(at_zero);
+        self.membership.epoch = crate::time::micros(at_zero);
     }
 
     /// This node's identity.
@@ -157,7 +125,7 @@ impl Node {
 
     /// Members known, self included (the voters for FAIL).
     pub fn members(&self) -> usize {
-        self.members + 1
+        self.membership.members + 1
     }
 
     /// Asks the node at `to` to let us join (Redis `CLUSTER MEET`). The MEET is
@@ -171,22 +139,8 @@ impl Node {
     /// # Errors
     /// [`MeetError::TooManyPending`] when too many meets are still open.
     pub fn meet(&mut self, now: Instant, to: Endpoint) -> Result<(), MeetError> {
-        let fresh = PendingMeet {
-            endpoint: to,
-            started: now,
-            last_sent: now,
-            answered: false,
-            restarts: 0,
-        };
-        if let Some(m) = self.meets.iter_mut().find(|m| m.endpoint == to) {
-            *m = fresh;
-        } else if self.meets.len() >= self.config.max_pending_meets() {
-            return Err(MeetError::TooManyPending);
-        } else {
-            self.meets.push(fresh);
-        }
-        self.outbox.queue(to, MessageType::Meet, true);
-        Ok(())
+        let (m, mut cx) = self.membership();
+        m.meet(&mut cx, now, to)
     }
 
     /// Feeds one received datagram.
@@ -224,10 +178,11 @@ impl Node {
             self.copies.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
-        if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !self.meets.is_empty() {
+        let meets = &mut self.membership.meets;
+        if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !meets.is_empty() {
             // Nodes PING only members and MEET only nodes a member told them
             // of: some member holds us, so answered meets are done.
-            self.meets.retain(|m| !m.answered);
+            meets.retain(|m| !m.answered);
         }
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
@@ -261,11 +216,12 @@ impl Node {
         };
         self.outbox.stats.ticks += 1;
         if self.config.pfail_counted_at_cron() {
-            self.pfail_wanted = self.pfail.len();
+            self.membership.pfail_wanted = self.membership.pfail.len();
         }
         // Messages the cron queues from here on may carry rumors.
         let mark = self.outbox.transmits.len();
-        self.cron(now);
+        let (m, mut cx) = self.membership();
+        m.cron(&mut cx, now);
         let (epidemic, mut cx) = self.dissemination();
         epidemic.round(&mut cx, now, mark);
     }
@@ -330,14 +286,16 @@ impl Node {
             p.endpoint = from;
         }
         if h.incarnation > p.incarnation {
-            self.restart_peer(i, h.incarnation);
+            let (m, mut cx) = self.membership();
+            m.restart_peer(&mut cx, i, h.incarnation);
         }
         match (h.kind, body) {
             (MessageType::Ping | MessageType::Meet, Body::Section(section)) => {
                 if h.kind == MessageType::Ping && !self.peers.get(i).is_member() {
                     // The PING a MEET's sender sends once our PONG reached it
                     // (see `handle_unknown`) completes the handshake on our side.
-                    self.complete_handshake(now, i);
+                    let (m, mut cx) = self.membership();
+                    m.complete_handshake(&mut cx, now, i);
                 }
                 let bare = !self.peers.get(i).is_member();
                 // Acks and a pull's answer ride the PONG.
@@ -352,12 +310,14 @@ impl Node {
                     rumor: if bare { 0 } else { rumor },
                     ..Outgoing::new(from, MessageType::Pong, bare)
                 });
-                self.handle_section(now, i, section);
+                let (m, mut cx) = self.membership();
+                m.handle_section(&mut cx, now, i, section);
             }
             (MessageType::Pong, Body::Section(section)) => {
-                self.handle_pong(now, i);
-                self.answer_meet(now, i, from);
-                self.handle_section(now, i, section);
+                let (m, mut cx) = self.membership();
+                m.handle_pong(&mut cx, now, i);
+                m.answer_meet(&mut cx, now, i, from);
+                m.handle_section(&mut cx, now, i, section);
                 if let Some(block) = rumors {
                     let (epidemic, mut cx) = self.dissemination();
                     let rumor = epidemic.handle_rumor_block(&mut cx, i, from, block);
@@ -372,7 +332,8 @@ impl Node {
             (MessageType::Fail, Body::Fail { id, incarnation })
                 if self.peers.get(i).is_member() =>
             {
-                self.handle_fail_message(id, incarnation);
+                let (m, mut cx) = self.membership();
+                m.handle_fail_message(&mut cx, id, incarnation);
             }
             // A FAIL from a node in handshake; otherwise the decoder pairs each
             // type with its body, so nothing else reaches here.
@@ -396,7 +357,8 @@ impl Node {
             // datagrams as Redis, none of them unsolicited.
             MessageType::Meet => {
                 self.outbox.queue(from, MessageType::Pong, true);
-                if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
+                let (m, mut cx) = self.membership();
+                if let Some(i) = m.discover(&mut cx, now, h.sender, from, h.incarnation, true) {
                     let p = self.peers.get_mut(i);
                     p.data_received = now;
                     p.inbound = true;
@@ -414,14 +376,15 @@ impl Node {
             }
             MessageType::Ping => self.outbox.queue(from, MessageType::Pong, true),
             MessageType::Pong => {
-                if !self.meets.iter().any(|m| m.endpoint == from) {
+                if !self.membership.meets.iter().any(|m| m.endpoint == from) {
                     self.outbox.stats.drops.unknown_sender += 1;
                     return;
                 }
-                if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
-                    self.peers.get_mut(i).data_received = now;
-                    self.handle_pong(now, i);
-                    self.answer_meet(now, i, from);
+                let (m, mut cx) = self.membership();
+                if let Some(i) = m.discover(&mut cx, now, h.sender, from, h.incarnation, true) {
+                    cx.peers.get_mut(i).data_received = now;
+                    m.handle_pong(&mut cx, now, i);
+                    m.answer_meet(&mut cx, now, i, from);
                 }
             }
             MessageType::Fail => self.outbox.stats.drops.unknown_sender += 1,
@@ -432,63 +395,21 @@ impl Node {
         }
     }
 
-    /// A PONG from peer `i`: it is alive. Redis: pong_received = now,
-    /// ping_sent = 0, and PFAIL or FAIL cleared (no slots, so no FAIL undo delay).
-    pub(crate) fn handle_pong(&mut self, now: Instant, i: usize) {
-        let p = self.peers.get_mut(i);
-        p.pong_received = now;
-        p.ping_sent = NO_PING;
-        p.confirming = false;
-        match p.state {
-            PeerState::Handshake => {
-                self.complete_handshake(now, i);
-                // The peer answered our MEET; it holds us in handshake until we
-                // speak again, and sends nothing of its own to our unproven
-                // address. Our PING completes its side (see `handle_unknown`);
-                // until its PONG comes back it is resent like a MEET.
-                self.ping(now, i);
-                self.peers.get_mut(i).confirming = true;
-            }
-            PeerState::Pfail | PeerState::Fail => self.set_state(i, PeerState::Alive),
-            PeerState::Alive => {}
-        }
-    }
-
-    /// Peer `i` in handshake has answered: it becomes a full member, alive now.
-    fn complete_handshake(&mut self, now: Instant, i: usize) {
-        let p = self.peers.get_mut(i);
-        p.pong_received = now;
-        p.ping_sent = NO_PING;
-        p.inbound = false;
-        let id = p.id;
-        self.set_state(i, PeerState::Alive);
-        self.outbox.emit(Event::PeerJoined { id });
-    }
-
-    /// A PONG from peer `i` at `from` answers a `meet` waiting there, even when
-    /// we had already learned that node from gossip (else the meet would be
-    /// resent and finally reported as timed out although the node joined). The
-    /// meet then waits to be confirmed by a PING; see `cron_meets`.
-    fn answer_meet(&mut self, now: Instant, i: usize, from: Endpoint) {
-        let Some(m) = self
-            .meets
-            .iter_mut()
-            .find(|m| m.endpoint == from && !m.answered)
-        else {
-            return;
-        };
-        m.answered = true;
-        m.started = now;
-        // A peer we already held (the meet was repeated) gets the PING that
-        // completes its side of the handshake, in case it dropped it.
-        if !self.peers.get(i).has_ping_in_flight() {
-            self.ping(now, i);
-            self.peers.get_mut(i).confirming = true;
-        }
-    }
-
     pub(crate) fn header(&self, kind: MessageType, to: Endpoint) -> Header {
         header(&self.me, kind, to)
+    }
+
+    /// The membership machine and its context: disjoint borrows of self.
+    pub(crate) fn membership(&mut self) -> (&mut Membership, membership::Cx<'_>) {
+        let cx = membership::Cx {
+            config: &self.config,
+            me: &self.me,
+            rng: &mut self.rng,
+            peers: &mut self.peers,
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+        };
+        (&mut self.membership, cx)
     }
 
     /// The dissemination machine and its context: disjoint borrows of self.
@@ -497,7 +418,7 @@ impl Node {
             config: &self.config,
             me: &self.me,
             peers: &self.peers,
-            pfail: self.pfail.len(),
+            pfail: self.membership.pfail.len(),
             outbox: &mut self.outbox,
             copies: &mut self.copies,
         };
@@ -526,7 +447,8 @@ impl Node {
                 if out.bare {
                     return Ok(w.finish());
                 }
-                self.write_section(now, &mut w);
+                let (m, mut cx) = self.membership();
+                m.write_section(&mut cx, now, &mut w);
                 match self.config.dissemination().rumors() && out.kind != MessageType::Meet {
                     true => {
                         let (epidemic, mut cx) = self.dissemination();
