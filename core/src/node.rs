@@ -45,19 +45,23 @@ impl core::error::Error for MeetError {}
 /// deadlines and events out. Same inputs, same outputs, byte for byte.
 #[derive(Debug)]
 pub struct Node {
-    pub(crate) me: Identity,
-    pub(crate) config: Config,
-    pub(crate) rng: Rng,
-    pub(crate) peers: PeerTable,
+    /// Who we are.
+    me: Identity,
+    config: Config,
+    /// Membership's random choices, and the cron's slack.
+    rng: Rng,
+    /// Every peer known: the table the sub-machines share.
+    peers: PeerTable,
     /// Membership and failure detection (`membership/`, `failure.rs`).
-    pub(crate) membership: Membership,
+    membership: Membership,
     /// Transmit queue, event queue, counters.
-    pub(crate) outbox: Outbox,
-    pub(crate) next_tick: Instant,
+    outbox: Outbox,
+    /// When the cron runs next.
+    next_tick: Instant,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
-    pub(crate) epidemic: Epidemic,
+    epidemic: Epidemic,
     /// Tracked items and their copies received (`copies.rs`).
-    pub(crate) copies: Copies,
+    copies: Copies,
 }
 
 impl Node {
