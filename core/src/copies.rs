@@ -417,7 +417,7 @@ mod tests {
             let mut node = Node::new(Identity::new(ids[0]), config, 7, Instant::ZERO);
             let (m, mut cx) = node.membership();
             let member = m.discover(&mut cx, now, ids[1], ep(1), 2, false).unwrap();
-            m.set_state(&mut cx, member, PeerState::Alive);
+            cx.set_state(member, PeerState::Alive);
             m.discover(&mut cx, now, ids[2], ep(2), 0, false).unwrap();
             let mut observer = Observer::new(ids.len(), core::time::Duration::from_millis(100), 0);
             for item in items {

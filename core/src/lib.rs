@@ -71,7 +71,8 @@ pub use dissemination::PublishError;
 pub use epidemic::data::Stamp;
 pub use event::{DataStats, Drops, Event, Stats, Traffic};
 pub use ids::{Endpoint, Identity, Incarnation, NodeId};
-pub use node::{MeetError, Node, Transmit};
+pub use membership::MeetError;
+pub use node::{Node, Transmit};
 pub use peers::{Peer, PeerState, PeerTable};
 pub use profile::{
     Config, ConfigBuilder, ConfigError, CronSchedule, Dissemination, PongGossip, Profile, Quorum,

@@ -5,8 +5,9 @@ use crate::dissemination::{Cx, Epidemic, PublishError};
 use crate::epidemic::data::{Stamp, Store};
 use crate::epidemic::rumor::Rumors;
 use crate::event::{Event, Stats};
+use crate::failure::{self, Failure};
 use crate::ids::{Endpoint, Identity, NodeId};
-use crate::membership::{self, Membership};
+use crate::membership::{self, MeetError, Membership};
 use crate::outbox::{header, Outbox, Outgoing, Skip};
 use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule};
@@ -25,22 +26,6 @@ pub struct Transmit {
     pub kind: MessageType,
 }
 
-/// Why a `meet` was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MeetError {
-    /// `Config::max_pending_meets` meets are already waiting for an answer.
-    TooManyPending,
-}
-
-impl core::fmt::Display for MeetError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("too many meets waiting for an answer")
-    }
-}
-
-impl core::error::Error for MeetError {}
-
 /// One member's protocol state machine. Sans-io: bytes and `now` in, bytes,
 /// deadlines and events out. Same inputs, same outputs, byte for byte.
 #[derive(Debug)]
@@ -52,8 +37,10 @@ pub struct Node {
     rng: Rng,
     /// Every peer known: the table the sub-machines share.
     peers: PeerTable,
-    /// Membership and failure detection (`membership/`, `failure.rs`).
+    /// Membership: cron, handshakes, sections (`membership/`).
     membership: Membership,
+    /// Failure detection: PFAIL, reports, quorum, FAIL (`failure.rs`).
+    failure: Failure,
     /// Transmit queue, event queue, counters.
     outbox: Outbox,
     /// When the cron runs next.
@@ -77,6 +64,7 @@ impl Node {
             me,
             rng,
             membership: Membership::new(),
+            failure: Failure::new(),
             outbox: Outbox::new(&config),
             next_tick: Instant::from_micros(now.as_micros() + phase),
             // Its own generator, from the seed but not from `rng`: turning
@@ -129,7 +117,7 @@ impl Node {
 
     /// Members known, self included (the voters for FAIL).
     pub fn members(&self) -> usize {
-        self.membership.members + 1
+        self.failure.members()
     }
 
     /// Asks the node at `to` to let us join (Redis `CLUSTER MEET`). The MEET is
@@ -220,7 +208,7 @@ impl Node {
         };
         self.outbox.stats.ticks += 1;
         if self.config.pfail_counted_at_cron() {
-            self.membership.pfail_wanted = self.membership.pfail.len();
+            self.failure.count_pfail_for_cron();
         }
         // Messages the cron queues from here on may carry rumors.
         let mark = self.outbox.transmits.len();
@@ -336,8 +324,8 @@ impl Node {
             (MessageType::Fail, Body::Fail { id, incarnation })
                 if self.peers.get(i).is_member() =>
             {
-                let (m, mut cx) = self.membership();
-                m.handle_fail_message(&mut cx, id, incarnation);
+                let (f, mut cx) = self.failure();
+                f.handle_fail_message(&mut cx, id, incarnation);
             }
             // A FAIL from a node in handshake; otherwise the decoder pairs each
             // type with its body, so nothing else reaches here.
@@ -412,8 +400,20 @@ impl Node {
             peers: &mut self.peers,
             outbox: &mut self.outbox,
             copies: &mut self.copies,
+            failure: &mut self.failure,
         };
         (&mut self.membership, cx)
+    }
+
+    /// The failure detection machine and its context.
+    fn failure(&mut self) -> (&mut Failure, failure::Cx<'_>) {
+        let cx = failure::Cx {
+            config: &self.config,
+            peers: &mut self.peers,
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+        };
+        (&mut self.failure, cx)
     }
 
     /// The dissemination machine and its context: disjoint borrows of self.
@@ -422,7 +422,7 @@ impl Node {
             config: &self.config,
             me: &self.me,
             peers: &self.peers,
-            pfail: self.membership.pfail.len(),
+            pfail: self.failure.pfail().len(),
             outbox: &mut self.outbox,
             copies: &mut self.copies,
         };

@@ -88,11 +88,11 @@ impl Membership {
             self.ping(cx, now, i);
         }
         if act.pfail {
-            self.set_state(cx, i, PeerState::Pfail);
+            cx.set_state(i, PeerState::Pfail);
             cx.outbox.emit(Event::PeerPfail { id });
         }
         if act.fail {
-            self.declare_fail(cx, i);
+            cx.declare_fail(i);
         }
         true
     }

@@ -17,8 +17,8 @@ use alloc::vec::Vec;
 
 use crate::copies::Copies;
 use crate::event::Event;
+use crate::failure::{self, Failure};
 use crate::ids::{Endpoint, Identity, Incarnation, NodeId};
-use crate::node::MeetError;
 use crate::outbox::Outbox;
 use crate::peers::{Peer, PeerState, PeerTable, NO_PING};
 use crate::profile::Config;
@@ -26,18 +26,26 @@ use crate::rng::Rng;
 use crate::time::Instant;
 use crate::wire::MessageType;
 
-/// Membership and failure detection's own state; the peer table, the
-/// generator and the outbox it works on come in a [`Cx`].
+/// Why a `meet` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeetError {
+    /// `Config::max_pending_meets` meets are already waiting for an answer.
+    TooManyPending,
+}
+
+impl core::fmt::Display for MeetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("too many meets waiting for an answer")
+    }
+}
+
+impl core::error::Error for MeetError {}
+
+/// Membership's own state; the peer table, the generator, the outbox and
+/// failure detection it works with come in a [`Cx`].
 #[derive(Debug)]
 pub(crate) struct Membership {
-    /// Peers not in handshake (the voters, with self).
-    pub(crate) members: usize,
-    /// Ids of the peers in PFAIL, in the order they became so (appended to
-    /// every section; a list, so that encoding costs O(PFAIL), not O(peers)).
-    pub(crate) pfail: Vec<NodeId>,
-    /// PFAIL peers a section's tail may carry: `pfail.len()` when the last
-    /// cron began, with `Config::pfail_counted_at_cron` (else unbounded).
-    pub(crate) pfail_wanted: usize,
     /// Outstanding `meet` commands.
     pub(crate) meets: Vec<PendingMeet>,
     /// Sections built so far (wrapping), the stamp in `Peer::picked`.
@@ -56,6 +64,38 @@ pub(crate) struct Cx<'a> {
     pub(crate) peers: &'a mut PeerTable,
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) copies: &'a mut Copies,
+    pub(crate) failure: &'a mut Failure,
+}
+
+impl Cx<'_> {
+    /// Failure detection and its context, reborrowed from this one.
+    pub(crate) fn failure(&mut self) -> (&mut Failure, failure::Cx<'_>) {
+        let cx = failure::Cx {
+            config: self.config,
+            peers: &mut *self.peers,
+            outbox: &mut *self.outbox,
+            copies: &mut *self.copies,
+        };
+        (&mut *self.failure, cx)
+    }
+
+    /// [`Failure::set_state`].
+    pub(crate) fn set_state(&mut self, i: usize, to: PeerState) {
+        let (f, mut cx) = self.failure();
+        f.set_state(&mut cx, i, to);
+    }
+
+    /// [`Failure::declare_fail`].
+    pub(crate) fn declare_fail(&mut self, i: usize) {
+        let (f, mut cx) = self.failure();
+        f.declare_fail(&mut cx, i);
+    }
+
+    /// [`Failure::fail_if_quorum`].
+    pub(crate) fn fail_if_quorum(&mut self, now: Instant, i: usize) {
+        let (f, mut cx) = self.failure();
+        f.fail_if_quorum(&mut cx, now, i);
+    }
 }
 
 /// An outstanding `meet`: until the node at `endpoint` answers, and then until
@@ -75,9 +115,6 @@ pub(crate) struct PendingMeet {
 impl Membership {
     pub(crate) fn new() -> Self {
         Membership {
-            members: 0,
-            pfail: Vec::new(),
-            pfail_wanted: usize::MAX,
             meets: Vec::new(),
             sections: 0,
             epoch: 0,
@@ -171,14 +208,7 @@ impl Membership {
     /// Removes peer `i`, keeping the counters right.
     pub(crate) fn forget(&mut self, cx: &mut Cx<'_>, i: usize) {
         let p = cx.peers.remove(i);
-        match p.state {
-            PeerState::Handshake => {}
-            PeerState::Pfail => {
-                self.members -= 1;
-                self.pfail.retain(|&x| x != p.id);
-            }
-            PeerState::Alive | PeerState::Fail => self.members -= 1,
-        }
+        cx.failure.forgotten(&p);
     }
 
     /// Peer `i` spoke with a higher incarnation: it restarted. Its old life's
@@ -196,7 +226,7 @@ impl Membership {
         let id = p.id;
         cx.peers.clear_reports(i);
         if matches!(cx.peers.get(i).state, PeerState::Pfail | PeerState::Fail) {
-            self.set_state(cx, i, PeerState::Alive);
+            cx.set_state(i, PeerState::Alive);
         }
         cx.outbox.emit(Event::PeerRestarted { id, incarnation });
     }
@@ -218,7 +248,7 @@ impl Membership {
                 self.ping(cx, now, i);
                 cx.peers.get_mut(i).confirming = true;
             }
-            PeerState::Pfail | PeerState::Fail => self.set_state(cx, i, PeerState::Alive),
+            PeerState::Pfail | PeerState::Fail => cx.set_state(i, PeerState::Alive),
             PeerState::Alive => {}
         }
     }
@@ -230,7 +260,7 @@ impl Membership {
         p.ping_sent = NO_PING;
         p.inbound = false;
         let id = p.id;
-        self.set_state(cx, i, PeerState::Alive);
+        cx.set_state(i, PeerState::Alive);
         cx.outbox.emit(Event::PeerJoined { id });
     }
 

@@ -81,7 +81,7 @@ impl Membership {
             }
             if e.flags.is_failure_report() {
                 if cx.peers.add_report(i, reporter, now) {
-                    self.fail_if_quorum(cx, now, i);
+                    cx.fail_if_quorum(now, i);
                 } else {
                     cx.outbox.stats.drops.report_table_full += 1;
                 }
@@ -127,10 +127,11 @@ impl Membership {
         let policy = cx.config.section();
         let wanted = policy.wanted(known);
         let budget = policy.byte_budget.unwrap_or(usize::MAX).min(w.remaining());
-        let reserved = self
-            .pfail
+        let reserved = cx
+            .failure
+            .pfail()
             .iter()
-            .take(self.pfail_wanted)
+            .take(cx.failure.pfail_wanted())
             .filter_map(|&id| cx.peers.by_id(id))
             .map(entry_len)
             .sum::<usize>()
@@ -189,7 +190,7 @@ impl Membership {
         }
         // Redis counts the PFAIL nodes wanted at the cron's start; the list is
         // oldest first, so a peer suspected since is left out until the next.
-        let n = self.pfail.len().min(self.pfail_wanted);
+        let n = cx.failure.pfail().len().min(cx.failure.pfail_wanted());
         if n == 0 {
             return;
         }
@@ -197,7 +198,7 @@ impl Membership {
         // still gets its turn.
         let first = cx.rng.index(n);
         for k in 0..n {
-            let Some(p) = cx.peers.by_id(self.pfail[(first + k) % n]) else {
+            let Some(p) = cx.peers.by_id(cx.failure.pfail()[(first + k) % n]) else {
                 continue;
             };
             let e = entry(p, now, pong_gossip, self.epoch);
