@@ -52,6 +52,7 @@ extern crate alloc;
 mod copies;
 mod dissemination;
 pub mod epidemic;
+mod error;
 pub mod event;
 mod failure;
 pub mod ids;

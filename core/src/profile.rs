@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+pub use crate::error::ConfigError;
+
 use crate::epidemic::data::StoreLimits;
 use crate::epidemic::rumor::RumorConfig;
 use crate::wire::{
@@ -201,23 +203,6 @@ impl Profile {
         Profile::ALL.into_iter().find(|p| p.name() == name)
     }
 }
-
-/// A bad configuration value: which field, and what is wrong with it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The field's name, as in the builder's setter.
-    pub field: &'static str,
-    /// What is wrong.
-    pub problem: &'static str,
-}
-
-impl core::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "invalid config: {}: {}", self.field, self.problem)
-    }
-}
-
-impl core::error::Error for ConfigError {}
 
 /// Validated protocol parameters. Build one with [`Config::builder`] or
 /// [`Profile::builder`]; every field has a getter of the same name.

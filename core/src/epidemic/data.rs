@@ -20,8 +20,8 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::ops::Bound;
 
+use crate::error::ConfigError;
 use crate::ids::NodeId;
-use crate::profile::ConfigError;
 use crate::wire::ENTRY_OVERHEAD;
 
 mod digest;

@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 
 use super::data::Stamp;
 use super::Direction;
-use crate::profile::ConfigError;
+use crate::error::ConfigError;
 use crate::rng::Rng;
 
 /// What a node counts towards losing interest.
