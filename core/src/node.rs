@@ -471,7 +471,7 @@ impl Node {
     /// Starts counting the copies of `item` this node receives from now on
     /// (see [`ItemId`] for what counts). Tracking an item already tracked
     /// changes nothing. Returns false, tracking nothing new, when
-    /// [`MAX_TRACKED`] items are tracked already.
+    /// [`MAX_TRACKED`](crate::MAX_TRACKED) items are tracked already.
     ///
     /// This is the one call that allocates (the first few times): counting
     /// never does.
