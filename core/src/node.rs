@@ -497,7 +497,7 @@ impl Node {
         self.copies.get(item)
     }
 
-    // Dissemination (`dissemination.rs`).
+    // Dissemination (`dissemination/`).
 
     /// Writes `value` under `key` with a version one above the highest this node
     /// has seen for it, and starts spreading it (as a hot rumor, and through
