@@ -47,7 +47,7 @@ impl Epidemic {
 
     /// Whether every hot rumor fits after the largest section this node sends.
     pub(super) fn hot_block_fits_a_ping(&self, cx: &Cx<'_>) -> bool {
-        let e = &*self;
+        let e = self;
         let hot: usize = e
             .rumors
             .hot()
