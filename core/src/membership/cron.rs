@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use super::{Cx, Membership, PendingMeet};
 use crate::event::Event;
-use crate::peers::{Peer, PeerState};
+use crate::peers::{DueScan, Peer, PeerState};
 use crate::time::{micros, Instant};
 use crate::wire::MessageType;
 
@@ -30,38 +30,25 @@ impl Membership {
                 .partial_view()
                 .then(|| cx.config.report_validity()),
         };
-        let mut i = 0;
-        let mut ahead = 0;
-        while i < cx.peers.len() {
-            // Most peers need nothing at a given tick. Each has a due time,
-            // kept beside the table, before which no rule of `decide` can
-            // fire for it, so the scan reads 8 bytes a peer rather than its
-            // 72-byte record (the simulator's 1,000 tables of 1,000 peers are
-            // 72 MB: streamed from memory ten times a second, issue 3).
-            if cx.peers.due(i) > now {
-                debug_assert!(
-                    rules.decide(cx.peers.get(i), now) == Actions::default(),
-                    "peer {i} due at {:?}, yet acted on at {now:?}",
-                    cx.peers.due(i)
-                );
-                i += 1;
-                continue;
-            }
-            // The records that are due are scattered: requested SCAN_AHEAD
-            // peers ahead, their cache misses overlap.
-            ahead = ahead.max(i);
-            while ahead < (i + SCAN_AHEAD).min(cx.peers.len()) {
-                if cx.peers.due(ahead) <= now {
-                    cx.peers.prefetch_record(ahead);
-                }
-                ahead += 1;
-            }
+        // Most peers need nothing at a given tick. Each has a due time, kept
+        // beside the table, before which no rule of `decide` can fire for
+        // it, so the scan reads 8 bytes a peer rather than its 72-byte
+        // record (the simulator's 1,000 tables of 1,000 peers are 72 MB:
+        // streamed from memory ten times a second, issue 3).
+        let mut scan = DueScan::default();
+        let not_due = |i: usize, p: &Peer, due: Instant| {
+            debug_assert!(
+                rules.decide(p, now) == Actions::default(),
+                "peer {i} due at {due:?}, yet acted on at {now:?}"
+            );
+        };
+        while let Some(i) = scan.next(cx.peers, now, not_due) {
             if !self.cron_peer(cx, now, i, &rules) {
                 continue; // forgotten: the last peer moved into slot i
             }
             let due = rules.next_due(cx.peers.get(i));
             cx.peers.set_due(i, due);
-            i += 1;
+            scan.kept();
         }
     }
 
@@ -175,8 +162,6 @@ impl Membership {
     }
 }
 
-/// How far ahead of its scan the cron requests the records it will read.
-const SCAN_AHEAD: usize = 64;
 
 /// The cron's per-peer timers, read from the config once a tick.
 #[derive(Clone, Copy)]

@@ -3,7 +3,7 @@
 //! chosen when it is encoded, and what a received section changes.
 
 use super::{Cx, Membership};
-use crate::peers::{Peer, PeerState};
+use crate::peers::{Peer, PeerState, WARM_AHEAD};
 use crate::profile::PongGossip;
 use crate::time::{millis_u32, Instant};
 use crate::wire::{
@@ -28,25 +28,10 @@ impl Membership {
         let validity = cx.config.report_validity();
         let counting = cx.copies.counts_entries();
         let pong_gossip = cx.config.pong_gossip();
-        // A peer table is cold when a datagram arrives (1,000 peers are 90 KB,
-        // and the sim runs 1,000 tables), and each entry's lookup costs two
-        // dependent cache misses: the index slot is requested 2 LOOKAHEAD
-        // entries ahead, the peer record LOOKAHEAD ahead, so the misses of
-        // different entries overlap.
-        let (mut far, mut near) = (section.ids(), section.ids());
-        far.by_ref()
-            .take(2 * LOOKAHEAD)
-            .for_each(|id| cx.peers.prefetch_slot(id));
-        let mut hints = [None; LOOKAHEAD];
-        for (h, id) in hints.iter_mut().zip(near.by_ref()) {
-            *h = cx.peers.hint(id);
-        }
-        for (k, e) in section.into_iter().enumerate() {
-            let hint = hints[k % LOOKAHEAD];
-            hints[k % LOOKAHEAD] = near.next().and_then(|id| cx.peers.hint(id));
-            if let Some(id) = far.next() {
-                cx.peers.prefetch_slot(id);
-            }
+        // The entries' lookups, pipelined by the table (`peers/batch.rs`).
+        let mut lookups = cx.peers.lookups(section.ids());
+        for e in section {
+            let hint = lookups.next_hint(cx.peers);
             if counting {
                 cx.copies.count_entry(e.id, e.flags.fail);
             }
@@ -147,18 +132,18 @@ impl Membership {
         let mut fresh = known.saturating_sub(2);
         let mut tries = wanted * 3;
         // Each pick lands on a random, cold peer record. A copy of the
-        // generator draws the same picks LOOKAHEAD ahead of the loop and
-        // requests their records, so the misses overlap; the loop's own
-        // draws, and so the section, are those it always made.
+        // generator draws the same picks WARM_AHEAD ahead of the loop and
+        // the table requests their records, so the misses overlap; the
+        // loop's own draws, and so the section, are those it always made.
         let mut ahead = cx.rng.clone();
         let mut unwarmed = tries;
-        let first = LOOKAHEAD.min(unwarmed);
-        self.warm_picks(cx, &mut ahead, known, first);
+        let first = WARM_AHEAD.min(unwarmed);
+        cx.peers.warm_draws(&mut ahead, known, first);
         unwarmed -= first;
         while fresh > 0 && picks < wanted && tries > 0 {
-            // One more each draw: the window stays LOOKAHEAD picks ahead.
+            // One more each draw: the window stays WARM_AHEAD picks ahead.
             if unwarmed > 0 {
-                self.warm_picks(cx, &mut ahead, known, 1);
+                cx.peers.warm_draws(&mut ahead, known, 1);
                 unwarmed -= 1;
             }
             tries -= 1;
@@ -208,23 +193,8 @@ impl Membership {
             used += e.encoded_len();
         }
     }
-
-    /// Draws `n` picks from `ahead` as `write_section` does and requests the
-    /// peer records they land on into the cache.
-    fn warm_picks(&self, cx: &Cx<'_>, ahead: &mut crate::rng::Rng, known: usize, n: usize) {
-        for _ in 0..n {
-            let pick = ahead.index(known);
-            if pick < cx.peers.len() {
-                cx.peers.warm(pick);
-            }
-        }
-    }
 }
 
-/// How many lookups and picks are prepared ahead: enough to overlap a dozen
-/// cache misses or more, few enough that the lines are still cached when
-/// they are read.
-const LOOKAHEAD: usize = 16;
 
 /// Bytes of the gossip entry describing `p`.
 fn entry_len(p: &Peer) -> usize {

@@ -149,7 +149,7 @@ impl<'a> Section<'a> {
     }
 
     /// The entries' ids alone, in order (cheaper than decoding whole entries).
-    pub(crate) fn ids(&self) -> impl Iterator<Item = NodeId> + 'a {
+    pub(crate) fn ids(&self) -> impl Iterator<Item = NodeId> + Clone + 'a {
         let mut rest = self.entries;
         (0..self.count).map_while(move |_| {
             let len = entry_len(*rest.get(field::FLAGS)?);
