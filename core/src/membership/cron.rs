@@ -162,7 +162,6 @@ impl Membership {
     }
 }
 
-
 /// The cron's per-peer timers, read from the config once a tick.
 #[derive(Clone, Copy)]
 struct CronRules {

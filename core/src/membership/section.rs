@@ -195,7 +195,6 @@ impl Membership {
     }
 }
 
-
 /// Bytes of the gossip entry describing `p`.
 fn entry_len(p: &Peer) -> usize {
     match p.endpoint.ipv4() {
