@@ -161,7 +161,7 @@ impl Quorum {
     }
 }
 
-/// A named starting point for a [`Config`].
+/// A named starting point for a [`Config`](super::Config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Profile {
