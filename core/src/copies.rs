@@ -15,12 +15,11 @@
 //! zero, never taken (a section's entries, one test of a register each); with
 //! items tracked, a gossip entry costs one more multiplication and mask test,
 //! and only an entry whose id passes that filter looks at the (at most
-//! [`MAX_TRACKED`]) items. Nothing allocates but [`Node::track`].
+//! [`MAX_TRACKED`]) items. Nothing allocates but [`crate::Node::track`].
 
 use alloc::vec::Vec;
 
 use crate::ids::NodeId;
-use crate::node::Node;
 use crate::wire::{self, Body, RumorBlock};
 
 /// Most items one node tracks at a time: enough for a scenario's joins, crashes
@@ -30,8 +29,8 @@ pub const MAX_TRACKED: usize = 64;
 /// Something disseminated, whose spread and copies are measured (DESIGN §3).
 ///
 /// The simulator's `Observer` (feature `sim`) records each node's first
-/// reception and its receptions of every item it tracks; a [`Node`] counts its
-/// own receptions ("copies") of the items it tracks ([`Node::track`]). Both
+/// reception and its receptions of every item it tracks; a [`crate::Node`] counts its
+/// own receptions ("copies") of the items it tracks ([`crate::Node::track`]). Both
 /// count the same things, listed with each variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -56,104 +55,6 @@ pub enum ItemId {
     },
 }
 
-impl Node {
-    /// Starts counting the copies of `item` this node receives from now on
-    /// (see [`ItemId`] for what counts). Tracking an item already tracked
-    /// changes nothing. Returns false, tracking nothing new, when
-    /// [`MAX_TRACKED`] items are tracked already.
-    ///
-    /// This is the one call that allocates (the first few times): counting
-    /// never does.
-    pub fn track(&mut self, item: ItemId) -> bool {
-        self.copies.track(item)
-    }
-
-    /// Stops counting `item` and forgets its count. Returns whether it was
-    /// tracked.
-    pub fn untrack(&mut self, item: ItemId) -> bool {
-        self.copies.untrack(item)
-    }
-
-    /// Stops counting every item.
-    pub fn untrack_all(&mut self) {
-        self.copies = Copies::default();
-    }
-
-    /// Copies of `item` received since [`track`](Node::track) began counting
-    /// it (saturating); `None` when it is not tracked. Counts belong to this
-    /// `Node`: a restarted node is a new one and starts again from zero.
-    pub fn copies(&self, item: ItemId) -> Option<u32> {
-        self.copies.get(item)
-    }
-
-    /// Counts a datagram's sender for `Join` items (before anything else is
-    /// read: even a datagram dropped next is a copy).
-    #[inline]
-    pub(crate) fn count_sender(&mut self, id: NodeId) {
-        if self.copies.joins != 0 {
-            self.copies.count_id(id, false);
-        }
-    }
-
-    /// Whether gossip entries are counted (some `Join` or `Fail` item is
-    /// tracked): tested once a section, so that an entry costs a test of a
-    /// register, not of the node's memory.
-    #[inline]
-    pub(crate) fn counts_entries(&self) -> bool {
-        self.copies.joins | self.copies.fails != 0
-    }
-
-    /// Counts one gossip entry about `id` (flagging it FAIL when `fail`);
-    /// for callers that found [`counts_entries`](Node::counts_entries) true.
-    pub(crate) fn count_entry(&mut self, id: NodeId, fail: bool) {
-        self.copies.count_id(id, fail);
-    }
-
-    /// Counts a FAIL message about `id`.
-    #[inline]
-    pub(crate) fn count_fail(&mut self, id: NodeId) {
-        if self.copies.fails != 0 {
-            self.copies.count_fail(id);
-        }
-    }
-
-    /// Counts one data entry received (before the store takes or refuses it).
-    #[inline]
-    pub(crate) fn count_update(&mut self, origin: NodeId, key: &[u8], version: u64) {
-        if self.copies.updates != 0 {
-            self.copies.count_update(origin, key, version);
-        }
-    }
-
-    /// Counts what a datagram the node drops unread carries: its gossip
-    /// entries, a FAIL's subject, its data entries (its sender was counted).
-    #[inline]
-    pub(crate) fn count_unread(&mut self, body: Body<'_>, rumors: Option<RumorBlock<'_>>) {
-        if !self.copies.is_empty() {
-            self.copies.count_unread(body, rumors);
-        }
-    }
-
-    /// Counts the entries of a rumor block the node does not take.
-    #[inline]
-    pub(crate) fn count_unread_rumors(&mut self, block: RumorBlock<'_>) {
-        if self.copies.updates != 0 {
-            self.copies.count_unread(Body::Rumor(block), None);
-        }
-    }
-
-    /// Counts the sender of a datagram that does not decode, if its header
-    /// does (the observer reads the header alone first).
-    #[cold]
-    pub(crate) fn count_undecoded(&mut self, bytes: &[u8]) {
-        if self.copies.joins != 0 {
-            if let Ok((h, _)) = wire::decode_header(bytes) {
-                self.copies.count_id(h.sender, false);
-            }
-        }
-    }
-}
-
 /// One node's tracked items and their counts.
 ///
 /// `joins` and `fails` are one-word filters over the node ids of the `Join`
@@ -170,11 +71,80 @@ pub(crate) struct Copies {
 }
 
 impl Copies {
+    /// Counts a datagram's sender for `Join` items (before anything else is
+    /// read: even a datagram dropped next is a copy).
+    #[inline]
+    pub(crate) fn count_sender(&mut self, id: NodeId) {
+        if self.joins != 0 {
+            self.bump_id(id, false);
+        }
+    }
+
+    /// Whether gossip entries are counted (some `Join` or `Fail` item is
+    /// tracked): tested once a section, so that an entry costs a test of a
+    /// register, not of the node's memory.
+    #[inline]
+    pub(crate) fn counts_entries(&self) -> bool {
+        self.joins | self.fails != 0
+    }
+
+    /// Counts one gossip entry about `id` (flagging it FAIL when `fail`);
+    /// for callers that found [`counts_entries`](Copies::counts_entries) true.
+    pub(crate) fn count_entry(&mut self, id: NodeId, fail: bool) {
+        self.bump_id(id, fail);
+    }
+
+    /// Counts a FAIL message about `id`.
+    #[inline]
+    pub(crate) fn count_fail(&mut self, id: NodeId) {
+        if self.fails != 0 {
+            self.bump_fail(id);
+        }
+    }
+
+    /// Counts one data entry received (before the store takes or refuses it).
+    #[inline]
+    pub(crate) fn count_update(&mut self, origin: NodeId, key: &[u8], version: u64) {
+        if self.updates != 0 {
+            self.bump_update(origin, key, version);
+        }
+    }
+
+    /// Counts what a datagram the node drops unread carries: its gossip
+    /// entries, a FAIL's subject, its data entries (its sender was counted).
+    #[inline]
+    pub(crate) fn count_unread(&mut self, body: Body<'_>, rumors: Option<RumorBlock<'_>>) {
+        if !self.is_empty() {
+            self.bump_unread(body, rumors);
+        }
+    }
+
+    /// Counts the entries of a rumor block the node does not take.
+    #[inline]
+    pub(crate) fn count_unread_rumors(&mut self, block: RumorBlock<'_>) {
+        if self.updates != 0 {
+            self.bump_unread(Body::Rumor(block), None);
+        }
+    }
+
+    /// Counts the sender of a datagram that does not decode, if its header
+    /// does (the observer reads the header alone first).
+    #[cold]
+    pub(crate) fn count_undecoded(&mut self, bytes: &[u8]) {
+        if self.joins != 0 {
+            if let Ok((h, _)) = wire::decode_header(bytes) {
+                self.bump_id(h.sender, false);
+            }
+        }
+    }
+}
+
+impl Copies {
     fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    fn track(&mut self, item: ItemId) -> bool {
+    pub(crate) fn track(&mut self, item: ItemId) -> bool {
         if self.items.iter().any(|&(i, _)| i == item) {
             return true;
         }
@@ -186,7 +156,7 @@ impl Copies {
         true
     }
 
-    fn untrack(&mut self, item: ItemId) -> bool {
+    pub(crate) fn untrack(&mut self, item: ItemId) -> bool {
         let Some(k) = self.items.iter().position(|&(i, _)| i == item) else {
             return false;
         };
@@ -195,7 +165,7 @@ impl Copies {
         true
     }
 
-    fn get(&self, item: ItemId) -> Option<u32> {
+    pub(crate) fn get(&self, item: ItemId) -> Option<u32> {
         self.items
             .iter()
             .find_map(|&(i, n)| (i == item).then_some(n))
@@ -213,7 +183,7 @@ impl Copies {
     }
 
     #[cold]
-    fn count_id(&mut self, id: NodeId, fail: bool) {
+    fn bump_id(&mut self, id: NodeId, fail: bool) {
         let b = bit(id);
         if self.joins & b != 0 {
             self.bump(ItemId::Join(id));
@@ -224,14 +194,14 @@ impl Copies {
     }
 
     #[cold]
-    fn count_fail(&mut self, id: NodeId) {
+    fn bump_fail(&mut self, id: NodeId) {
         if self.fails & bit(id) != 0 {
             self.bump(ItemId::Fail(id));
         }
     }
 
     #[cold]
-    fn count_update(&mut self, origin: NodeId, key: &[u8], version: u64) {
+    fn bump_update(&mut self, origin: NodeId, key: &[u8], version: u64) {
         self.bump(ItemId::Update {
             origin,
             key: wire::key_id(key),
@@ -240,28 +210,28 @@ impl Copies {
     }
 
     #[cold]
-    fn count_unread(&mut self, body: Body<'_>, rumors: Option<RumorBlock<'_>>) {
+    fn bump_unread(&mut self, body: Body<'_>, rumors: Option<RumorBlock<'_>>) {
         match body {
             Body::Section(section) => {
                 if self.joins | self.fails != 0 {
                     for e in section {
-                        self.count_id(e.id, e.flags.fail);
+                        self.bump_id(e.id, e.flags.fail);
                     }
                 }
             }
-            Body::Fail { id, .. } => self.count_fail(id),
+            Body::Fail { id, .. } => self.bump_fail(id),
             Body::Push(entries) => {
                 if self.updates != 0 {
                     for e in entries.iter() {
-                        self.count_update(e.stamp.origin, e.key, e.stamp.version);
+                        self.bump_update(e.stamp.origin, e.key, e.stamp.version);
                     }
                 }
             }
-            Body::Rumor(block) => self.count_unread(Body::Push(block.entries()), None),
+            Body::Rumor(block) => self.bump_unread(Body::Push(block.entries()), None),
             Body::Digest(_) | Body::Pull(_) => {}
         }
         if let Some(block) = rumors {
-            self.count_unread(Body::Push(block.entries()), None);
+            self.bump_unread(Body::Push(block.entries()), None);
         }
     }
 
@@ -291,16 +261,16 @@ mod tests {
         }
         assert!(c.track(ItemId::Join(NodeId(0))), "already tracked");
         assert!(!c.track(ItemId::Fail(NodeId(0))), "full");
-        c.count_id(NodeId(3), true);
+        c.bump_id(NodeId(3), true);
         assert_eq!(c.get(ItemId::Join(NodeId(3))), Some(1));
         assert_eq!(c.get(ItemId::Fail(NodeId(3))), None);
         assert!(c.untrack(ItemId::Join(NodeId(3))));
         assert!(!c.untrack(ItemId::Join(NodeId(3))));
         assert_eq!(c.get(ItemId::Join(NodeId(3))), None);
         assert!(c.track(ItemId::Fail(NodeId(3))));
-        c.count_id(NodeId(3), false);
+        c.bump_id(NodeId(3), false);
         assert_eq!(c.get(ItemId::Fail(NodeId(3))), Some(0), "not flagged FAIL");
-        c.count_fail(NodeId(3));
+        c.bump_fail(NodeId(3));
         assert_eq!(c.get(ItemId::Fail(NodeId(3))), Some(1));
     }
 
@@ -320,7 +290,7 @@ mod tests {
             encode_fail, EntryFlags, GossipEntry, Header, MessageType, PushWriter, RumorWriter,
             SectionWriter,
         };
-        use crate::Identity;
+        use crate::{Identity, Node};
 
         // Node indices: 0 receives; 1 is a member (incarnation 2), 2 in
         // handshake, 3 unknown; 4 is what the gossip is about; 5 publishes.
@@ -445,9 +415,10 @@ mod tests {
                 .build()
                 .unwrap();
             let mut node = Node::new(Identity::new(ids[0]), config, 7, Instant::ZERO);
-            let member = node.discover(now, ids[1], ep(1), 2, false).unwrap();
-            node.set_state(member, PeerState::Alive);
-            node.discover(now, ids[2], ep(2), 0, false).unwrap();
+            let (m, mut cx) = node.membership();
+            let member = m.discover(&mut cx, now, ids[1], ep(1), 2, false).unwrap();
+            cx.set_state(member, PeerState::Alive);
+            m.discover(&mut cx, now, ids[2], ep(2), 0, false).unwrap();
             let mut observer = Observer::new(ids.len(), core::time::Duration::from_millis(100), 0);
             for item in items {
                 assert!(node.track(item));
@@ -492,9 +463,9 @@ mod tests {
             .find(|&y| y != x && bit(y) == bit(x))
             .expect("64 bits: some id shares it");
         c.track(ItemId::Join(x));
-        c.count_id(other, false);
+        c.bump_id(other, false);
         assert_eq!(c.get(ItemId::Join(x)), Some(0));
-        c.count_id(x, false);
+        c.bump_id(x, false);
         assert_eq!(c.get(ItemId::Join(x)), Some(1));
     }
 }

@@ -129,3 +129,25 @@ mod tests {
         assert_eq!(core::mem::size_of::<Endpoint>(), 20);
     }
 }
+
+/// Who a node is: its id, its incarnation, and the slot it answers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The node's id, kept across restarts.
+    pub id: NodeId,
+    /// Bumped on every restart (the caller persists it, or derives it from a clock).
+    pub incarnation: Incarnation,
+    /// Slot behind a shared socket; 0 for a socket of its own.
+    pub slot: u16,
+}
+
+impl Identity {
+    /// A first incarnation with its own socket.
+    pub fn new(id: NodeId) -> Self {
+        Identity {
+            id,
+            incarnation: 0,
+            slot: 0,
+        }
+    }
+}

@@ -42,19 +42,63 @@
 //!     now = node.poll_timeout().unwrap();
 //! }
 //! ```
+//!
+//! # Modules, bottom up
+//!
+//! Each module imports only from the rows below it (no circle):
+//!
+//! ```text
+//! sim                          the simulator (feature `sim`): a network of Nodes
+//! node                         Node: inputs, dispatch by sender and type, encoding
+//! membership | failure | dissemination     the sub-machines Node owns, each with
+//!   (membership calls failure)             its own state and a context per call
+//! outbox | copies              what a node owes the outside; copies of tracked items
+//! profile | epidemic | event   parameters; store and rumor rules; events, counters
+//! peers | error                the peer table; ConfigError
+//! wire                         wire format v1, every byte size and offset
+//! ids | rng | time             ids, endpoints, identity; PRNG; Instant
+//! ```
+//!
+//! - [`ids`]: node ids, incarnations, endpoints (address + slot), [`Identity`].
+//! - [`rng`], [`time`]: the seeded PRNG (xoshiro256++) and [`Instant`].
+//! - [`wire`]: the codec (decoding borrows, encoding into `&mut [u8]`), the
+//!   field ranges and sizes, [`wire::peek_dst_slot`] for shared sockets.
+//! - [`peers`]: the peer table (dense indices, hot fields, failure reports,
+//!   batched lookups and the one `unsafe`, a prefetch hint).
+//! - `error`: [`ConfigError`].
+//! - [`profile`]: [`Config`], its builder and validation, the two profiles.
+//! - [`epidemic`]: the versioned store ([`epidemic::data`]) and the rumor
+//!   rules ([`epidemic::rumor`]).
+//! - [`event`]: [`Event`]s and the counters ([`Stats`]).
+//! - `outbox`: the transmit queue of message descriptors, the event queue and
+//!   the counters, bounded by the config.
+//! - `copies`: copies of tracked items ([`ItemId`], [`Node::track`]).
+//! - `membership`: the cron, handshakes and `meet`, admission into the table,
+//!   gossip sections (Redis `clusterCron`, `clusterSendPing`,
+//!   `clusterProcessGossipSection`).
+//! - `failure`: PFAIL, failure reports, FAIL by quorum, FAIL messages.
+//! - `dissemination`: publish, rumor mongering and the node's anti-entropy
+//!   exchange over datagrams ([`Node::publish`]).
+//! - `node`: [`Node`], which owns the peer table, the outbox and the three
+//!   sub-machines, and hands each a context of disjoint borrows per call.
+//! - [`sim`] (feature `sim`): a seeded discrete-event network of real nodes.
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
+// One exception, `peers::prefetch` (a cache hint), allowed where it stands.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 mod copies;
 mod dissemination;
 pub mod epidemic;
+mod error;
 pub mod event;
 mod failure;
 pub mod ids;
 mod membership;
 mod node;
+mod outbox;
 pub mod peers;
 pub mod profile;
 pub mod rng;
@@ -67,12 +111,13 @@ pub use copies::{ItemId, MAX_TRACKED};
 pub use dissemination::PublishError;
 pub use epidemic::data::Stamp;
 pub use event::{DataStats, Drops, Event, Stats, Traffic};
-pub use ids::{Endpoint, Incarnation, NodeId};
-pub use membership::BARE_LEN;
-pub use node::{Identity, MeetError, Node, Transmit};
+pub use ids::{Endpoint, Identity, Incarnation, NodeId};
+pub use membership::MeetError;
+pub use node::{Node, Transmit};
 pub use peers::{Peer, PeerState, PeerTable};
 pub use profile::{
     Config, ConfigBuilder, ConfigError, CronSchedule, Dissemination, PongGossip, Profile, Quorum,
     SectionPolicy,
 };
 pub use time::Instant;
+pub use wire::BARE_LEN;

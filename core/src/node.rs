@@ -1,39 +1,19 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
 
-use alloc::collections::VecDeque;
-use alloc::vec::Vec;
-
-use crate::copies::Copies;
-use crate::dissemination::Epidemic;
+use crate::copies::{Copies, ItemId};
+use crate::dissemination::{Cx, Epidemic, PublishError};
+use crate::epidemic::data::{Stamp, Store};
+use crate::epidemic::rumor::Rumors;
 use crate::event::{Event, Stats};
-use crate::ids::{Endpoint, Incarnation, NodeId};
-use crate::peers::{PeerState, PeerTable, NO_PING};
+use crate::failure::{self, Failure};
+use crate::ids::{Endpoint, Identity, NodeId};
+use crate::membership::{self, MeetError, Membership};
+use crate::outbox::{header, Outbox, Outgoing, Skip};
+use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
 use crate::time::{micros, Instant};
 use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
-
-/// Who a node is: its id, its incarnation, and the slot it answers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// The node's id, kept across restarts.
-    pub id: NodeId,
-    /// Bumped on every restart (the caller persists it, or derives it from a clock).
-    pub incarnation: Incarnation,
-    /// Slot behind a shared socket; 0 for a socket of its own.
-    pub slot: u16,
-}
-
-impl Identity {
-    /// A first incarnation with its own socket.
-    pub fn new(id: NodeId) -> Self {
-        Identity {
-            id,
-            incarnation: 0,
-            slot: 0,
-        }
-    }
-}
 
 /// A datagram ready to send: `len` bytes at the start of the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,95 +26,29 @@ pub struct Transmit {
     pub kind: MessageType,
 }
 
-/// Why a `meet` was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MeetError {
-    /// `Config::max_pending_meets` meets are already waiting for an answer.
-    TooManyPending,
-}
-
-impl core::fmt::Display for MeetError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("too many meets waiting for an answer")
-    }
-}
-
-impl core::error::Error for MeetError {}
-
-/// A message waiting in the transmit queue. Sections are chosen when it is
-/// encoded, so the queue holds 40-byte descriptors, never datagrams.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Outgoing {
-    pub(crate) to: Endpoint,
-    pub(crate) kind: MessageType,
-    /// Send an empty section: the receiver has not proven it owns its address
-    /// (handshake, unknown sender), so we send no more than we received.
-    pub(crate) bare: bool,
-    /// Most bytes of the datagram, if fewer than `max_datagram` (0): a
-    /// partial view answers a PING from a node it does not hold with a
-    /// section no longer than that PING.
-    pub(crate) limit: u16,
-    /// FAIL only: the failed node.
-    pub(crate) about: NodeId,
-    pub(crate) about_incarnation: Incarnation,
-    /// PING, PONG, RUMOR: what the rumor block carries besides pending acks
-    /// (`dissemination::OUT_*` bits); 0 on every other message.
-    pub(crate) rumor: u8,
-}
-
-/// Why a queued message produced no datagram.
-pub(crate) enum Skip {
-    /// It did not fit the caller's buffer (counted).
-    TooSmall,
-    /// It had nothing left to say (a RUMOR whose acks went out earlier).
-    Nothing,
-}
-
-/// An outstanding `meet`: until the node at `endpoint` answers, and then until
-/// the cluster shows it holds us as a member (some node PINGs or MEETs us).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PendingMeet {
-    pub(crate) endpoint: Endpoint,
-    /// When the MEET (or, once answered, the wait for a PING) began.
-    pub(crate) started: Instant,
-    pub(crate) last_sent: Instant,
-    /// The node answered with a PONG; we wait to be pinged.
-    pub(crate) answered: bool,
-    /// Times the meet started over after an answer (see `cron_meets`).
-    pub(crate) restarts: u8,
-}
-
 /// One member's protocol state machine. Sans-io: bytes and `now` in, bytes,
 /// deadlines and events out. Same inputs, same outputs, byte for byte.
 #[derive(Debug)]
 pub struct Node {
-    pub(crate) me: Identity,
-    pub(crate) config: Config,
-    pub(crate) rng: Rng,
-    pub(crate) peers: PeerTable,
-    /// Peers not in handshake (the voters, with self).
-    pub(crate) members: usize,
-    /// Ids of the peers in PFAIL, in the order they became so (appended to
-    /// every section; a list, so that encoding costs O(PFAIL), not O(peers)).
-    pub(crate) pfail: Vec<NodeId>,
-    pub(crate) meets: Vec<PendingMeet>,
-    pub(crate) transmits: VecDeque<Outgoing>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) next_tick: Instant,
-    pub(crate) stats: Stats,
-    /// Sections built so far (wrapping), the stamp in `Peer::picked`.
-    pub(crate) sections: u16,
+    /// Who we are.
+    me: Identity,
+    config: Config,
+    /// Membership's random choices, and the cron's slack.
+    rng: Rng,
+    /// Every peer known: the table the sub-machines share.
+    peers: PeerTable,
+    /// Membership: cron, handshakes, sections (`membership/`).
+    membership: Membership,
+    /// Failure detection: PFAIL, reports, quorum, FAIL (`failure.rs`).
+    failure: Failure,
+    /// Transmit queue, event queue, counters.
+    outbox: Outbox,
+    /// When the cron runs next.
+    next_tick: Instant,
     /// Epidemic dissemination: store, hot rumors, anti-entropy walk.
-    pub(crate) epidemic: Epidemic,
+    epidemic: Epidemic,
     /// Tracked items and their copies received (`copies.rs`).
-    pub(crate) copies: Copies,
-    /// Where `Instant` zero lies on the wall clock the cluster shares, in µs
-    /// since that clock's epoch (`set_epoch`).
-    pub(crate) epoch: u64,
-    /// PFAIL peers a section's tail may carry: `pfail.len()` when the last
-    /// cron began, with `Config::pfail_counted_at_cron` (else unbounded).
-    pub(crate) pfail_wanted: usize,
+    copies: Copies,
 }
 
 impl Node {
@@ -149,20 +63,14 @@ impl Node {
             peers: PeerTable::new(config.max_peers(), config.max_failure_reports(), table_key),
             me,
             rng,
-            members: 0,
-            pfail: Vec::new(),
-            meets: Vec::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            membership: Membership::new(),
+            failure: Failure::new(),
+            outbox: Outbox::new(&config),
             next_tick: Instant::from_micros(now.as_micros() + phase),
-            stats: Stats::default(),
-            sections: 0,
             // Its own generator, from the seed but not from `rng`: turning
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
-            epoch: 0,
-            pfail_wanted: usize::MAX,
             config,
         }
     }
@@ -179,7 +87,7 @@ impl Node {
     /// clocks do (NTP: milliseconds, well inside the half second the
     /// receiver's rounding allows).
     pub fn set_epoch(&mut self, at_zero: core::time::Duration) {
-        self.epoch = crate::time::micros(at_zero);
+        self.membership.epoch = crate::time::micros(at_zero);
     }
 
     /// This node's identity.
@@ -204,12 +112,12 @@ impl Node {
 
     /// Its counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.outbox.stats
     }
 
     /// Members known, self included (the voters for FAIL).
     pub fn members(&self) -> usize {
-        self.members + 1
+        self.failure.members()
     }
 
     /// Asks the node at `to` to let us join (Redis `CLUSTER MEET`). The MEET is
@@ -223,22 +131,8 @@ impl Node {
     /// # Errors
     /// [`MeetError::TooManyPending`] when too many meets are still open.
     pub fn meet(&mut self, now: Instant, to: Endpoint) -> Result<(), MeetError> {
-        let fresh = PendingMeet {
-            endpoint: to,
-            started: now,
-            last_sent: now,
-            answered: false,
-            restarts: 0,
-        };
-        if let Some(m) = self.meets.iter_mut().find(|m| m.endpoint == to) {
-            *m = fresh;
-        } else if self.meets.len() >= self.config.max_pending_meets() {
-            return Err(MeetError::TooManyPending);
-        } else {
-            self.meets.push(fresh);
-        }
-        self.queue(to, MessageType::Meet, true);
-        Ok(())
+        let (m, mut cx) = self.membership();
+        m.meet(&mut cx, now, to)
     }
 
     /// Feeds one received datagram.
@@ -256,36 +150,37 @@ impl Node {
         let msg = match wire::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                self.stats.decode_errors[e.index()] += 1;
-                self.count_undecoded(bytes);
+                self.outbox.stats.decode_errors[e.index()] += 1;
+                self.copies.count_undecoded(bytes);
                 return Err(e);
             }
         };
-        self.stats.received[usize::from(msg.header.kind.code())].add(bytes.len());
+        self.outbox.stats.received[usize::from(msg.header.kind.code())].add(bytes.len());
         let h = msg.header;
         // Copies are counted for every datagram handed to the node, whatever
         // it then makes of it: what the simulator's observer counts.
-        self.count_sender(h.sender);
+        self.copies.count_sender(h.sender);
         if h.sender == self.me.id {
-            self.stats.drops.own_id += 1;
-            self.count_unread(msg.body, msg.rumors);
+            self.outbox.stats.drops.own_id += 1;
+            self.copies.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
         if h.dst_slot != self.me.slot {
-            self.stats.drops.wrong_slot += 1;
-            self.count_unread(msg.body, msg.rumors);
+            self.outbox.stats.drops.wrong_slot += 1;
+            self.copies.count_unread(msg.body, msg.rumors);
             return Ok(());
         }
-        if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !self.meets.is_empty() {
+        let meets = &mut self.membership.meets;
+        if matches!(h.kind, MessageType::Ping | MessageType::Meet) && !meets.is_empty() {
             // Nodes PING only members and MEET only nodes a member told them
             // of: some member holds us, so answered meets are done.
-            self.meets.retain(|m| !m.answered);
+            meets.retain(|m| !m.answered);
         }
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
             None => {
-                self.count_unread(msg.body, msg.rumors);
+                self.copies.count_unread(msg.body, msg.rumors);
                 self.handle_unknown(now, from, &h, bytes.len());
             }
         }
@@ -302,7 +197,7 @@ impl Node {
         // is counted; the schedule restarts from now rather than bursting.
         let late = now - self.next_tick > tick;
         if late {
-            self.stats.late_ticks += 1;
+            self.outbox.stats.late_ticks += 1;
         }
         self.next_tick = match self.config.cron() {
             CronSchedule::Grid if !late => self.next_tick + tick,
@@ -311,14 +206,16 @@ impl Node {
                 now + tick + core::time::Duration::from_micros(self.rng.below(micros(slack).max(1)))
             }
         };
-        self.stats.ticks += 1;
+        self.outbox.stats.ticks += 1;
         if self.config.pfail_counted_at_cron() {
-            self.pfail_wanted = self.pfail.len();
+            self.failure.count_pfail_for_cron();
         }
         // Messages the cron queues from here on may carry rumors.
-        let mark = self.transmits.len();
-        self.cron(now);
-        self.epidemic_round(now, mark);
+        let mark = self.outbox.transmits.len();
+        let (m, mut cx) = self.membership();
+        m.cron(&mut cx, now);
+        let (epidemic, mut cx) = self.dissemination();
+        epidemic.round(&mut cx, now, mark);
     }
 
     /// When `handle_timeout` wants to be called next.
@@ -331,17 +228,17 @@ impl Node {
     /// `buf` should hold `Config::max_datagram` bytes; a shorter one makes
     /// sections shrink. A message that cannot fit at all is dropped and counted.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        while let Some(out) = self.transmits.pop_front() {
+        while let Some(out) = self.outbox.transmits.pop_front() {
             match self.encode(now, &out, buf) {
                 Ok(len) => {
-                    self.stats.sent[usize::from(out.kind.code())].add(len);
+                    self.outbox.stats.sent[usize::from(out.kind.code())].add(len);
                     return Some(Transmit {
                         to: out.to,
                         len,
                         kind: out.kind,
                     });
                 }
-                Err(Skip::TooSmall) => self.stats.drops.transmit_buffer_too_small += 1,
+                Err(Skip::TooSmall) => self.outbox.stats.drops.transmit_buffer_too_small += 1,
                 Err(Skip::Nothing) => {}
             }
         }
@@ -350,12 +247,12 @@ impl Node {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.events.pop_front()
     }
 
     /// Datagrams waiting in the transmit queue.
     pub fn pending_transmits(&self) -> usize {
-        self.transmits.len()
+        self.outbox.transmits.len()
     }
 
     fn handle_known(
@@ -371,8 +268,8 @@ impl Node {
         // does about the peer: its due time stands.
         let p = self.peers.postpone_mut(i);
         if h.incarnation < p.incarnation {
-            self.stats.drops.stale_incarnation += 1;
-            self.count_unread(body, rumors);
+            self.outbox.stats.drops.stale_incarnation += 1;
+            self.copies.count_unread(body, rumors);
             return;
         }
         p.data_received = now;
@@ -381,46 +278,58 @@ impl Node {
             p.endpoint = from;
         }
         if h.incarnation > p.incarnation {
-            self.restart_peer(i, h.incarnation);
+            let (m, mut cx) = self.membership();
+            m.restart_peer(&mut cx, i, h.incarnation);
         }
         match (h.kind, body) {
             (MessageType::Ping | MessageType::Meet, Body::Section(section)) => {
                 if h.kind == MessageType::Ping && !self.peers.get(i).is_member() {
                     // The PING a MEET's sender sends once our PONG reached it
                     // (see `handle_unknown`) completes the handshake on our side.
-                    self.complete_handshake(now, i);
+                    let (m, mut cx) = self.membership();
+                    m.complete_handshake(&mut cx, now, i);
                 }
                 let bare = !self.peers.get(i).is_member();
                 // Acks and a pull's answer ride the PONG.
                 let rumor: u8 = match rumors {
-                    Some(block) => self.handle_rumor_block(i, from, block),
+                    Some(block) => {
+                        let (epidemic, mut cx) = self.dissemination();
+                        epidemic.handle_rumor_block(&mut cx, i, from, block)
+                    }
                     None => 0,
                 };
-                self.queue_outgoing(Outgoing {
+                self.outbox.queue_outgoing(Outgoing {
                     rumor: if bare { 0 } else { rumor },
                     ..Outgoing::new(from, MessageType::Pong, bare)
                 });
-                self.handle_section(now, i, section);
+                let (m, mut cx) = self.membership();
+                m.handle_section(&mut cx, now, i, section);
             }
             (MessageType::Pong, Body::Section(section)) => {
-                self.handle_pong(now, i);
-                self.answer_meet(now, i, from);
-                self.handle_section(now, i, section);
+                let (m, mut cx) = self.membership();
+                m.handle_pong(&mut cx, now, i);
+                m.answer_meet(&mut cx, now, i, from);
+                m.handle_section(&mut cx, now, i, section);
                 if let Some(block) = rumors {
-                    let rumor = self.handle_rumor_block(i, from, block);
-                    self.queue_rumor_reply(from, rumor);
+                    let (epidemic, mut cx) = self.dissemination();
+                    let rumor = epidemic.handle_rumor_block(&mut cx, i, from, block);
+                    epidemic.queue_rumor_reply(&mut cx, from, rumor);
                 }
             }
-            (kind, body) if kind.is_data() => self.handle_data(i, from, body),
+            (kind, body) if kind.is_data() => {
+                let (epidemic, mut cx) = self.dissemination();
+                epidemic.handle_data(&mut cx, i, from, body);
+            }
             // Redis: a FAIL counts only from a known node (not one in handshake).
             (MessageType::Fail, Body::Fail { id, incarnation })
                 if self.peers.get(i).is_member() =>
             {
-                self.handle_fail_message(id, incarnation);
+                let (f, mut cx) = self.failure();
+                f.handle_fail_message(&mut cx, id, incarnation);
             }
             // A FAIL from a node in handshake; otherwise the decoder pairs each
             // type with its body, so nothing else reaches here.
-            (_, body) => self.count_unread(body, None),
+            (_, body) => self.copies.count_unread(body, None),
         }
     }
 
@@ -439,8 +348,9 @@ impl Node {
             // and its PING completes our side (`handle_known`). Same four
             // datagrams as Redis, none of them unsolicited.
             MessageType::Meet => {
-                self.queue(from, MessageType::Pong, true);
-                if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
+                self.outbox.queue(from, MessageType::Pong, true);
+                let (m, mut cx) = self.membership();
+                if let Some(i) = m.discover(&mut cx, now, h.sender, from, h.incarnation, true) {
                     let p = self.peers.get_mut(i);
                     p.data_received = now;
                     p.inbound = true;
@@ -451,118 +361,72 @@ impl Node {
             // PONG (it may have nobody else left who holds it). So the PONG
             // carries a section, in no more bytes than the PING had.
             MessageType::Ping if self.config.partial_view() => {
-                self.queue_outgoing(Outgoing {
+                self.outbox.queue_outgoing(Outgoing {
                     limit: u16::try_from(len).unwrap_or(u16::MAX),
                     ..Outgoing::new(from, MessageType::Pong, false)
                 });
             }
-            MessageType::Ping => self.queue(from, MessageType::Pong, true),
+            MessageType::Ping => self.outbox.queue(from, MessageType::Pong, true),
             MessageType::Pong => {
-                if !self.meets.iter().any(|m| m.endpoint == from) {
-                    self.stats.drops.unknown_sender += 1;
+                if !self.membership.meets.iter().any(|m| m.endpoint == from) {
+                    self.outbox.stats.drops.unknown_sender += 1;
                     return;
                 }
-                if let Some(i) = self.discover(now, h.sender, from, h.incarnation, true) {
-                    self.peers.get_mut(i).data_received = now;
-                    self.handle_pong(now, i);
-                    self.answer_meet(now, i, from);
+                let (m, mut cx) = self.membership();
+                if let Some(i) = m.discover(&mut cx, now, h.sender, from, h.incarnation, true) {
+                    cx.peers.get_mut(i).data_received = now;
+                    m.handle_pong(&mut cx, now, i);
+                    m.answer_meet(&mut cx, now, i, from);
                 }
             }
-            MessageType::Fail => self.stats.drops.unknown_sender += 1,
+            MessageType::Fail => self.outbox.stats.drops.unknown_sender += 1,
             // Data only from members: an unknown sender gets nothing back.
             MessageType::Digest | MessageType::Push | MessageType::Pull | MessageType::Rumor => {
-                self.stats.drops.unknown_sender += 1
+                self.outbox.stats.drops.unknown_sender += 1
             }
         }
-    }
-
-    /// A PONG from peer `i`: it is alive. Redis: pong_received = now,
-    /// ping_sent = 0, and PFAIL or FAIL cleared (no slots, so no FAIL undo delay).
-    pub(crate) fn handle_pong(&mut self, now: Instant, i: usize) {
-        let p = self.peers.get_mut(i);
-        p.pong_received = now;
-        p.ping_sent = NO_PING;
-        p.confirming = false;
-        match p.state {
-            PeerState::Handshake => {
-                self.complete_handshake(now, i);
-                // The peer answered our MEET; it holds us in handshake until we
-                // speak again, and sends nothing of its own to our unproven
-                // address. Our PING completes its side (see `handle_unknown`);
-                // until its PONG comes back it is resent like a MEET.
-                self.ping(now, i);
-                self.peers.get_mut(i).confirming = true;
-            }
-            PeerState::Pfail | PeerState::Fail => self.set_state(i, PeerState::Alive),
-            PeerState::Alive => {}
-        }
-    }
-
-    /// Peer `i` in handshake has answered: it becomes a full member, alive now.
-    fn complete_handshake(&mut self, now: Instant, i: usize) {
-        let p = self.peers.get_mut(i);
-        p.pong_received = now;
-        p.ping_sent = NO_PING;
-        p.inbound = false;
-        let id = p.id;
-        self.set_state(i, PeerState::Alive);
-        self.emit(Event::PeerJoined { id });
-    }
-
-    /// A PONG from peer `i` at `from` answers a `meet` waiting there, even when
-    /// we had already learned that node from gossip (else the meet would be
-    /// resent and finally reported as timed out although the node joined). The
-    /// meet then waits to be confirmed by a PING; see `cron_meets`.
-    fn answer_meet(&mut self, now: Instant, i: usize, from: Endpoint) {
-        let Some(m) = self
-            .meets
-            .iter_mut()
-            .find(|m| m.endpoint == from && !m.answered)
-        else {
-            return;
-        };
-        m.answered = true;
-        m.started = now;
-        // A peer we already held (the meet was repeated) gets the PING that
-        // completes its side of the handshake, in case it dropped it.
-        if !self.peers.get(i).has_ping_in_flight() {
-            self.ping(now, i);
-            self.peers.get_mut(i).confirming = true;
-        }
-    }
-
-    /// Queues a message to `to`; counts a drop when the queue is full.
-    pub(crate) fn queue(&mut self, to: Endpoint, kind: MessageType, bare: bool) {
-        self.queue_outgoing(Outgoing::new(to, kind, bare));
-    }
-
-    /// Queues a message; returns false (and counts a drop) when the queue is full.
-    pub(crate) fn queue_outgoing(&mut self, out: Outgoing) -> bool {
-        if self.transmits.len() >= self.config.transmit_queue() {
-            self.stats.drops.transmit_queue_full += 1;
-            return false;
-        }
-        self.transmits.push_back(out);
-        true
-    }
-
-    pub(crate) fn emit(&mut self, e: Event) {
-        if self.events.len() >= self.config.event_queue() {
-            self.stats.drops.event_queue_full += 1;
-            return;
-        }
-        self.events.push_back(e);
     }
 
     pub(crate) fn header(&self, kind: MessageType, to: Endpoint) -> Header {
-        Header {
-            kind,
-            flags: 0,
-            src_slot: self.me.slot,
-            dst_slot: to.slot(),
-            sender: self.me.id,
-            incarnation: self.me.incarnation,
-        }
+        header(&self.me, kind, to)
+    }
+
+    /// The membership machine and its context: disjoint borrows of self.
+    pub(crate) fn membership(&mut self) -> (&mut Membership, membership::Cx<'_>) {
+        let cx = membership::Cx {
+            config: &self.config,
+            me: &self.me,
+            rng: &mut self.rng,
+            peers: &mut self.peers,
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+            failure: &mut self.failure,
+        };
+        (&mut self.membership, cx)
+    }
+
+    /// The failure detection machine and its context.
+    fn failure(&mut self) -> (&mut Failure, failure::Cx<'_>) {
+        let cx = failure::Cx {
+            config: &self.config,
+            peers: &mut self.peers,
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+        };
+        (&mut self.failure, cx)
+    }
+
+    /// The dissemination machine and its context: disjoint borrows of self.
+    fn dissemination(&mut self) -> (&mut Epidemic, Cx<'_>) {
+        let cx = Cx {
+            config: &self.config,
+            me: &self.me,
+            peers: &self.peers,
+            pfail: self.failure.pfail().len(),
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+        };
+        (&mut self.epidemic, cx)
     }
 
     fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
@@ -578,15 +442,22 @@ impl Node {
             MessageType::Digest | MessageType::Push | MessageType::Pull => {
                 self.epidemic.take_datagram(buf).ok_or(Skip::TooSmall)
             }
-            MessageType::Rumor => self.encode_rumor(out, buf, &header),
+            MessageType::Rumor => {
+                let (epidemic, mut cx) = self.dissemination();
+                epidemic.encode_rumor(&mut cx, out, buf, &header)
+            }
             MessageType::Meet | MessageType::Ping | MessageType::Pong => {
                 let mut w = wire::SectionWriter::new(buf, &header).map_err(|_| Skip::TooSmall)?;
                 if out.bare {
                     return Ok(w.finish());
                 }
-                self.write_section(now, &mut w);
+                let (m, mut cx) = self.membership();
+                m.write_section(&mut cx, now, &mut w);
                 match self.config.dissemination().rumors() && out.kind != MessageType::Meet {
-                    true => Ok(self.append_rumor_block(out, w)),
+                    true => {
+                        let (epidemic, mut cx) = self.dissemination();
+                        Ok(epidemic.append_rumor_block(&mut cx, out, w))
+                    }
                     false => Ok(w.finish()),
                 }
             }
@@ -594,17 +465,70 @@ impl Node {
     }
 }
 
-impl Outgoing {
-    /// A message with nothing but its type and destination.
-    pub(crate) fn new(to: Endpoint, kind: MessageType, bare: bool) -> Self {
-        Outgoing {
-            to,
-            kind,
-            bare,
-            limit: 0,
-            about: NodeId(0),
-            about_incarnation: 0,
-            rumor: 0,
-        }
+impl Node {
+    // Copies of tracked items (`copies.rs`).
+
+    /// Starts counting the copies of `item` this node receives from now on
+    /// (see [`ItemId`] for what counts). Tracking an item already tracked
+    /// changes nothing. Returns false, tracking nothing new, when
+    /// [`MAX_TRACKED`](crate::MAX_TRACKED) items are tracked already.
+    ///
+    /// This is the one call that allocates (the first few times): counting
+    /// never does.
+    pub fn track(&mut self, item: ItemId) -> bool {
+        self.copies.track(item)
+    }
+
+    /// Stops counting `item` and forgets its count. Returns whether it was
+    /// tracked.
+    pub fn untrack(&mut self, item: ItemId) -> bool {
+        self.copies.untrack(item)
+    }
+
+    /// Stops counting every item.
+    pub fn untrack_all(&mut self) {
+        self.copies = Copies::default();
+    }
+
+    /// Copies of `item` received since [`track`](Node::track) began counting
+    /// it (saturating); `None` when it is not tracked. Counts belong to this
+    /// `Node`: a restarted node is a new one and starts again from zero.
+    pub fn copies(&self, item: ItemId) -> Option<u32> {
+        self.copies.get(item)
+    }
+
+    // Dissemination (`dissemination/`).
+
+    /// Writes `value` under `key` with a version one above the highest this node
+    /// has seen for it, and starts spreading it (as a hot rumor, and through
+    /// anti-entropy, as configured). Returns the stamp: version and origin (us).
+    ///
+    /// # Errors
+    /// [`PublishError::Disabled`] when dissemination is off;
+    /// [`PublishError::Rejected`] when a store cap refuses it. Nothing changed.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Stamp, PublishError> {
+        let _ = now; // rounds run from the cron; the write itself is timeless
+        let (epidemic, mut cx) = self.dissemination();
+        epidemic.publish(&mut cx, key, value)
+    }
+
+    /// The value and stamp this node holds for `key`.
+    pub fn get(&self, key: &[u8]) -> Option<(&[u8], Stamp)> {
+        self.epidemic.store().get(key)
+    }
+
+    /// Everything this node holds, in key order (see [`Store::iter`]).
+    pub fn store(&self) -> &Store {
+        self.epidemic.store()
+    }
+
+    /// The hot rumors this node is spreading, and their counters.
+    pub fn rumors(&self) -> &Rumors {
+        self.epidemic.rumors()
     }
 }

@@ -7,11 +7,13 @@
 //! yet unguessable to a sender who picks node ids. Failure reports live in a
 //! side table, since only suspects have any.
 
+mod batch;
 mod index;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+pub(crate) use batch::{DueScan, WARM_AHEAD};
 use index::IdIndex;
 
 use crate::ids::{Endpoint, Incarnation, NodeId};
@@ -206,7 +208,7 @@ impl PeerTable {
 
     /// Requests peer `index`'s record into the cache, up to its `picked`
     /// stamp (what picking it for a gossip entry reads), for a read soon after.
-    pub(crate) fn warm(&self, index: usize) {
+    fn warm(&self, index: usize) {
         let p = &self.peers[index];
         prefetch(&p.id);
         prefetch(&p.picked);
@@ -227,7 +229,7 @@ impl PeerTable {
     }
 
     /// Requests peer `index`'s whole record into the cache, if it exists.
-    pub(crate) fn prefetch_record(&self, index: usize) {
+    fn prefetch_record(&self, index: usize) {
         if let Some(p) = self.peers.get(index) {
             prefetch(&p.id);
             prefetch(&p.ping_transmitted);
@@ -258,7 +260,7 @@ impl PeerTable {
     }
 
     /// Requests the index slot a lookup of `id` reads first into the cache.
-    pub(crate) fn prefetch_slot(&self, id: NodeId) {
+    fn prefetch_slot(&self, id: NodeId) {
         self.index.prefetch(hash_id(self.key, id));
     }
 
@@ -268,7 +270,7 @@ impl PeerTable {
     /// [`prefetch_slot`](Self::prefetch_slot): a lookup is two dependent
     /// cache misses (index slot, then peer record), and a caller that
     /// requests each well ahead of its use overlaps the misses of many ids.
-    pub(crate) fn hint(&self, id: NodeId) -> Option<usize> {
+    fn hint(&self, id: NodeId) -> Option<usize> {
         let i = self.index.first(hash_id(self.key, id))? as usize;
         if let Some(p) = self.peers.get(i) {
             prefetch(&p.id);
@@ -431,6 +433,10 @@ impl PeerTable {
 /// and changes no result (a no-op off x86_64). Plain loads in its place
 /// (`black_box`) measured 10-15% slower on sim_speed: a load that misses
 /// holds the reorder window, a prefetch retires at once.
+///
+/// The crate's one `unsafe`: the intrinsic is `unsafe` to call, and no safe
+/// prefetch exists in `core`.
+#[allow(unsafe_code)]
 #[inline(always)]
 pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(target_arch = "x86_64")]

@@ -15,6 +15,7 @@ pub mod machine;
 pub mod metrics;
 pub mod noise;
 pub mod observe;
+pub mod population;
 pub mod progress;
 pub mod report;
 pub mod runner;

@@ -636,9 +636,8 @@ impl Host {
                 [NO_NODE] => return,
                 [only] => *only,
                 // A shared socket: the header's dst_slot names the node.
-                _ => bytes
-                    .get(8..10)
-                    .and_then(|b| slots.get(usize::from(u16::from_be_bytes([b[0], b[1]]))))
+                _ => gossip_core::wire::peek_dst_slot(bytes)
+                    .and_then(|slot| slots.get(usize::from(slot)))
                     .copied()
                     .unwrap_or(NO_NODE),
             };

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! gossip-node --nodes 200 --metrics 127.0.0.1:9100 --duration 20
-//! gossip-node --bind 10.0.0.5:7000 --seed 10.0.0.4:7000 --node-timeout 5000
+//! gossip-node --bind 10.0.0.5:7000 --join 10.0.0.4:7000 --node-timeout 5000
 //! gossip-node --nodes 1000 --slots 500 --offload   # 2 shared sockets, GSO/GRO
 //! gossip-node agent --listen 127.0.0.1:7070 --token-file agent.token
 //! ```
@@ -96,8 +96,12 @@ struct Args {
     ips: usize,
     /// Node to MEET at start, ADDR or ADDR#SLOT behind a shared socket
     /// (repeatable). Without any, nodes 1.. meet node 0.
-    #[arg(long = "seed", value_name = "ADDR[#SLOT]", value_parser = parse_endpoint)]
-    seeds: Vec<Endpoint>,
+    #[arg(long, value_name = "ADDR[#SLOT]", value_parser = parse_endpoint)]
+    join: Vec<Endpoint>,
+    /// Deprecated spelling of --join (a PRNG seed everywhere else is
+    /// --rng-seed); accepted with a warning for one release.
+    #[arg(long = "seed", value_name = "ADDR[#SLOT]", value_parser = parse_endpoint, hide = true)]
+    deprecated_seed: Vec<Endpoint>,
     /// Protocol profile: redis (every node holds every other) or lean
     /// (Redis's rules over a partial view of --view peers, for clusters of
     /// thousands).
@@ -227,6 +231,11 @@ fn run(args: Args) -> Result<()> {
     let rng_seed = args.rng_seed.unwrap_or_else(|| {
         std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
     });
+    let mut join = args.join.clone();
+    if !args.deprecated_seed.is_empty() {
+        eprintln!("gossip-node: warning: --seed is deprecated, use --join (--seed goes in the next release)");
+        join.extend(args.deprecated_seed.iter().copied());
+    }
     let runtime = Runtime::start(RuntimeConfig {
         datapath: args.datapath,
         threads: args.threads,
@@ -235,7 +244,7 @@ fn run(args: Args) -> Result<()> {
         binds,
         slots: args.slots,
         offload: args.offload,
-        seeds: args.seeds.clone(),
+        join,
         rng_seed,
         ramp: Duration::from_secs_f64(args.ramp),
         socket_buffer_bytes: args.socket_buffer,

@@ -174,8 +174,8 @@ impl Runtime {
             ids.push(id);
             let seed = splitmix64(&mut state);
             seeds.push(seed);
-            let meet = match (config.seeds.is_empty(), i) {
-                (false, _) => config.seeds.clone(),
+            let meet = match (config.join.is_empty(), i) {
+                (false, _) => config.join.clone(),
                 (true, 0) => Vec::new(),
                 (true, _) => vec![endpoints[0]],
             };

@@ -145,7 +145,7 @@ fn spec(nodes: usize) -> ClusterSpec {
         },
         nodes,
         held: 0,
-        seeds: Vec::new(),
+        join: Vec::new(),
         datapath: "auto".into(),
         threads: 1,
         slots: 1,

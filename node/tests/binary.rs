@@ -164,12 +164,13 @@ fn get(at: &str, path: &str) -> String {
 }
 
 #[test]
-fn binary_refuses_bad_slots_and_seed_endpoints_with_one_line() {
+fn binary_refuses_bad_slots_and_join_endpoints_with_one_line() {
     for (args, says) in [
         (&["--nodes", "10", "--slots", "3"][..], "--slots"),
         (&["--nodes", "4", "--slots", "0"][..], "--slots"),
+        (&["--join", "127.0.0.1:7000#70000"][..], "slot"),
+        (&["--join", "localhost#1"][..], "localhost"),
         (&["--seed", "127.0.0.1:7000#70000"][..], "slot"),
-        (&["--seed", "localhost#1"][..], "localhost"),
         (&["--timer-slack", "20"][..], "--timer-slack"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
@@ -205,4 +206,34 @@ fn binary_runs_shared_sockets_with_offload_on_uring() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("datapath uring with GSO/GRO"), "{stderr}");
+}
+
+#[test]
+fn seed_is_a_deprecated_spelling_of_join_with_a_warning() {
+    // A node meets a node that is not there: both spellings run, only --seed warns.
+    let run = |flag: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--duration",
+                "0.2",
+                "--datapath",
+                "mmsg",
+            ])
+            .args([flag, "127.0.0.1:9"])
+            .output()
+            .expect("run gossip-node");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{flag}: exit {:?}: {stderr}",
+            out.status
+        );
+        stderr
+    };
+    let old = run("--seed");
+    assert!(old.contains("--seed is deprecated, use --join"), "{old}");
+    let new = run("--join");
+    assert!(!new.contains("deprecated"), "{new}");
 }

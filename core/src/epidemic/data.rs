@@ -20,31 +20,14 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::ops::Bound;
 
+use crate::error::ConfigError;
 use crate::ids::NodeId;
-use crate::profile::ConfigError;
+use crate::wire::ENTRY_OVERHEAD;
 
 mod digest;
 
-pub use digest::{DigestChunk, DigestItem, DIGEST_CHUNK_OVERHEAD, DIGEST_ITEM_OVERHEAD};
-
-/// The version of one key's value: a counter bumped by each write, and the node
-/// that wrote it (the tie-breaker when two nodes write the same version).
-///
-/// Ordered by version, then origin: the greater stamp wins a merge.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Stamp {
-    /// Bumped by every write of the key (a write takes the highest version seen + 1).
-    pub version: u64,
-    /// The node that wrote this version.
-    pub origin: NodeId,
-}
-
-impl Stamp {
-    /// A stamp.
-    pub const fn new(version: u64, origin: NodeId) -> Self {
-        Stamp { version, origin }
-    }
-}
+pub use crate::wire::{EntryRef, Stamp};
+pub use digest::{DigestChunk, DigestItem};
 
 /// One key's current value with its stamp, owned (as received or to be sent).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,36 +47,17 @@ impl Entry {
     }
 }
 
-/// One key's current value, borrowed from a [`Store`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EntryRef<'a> {
-    /// The key.
-    pub key: &'a [u8],
-    /// The value.
-    pub value: &'a [u8],
-    /// Its version and origin.
-    pub stamp: Stamp,
-}
-
-impl EntryRef<'_> {
+impl From<EntryRef<'_>> for Entry {
     /// An owned copy.
-    pub fn to_entry(&self) -> Entry {
+    fn from(e: EntryRef<'_>) -> Self {
         Entry {
-            key: self.key.to_vec(),
-            value: self.value.to_vec(),
-            stamp: self.stamp,
+            key: e.key.to_vec(),
+            value: e.value.to_vec(),
+            stamp: e.stamp,
         }
     }
-
-    /// Bytes this entry takes in an entries message (see [`ENTRY_OVERHEAD`]).
-    pub fn encoded_len(&self) -> usize {
-        ENTRY_OVERHEAD + self.key.len() + self.value.len()
-    }
 }
 
-/// The size model shared with the wire codec: bytes an entry costs beyond its key
-/// and value (key length u16, value length u16, version u64, origin u64).
-pub const ENTRY_OVERHEAD: usize = 2 + 2 + 8 + 8;
 /// Caps on what a [`Store`] holds. Each trades completeness (an entry past a cap
 /// is refused and never spreads from here) for bounded memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -451,7 +415,7 @@ mod tests {
     }
 
     fn snapshot(s: &Store) -> Vec<Entry> {
-        s.iter().map(|e| e.to_entry()).collect()
+        s.iter().map(Entry::from).collect()
     }
 
     #[test]

@@ -14,18 +14,18 @@
 //! | blind + coin | every send | with probability 1/k after each |
 //!
 //! Rumors can die before reaching everyone (the residue); a slow
-//! [`super::anti_entropy`] behind them mops it up.
+//! anti-entropy behind them (the node's exchange, `dissemination`) mops it up.
 //!
 //! [`Rumors`] is one node's table of hot rumors: bounded, in insertion order, with
 //! all randomness drawn from the caller's [`Rng`]. [`StopRule::after_contact`] is the
-//! single place the stop rules live; [`super::population`] runs the same code for
-//! a million abstract nodes.
+//! single place the stop rules live; the loadgen's epidemic-only model
+//! (`gossip_loadgen::population`) runs the same code for a million abstract nodes.
 
 use alloc::vec::Vec;
 
 use super::data::Stamp;
 use super::Direction;
-use crate::profile::ConfigError;
+use crate::error::ConfigError;
 use crate::rng::Rng;
 
 /// What a node counts towards losing interest.

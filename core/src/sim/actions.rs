@@ -6,8 +6,9 @@ use super::queue::DELIVER;
 use super::simulation::{Simulation, NO_TIMER, SEED_EPOCH, SEED_NODE};
 use super::NodeStatus;
 use crate::copies::ItemId;
+use crate::ids::Identity;
 use crate::ids::Incarnation;
-use crate::node::{Identity, Node};
+use crate::node::Node;
 use crate::rng::mix64;
 use crate::time::Instant;
 

@@ -11,21 +11,28 @@
 //! block   = flags:u8 ack_count:u16 ack:u64*ack_count entry_count:u16 entry*entry_count
 //! ```
 //!
-//! Encoding lives in `data_encode.rs`. The sizes are exactly the size model of
-//! [`crate::epidemic::data`] ([`crate::epidemic::data::ENTRY_OVERHEAD`],
-//! [`crate::epidemic::data::DIGEST_ITEM_OVERHEAD`], [`DIGEST_CHUNK_OVERHEAD`] plus a
-//! one-byte mode) and of [`crate::epidemic::anti_entropy`] (a two-byte count per
-//! list, two bytes per requested key). Views borrow the datagram; every length is
+//! Encoding lives in `data_encode.rs`. Every size is defined here
+//! ([`ENTRY_OVERHEAD`], [`DIGEST_ITEM_OVERHEAD`], [`DIGEST_CHUNK_OVERHEAD`] plus a
+//! one-byte mode, [`LIST_OVERHEAD`], [`KEY_OVERHEAD`]); the store's byte budget
+//! and the config's checks use these, never numbers of their own. Views borrow the datagram; every length is
 //! checked before it is used; counts bound loops, never allocations.
 
+use super::values::{Direction, EntryRef, Stamp};
 use super::{be_u16, be_u64, Body, DecodeError, MessageType};
-use crate::epidemic::data::{EntryRef, Stamp, DIGEST_CHUNK_OVERHEAD};
-use crate::epidemic::Direction;
 use crate::ids::NodeId;
 use crate::rng::mix64;
 
 /// Header flag bit 1: a rumor block follows the gossip section (PING and PONG only).
 pub const FLAG_RUMORS: u8 = 1 << 1;
+/// Bytes an entry costs in PUSH and in a rumor block beyond its key and value
+/// (key length u16, value length u16, version u64, origin u64); the store's
+/// byte budget uses the same model.
+pub const ENTRY_OVERHEAD: usize = 2 + 2 + 8 + 8;
+/// Bytes a digest item costs beyond its key (key length u16, version, origin).
+pub const DIGEST_ITEM_OVERHEAD: usize = 2 + 8 + 8;
+/// Bytes a digest chunk costs beyond its items and range keys (two range-key
+/// lengths, an item count).
+pub const DIGEST_CHUNK_OVERHEAD: usize = 2 + 2 + 2;
 /// Bytes of a DIGEST body beyond its range keys and items: mode, start length,
 /// item count, end length.
 pub const DIGEST_FIXED: usize = 1 + DIGEST_CHUNK_OVERHEAD;

@@ -7,12 +7,33 @@
 //! ```
 //! An IPv4 entry is 29 bytes, an IPv6 one 41.
 
-use super::{be_u16, be_u32, be_u64, encode_header, finish, DecodeError, EncodeError, Header};
+use super::{
+    be_u16, be_u32, be_u64, encode_header, finish, DecodeError, EncodeError, Header, HEADER_LEN,
+    MAX_DATAGRAM,
+};
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// Byte ranges of a section entry's fields.
+mod field {
+    use core::ops::Range;
+    pub const ID: Range<usize> = 0..8;
+    pub const INCARNATION: Range<usize> = 8..12;
+    pub const FLAGS: usize = 12;
+    pub const PING_AGE: Range<usize> = 13..17;
+    pub const PONG_AGE: Range<usize> = 17..21;
+    pub const PORT: Range<usize> = 21..23;
+    pub const SLOT: Range<usize> = 23..25;
+    /// The address, 4 or 16 bytes by the IPv6 flag.
+    pub const IP: usize = 25;
+}
+
+/// Bytes of a section's entry count.
+pub const SECTION_COUNT_LEN: usize = 2;
+/// Bytes of a MEET, PING or PONG with an empty section.
+pub const BARE_LEN: usize = HEADER_LEN + SECTION_COUNT_LEN;
 /// Bytes of an entry before its IP address.
-const ENTRY_FIXED: usize = 25;
+const ENTRY_FIXED: usize = field::IP;
 /// Bytes of an entry about an IPv4 node.
 pub const ENTRY_LEN_V4: usize = ENTRY_FIXED + 4;
 /// Bytes of an entry about an IPv6 node.
@@ -92,14 +113,16 @@ impl<'a> Section<'a> {
     /// Checks a section at the start of `body` (a rumor block may follow it);
     /// returns it and the bytes it takes.
     pub(crate) fn parse_prefix(body: &'a [u8]) -> Result<(Self, usize), DecodeError> {
-        if body.len() < 2 {
+        if body.len() < SECTION_COUNT_LEN {
             return Err(DecodeError::Malformed);
         }
         let count = be_u16(body, 0);
-        let entries = &body[2..];
+        let entries = &body[SECTION_COUNT_LEN..];
         let mut at = 0;
         for _ in 0..count {
-            let flags = *entries.get(at + 12).ok_or(DecodeError::Malformed)?;
+            let flags = *entries
+                .get(at + field::FLAGS)
+                .ok_or(DecodeError::Malformed)?;
             if flags & !FLAGS_KNOWN != 0 {
                 return Err(DecodeError::ReservedBits);
             }
@@ -112,7 +135,7 @@ impl<'a> Section<'a> {
             at += len;
         }
         let entries = &entries[..at];
-        Ok((Section { count, entries }, 2 + at))
+        Ok((Section { count, entries }, SECTION_COUNT_LEN + at))
     }
 
     /// Number of entries.
@@ -126,11 +149,11 @@ impl<'a> Section<'a> {
     }
 
     /// The entries' ids alone, in order (cheaper than decoding whole entries).
-    pub(crate) fn ids(&self) -> impl Iterator<Item = NodeId> + 'a {
+    pub(crate) fn ids(&self) -> impl Iterator<Item = NodeId> + Clone + 'a {
         let mut rest = self.entries;
         (0..self.count).map_while(move |_| {
-            let len = entry_len(*rest.get(12)?);
-            let id = NodeId(be_u64(rest.get(..len)?, 0));
+            let len = entry_len(*rest.get(field::FLAGS)?);
+            let id = NodeId(be_u64(rest.get(..len)?, field::ID.start));
             rest = &rest[len..];
             Some(id)
         })
@@ -169,7 +192,7 @@ impl Iterator for SectionIter<'_> {
         }
         // Section::parse checked every entry's length; `get` keeps this total anyway.
         let b = self.rest;
-        let flags = *b.get(12)?;
+        let flags = *b.get(field::FLAGS)?;
         let len = entry_len(flags);
         let e = b.get(..len)?;
         let ip = if flags & FLAG_IPV6 != 0 {
@@ -184,19 +207,19 @@ impl Iterator for SectionIter<'_> {
                 e[ENTRY_FIXED + 3],
             ))
         };
-        let port = be_u16(e, 21);
-        let slot = be_u16(e, 23);
+        let port = be_u16(e, field::PORT.start);
+        let slot = be_u16(e, field::SLOT.start);
         self.left -= 1;
         self.rest = &b[len..];
         Some(GossipEntry {
-            id: NodeId(be_u64(e, 0)),
-            incarnation: be_u32(e, 8),
+            id: NodeId(be_u64(e, field::ID.start)),
+            incarnation: be_u32(e, field::INCARNATION.start),
             flags: EntryFlags {
                 pfail: flags & FLAG_PFAIL != 0,
                 fail: flags & FLAG_FAIL != 0,
             },
-            ping_age_ms: be_u32(e, 13),
-            pong_age_ms: be_u32(e, 17),
+            ping_age_ms: be_u32(e, field::PING_AGE.start),
+            pong_age_ms: be_u32(e, field::PONG_AGE.start),
             endpoint: Endpoint::new(SocketAddr::new(ip, port), slot),
         })
     }
@@ -220,12 +243,12 @@ impl<'b> SectionWriter<'b> {
     /// # Errors
     /// [`EncodeError::BufferTooSmall`] when even an empty section does not fit.
     pub fn new(buf: &'b mut [u8], header: &Header) -> Result<Self, EncodeError> {
-        if buf.len() < super::HEADER_LEN + 2 {
+        if buf.len() < BARE_LEN {
             return Err(EncodeError::BufferTooSmall);
         }
-        let len = encode_header(buf, header)? + 2;
-        let buf = match buf.len() > super::MAX_DATAGRAM {
-            true => &mut buf[..super::MAX_DATAGRAM],
+        let len = encode_header(buf, header)? + SECTION_COUNT_LEN;
+        let buf = match buf.len() > MAX_DATAGRAM {
+            true => &mut buf[..MAX_DATAGRAM],
             false => buf,
         };
         Ok(SectionWriter { buf, len, count: 0 })
@@ -248,16 +271,16 @@ impl<'b> SectionWriter<'b> {
             return false;
         }
         let out = &mut self.buf[self.len..self.len + n];
-        out[0..8].copy_from_slice(&e.id.0.to_be_bytes());
-        out[8..12].copy_from_slice(&e.incarnation.to_be_bytes());
+        out[field::ID].copy_from_slice(&e.id.0.to_be_bytes());
+        out[field::INCARNATION].copy_from_slice(&e.incarnation.to_be_bytes());
         let v4 = e.endpoint.ipv4();
-        out[12] = (u8::from(e.flags.pfail) * FLAG_PFAIL)
+        out[field::FLAGS] = (u8::from(e.flags.pfail) * FLAG_PFAIL)
             | (u8::from(e.flags.fail) * FLAG_FAIL)
             | (u8::from(v4.is_none()) * FLAG_IPV6);
-        out[13..17].copy_from_slice(&e.ping_age_ms.to_be_bytes());
-        out[17..21].copy_from_slice(&e.pong_age_ms.to_be_bytes());
-        out[21..23].copy_from_slice(&e.endpoint.port().to_be_bytes());
-        out[23..25].copy_from_slice(&e.endpoint.slot().to_be_bytes());
+        out[field::PING_AGE].copy_from_slice(&e.ping_age_ms.to_be_bytes());
+        out[field::PONG_AGE].copy_from_slice(&e.pong_age_ms.to_be_bytes());
+        out[field::PORT].copy_from_slice(&e.endpoint.port().to_be_bytes());
+        out[field::SLOT].copy_from_slice(&e.endpoint.slot().to_be_bytes());
         match v4 {
             Some(ip) => out[ENTRY_FIXED..].copy_from_slice(&ip.octets()),
             None => out[ENTRY_FIXED..].copy_from_slice(&e.endpoint.ip_octets()),
@@ -270,15 +293,15 @@ impl<'b> SectionWriter<'b> {
     /// Writes the entry count; hands back the buffer and the length so far, for
     /// a rumor block to follow.
     pub(crate) fn into_raw(self) -> (&'b mut [u8], usize) {
-        let at = super::HEADER_LEN;
-        self.buf[at..at + 2].copy_from_slice(&self.count.to_be_bytes());
+        let at = HEADER_LEN;
+        self.buf[at..at + SECTION_COUNT_LEN].copy_from_slice(&self.count.to_be_bytes());
         (self.buf, self.len)
     }
 
     /// Writes the entry count and body length; returns the message's length.
     pub fn finish(self) -> usize {
-        let at = super::HEADER_LEN;
-        self.buf[at..at + 2].copy_from_slice(&self.count.to_be_bytes());
+        let at = HEADER_LEN;
+        self.buf[at..at + SECTION_COUNT_LEN].copy_from_slice(&self.count.to_be_bytes());
         finish(self.buf, self.len)
     }
 }

@@ -8,21 +8,32 @@
 //! in a header ever sizes an allocation (decoding allocates nothing at all).
 //! Encoding writes into a caller's `&mut [u8]` and never past its end.
 //! All integers are big-endian.
+//!
+//! The bottom layer: it imports only ids ([`crate::ids`]) and the hash finaliser
+//! ([`crate::rng::mix64`], for [`key_id`]), and every byte size and offset of
+//! the format is defined here (field ranges for the header and the section
+//! entry; `*_LEN` and `*_OVERHEAD` for the rest), so that the store's budget,
+//! the config's checks and the node's section sizing name these constants and
+//! never numbers of their own. [`peek_dst_slot`] is the one read without a
+//! decode, for a host that demultiplexes a shared socket.
 
 mod data;
 mod data_encode;
 mod membership;
+mod values;
 
 pub use data::{
     ack_id, ack_id_of, key_id, Ack, Digest, DigestItemRef, DigestIter, Entries, EntriesIter, Keys,
-    KeysIter, RumorBlock, ACK_KNEW, ACK_LEN, DIGEST_FIXED, FLAG_RUMORS, KEY_OVERHEAD,
-    LIST_OVERHEAD, RUMOR_BLOCK_OVERHEAD,
+    KeysIter, RumorBlock, ACK_KNEW, ACK_LEN, DIGEST_CHUNK_OVERHEAD, DIGEST_FIXED,
+    DIGEST_ITEM_OVERHEAD, ENTRY_OVERHEAD, FLAG_RUMORS, KEY_OVERHEAD, LIST_OVERHEAD,
+    RUMOR_BLOCK_OVERHEAD,
 };
 pub use data_encode::{reencode, DigestWriter, PullWriter, PushWriter, RumorWriter};
 pub use membership::{
-    EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, ENTRY_LEN_V4, ENTRY_LEN_V6,
-    NO_PING,
+    EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, BARE_LEN, ENTRY_LEN_V4,
+    ENTRY_LEN_V6, NO_PING, SECTION_COUNT_LEN,
 };
+pub use values::{Direction, EntryRef, Stamp};
 
 use crate::ids::{Incarnation, NodeId};
 
@@ -30,10 +41,28 @@ use crate::ids::{Incarnation, NodeId};
 pub const MAGIC: u16 = 0x4753;
 /// The format version this crate writes and reads.
 pub const VERSION: u8 = 1;
+/// Byte ranges of the fixed header's fields (`docs/wire-format.md`).
+mod field {
+    use core::ops::Range;
+    pub const MAGIC: Range<usize> = 0..2;
+    pub const VERSION: usize = 2;
+    pub const KIND: usize = 3;
+    pub const FLAGS: usize = 4;
+    pub const RESERVED: usize = 5;
+    pub const SRC_SLOT: Range<usize> = 6..8;
+    pub const DST_SLOT: Range<usize> = 8..10;
+    pub const SENDER: Range<usize> = 10..18;
+    pub const INCARNATION: Range<usize> = 18..22;
+    pub const BODY_LEN: Range<usize> = 22..24;
+    /// FAIL's body, after the header.
+    pub const FAIL_ID: Range<usize> = 0..8;
+    pub const FAIL_INCARNATION: Range<usize> = 8..12;
+}
+
 /// Bytes in the fixed header.
-pub const HEADER_LEN: usize = 24;
+pub const HEADER_LEN: usize = field::BODY_LEN.end;
 /// Bytes in the FAIL body: the failed node's id and incarnation.
-pub const FAIL_BODY_LEN: usize = 12;
+pub const FAIL_BODY_LEN: usize = field::FAIL_INCARNATION.end;
 /// Largest datagram the format can describe (UDP's limit over IPv4).
 pub const MAX_DATAGRAM: usize = 65_507;
 
@@ -295,8 +324,8 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 return Err(DecodeError::Malformed);
             }
             Body::Fail {
-                id: NodeId(be_u64(body, 0)),
-                incarnation: be_u32(body, 8),
+                id: NodeId(be_u64(body, field::FAIL_ID.start)),
+                incarnation: be_u32(body, field::FAIL_INCARNATION.start),
             }
         }
         kind => data::decode_body(kind, body)?,
@@ -321,22 +350,22 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(DecodeError::TooLong);
     }
-    if be_u16(bytes, 0) != MAGIC {
+    if be_u16(bytes, field::MAGIC.start) != MAGIC {
         return Err(DecodeError::BadMagic);
     }
-    if bytes[2] != VERSION {
+    if bytes[field::VERSION] != VERSION {
         return Err(DecodeError::UnsupportedVersion);
     }
-    let kind = MessageType::from_code(bytes[3]).ok_or(DecodeError::UnknownType)?;
-    let flags = bytes[4];
-    if flags & !FLAGS_KNOWN != 0 || bytes[5] != 0 {
+    let kind = MessageType::from_code(bytes[field::KIND]).ok_or(DecodeError::UnknownType)?;
+    let flags = bytes[field::FLAGS];
+    if flags & !FLAGS_KNOWN != 0 || bytes[field::RESERVED] != 0 {
         return Err(DecodeError::ReservedBits);
     }
     // The rumor flag means something on PING and PONG only.
     if flags & FLAG_RUMORS != 0 && !matches!(kind, MessageType::Ping | MessageType::Pong) {
         return Err(DecodeError::ReservedBits);
     }
-    let body_len = usize::from(be_u16(bytes, 22));
+    let body_len = usize::from(be_u16(bytes, field::BODY_LEN.start));
     let body = &bytes[HEADER_LEN..];
     if body.len() != body_len {
         return Err(DecodeError::BodyLength);
@@ -344,12 +373,21 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     let header = Header {
         kind,
         flags,
-        src_slot: be_u16(bytes, 6),
-        dst_slot: be_u16(bytes, 8),
-        sender: NodeId(be_u64(bytes, 10)),
-        incarnation: be_u32(bytes, 18),
+        src_slot: be_u16(bytes, field::SRC_SLOT.start),
+        dst_slot: be_u16(bytes, field::DST_SLOT.start),
+        sender: NodeId(be_u64(bytes, field::SENDER.start)),
+        incarnation: be_u32(bytes, field::INCARNATION.start),
     };
     Ok((header, body))
+}
+
+/// The header's `dst_slot`, read without decoding anything else: how a host
+/// sharing one socket among many nodes picks the node a datagram is for.
+/// `None` when the datagram is too short to hold the field; nothing else is
+/// checked (the chosen node decodes the datagram and counts what is wrong).
+pub fn peek_dst_slot(bytes: &[u8]) -> Option<u16> {
+    let b = bytes.get(field::DST_SLOT)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
 /// Writes the fixed header with a zero body length; [`finish`] patches it.
@@ -360,16 +398,16 @@ pub fn encode_header(buf: &mut [u8], header: &Header) -> Result<usize, EncodeErr
     let out = buf
         .get_mut(..HEADER_LEN)
         .ok_or(EncodeError::BufferTooSmall)?;
-    out[0..2].copy_from_slice(&MAGIC.to_be_bytes());
-    out[2] = VERSION;
-    out[3] = header.kind.code();
-    out[4] = header.flags;
-    out[5] = 0;
-    out[6..8].copy_from_slice(&header.src_slot.to_be_bytes());
-    out[8..10].copy_from_slice(&header.dst_slot.to_be_bytes());
-    out[10..18].copy_from_slice(&header.sender.0.to_be_bytes());
-    out[18..22].copy_from_slice(&header.incarnation.to_be_bytes());
-    out[22..24].copy_from_slice(&0u16.to_be_bytes());
+    out[field::MAGIC].copy_from_slice(&MAGIC.to_be_bytes());
+    out[field::VERSION] = VERSION;
+    out[field::KIND] = header.kind.code();
+    out[field::FLAGS] = header.flags;
+    out[field::RESERVED] = 0;
+    out[field::SRC_SLOT].copy_from_slice(&header.src_slot.to_be_bytes());
+    out[field::DST_SLOT].copy_from_slice(&header.dst_slot.to_be_bytes());
+    out[field::SENDER].copy_from_slice(&header.sender.0.to_be_bytes());
+    out[field::INCARNATION].copy_from_slice(&header.incarnation.to_be_bytes());
+    out[field::BODY_LEN].copy_from_slice(&0u16.to_be_bytes());
     Ok(HEADER_LEN)
 }
 
@@ -377,7 +415,7 @@ pub fn encode_header(buf: &mut [u8], header: &Header) -> Result<usize, EncodeErr
 pub fn finish(buf: &mut [u8], len: usize) -> usize {
     debug_assert!((HEADER_LEN..=MAX_DATAGRAM).contains(&len));
     let body = (len - HEADER_LEN) as u16;
-    buf[22..24].copy_from_slice(&body.to_be_bytes());
+    buf[field::BODY_LEN].copy_from_slice(&body.to_be_bytes());
     len
 }
 
@@ -396,8 +434,9 @@ pub fn encode_fail(
         return Err(EncodeError::BufferTooSmall);
     }
     encode_header(buf, header)?;
-    buf[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&id.0.to_be_bytes());
-    buf[HEADER_LEN + 8..len].copy_from_slice(&incarnation.to_be_bytes());
+    let body = &mut buf[HEADER_LEN..len];
+    body[field::FAIL_ID].copy_from_slice(&id.0.to_be_bytes());
+    body[field::FAIL_INCARNATION].copy_from_slice(&incarnation.to_be_bytes());
     Ok(finish(buf, len))
 }
 
@@ -454,4 +493,30 @@ pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
     let mut x = [0; 8];
     x.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peek_dst_slot_reads_the_header_field_and_nothing_else() {
+        let header = Header {
+            kind: MessageType::Ping,
+            flags: 0,
+            src_slot: 7,
+            dst_slot: 0x0201,
+            sender: NodeId(9),
+            incarnation: 3,
+        };
+        let mut buf = [0u8; 64];
+        let len = encode(&mut buf, &header, &[], None).unwrap();
+        assert_eq!(peek_dst_slot(&buf[..len]), Some(0x0201));
+        assert_eq!(decode(&buf[..len]).unwrap().header.dst_slot, 0x0201);
+        // Too short for the field: none; long enough but not a message: read anyway.
+        assert_eq!(peek_dst_slot(&buf[..9]), None);
+        assert_eq!(peek_dst_slot(&[0xff; 10]), Some(0xffff));
+        assert_eq!(HEADER_LEN, 24);
+        assert_eq!(BARE_LEN, 26);
+    }
 }

@@ -1,8 +1,8 @@
 //! What each world takes and refuses (`WorldKind::check`), the redis
 //! world's own settings, and the epidemic-only model a scenario describes.
 
+use crate::population::Scenario as Model;
 use anyhow::{anyhow, bail, Result};
-use gossip_core::epidemic::population::Scenario as Model;
 use gossip_core::epidemic::rumor::StopRule;
 use gossip_core::epidemic::Direction;
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,11 @@
 //! Epidemic-only trials: one update among N abstract nodes that pick uniform
-//! random peers in lockstep rounds (`gossip_core::epidemic::population`), the
+//! random peers in lockstep rounds (`crate::population`), the
 //! model of Demers et al. 1987, Pittel 1987 and Karp et al. 2000.
 
 use std::time::Instant as WallClock;
 
+use crate::population::Population;
 use anyhow::{anyhow, Result};
-use gossip_core::epidemic::population::Population;
 use gossip_core::rng::Rng;
 
 use super::{parallel_trials, trial_seed, Control};

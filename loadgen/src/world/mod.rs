@@ -342,7 +342,7 @@ pub(crate) const PUBLISH_SEED: u64 = 0x7075_626c_6973_6800;
 
 /// Trial `i`'s seed under base seed `base`, whatever the world or thread count.
 pub fn trial_seed(base: u64, i: usize) -> u64 {
-    gossip_core::epidemic::population::trial_seed(base, i as u64)
+    crate::population::trial_seed(base, i as u64)
 }
 
 /// What a run shares with its trials: the stop flag (Ctrl-C) and the progress bar.

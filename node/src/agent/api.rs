@@ -174,7 +174,9 @@ pub struct ClusterSpec {
     /// The last `held` of them are bound but not started (joiners).
     pub held: usize,
     /// Endpoints every started node MEETs (empty: nodes 1.. meet node 0).
-    pub seeds: Vec<Peer>,
+    /// Read as `seeds` too, its name before `join`, for one release.
+    #[serde(alias = "seeds")]
+    pub join: Vec<Peer>,
     /// `auto`, `uring` or `mmsg`.
     pub datapath: String,
     /// I/O threads (0: one per core).

@@ -153,7 +153,7 @@ impl Cluster {
             binds: vec![SocketAddr::new(bind_ip, 0); sockets],
             slots,
             offload: spec.offload,
-            seeds: spec.seeds.iter().map(Peer::endpoint).collect(),
+            join: spec.join.iter().map(Peer::endpoint).collect(),
             rng_seed: spec.rng_seed,
             held: spec.held,
             event_queue: spec.event_queue,

@@ -35,7 +35,7 @@ pub struct RuntimeConfig {
     /// (measured no cheaper with offload; see `Runtime::start`).
     pub offload: bool,
     /// Endpoints every node MEETs at start; when empty, nodes 1.. meet node 0.
-    pub seeds: Vec<Endpoint>,
+    pub join: Vec<Endpoint>,
     /// Seed for node ids and PRNG seeds (same seed, same ids).
     pub rng_seed: u64,
     /// Start the nodes over this long (node i at i/n of it) instead of all at
@@ -113,7 +113,7 @@ impl Default for RuntimeConfig {
             binds: Vec::new(),
             slots: 1,
             offload: false,
-            seeds: Vec::new(),
+            join: Vec::new(),
             rng_seed: 0x5eed,
             ramp: Duration::ZERO,
             socket_buffer_bytes: 256 * 1024,

@@ -4,12 +4,7 @@
 use alloc::vec::Vec;
 
 use super::{EntryRef, Stamp, Store};
-
-/// Bytes a digest item costs beyond its key (key length u16, version, origin).
-pub const DIGEST_ITEM_OVERHEAD: usize = 2 + 8 + 8;
-/// Bytes a digest chunk costs beyond its items and range keys (two range-key
-/// lengths, an item count).
-pub const DIGEST_CHUNK_OVERHEAD: usize = 2 + 2 + 2;
+use crate::wire::{DIGEST_CHUNK_OVERHEAD, DIGEST_ITEM_OVERHEAD};
 
 /// One key's stamp, as listed in a digest.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

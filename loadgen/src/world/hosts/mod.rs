@@ -138,7 +138,7 @@ impl HostsWorld {
                 nodes: mine.len(),
                 held: mine.len() - place.starting(h),
                 // Node 0 is host 0's first: its nodes meet it by default.
-                seeds: if h == 0 {
+                join: if h == 0 {
                     Vec::new()
                 } else {
                     peers[0].into_iter().collect()

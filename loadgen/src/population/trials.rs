@@ -1,12 +1,7 @@
 //! Many trials over threads, and their statistics (needs std: threads, sqrt).
-#[cfg(not(test))]
-extern crate std;
-
-use alloc::vec::Vec;
-
 use super::{trial_seed, Population, Scenario, TrialReport};
-use crate::profile::ConfigError;
-use crate::rng::Rng;
+use gossip_core::rng::Rng;
+use gossip_core::ConfigError;
 
 /// Runs `trials` independent trials of `scenario` on up to `threads` threads
 /// and returns their reports in trial order. Trial i draws from
@@ -35,7 +30,7 @@ pub fn run_trials(
             .collect::<Vec<_>>()
     };
     let shares: Vec<Vec<TrialReport>> = if threads == 1 {
-        alloc::vec![run_share(0)]
+        vec![run_share(0)]
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)

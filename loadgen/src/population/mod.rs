@@ -34,19 +34,21 @@
 //! State is compact (one byte of state, two of reception round and four of
 //! reception count per node), and a push trial touches only infective nodes, so a
 //! trial at N = 1,000,000 takes a fraction of a second. The stop rules are
-//! [`StopRule::after_contact`], the same code a real [`super::rumor::Rumors`] runs.
+//! [`StopRule::after_contact`], the same code a real node's rumors
+//! (`gossip_core::epidemic::rumor::Rumors`) run.
 //!
-//! With the `sim` feature, `run_trials` spreads independent trials over threads
+//! It lives here, not in `gossip-core`, because the loadgen's epidemic-only
+//! world is its only user: the core holds the protocol and its simulator.
+//!
+//! `run_trials` spreads independent trials over threads
 //! (each trial's seed derives from the batch seed and its index, so the results do
 //! not depend on the thread count) and `summarize` turns them into means with
 //! standard errors.
 
-use alloc::vec::Vec;
-
-use super::rumor::StopRule;
-use super::Direction;
-use crate::profile::ConfigError;
-use crate::rng::{mix64, Rng};
+use gossip_core::epidemic::rumor::StopRule;
+use gossip_core::epidemic::Direction;
+use gossip_core::rng::{mix64, Rng};
+use gossip_core::ConfigError;
 
 /// What the nodes run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +77,7 @@ pub enum Protocol {
 /// How often a node's stop rule runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Tally {
-    /// After every contact that carried the update ([`super::rumor::Rumors`]
+    /// After every contact that carried the update (`gossip_core::epidemic::rumor::Rumors`
     /// does this).
     #[default]
     PerContact,
@@ -239,10 +241,8 @@ impl TrialReport {
     }
 }
 mod engine;
-#[cfg(feature = "sim")]
 mod trials;
 
-#[cfg(feature = "sim")]
 pub use trials::{run_trials, summarize, Estimate, Summary};
 
 use engine::SUSCEPTIBLE;
@@ -487,7 +487,6 @@ mod tests {
         assert_eq!((r.reached, r.t_last, r.messages), (5, 1, 20));
     }
 
-    #[cfg(feature = "sim")]
     #[test]
     fn batches_do_not_depend_on_the_thread_count() {
         let s = Scenario::rumor(500, Direction::Push, StopRule::feedback_counter(2));

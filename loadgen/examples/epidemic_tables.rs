@@ -3,7 +3,7 @@
 //! anti-entropy round counts of Pittel 1987 and Karp et al. 2000.
 //!
 //! ```text
-//! cargo run --release -p gossip-core --features sim --example epidemic_tables [trials] [threads]
+//! cargo run --release -p gossip-loadgen --example epidemic_tables [trials] [threads]
 //! ```
 //!
 //! Each cell is `mean ± standard error`; `gap/tol` is |simulated - published|
@@ -11,9 +11,9 @@
 //! standard errors, assuming 100 runs behind each published row, plus half a unit
 //! of the last printed digit): below 1 passes.
 
-use gossip_core::epidemic::population::{run_trials, summarize, Estimate, Scenario, Tally};
 use gossip_core::epidemic::rumor::StopRule;
 use gossip_core::epidemic::Direction;
+use gossip_loadgen::population::{run_trials, summarize, Estimate, Scenario, Tally};
 
 include!("../tests/data/demers_tables.rs");
 

@@ -1,8 +1,8 @@
-//! Validation of the epidemic-only engine (`gossip_core::epidemic::population`)
+//! Validation of the epidemic-only engine (`gossip_loadgen::population`)
 //! against the literature (issue 3, item 5). Every figure is a mean over trials
 //! with a fixed seed; `docs/validation.md` shows the same figures side by side
 //! (regenerate them with
-//! `cargo run --release -p gossip-core --features sim --example epidemic_tables`).
+//! `cargo run --release -p gossip-loadgen --example epidemic_tables`).
 //!
 //! # Where the tolerances come from
 //!
@@ -29,13 +29,12 @@
 //! O(log log n) terms), only the growth terms are pinned; see
 //! [`anti_entropy_rounds_follow_pittel_and_karp`] for how the unknown constants
 //! enter.
-#![cfg(feature = "sim")]
 
-use gossip_core::epidemic::population::{
-    run_trials, summarize, Estimate, Scenario, Summary, Tally, TrialReport,
-};
 use gossip_core::epidemic::rumor::StopRule;
 use gossip_core::epidemic::Direction;
+use gossip_loadgen::population::{
+    run_trials, summarize, Estimate, Scenario, Summary, Tally, TrialReport,
+};
 
 /// Standard errors allowed (see the module docs).
 const Z: f64 = 4.5;

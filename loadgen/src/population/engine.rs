@@ -2,9 +2,9 @@
 //! compact per-node state.
 
 use super::{Population, Protocol, Scenario, Tally, TrialReport};
-use crate::epidemic::rumor::StopRule;
-use crate::epidemic::{other_than, Direction};
-use crate::rng::Rng;
+use gossip_core::epidemic::rumor::StopRule;
+use gossip_core::epidemic::Direction;
+use gossip_core::rng::Rng;
 
 /// Node state byte: never reached.
 pub(super) const SUSCEPTIBLE: u8 = 0;
@@ -335,4 +335,39 @@ fn distinct_others(rng: &mut Rng, n: u32, me: u32, fanout: u32, out: &mut [u32; 
         }
     }
     k
+}
+
+/// A uniform random peer index in `0..n` other than `me` (`n >= 2`).
+///
+/// One draw, no rejection: draw from the `n - 1` others and skip over `me`.
+#[inline]
+fn other_than(rng: &mut Rng, n: u32, me: u32) -> u32 {
+    debug_assert!(n >= 2 && me < n);
+    let j = rng.below(u64::from(n - 1)) as u32;
+    if j >= me {
+        j + 1
+    } else {
+        j
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_than_never_picks_me_and_covers_everyone_else() {
+        let mut rng = Rng::new(3);
+        let mut seen = [0u32; 5];
+        for _ in 0..5_000 {
+            seen[other_than(&mut rng, 5, 2) as usize] += 1;
+        }
+        assert_eq!(seen[2], 0);
+        for (i, &c) in seen.iter().enumerate() {
+            if i != 2 {
+                // 1,250 expected each; 5 standard deviations is about 153.
+                assert!((1_097..=1_403).contains(&c), "peer {i} picked {c} times");
+            }
+        }
+    }
 }

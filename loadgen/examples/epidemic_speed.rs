@@ -3,15 +3,15 @@
 //! two cores). Prints wall times; asserts nothing.
 //!
 //! ```text
-//! cargo run --release -p gossip-core --features sim --example epidemic_speed [threads]
+//! cargo run --release -p gossip-loadgen --example epidemic_speed [threads]
 //! ```
 
 use std::time::Instant;
 
-use gossip_core::epidemic::population::{run_trials, summarize, Population, Scenario};
 use gossip_core::epidemic::rumor::StopRule;
 use gossip_core::epidemic::Direction;
 use gossip_core::rng::Rng;
+use gossip_loadgen::population::{run_trials, summarize, Population, Scenario};
 
 fn main() {
     let threads: usize = std::env::args()
