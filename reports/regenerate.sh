@@ -20,6 +20,10 @@ rm -rf "$out" && mkdir -p "$out"
 "$lg" run --trials 6 --out "$out/diff-demo-nt3-nt2/nt3"
 "$lg" run --trials 6 --set profile.node_timeout_ms=2000 --out "$out/diff-demo-nt3-nt2/nt2"
 "$lg" diff "$out/diff-demo-nt3-nt2/nt3" "$out/diff-demo-nt3-nt2/nt2" > "$out/diff-demo-nt3-nt2/diff.md"
+# diff: two runs of the same build (on a quiet host: "No change beyond noise").
+"$lg" run --trials 6 --out "$out/diff-demo-same/a"
+"$lg" run --trials 6 --out "$out/diff-demo-same/b"
+"$lg" diff "$out/diff-demo-same/a" "$out/diff-demo-same/b" > "$out/diff-demo-same/diff.md"
 # Needs redis-server (Debian package; scripts/test installs it).
 "$lg" compare --scenario crash --nodes 48 --worlds udp,redis --set profile.node_timeout_ms=2000 --trials 3 \
   --out "$out/compare-redis-n48"
