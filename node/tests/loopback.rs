@@ -323,6 +323,15 @@ fn a_killed_node_behind_a_shared_socket_is_failed_everywhere_on_uring() {
 }
 
 #[test]
+fn a_killed_node_behind_a_shared_socket_without_offload_is_failed_everywhere_on_uring() {
+    if uring_available(
+        "a_killed_node_behind_a_shared_socket_without_offload_is_failed_everywhere_on_uring",
+    ) {
+        killed_node_is_failed(start_shared(DatapathChoice::Uring, false, 13));
+    }
+}
+
+#[test]
 fn garbage_on_shared_sockets_is_counted_and_dropped() {
     garbage_is_counted_and_dropped(start_shared(DatapathChoice::Mmsg, true, 10));
 }

@@ -514,6 +514,8 @@ impl<'a> Drive<'a> {
                 let rest = self.status.len() - side.len();
                 let said = format!("partition: {} nodes | {rest}", side.len());
                 self.world.shape(&Shape::Partition(side))?;
+                // A new cut: its FAILs are judged by its own heal.
+                self.healed_at = None;
                 self.agreement.disrupted();
                 self.mark(now, said);
             }

@@ -59,7 +59,8 @@ use serde::{Deserialize, Serialize};
 use crate::profile::ProfileParams;
 
 /// The API version this build speaks; a loadgen refuses an agent with another.
-pub const API_VERSION: u32 = 1;
+/// 2: `ClusterSpec::join` (was `seeds`), `Hello::process`.
+pub const API_VERSION: u32 = 2;
 
 /// The header that names the caller's session.
 pub const SESSION_HEADER: &str = "x-gossip-session";

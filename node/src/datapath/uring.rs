@@ -537,8 +537,12 @@ impl Datapath for UringDatapath {
     }
 
     fn deregister(&mut self, index: usize) -> io::Result<()> {
-        // Datagrams queued from it go first, while it is still registered.
+        // Datagrams queued from it go first, while it is still registered:
+        // submitted now, since a socket closed below at once would leave
+        // them to fail (or, with plain descriptors, to leave on whatever
+        // socket reuses the number).
         self.flush();
+        let _ = self.ring.submit();
         let Some(e) = self
             .sockets
             .get_mut(index)
