@@ -82,6 +82,33 @@ pub fn max_rss_bytes() -> u64 {
     (ru.ru_maxrss as u64) * 1024
 }
 
+/// Sets a socket's receive or send buffer to `bytes` past `net.core.[rw]mem_max`
+/// (`SO_RCVBUFFORCE` / `SO_SNDBUFFORCE`, which need CAP_NET_ADMIN).
+///
+/// # Errors
+/// EPERM without CAP_NET_ADMIN; the caller then falls back to the capped option.
+pub fn force_buffer(fd: std::os::fd::RawFd, receive: bool, bytes: usize) -> io::Result<()> {
+    let opt = match receive {
+        true => libc::SO_RCVBUFFORCE,
+        false => libc::SO_SNDBUFFORCE,
+    };
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `value` outlives the call and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// The kernel's UDP `RcvbufErrors` in this network namespace (the counter
 /// is per namespace: machine-wide outside any lab), if readable.
 pub fn udp_rcvbuf_errors() -> Option<u64> {
@@ -98,6 +125,21 @@ pub fn udp_rcvbuf_errors() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forced_buffer_passes_the_cap_or_is_refused_for_lack_of_permission() {
+        use std::os::fd::AsRawFd;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let want = 32 << 20;
+        match force_buffer(socket.as_raw_fd(), true, want) {
+            // The kernel doubles the value for its bookkeeping.
+            Ok(()) => {
+                let got = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+                assert!(got >= want, "{got} < {want}");
+            }
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}"),
+        }
+    }
 
     #[test]
     fn cpu_clocks_advance_with_work() {

@@ -177,10 +177,20 @@ impl std::error::Error for NodeError {
 pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(false)?;
-    // The kernel caps these at net.core.[rw]mem_max; a smaller buffer is
-    // still correct, just less tolerant of bursts.
-    let _ = socket.set_recv_buffer_size(buffer);
-    let _ = socket.set_send_buffer_size(buffer);
+    // The buffer absorbs a burst while the I/O thread is busy: a shared
+    // socket's GSO aggregates from a thousand nodes' ticks overflow the
+    // kernel's default cap (net.core.rmem_max) and are dropped whole
+    // (reports/shared-socket/README.md, 2026-12-06). With CAP_NET_ADMIN the
+    // FORCE options pass the cap; without it the kernel caps the request,
+    // which is still correct, just less tolerant of bursts.
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    if crate::datapath::sys::force_buffer(fd, true, buffer).is_err() {
+        let _ = socket.set_recv_buffer_size(buffer);
+    }
+    if crate::datapath::sys::force_buffer(fd, false, buffer).is_err() {
+        let _ = socket.set_send_buffer_size(buffer);
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
