@@ -37,6 +37,9 @@ trap '"$lg" lab down --name ref' EXIT
 "$lg" run --scenario partition --hosts lab:ref --trials 3 --out "$out/partition-lab4"
 "$lg" run --scenario racks --hosts lab:ref --set profile.name=lean --set cluster.slots=250 \
   --set cluster.offload=true --set cluster.ramp_s=20 --out "$out/racks-lab4-n1000-lean"
+"$lg" run --scenario crash --hosts lab:ref --nodes 1000 --set profile.node_timeout_ms=15000 \
+  --set cluster.slots=250 --set cluster.offload=true --set cluster.ramp_s=30 \
+  --set run.warmup_s=45 --set run.duration_s=40 --out "$out/crash-lab4-n1000-redis"
 # The same 1,000 lean-profile nodes in the udp world and on 4 lab hosts.
 lean1000=(--scenario crash --nodes 1000 --trials 3 --set profile.name=lean
   --set cluster.slots=250 --set cluster.offload=true --set cluster.ramp_s=10)

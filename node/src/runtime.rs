@@ -14,6 +14,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// How long an action that changes a node (kill, pause, resume, publish,
+/// track) waits for its I/O thread. The command runs at the thread's next
+/// turn whatever the caller does, so giving up early would report a kill
+/// that happens anyway as refused; an overloaded thread's turn can take
+/// seconds (1,000 Redis-profile nodes after a partition heals). A thread that
+/// is gone drops the command and the wait ends at once.
+const ACTION_WAIT: Duration = Duration::from_secs(30);
+
 use gossip_core::rng::splitmix64;
 use gossip_core::{Endpoint, Identity, ItemId, Node, NodeId, PublishError, Stamp};
 
@@ -462,7 +470,7 @@ impl Runtime {
     /// within a second.
     pub fn track(&self, item: ItemId) -> bool {
         (0..self.threads.len()).fold(true, |all, t| {
-            let tracked = self.call_thread(t, Duration::from_secs(1), move |host| host.track(item));
+            let tracked = self.call_thread(t, ACTION_WAIT, move |host| host.track(item));
             all & (tracked == Some(true))
         })
     }
@@ -471,7 +479,7 @@ impl Runtime {
     /// Returns whether some I/O thread tracked it.
     pub fn untrack(&self, item: ItemId) -> bool {
         (0..self.threads.len()).fold(false, |any, t| {
-            let was = self.call_thread(t, Duration::from_secs(1), move |host| host.untrack(item));
+            let was = self.call_thread(t, ACTION_WAIT, move |host| host.untrack(item));
             any | (was == Some(true))
         })
     }
@@ -516,10 +524,8 @@ impl Runtime {
         let Some(&(thread, local)) = self.placement.get(node) else {
             return false;
         };
-        self.call_thread(thread, Duration::from_secs(1), move |host| {
-            host.remove_node(local)
-        })
-        .unwrap_or(false)
+        self.call_thread(thread, ACTION_WAIT, move |host| host.remove_node(local))
+            .unwrap_or(false)
     }
 
     /// Starts node `node` (global index), which is not running, and has it
@@ -594,10 +600,8 @@ impl Runtime {
         let Some(&(thread, local)) = self.placement.get(node) else {
             return false;
         };
-        self.call_thread(thread, Duration::from_secs(1), move |host| {
-            host.pause_node(local)
-        })
-        .unwrap_or(false)
+        self.call_thread(thread, ACTION_WAIT, move |host| host.pause_node(local))
+            .unwrap_or(false)
     }
 
     /// Resumes a paused node. Returns whether it was paused.
@@ -605,10 +609,8 @@ impl Runtime {
         let Some(&(thread, local)) = self.placement.get(node) else {
             return false;
         };
-        self.call_thread(thread, Duration::from_secs(1), move |host| {
-            host.resume_node(local)
-        })
-        .unwrap_or(false)
+        self.call_thread(thread, ACTION_WAIT, move |host| host.resume_node(local))
+            .unwrap_or(false)
     }
 
     /// Node `node` (global index) publishes `value` under `key`, through its
@@ -625,7 +627,7 @@ impl Runtime {
     ) -> Option<Result<Stamp, PublishError>> {
         let &(thread, local) = self.placement.get(node)?;
         let (key, value) = (key.to_vec(), value.to_vec());
-        self.call_thread(thread, Duration::from_secs(1), move |host| {
+        self.call_thread(thread, ACTION_WAIT, move |host| {
             host.publish_update(local, &key, &value)
         })
         .flatten()
