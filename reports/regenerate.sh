@@ -13,7 +13,7 @@ rm -rf "$out" && mkdir -p "$out"
 "$lg" run --scenario crash --trials 10 --out "$out/crash-sim-n100"
 "$lg" run --scenario rumor --world sim --nodes 1000 --trials 200 --stop feedback-counter --k 1 --out "$out/rumor-n1000-fc-k1"
 "$lg" sweep --scenario crash --nodes 100 \
-  --sweep profile.node_timeout_ms=1000,2000,5000,15000 --sweep profile.fanout=1,3 \
+  --sweep profile.node_timeout_ms=1000,2000,5000,15000 --sweep profile.random_ping_fanout=1,3 \
   --target detect_all_fail_s.p99=6 --target false_fails=0 --trials auto --budget 20m \
   --out "$out/sweep-crash-timeout-fanout"
 # diff: the main job with node_timeout 3 s (its default) against 2 s, 6 trials a side.

@@ -134,7 +134,8 @@ struct RunArgs {
     /// epidemic.k.
     #[arg(long)]
     k: Option<u32>,
-    /// Fan-out: epidemic.fanout for epidemic scenarios, else profile.fanout.
+    /// Fan-out: epidemic.fanout for epidemic scenarios, else
+    /// profile.random_ping_fanout.
     #[arg(long)]
     fanout: Option<u32>,
     /// Worker threads (default: one per core).
@@ -322,7 +323,7 @@ impl RunArgs {
             let key = if base.epidemic.is_some() {
                 "epidemic.fanout"
             } else {
-                "profile.fanout"
+                "profile.random_ping_fanout"
             };
             o.push(format!("{key}={f}"));
         }

@@ -26,7 +26,7 @@ impl Axis {
     /// A malformed axis, in one line.
     pub fn parse(s: &str) -> Result<Axis> {
         let (key, vals) = s.split_once('=').ok_or_else(|| {
-            anyhow!("--sweep {s:?}: expected key=v1,v2,..., e.g. profile.fanout=1,2,3")
+            anyhow!("--sweep {s:?}: expected key=v1,v2,..., e.g. profile.random_ping_fanout=1,2,3")
         })?;
         let values: Vec<String> = vals
             .split(',')
@@ -455,7 +455,7 @@ mod tests {
 
     fn point(cost: f64, detect: f64) -> Point {
         Point {
-            params: BTreeMap::from([("profile.fanout".into(), format!("{cost}"))]),
+            params: BTreeMap::from([("profile.random_ping_fanout".into(), format!("{cost}"))]),
             summary: Summary {
                 wire_bytes_per_node_s: Some(MeanMax {
                     mean: cost,

@@ -155,9 +155,9 @@ fn what_a_comparison_cannot_run_is_refused_in_one_line_and_leaves_nothing_runnin
                 "--worlds",
                 "sim,redis",
                 "--set",
-                "profile.fanout=3",
+                "profile.random_ping_fanout=3",
             ],
-            "profile.fanout",
+            "profile.random_ping_fanout",
         ),
         (
             vec![

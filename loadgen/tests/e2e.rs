@@ -403,7 +403,7 @@ fn bad_input_gets_a_one_line_error_and_a_nonzero_exit() {
         vec!["run", "--set", "cluster.nodez=3"],
         vec!["run", "--nodes", "1"],
         vec!["run", "--scenario", "rumor", "--stop", "sometimes"],
-        vec!["sweep", "--sweep", "profile.fanout"],
+        vec!["sweep", "--sweep", "profile.random_ping_fanout"],
     ] {
         let out = bin().args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
@@ -484,9 +484,9 @@ fn a_burst_of_rumors_reaches_every_node_within_the_rounds_push_needs() {
             "cluster.nodes=40",
             "profile.node_timeout_ms=3000",
             "profile.dissemination=rumor",
-            "profile.rumor_mode=push-pull",
+            "profile.rumor_direction=push-pull",
             "profile.rumor_fanout=2",
-            "profile.rumor_k=4",
+            "profile.rumor_stop_k=4",
             "run.warmup_s=8",
             "run.duration_s=6",
             "timeline=[{at_s=1.0,action=\"publish\",count=20,rate=20.0}]",
@@ -536,9 +536,12 @@ fn publish_without_dissemination_and_a_bad_dissemination_field_are_refused_in_on
     );
     for (set, field) in [
         ("profile.dissemination=gossip", "profile.dissemination"),
-        ("profile.rumor_mode=sideways", "profile.rumor_mode"),
+        (
+            "profile.rumor_direction=sideways",
+            "profile.rumor_direction",
+        ),
         ("profile.rumor_stop=never", "profile.rumor_stop"),
-        ("profile.rumor_k=0", "profile.rumor_k"),
+        ("profile.rumor_stop_k=0", "profile.rumor_stop_k"),
         ("profile.rumor_fanout=0", "profile.rumor_fanout"),
         ("profile.rumor_period_ms=0", "profile.rumor_period_ms"),
     ] {
@@ -559,7 +562,7 @@ fn a_crash_in_lean_views_is_measured_at_the_nodes_that_held_it() {
         &[
             "cluster.nodes=200",
             "profile.name=\"lean\"",
-            "profile.view=12",
+            "profile.max_peers=12",
             "profile.node_timeout_ms=2000",
             "run.warmup_s=30",
             "run.duration_s=20",

@@ -288,7 +288,7 @@ fn lean_views_on_udp_measure_a_crash_and_a_join_at_the_nodes_that_hold_them() {
             "cluster.slots=20",
             "cluster.offload=true",
             "profile.name=\"lean\"",
-            "profile.view=8",
+            "profile.max_peers=8",
             "profile.node_timeout_ms=1500",
             "run.warmup_s=8",
             "run.duration_s=12",

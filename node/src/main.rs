@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! gossip-node --nodes 200 --metrics 127.0.0.1:9100 --duration 20
-//! gossip-node --bind 10.0.0.5:7000 --join 10.0.0.4:7000 --node-timeout 5000
+//! gossip-node --bind 10.0.0.5:7000 --join 10.0.0.4:7000 --node-timeout-ms 5000
 //! gossip-node --nodes 1000 --slots 500 --offload   # 2 shared sockets, GSO/GRO
 //! gossip-node agent --listen 127.0.0.1:7070 --token-file agent.token
 //! ```
@@ -16,12 +16,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use gossip_core::wire::MessageType;
 use gossip_core::{Endpoint, Profile};
 use gossip_node::agent::{self, AgentAddr, AgentOptions};
 use gossip_node::datapath::DatapathChoice;
 use gossip_node::metrics;
+use gossip_node::profile;
 use gossip_node::runtime::{Runtime, RuntimeConfig};
 
 /// Runs gossip nodes (Redis-Cluster-style membership) on real UDP sockets.
@@ -103,20 +104,19 @@ struct Args {
     #[arg(long = "seed", value_name = "ADDR[#SLOT]", value_parser = parse_endpoint, hide = true)]
     deprecated_seed: Vec<Endpoint>,
     /// Protocol profile: redis (every node holds every other) or lean
-    /// (Redis's rules over a partial view of --view peers, for clusters of
+    /// (Redis's rules over a partial view of --max-peers peers, for clusters of
     /// thousands).
     #[arg(long, value_name = "NAME", default_value = "redis")]
     profile: String,
-    /// Peers a node holds at most: the lean profile's view (default 32). The
-    /// redis profile's default is 100,000, and a full table refuses nodes.
-    #[arg(long, value_name = "PEERS")]
-    view: Option<usize>,
-    /// Silence after which a peer is suspected (PFAIL), in milliseconds.
-    #[arg(long, value_name = "MS")]
-    node_timeout: Option<u64>,
-    /// Cron tick period, in milliseconds (Redis: 100).
-    #[arg(long, value_name = "MS")]
-    tick: Option<u64>,
+    /// Deprecated spellings of --max-peers, --node-timeout-ms and --tick-ms
+    /// (every protocol parameter's flag is now its flat name); accepted with
+    /// a warning for one release.
+    #[arg(long = "view", value_name = "PEERS", hide = true)]
+    deprecated_view: Option<String>,
+    #[arg(long = "node-timeout", value_name = "MS", hide = true)]
+    deprecated_node_timeout: Option<String>,
+    #[arg(long = "tick", value_name = "MS", hide = true)]
+    deprecated_tick: Option<String>,
     /// UDP datapath: io_uring, recvmmsg/sendmsg (mmsg), or io_uring where it works.
     #[arg(long, value_name = "auto|uring|mmsg", default_value = "auto")]
     datapath: DatapathChoice,
@@ -150,7 +150,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The protocol parameters' flags come from the core's list, not from a
+    // struct here: one declaration, one spelling.
+    let matches = profile::add_flags(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let set = profile::flags(&matches);
     let result = match cli.command {
         Some(Command::Agent(a)) => agent::run(AgentOptions {
             listen: a.listen,
@@ -159,7 +163,7 @@ fn main() -> ExitCode {
             allow_faults: a.allow_faults,
             clock_offset_ms: a.clock_offset_ms,
         }),
-        None => run(cli.run),
+        None => run(cli.run, set),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,7 +175,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -199,17 +203,31 @@ fn run(args: Args) -> Result<()> {
             known.join(", ")
         );
     };
+    for (old, new, v) in [
+        ("view", "max_peers", &args.deprecated_view),
+        (
+            "node-timeout",
+            "node_timeout_ms",
+            &args.deprecated_node_timeout,
+        ),
+        ("tick", "tick_ms", &args.deprecated_tick),
+    ] {
+        if let Some(v) = v {
+            let flag = new.replace('_', "-");
+            eprintln!("gossip-node: warning: --{old} is deprecated, use --{flag} (--{old} goes in the next release)");
+            set.push((new.into(), v.clone()));
+        }
+    }
     let mut builder = profile.builder();
-    if let Some(ms) = args.node_timeout {
-        builder = builder.node_timeout(Duration::from_millis(ms));
+    for (name, v) in &set {
+        let flag = name.replace('_', "-");
+        builder
+            .set(name, v)
+            .map_err(|e| anyhow::anyhow!("--{flag} {v:?}: {e}"))?;
     }
-    if let Some(ms) = args.tick {
-        builder = builder.tick(Duration::from_millis(ms));
-    }
-    if let Some(peers) = args.view {
-        builder = builder.max_peers(peers);
-    }
-    let node = builder.build()?;
+    let node = builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.param().replace('_', "-"), e.problem))?;
     if let Some(d) = args.duration {
         if !(d.is_finite() && d > 0.0) {
             bail!("--duration must be a positive number of seconds");

@@ -139,10 +139,7 @@ fn raw(agent: &Agent, head: &str, body: &[u8]) -> (u16, String) {
 
 fn spec(nodes: usize) -> ClusterSpec {
     ClusterSpec {
-        profile: ProfileParams {
-            node_timeout_ms: 1_000,
-            ..ProfileParams::default()
-        },
+        profile: ProfileParams::default().with("node_timeout_ms", "1000"),
         nodes,
         held: 0,
         join: Vec::new(),

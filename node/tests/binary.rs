@@ -79,7 +79,7 @@ fn metrics_answer_and_sigterm_stops_the_binary_cleanly() {
             "--metrics",
             "127.0.0.1:0",
         ])
-        .args(["--node-timeout", "2000", "--duration", "60"])
+        .args(["--node-timeout-ms", "2000", "--duration", "60"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("run gossip-node");

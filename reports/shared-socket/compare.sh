@@ -19,7 +19,7 @@ slots=$((nodes / threads))
 cargo build --release -q -p gossip-node --bin gossip-node
 bin=${CARGO_TARGET_DIR:-target}/release/gossip-node
 out=reports/shared-socket/$(date -u +%F)-n$nodes-t${3:-2}.md
-common="--nodes $nodes --threads $threads --node-timeout 15000 --ramp 20 --duration $seconds --rng-seed 11"
+common="--nodes $nodes --threads $threads --node-timeout-ms 15000 --ramp 20 --duration $seconds --rng-seed 11"
 {
   echo "# One socket per node vs shared sockets, $nodes nodes, $threads I/O thread(s), $seconds s"
   echo

@@ -91,18 +91,24 @@ impl StoreLimits {
     /// # Errors
     /// A [`ConfigError`] naming the first cap out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field, problem| Err(ConfigError { field, problem });
+        let err = |part, problem| {
+            Err(ConfigError {
+                field: "store_limits",
+                part,
+                problem,
+            })
+        };
         if self.max_entries == 0 || self.max_entries > 1 << 32 {
-            return err("max_entries", "must be between 1 and 2^32");
+            return err("_max_entries", "must be between 1 and 2^32");
         }
         if !(1..=1_024).contains(&self.max_key_len) {
-            return err("max_key_len", "must be between 1 and 1024 bytes");
+            return err("_max_key_len", "must be between 1 and 1024 bytes");
         }
         if self.max_value_len > u16::MAX as usize {
-            return err("max_value_len", "must be at most 65535 bytes");
+            return err("_max_value_len", "must be at most 65535 bytes");
         }
         if self.max_bytes < self.max_key_len + self.max_value_len {
-            return err("max_bytes", "must hold at least one largest entry");
+            return err("_max_bytes", "must hold at least one largest entry");
         }
         Ok(())
     }

@@ -101,14 +101,26 @@ impl StopRule {
         }
     }
 
-    /// A short name such as `feedback+counter k=2`, for reports.
+    /// The rule's name without its k: `feedback-counter`, `feedback-coin`,
+    /// `blind-counter` or `blind-coin`.
     pub fn name(&self) -> &'static str {
         match (self.trigger, self.removal) {
-            (Trigger::Feedback, Removal::Counter) => "feedback+counter",
-            (Trigger::Feedback, Removal::Coin) => "feedback+coin",
-            (Trigger::Blind, Removal::Counter) => "blind+counter",
-            (Trigger::Blind, Removal::Coin) => "blind+coin",
+            (Trigger::Feedback, Removal::Counter) => "feedback-counter",
+            (Trigger::Feedback, Removal::Coin) => "feedback-coin",
+            (Trigger::Blind, Removal::Counter) => "blind-counter",
+            (Trigger::Blind, Removal::Coin) => "blind-coin",
         }
+    }
+
+    /// The rule [`StopRule::name`] names, with parameter `k`.
+    pub fn from_name(name: &str, k: u8) -> Option<Self> {
+        Some(match name {
+            "feedback-counter" => Self::feedback_counter(k),
+            "feedback-coin" => Self::feedback_coin(k),
+            "blind-counter" => Self::blind_counter(k),
+            "blind-coin" => Self::blind_coin(k),
+            _ => return None,
+        })
     }
 
     /// Checks `k`.
@@ -118,7 +130,8 @@ impl StopRule {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.k == 0 || self.k > Self::MAX_K {
             return Err(ConfigError {
-                field: "rumor.k",
+                field: "rumor",
+                part: "_stop_k",
                 problem: "must be between 1 and 253",
             });
         }
@@ -189,15 +202,21 @@ impl RumorConfig {
     /// A [`ConfigError`] naming the first field out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.stop.validate()?;
-        let err = |field, problem| Err(ConfigError { field, problem });
+        let err = |part, problem| {
+            Err(ConfigError {
+                field: "rumor",
+                part,
+                problem,
+            })
+        };
         if !(1..=64).contains(&self.fanout) {
-            return err("rumor.fanout", "must be between 1 and 64");
+            return err("_fanout", "must be between 1 and 64");
         }
         if self.max_hot == 0 {
-            return err("rumor.max_hot", "must be at least 1");
+            return err("_max_hot", "must be at least 1");
         }
         if self.max_hot_rounds == 0 {
-            return err("rumor.max_hot_rounds", "must be at least 1");
+            return err("_max_hot_rounds", "must be at least 1");
         }
         Ok(())
     }
@@ -592,11 +611,11 @@ mod tests {
             stop: StopRule::blind_coin(0),
             ..RumorConfig::default()
         };
-        assert_eq!(bad_k.validate().unwrap_err().field, "rumor.k");
+        assert_eq!(bad_k.validate().unwrap_err().param(), "rumor_stop_k");
         let bad_fanout = RumorConfig {
             fanout: 0,
             ..RumorConfig::default()
         };
-        assert_eq!(bad_fanout.validate().unwrap_err().field, "rumor.fanout");
+        assert_eq!(bad_fanout.validate().unwrap_err().param(), "rumor_fanout");
     }
 }

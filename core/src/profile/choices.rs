@@ -123,6 +123,28 @@ pub enum PongGossip {
     FirstHand,
 }
 
+impl PongGossip {
+    /// Lower-case name, as in the flat view.
+    pub fn name(self) -> &'static str {
+        match self {
+            PongGossip::WallSecond => "wall-second",
+            PongGossip::AgeSeconds => "age-seconds",
+            PongGossip::FirstHand => "first-hand",
+        }
+    }
+
+    /// Parses [`PongGossip::name`]'s output.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            PongGossip::WallSecond,
+            PongGossip::AgeSeconds,
+            PongGossip::FirstHand,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
+}
+
 /// When the cron runs again after a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CronSchedule {

@@ -171,7 +171,13 @@ impl Scenario {
     /// # Errors
     /// A [`ConfigError`] naming the first field out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field, problem| Err(ConfigError { field, problem });
+        let err = |field, problem| {
+            Err(ConfigError {
+                field,
+                part: "",
+                problem,
+            })
+        };
         if !(2..=1 << 31).contains(&self.n) {
             return err("population.n", "must be between 2 and 2^31");
         }
@@ -181,7 +187,7 @@ impl Scenario {
         if let Protocol::Rumor { stop, fanout, .. } = self.protocol {
             stop.validate()?;
             if !(1..=64).contains(&fanout) {
-                return err("rumor.fanout", "must be between 1 and 64");
+                return err("rumor_fanout", "must be between 1 and 64");
             }
         }
         if self.backup.is_some_and(|b| b.every == 0) {

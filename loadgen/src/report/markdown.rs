@@ -50,23 +50,34 @@ pub fn render(r: &Report) -> String {
     }
     let p = &r.scenario.profile;
     if r.scenario.epidemic.is_none() {
+        // Every parameter, by its flat name, whatever the report recorded.
+        let flat: std::collections::BTreeMap<String, String> = p
+            .config()
+            .map(|c| c.flat().into_iter().collect())
+            .unwrap_or_default();
+        let g = |n: &str| flat.get(n).map_or("?", String::as_str);
         let _ = writeln!(
             o,
             "| profile | {} (node_timeout {} ms, tick {} ms, fan-out {}, section {}/1000 min {}) |",
-            p.name, p.node_timeout_ms, p.tick_ms, p.fanout, p.section_per_thousand, p.section_min
+            p.name,
+            g("node_timeout_ms"),
+            g("tick_ms"),
+            g("random_ping_fanout"),
+            g("section_per_thousand"),
+            g("section_min")
         );
         if p.disseminates() {
             let _ = writeln!(
                 o,
                 "| dissemination | {} (rumor {} {} k {}, fan-out {}, every {} ms; anti-entropy {} every {} ms) |",
-                p.dissemination,
-                p.rumor_mode,
-                p.rumor_stop,
-                p.rumor_k,
-                p.rumor_fanout,
-                p.rumor_period_ms,
-                p.anti_entropy_mode,
-                p.anti_entropy_period_ms
+                g("dissemination"),
+                g("rumor_direction"),
+                g("rumor_stop"),
+                g("rumor_stop_k"),
+                g("rumor_fanout"),
+                g("rumor_period_ms"),
+                g("anti_entropy_direction"),
+                g("anti_entropy_period_ms")
             );
         }
     }

@@ -326,8 +326,12 @@ impl Scenario {
     /// # Errors
     /// One line naming the file, field or override at fault.
     pub fn load(name_or_path: &str, overrides: &[String]) -> Result<Scenario> {
-        let (origin, s) = Self::parse(name_or_path, overrides)?;
+        let (origin, mut s) = Self::parse(name_or_path, overrides)?;
         s.validate().with_context(|| origin.clone())?;
+        if s.epidemic.is_none() {
+            // A report records every parameter, not only those set.
+            s.profile = s.profile.resolved()?;
+        }
         Ok(s)
     }
 
@@ -357,6 +361,9 @@ impl Scenario {
         }
         let s: Scenario = Scenario::deserialize(toml::Value::Table(value))
             .map_err(|e| anyhow!("{origin}: {}", one_line(&e.to_string())))?;
+        for (old, new) in &s.profile.renamed {
+            eprintln!("gossip-loadgen: warning: profile.{old} is now profile.{new} (the old name goes in the next release)");
+        }
         Ok((origin, s))
     }
 
@@ -532,7 +539,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.cluster.nodes, 7);
-        assert_eq!(s.profile.node_timeout_ms, 2000);
+        assert_eq!(s.profile.get("node_timeout_ms").unwrap(), "2000");
+        // Resolved: the report records every parameter, the profile's too.
+        assert_eq!(s.profile.get("random_ping_sample").unwrap(), "5");
+        assert_eq!(s.profile.set.len(), gossip_core::profile::params().count());
         let e = Scenario::load("crash", &["cluster.nodez=7".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("nodez"), "{e:#}");
         let e = Scenario::load("crash", &["cluster.nodes=1".into()]).unwrap_err();

@@ -5,9 +5,10 @@ use crate::population::Scenario as Model;
 use anyhow::{anyhow, bail, Result};
 use gossip_core::epidemic::rumor::StopRule;
 use gossip_core::epidemic::Direction;
+use gossip_core::Profile;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionKind, Epidemic, Network, ProfileParams, Scenario, WorldKind};
+use super::{ActionKind, Epidemic, Network, Scenario, WorldKind};
 
 impl WorldKind {
     /// Every world a membership scenario runs in.
@@ -195,12 +196,13 @@ impl RedisParams {
             bail!("cluster.nodes: the redis world runs at most 1,000 servers on one machine");
         }
         // Redis's rules are fixed: node_timeout is its only setting here.
-        let ours = toml::Table::try_from(&s.profile)?;
-        let redis = toml::Table::try_from(ProfileParams {
-            node_timeout_ms: s.profile.node_timeout_ms,
-            ..ProfileParams::default()
-        })?;
-        if let Some((k, _)) = ours.iter().find(|(k, v)| redis.get(*k) != Some(*v)) {
+        let ours = s.profile.config()?;
+        let redis = Profile::Redis
+            .builder()
+            .node_timeout(ours.node_timeout())
+            .build()?;
+        let theirs = redis.flat();
+        if let Some(((k, _), _)) = ours.flat().iter().zip(&theirs).find(|(a, b)| a != b) {
             bail!("profile.{k}: Redis Cluster's rules are its own; the redis world takes only profile.node_timeout_ms");
         }
         Ok(())

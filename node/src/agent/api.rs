@@ -60,7 +60,8 @@ use crate::profile::ProfileParams;
 
 /// The API version this build speaks; a loadgen refuses an agent with another.
 /// 2: `ClusterSpec::join` (was `seeds`), `Hello::process`.
-pub const API_VERSION: u32 = 2;
+/// 3: `ClusterSpec::profile` by the core's flat parameter names.
+pub const API_VERSION: u32 = 3;
 
 /// The header that names the caller's session.
 pub const SESSION_HEADER: &str = "x-gossip-session";

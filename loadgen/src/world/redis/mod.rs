@@ -59,7 +59,7 @@ pub fn start(s: &Scenario, trial: usize, control: &Control) -> Result<Box<dyn Wo
         server,
         nodes: s.cluster.nodes,
         capacity: s.cluster.nodes + s.joins(),
-        node_timeout_ms: s.profile.node_timeout_ms,
+        node_timeout_ms: s.profile.config()?.node_timeout().as_millis() as u64,
         ports: s.redis.port_first..s.redis.port_last.saturating_add(1),
         dir: std::env::temp_dir().join(format!(
             "gossip-loadgen-redis-{}-{trial}",
