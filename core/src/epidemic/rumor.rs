@@ -20,6 +20,9 @@
 //! all randomness drawn from the caller's [`Rng`]. [`StopRule::after_contact`] is the
 //! single place the stop rules live; the loadgen's epidemic-only model
 //! (`gossip_loadgen::population`) runs the same code for a million abstract nodes.
+//!
+//! Over 600 lines because a third of them are the stop rules' and the hot
+//! table's unit tests, which read best beside the rules they pin down.
 
 use alloc::vec::Vec;
 
