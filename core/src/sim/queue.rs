@@ -82,7 +82,9 @@ impl Default for Queue {
         Queue {
             last: (0, 0),
             head: None,
-            buckets: (0..128).map(|_| Vec::new()).collect(),
+            // A little room in every bucket, so that none starts empty-handed
+            // and trades for a vector the first time it is used (see `put`).
+            buckets: (0..128).map(|_| Vec::with_capacity(4)).collect(),
             occupied: 0,
             early: BinaryHeap::new(),
             len: 0,
@@ -106,8 +108,51 @@ impl Queue {
         }
         let b = self.bucket(at, key);
         debug_assert!(b > 0, "keys are unique");
-        self.buckets[b - 1].push(e);
-        self.occupied |= 1 << (b - 1);
+        self.put(b - 1, e);
+    }
+
+    /// Adds `e` to the bucket at index `i`. A full bucket first trades its
+    /// vector for a roomier one of an empty bucket, so that the buckets share
+    /// their capacity and a long run stops allocating: a key crossing a high
+    /// power of two of time (every 2^k µs) lands in a bucket unused until then.
+    #[inline]
+    fn put(&mut self, i: usize, e: Entry) {
+        let v = &self.buckets[i];
+        if v.len() == v.capacity() {
+            self.make_room(i);
+        }
+        self.buckets[i].push(e);
+        self.occupied |= 1 << i;
+    }
+
+    /// Gives the full bucket `i` the vector of the empty bucket with the most
+    /// capacity, if that holds the whole queue (its entries move along); else
+    /// grows it to hold the whole queue, so that the vector can later serve
+    /// whichever bucket fills up.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, i: usize) {
+        let mut roomiest = (i, self.buckets[i].capacity());
+        let mut empty = !self.occupied & !(1 << i);
+        while empty != 0 {
+            let j = empty.trailing_zeros() as usize;
+            empty &= empty - 1;
+            let c = self.buckets[j].capacity();
+            if c > roomiest.1 {
+                roomiest = (j, c);
+            }
+        }
+        let (j, room) = roomiest;
+        // Trade only for a vector that holds the whole queue, else grow to
+        // that: small vectors traded back and forth would fill again soon,
+        // and each fill costs a scan.
+        if j != i && room >= self.len {
+            let mut spare = core::mem::take(&mut self.buckets[j]);
+            spare.append(&mut self.buckets[i]);
+            self.buckets[j] = core::mem::replace(&mut self.buckets[i], spare);
+        } else {
+            self.buckets[i].reserve(self.len);
+        }
     }
 
     pub(crate) fn pop(&mut self) -> Option<Entry> {
@@ -167,8 +212,7 @@ impl Queue {
             if nb == 0 {
                 self.head = Some(e);
             } else {
-                self.buckets[nb - 1].push(e);
-                self.occupied |= 1 << (nb - 1);
+                self.put(nb - 1, e);
             }
         }
         // Keep the emptied vector's capacity for the next entries of bucket b.
