@@ -126,7 +126,7 @@ impl SimBuilder {
     /// Makes a node meet again when a meet times out
     /// ([`Event::MeetTimedOut`](crate::Event::MeetTimedOut)), as an operator
     /// or a join loop would (default off: the meet is reported and dropped).
-    /// Joins under heavy loss then always complete, in time.
+    /// A join whose every MEET was lost is then retried, not abandoned.
     pub fn remeet(mut self, on: bool) -> Self {
         self.remeet = on;
         self

@@ -215,7 +215,7 @@ mod tests {
     fn an_injected_datagram_reaches_the_node_and_its_answer_goes_nowhere() {
         let mut sim = joined(Capture::Headers);
         sim.clear_sent();
-        let stranger: SocketAddr = "10.1.2.3:4000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.9.9:4000".parse().unwrap();
         let before = (sim.trace_hash(), *sim.network_stats());
         assert_eq!(
             sim.inject(1, stranger, b"junk"),
