@@ -120,8 +120,9 @@ fn a_rumor_reaches_all_20_nodes_under_each_stop_rule_push_and_push_pull() {
     // e^-m with m the rumor copies per node, Demers 1987 §1.4). Demers' tables
     // are for n = 1000; at n = 20, push alone, 40 seeds in core::sim left a
     // node unreached in 6, 2, 13 and 8 runs with k = 3, 5, 4, 5 (the rules
-    // below, in order), and in none with these k. The runs are seeded, so
-    // each either reaches everyone or names its seed.
+    // below, in order; the old hand-wired test network gave 3, 2, 9 and 11),
+    // and in none with these k. The runs are seeded, so each either reaches
+    // everyone or names its seed.
     let rules = [
         StopRule::feedback_counter(5),
         StopRule::feedback_coin(8),
