@@ -20,7 +20,7 @@ fn lean(view: usize) -> Config {
         .node_timeout(NODE_TIMEOUT)
         .max_peers(view)
         // As in sim.rs: a 1 s handshake timeout would never resend a MEET.
-        .with_handshake_timeout(Duration::from_secs(5))
+        .handshake_timeout(Duration::from_secs(5))
         .build()
         .expect("the lean profile with a 1 s node_timeout is valid")
 }
@@ -162,7 +162,7 @@ fn datagrams_per_node_second(config: Config, nodes: usize) -> f64 {
 fn what_a_lean_node_sends_does_not_grow_with_the_cluster_as_redis_does() {
     let redis = Config::builder()
         .node_timeout(NODE_TIMEOUT)
-        .with_handshake_timeout(Duration::from_secs(5))
+        .handshake_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let lean_small = datagrams_per_node_second(lean(16), 50);
