@@ -1,5 +1,6 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
 
+use crate::auth::{Auth, AuthError, Keyring, Window};
 use crate::copies::{Copies, ItemId};
 use crate::dissemination::{Cx, Epidemic, PublishError};
 use crate::epidemic::data::{Stamp, Store};
@@ -13,7 +14,8 @@ use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
 use crate::time::{micros, Instant};
-use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
+use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock, FLAG_AUTH};
+use alloc::sync::Arc;
 
 /// A datagram ready to send: `len` bytes at the start of the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct Node {
     epidemic: Epidemic,
     /// Tracked items and their copies received (`copies.rs`).
     copies: Copies,
+    /// The cluster key state, when a keyring is set (`auth.rs`).
+    auth: Option<Auth>,
 }
 
 impl Node {
@@ -71,8 +75,45 @@ impl Node {
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
+            auth: None,
             config,
         }
+    }
+
+    /// Authenticates every datagram from now on with `keyring` (see
+    /// [`crate::auth`]): sends with its sending key, accepts its accepted
+    /// keys, refuses the rest. `epoch` names this start of the node in every
+    /// nonce: it must never repeat for this node's id and a key, and should
+    /// grow from one start to the next (peers refuse an older start's
+    /// datagrams as replays). gossip-node uses the UNIX time in its high
+    /// 32 bits and random bits below.
+    ///
+    /// Called again with the same epoch (a key rotation), the counter goes
+    /// on; with another, it starts over. The replay windows are kept.
+    pub fn set_keyring(&mut self, keyring: Arc<Keyring>, epoch: u64) {
+        match &mut self.auth {
+            Some(a) => {
+                a.keyring = keyring;
+                if a.epoch != epoch {
+                    a.epoch = epoch;
+                    a.counter = 0;
+                }
+            }
+            None => {
+                self.auth = Some(Auth {
+                    keyring,
+                    epoch,
+                    counter: 0,
+                    windows: alloc::vec::Vec::new(),
+                    scratch: alloc::vec![0; self.config.max_datagram()],
+                })
+            }
+        }
+    }
+
+    /// The keyring this node authenticates with, if any.
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.auth.as_ref().map(|a| &a.keyring)
     }
 
     /// Places this node's `Instant` zero on the wall clock the cluster shares:
@@ -147,7 +188,44 @@ impl Node {
         from: core::net::SocketAddr,
         bytes: &[u8],
     ) -> Result<(), DecodeError> {
-        let msg = match wire::decode(bytes) {
+        // With a keyring, sealed bodies are decrypted into its scratch buffer:
+        // moved out for the call, so that the message borrows no part of self.
+        let mut scratch = match &mut self.auth {
+            Some(a) => core::mem::take(&mut a.scratch),
+            None => alloc::vec::Vec::new(),
+        };
+        let result = self.handle_datagram_in(now, from, bytes, &mut scratch);
+        if let Some(a) = &mut self.auth {
+            a.scratch = scratch;
+        }
+        result
+    }
+
+    fn handle_datagram_in(
+        &mut self,
+        now: Instant,
+        from: core::net::SocketAddr,
+        bytes: &[u8],
+        scratch: &mut [u8],
+    ) -> Result<(), DecodeError> {
+        // Only a datagram that is ours in all but the key is an auth matter;
+        // anything else goes to the decoder, which names what is wrong.
+        let authenticated = bytes.len() >= wire::HEADER_LEN
+            && bytes[..2] == wire::MAGIC.to_be_bytes()
+            && bytes[wire::FLAGS_AT] & FLAG_AUTH != 0;
+        let (decoded, trailer) = match (&self.auth, authenticated) {
+            (None, false) => (wire::decode(bytes), None),
+            (None, true) => return self.refuse(AuthError::NoKey),
+            (Some(_), false) => match wire::decode(bytes) {
+                Ok(_) => return self.refuse(AuthError::Unauthenticated),
+                Err(e) => (Err(e), None),
+            },
+            (Some(a), true) => match a.keyring.open(bytes, scratch) {
+                Ok(o) => (wire::decode_opened(o.message), Some((o.epoch, o.counter))),
+                Err(e) => return self.refuse(e),
+            },
+        };
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
                 self.outbox.stats.decode_errors[e.index()] += 1;
@@ -178,6 +256,7 @@ impl Node {
         }
         let from = Endpoint::new(from, h.src_slot);
         match self.peers.find(h.sender) {
+            Some(i) if !self.fresh(i, &h, trailer) => return self.refuse(AuthError::Replay),
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
             None => {
                 self.copies.count_unread(msg.body, msg.rumors);
@@ -185,6 +264,26 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Counts an authentication refusal: a drop, not a decode error.
+    fn refuse(&mut self, e: AuthError) -> Result<(), DecodeError> {
+        self.outbox.stats.auth.count(e);
+        Ok(())
+    }
+
+    /// Whether an authenticated datagram (`trailer`: its epoch and counter)
+    /// from peer `i` is new, by the peer's replay window; recorded if so.
+    /// Unauthenticated datagrams reach here only without a keyring.
+    fn fresh(&mut self, i: usize, h: &Header, trailer: Option<(u64, u64)>) -> bool {
+        let (Some(a), Some((epoch, counter))) = (&mut self.auth, trailer) else {
+            return true;
+        };
+        // Indexed like the peer table, so it never outgrows it.
+        if a.windows.len() <= i {
+            a.windows.resize(i + 1, Window::default());
+        }
+        a.windows[i].accept(h.sender, h.incarnation, epoch, counter)
     }
 
     /// Runs the cron if its deadline has come.
@@ -229,7 +328,10 @@ impl Node {
     /// sections shrink. A message that cannot fit at all is dropped and counted.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(out) = self.outbox.transmits.pop_front() {
-            match self.encode(now, &out, buf) {
+            let sealed = self
+                .encode(now, &out, buf)
+                .and_then(|len| self.seal(buf, len));
+            match sealed {
                 Ok(len) => {
                     self.outbox.stats.sent[usize::from(out.kind.code())].add(len);
                     return Some(Transmit {
@@ -423,10 +525,31 @@ impl Node {
             me: &self.me,
             peers: &self.peers,
             pfail: self.failure.pfail().len(),
+            payload: self.config.max_datagram() - self.trailer_len(),
             outbox: &mut self.outbox,
             copies: &mut self.copies,
         };
         (&mut self.epidemic, cx)
+    }
+
+    /// Bytes a datagram's trailer takes: none without a keyring.
+    fn trailer_len(&self) -> usize {
+        match self.auth {
+            Some(_) => wire::TRAILER_LEN,
+            None => 0,
+        }
+    }
+
+    /// Appends the trailer to the message of `len` bytes, with a keyring.
+    fn seal(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Skip> {
+        let Some(a) = &mut self.auth else {
+            return Ok(len);
+        };
+        let counter = a.counter;
+        a.counter += 1;
+        a.keyring
+            .seal(self.me.id, a.epoch, counter, buf, len)
+            .ok_or(Skip::TooSmall)
     }
 
     fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
@@ -435,6 +558,8 @@ impl Node {
         if out.limit > 0 {
             limit = limit.min(usize::from(out.limit));
         }
+        // `limit` counts the whole datagram: the trailer comes out of it.
+        let limit = limit.saturating_sub(self.trailer_len());
         let buf = &mut buf[..limit];
         match out.kind {
             MessageType::Fail => wire::encode_fail(buf, &header, out.about, out.about_incarnation)

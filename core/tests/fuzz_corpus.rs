@@ -96,7 +96,7 @@ fn doc_vectors() -> Vec<(String, Vec<u8>)> {
     while let Some(line) = lines.next() {
         if let Some(l) = line.strip_prefix("### vector: ") {
             label = Some(l.trim().to_string());
-        } else if line == "```hex" {
+        } else if line == "```hex" && label.is_some() {
             let digits: String = lines
                 .by_ref()
                 .take_while(|l| *l != "```")
