@@ -111,6 +111,19 @@ impl Node {
         }
     }
 
+    /// Replaces the keyring of a node that has one (a rotation step): epoch,
+    /// counter and replay windows go on. Returns false, changing nothing,
+    /// when the node has no keyring (use [`set_keyring`](Node::set_keyring)).
+    pub fn update_keyring(&mut self, keyring: Arc<Keyring>) -> bool {
+        match &mut self.auth {
+            Some(a) => {
+                a.keyring = keyring;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The keyring this node authenticates with, if any.
     pub fn keyring(&self) -> Option<&Arc<Keyring>> {
         self.auth.as_ref().map(|a| &a.keyring)
