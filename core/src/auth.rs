@@ -111,6 +111,9 @@ pub enum AuthError {
     BadTag,
     /// Its counter was seen already from that sender, or is too old to tell.
     Replay,
+    /// Join cookies required (`crate::cookie`): a MEET without room for a
+    /// cookie, or a PING from an unknown sender with a wrong or old one.
+    Cookie,
 }
 
 impl AuthError {
@@ -123,6 +126,7 @@ impl AuthError {
             AuthError::RetiredKey => "retired_key",
             AuthError::BadTag => "bad_tag",
             AuthError::Replay => "replay",
+            AuthError::Cookie => "cookie",
         }
     }
 }
@@ -135,8 +139,8 @@ impl core::fmt::Display for AuthError {
 
 impl core::error::Error for AuthError {}
 
-/// Authenticated datagrams refused, by reason (all zero without a keyring,
-/// but `no_key`).
+/// Datagrams refused by the cluster key or join cookie checks, by reason
+/// (without a keyring or cookies, all zero but `no_key`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuthDrops {
     /// [`AuthError::NoKey`].
@@ -151,6 +155,8 @@ pub struct AuthDrops {
     pub bad_tag: u64,
     /// [`AuthError::Replay`].
     pub replay: u64,
+    /// [`AuthError::Cookie`].
+    pub cookie: u64,
 }
 
 impl AuthDrops {
@@ -163,6 +169,7 @@ impl AuthDrops {
             AuthError::RetiredKey => &mut self.retired_key,
             AuthError::BadTag => &mut self.bad_tag,
             AuthError::Replay => &mut self.replay,
+            AuthError::Cookie => &mut self.cookie,
         } += 1;
     }
 
@@ -174,10 +181,11 @@ impl AuthDrops {
             + self.retired_key
             + self.bad_tag
             + self.replay
+            + self.cookie
     }
 
     /// `(name, count)` pairs in a fixed order, for metrics.
-    pub fn named(&self) -> [(&'static str, u64); 6] {
+    pub fn named(&self) -> [(&'static str, u64); 7] {
         [
             (AuthError::NoKey.name(), self.no_key),
             (AuthError::Unauthenticated.name(), self.unauthenticated),
@@ -185,6 +193,7 @@ impl AuthDrops {
             (AuthError::RetiredKey.name(), self.retired_key),
             (AuthError::BadTag.name(), self.bad_tag),
             (AuthError::Replay.name(), self.replay),
+            (AuthError::Cookie.name(), self.cookie),
         ]
     }
 }

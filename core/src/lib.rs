@@ -55,7 +55,7 @@
 //! outbox | copies              what a node owes the outside; copies of tracked items
 //! profile | epidemic | event   parameters; store and rumor rules; events, counters
 //! peers | error                the peer table; ConfigError
-//! auth                         cluster keys: trailer, keyring, replay window
+//! auth | cookie                cluster keys, replay window; join cookies
 //! wire                         wire format v1, every byte size and offset
 //! ids | rng | time             ids, endpoints, identity; PRNG; Instant
 //! ```
@@ -63,7 +63,8 @@
 //! - [`ids`]: node ids, incarnations, endpoints (address + slot), [`Identity`].
 //! - [`rng`], [`time`]: the seeded PRNG (xoshiro256++) and [`Instant`].
 //! - [`auth`]: cluster keys ([`Keyring`]): the trailer that authenticates
-//!   (and may seal) each datagram, and the per-peer replay window.
+//!   (and may seal) each datagram, and the per-peer replay window;
+//!   [`cookie`]: proven joins (a stateless cookie answers a MEET).
 //! - [`wire`]: the codec (decoding borrows, encoding into `&mut [u8]`), the
 //!   field ranges and sizes, [`wire::peek_dst_slot`] for shared sockets.
 //! - [`peers`]: the peer table (dense indices, hot fields, failure reports,
@@ -93,6 +94,7 @@
 extern crate alloc;
 
 pub mod auth;
+pub mod cookie;
 mod copies;
 mod dissemination;
 pub mod epidemic;

@@ -1,6 +1,7 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
 
 use crate::auth::{Auth, AuthError, Keyring, Window};
+use crate::cookie::Cookies;
 use crate::copies::{Copies, ItemId};
 use crate::dissemination::{Cx, Epidemic, PublishError};
 use crate::epidemic::data::{Stamp, Store};
@@ -14,7 +15,9 @@ use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule};
 use crate::rng::Rng;
 use crate::time::{micros, Instant};
-use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock, FLAG_AUTH};
+use crate::wire::{
+    self, Body, DecodeError, Header, MessageType, RumorBlock, COOKIE_LEN, FLAG_AUTH, FLAG_COOKIE,
+};
 use alloc::sync::Arc;
 
 /// A datagram ready to send: `len` bytes at the start of the caller's buffer.
@@ -53,6 +56,8 @@ pub struct Node {
     copies: Copies,
     /// The cluster key state, when a keyring is set (`auth.rs`).
     auth: Option<Auth>,
+    /// Join cookies, when required (`cookie.rs`).
+    cookies: Option<Cookies>,
 }
 
 impl Node {
@@ -76,8 +81,19 @@ impl Node {
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
             auth: None,
+            cookies: None,
             config,
         }
+    }
+
+    /// Requires proven joins from now on (see [`crate::cookie`]): a MEET is
+    /// answered with a stateless cookie and nothing is kept for it; only a
+    /// PING that returns the cookie admits its sender. This node's MEETs
+    /// carry room for the answer's cookie, and it returns the cookies it is
+    /// given. `secret` is node-local (gossip-node draws it from the OS);
+    /// every node of a cluster should require cookies, or none.
+    pub fn require_cookies(&mut self, secret: [u8; 32]) {
+        self.cookies = Some(Cookies::new(&secret));
     }
 
     /// Authenticates every datagram from now on with `keyring` (see
@@ -226,18 +242,22 @@ impl Node {
         let authenticated = bytes.len() >= wire::HEADER_LEN
             && bytes[..2] == wire::MAGIC.to_be_bytes()
             && bytes[wire::FLAGS_AT] & FLAG_AUTH != 0;
-        let (decoded, trailer) = match (&self.auth, authenticated) {
-            (None, false) => (wire::decode(bytes), None),
+        let (message, trailer) = match (&self.auth, authenticated) {
             (None, true) => return self.refuse(AuthError::NoKey),
-            (Some(_), false) => match wire::decode(bytes) {
-                Ok(_) => return self.refuse(AuthError::Unauthenticated),
-                Err(e) => (Err(e), None),
-            },
+            (_, false) => (bytes, None),
             (Some(a), true) => match a.keyring.open(bytes, scratch) {
-                Ok(o) => (wire::decode_opened(o.message), Some((o.epoch, o.counter))),
+                Ok(o) => (o.message, Some((o.epoch, o.counter))),
                 Err(e) => return self.refuse(e),
             },
         };
+        let (message, cookie) = wire::split_cookie(message);
+        let decoded = match trailer.is_some() || cookie.is_some() {
+            true => wire::decode_opened(message),
+            false => wire::decode(message),
+        };
+        if self.auth.is_some() && trailer.is_none() && decoded.is_ok() {
+            return self.refuse(AuthError::Unauthenticated);
+        }
         let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
@@ -268,15 +288,41 @@ impl Node {
             meets.retain(|m| !m.answered);
         }
         let from = Endpoint::new(from, h.src_slot);
-        match self.peers.find(h.sender) {
+        let mut known = self.peers.find(h.sender);
+        if let (Some(jar), Some(c)) = (&mut self.cookies, cookie) {
+            match (h.kind, known) {
+                // The answer to our MEET: keep its cookie for our PINGs.
+                (MessageType::Pong, _) => {
+                    let mut kept = [0u8; COOKIE_LEN];
+                    kept.copy_from_slice(c);
+                    jar.keep(from, kept, now);
+                }
+                // A stranger returning our cookie has proven its address.
+                (MessageType::Ping, None) => match jar.check(from, c, now) {
+                    true => known = self.admit(now, from, &h),
+                    false => return self.refuse(AuthError::Cookie),
+                },
+                _ => {}
+            }
+        }
+        match known {
             Some(i) if !self.fresh(i, &h, trailer) => return self.refuse(AuthError::Replay),
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
             None => {
                 self.copies.count_unread(msg.body, msg.rumors);
-                self.handle_unknown(now, from, &h, bytes.len());
+                self.handle_unknown(now, from, &h, bytes.len(), cookie.is_some());
             }
         }
         Ok(())
+    }
+
+    /// A stranger whose PING returned a good cookie joins as a member at
+    /// once; its index, unless the table had no room.
+    fn admit(&mut self, now: Instant, from: Endpoint, h: &Header) -> Option<usize> {
+        let (m, mut cx) = self.membership();
+        let i = m.discover(&mut cx, now, h.sender, from, h.incarnation, true)?;
+        m.complete_handshake(&mut cx, now, i);
+        Some(i)
     }
 
     /// Counts an authentication refusal: a drop, not a decode error.
@@ -341,8 +387,11 @@ impl Node {
     /// sections shrink. A message that cannot fit at all is dropped and counted.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(out) = self.outbox.transmits.pop_front() {
+            let cookie = self.cookie_for(now, &out);
+            let reserve = self.trailer_len() + cookie.map_or(0, |_| COOKIE_LEN);
             let sealed = self
-                .encode(now, &out, buf)
+                .encode(now, &out, buf, reserve)
+                .and_then(|len| append_cookie(buf, len, cookie))
                 .and_then(|len| self.seal(buf, len));
             match sealed {
                 Ok(len) => {
@@ -448,8 +497,28 @@ impl Node {
         }
     }
 
-    fn handle_unknown(&mut self, now: Instant, from: Endpoint, h: &Header, len: usize) {
+    /// A message from a sender we do not hold; `cookie`: it carried one (a
+    /// MEET: room for ours).
+    fn handle_unknown(
+        &mut self,
+        now: Instant,
+        from: Endpoint,
+        h: &Header,
+        len: usize,
+        cookie: bool,
+    ) {
         match h.kind {
+            // Proven joins: a cookie answers, and nothing is kept. A MEET
+            // without room for one gets nothing: the answer would be larger.
+            MessageType::Meet if self.cookies.is_some() => match cookie {
+                true => {
+                    self.outbox.queue_outgoing(Outgoing {
+                        cookie: true,
+                        ..Outgoing::new(from, MessageType::Pong, true)
+                    });
+                }
+                false => self.outbox.stats.auth.count(AuthError::Cookie),
+            },
             // Redis clusterProcessPacket: a MEET adds its sender (in handshake);
             // any PING is answered. Both get an empty section: never more bytes
             // to an unproven address than it sent us (DESIGN §4).
@@ -553,6 +622,19 @@ impl Node {
         }
     }
 
+    /// The cookie a message carries under join cookies: zeros in a MEET (room
+    /// for the answer's), a fresh one in a PONG answering a MEET, the one
+    /// `to` gave us in a PING.
+    fn cookie_for(&mut self, now: Instant, out: &Outgoing) -> Option<[u8; COOKIE_LEN]> {
+        let jar = self.cookies.as_mut()?;
+        match out.kind {
+            MessageType::Meet => Some([0; COOKIE_LEN]),
+            MessageType::Pong if out.cookie => Some(jar.make(out.to, now)),
+            MessageType::Ping => jar.for_endpoint(out.to, now),
+            _ => None,
+        }
+    }
+
     /// Appends the trailer to the message of `len` bytes, with a keyring.
     fn seal(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Skip> {
         let Some(a) = &mut self.auth else {
@@ -565,14 +647,22 @@ impl Node {
             .ok_or(Skip::TooSmall)
     }
 
-    fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
+    /// Encodes `out` into `buf`, leaving `reserve` bytes (cookie, trailer)
+    /// within the datagram's limit.
+    fn encode(
+        &mut self,
+        now: Instant,
+        out: &Outgoing,
+        buf: &mut [u8],
+        reserve: usize,
+    ) -> Result<usize, Skip> {
         let header = self.header(out.kind, out.to);
         let mut limit = buf.len().min(self.config.max_datagram());
         if out.limit > 0 {
             limit = limit.min(usize::from(out.limit));
         }
-        // `limit` counts the whole datagram: the trailer comes out of it.
-        let limit = limit.saturating_sub(self.trailer_len());
+        // `limit` counts the whole datagram: cookie and trailer come out of it.
+        let limit = limit.saturating_sub(reserve);
         let buf = &mut buf[..limit];
         match out.kind {
             MessageType::Fail => wire::encode_fail(buf, &header, out.about, out.about_incarnation)
@@ -669,4 +759,21 @@ impl Node {
     pub fn rumors(&self) -> &Rumors {
         self.epidemic.rumors()
     }
+}
+
+/// Appends `cookie` (if any) to the message of `len` bytes and flags it.
+fn append_cookie(
+    buf: &mut [u8],
+    len: usize,
+    cookie: Option<[u8; COOKIE_LEN]>,
+) -> Result<usize, Skip> {
+    let Some(c) = cookie else {
+        return Ok(len);
+    };
+    let end = len + COOKIE_LEN;
+    buf.get_mut(len..end)
+        .ok_or(Skip::TooSmall)?
+        .copy_from_slice(&c);
+    buf[wire::FLAGS_AT] |= FLAG_COOKIE;
+    Ok(end)
 }

@@ -129,6 +129,8 @@ pub struct Host {
     tracked: Vec<ItemId>,
     /// The cluster keyring every node authenticates with (`crate::keyfile`).
     keyring: Option<Arc<Keyring>>,
+    /// Nodes started from now on require proven joins (`gossip_core::cookie`).
+    join_cookies: bool,
 }
 
 impl std::fmt::Debug for Host {
@@ -169,7 +171,14 @@ impl Host {
             timer_slack: Duration::ZERO,
             tracked: Vec::new(),
             keyring: None,
+            join_cookies: false,
         }
+    }
+
+    /// Nodes started from now on require proven joins, each with a secret
+    /// of its own drawn from the OS (`Node::require_cookies`).
+    pub fn set_join_cookies(&mut self, on: bool) {
+        self.join_cookies = on;
     }
 
     /// Authenticates every node's datagrams with `keyring` from now on:
@@ -324,6 +333,11 @@ impl Host {
         node.set_epoch(self.clock.epoch());
         if let Some(k) = &self.keyring {
             node.set_keyring(k.clone(), crate::keyfile::next_epoch());
+        }
+        if self.join_cookies {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
+            node.require_cookies(secret);
         }
         for &item in &self.tracked {
             // The host holds no more than a node can track.
@@ -873,6 +887,7 @@ pub fn add_stats(into: &mut Stats, from: &Stats) {
     a.retired_key += b.retired_key;
     a.bad_tag += b.bad_tag;
     a.replay += b.replay;
+    a.cookie += b.cookie;
     into.ticks += from.ticks;
     into.late_ticks += from.late_ticks;
     let mut theirs = from.data;

@@ -160,6 +160,11 @@ struct ClusterKeyArgs {
     /// re-reads it: a key rotation step on the running nodes.
     #[arg(long, value_name = "PATH")]
     cluster_key_file: Option<PathBuf>,
+    /// Require proven joins: a MEET is answered with a stateless cookie and
+    /// only a PING that returns it admits the sender (every node of the
+    /// cluster should use it, or none).
+    #[arg(long)]
+    join_cookies: bool,
 }
 
 impl ClusterKeyArgs {
@@ -273,6 +278,7 @@ fn run(args: Args) -> Result<()> {
         socket_buffer_bytes: args.socket_buffer,
         timer_slack: Duration::from_secs_f64(args.timer_slack / 1_000.0),
         keyring,
+        join_cookies: args.cluster_key.join_cookies,
         ..RuntimeConfig::default()
     })?;
     let stop = runtime.stop_flag();

@@ -171,6 +171,7 @@ impl Snapshot {
             &mut a.retired_key,
             &mut a.bad_tag,
             &mut a.replay,
+            &mut a.cookie,
         ] {
             f(v);
         }
@@ -441,7 +442,7 @@ impl Collector for MetricsSource {
         counter(
             e,
             "gossip_auth_refused_total",
-            "Datagrams refused by the cluster key check, by reason.",
+            "Datagrams refused by the cluster key or join cookie checks, by reason.",
             s.stats
                 .auth
                 .named()

@@ -298,7 +298,7 @@ impl Runtime {
             let stop = stop.clone();
             let node_config = config.node.clone();
             let (ramp, start, timer_slack) = (config.ramp, clock.now(), config.timer_slack);
-            let keyring = config.keyring.clone();
+            let (keyring, join_cookies) = (config.keyring.clone(), config.join_cookies);
             let handle = std::thread::Builder::new()
                 .name(format!("gossip-io-{t}"))
                 .spawn(move || -> io::Result<()> {
@@ -321,6 +321,7 @@ impl Runtime {
                     if let Some(k) = keyring {
                         host.set_keyring(k);
                     }
+                    host.set_join_cookies(join_cookies);
                     if let Some(o) = observer {
                         host.set_observer(o);
                     }

@@ -23,6 +23,16 @@ fn ring(id: u8) -> Keyring {
 }
 
 fn start(datapath: DatapathChoice, slots: usize, offload: bool, seed: u64) -> Runtime {
+    start_with(datapath, slots, offload, seed, false)
+}
+
+fn start_with(
+    datapath: DatapathChoice,
+    slots: usize,
+    offload: bool,
+    seed: u64,
+    join_cookies: bool,
+) -> Runtime {
     Runtime::start(RuntimeConfig {
         datapath,
         threads: 2,
@@ -35,6 +45,7 @@ fn start(datapath: DatapathChoice, slots: usize, offload: bool, seed: u64) -> Ru
         offload,
         rng_seed: seed,
         keyring: Some(Arc::new(ring(1))),
+        join_cookies,
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
@@ -157,6 +168,11 @@ fn a_keyed_cluster_refuses_strangers_on_uring() {
 #[test]
 fn a_keyed_cluster_behind_shared_sockets_with_gso_gro_refuses_strangers() {
     keyed_cluster_refuses_strangers(start(DatapathChoice::Mmsg, NODES / 2, true, 13));
+}
+
+#[test]
+fn a_keyed_cluster_requiring_join_cookies_forms_and_refuses_strangers() {
+    keyed_cluster_refuses_strangers(start_with(DatapathChoice::Mmsg, 1, false, 15, true));
 }
 
 #[test]

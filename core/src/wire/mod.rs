@@ -165,10 +165,17 @@ impl MessageType {
 pub const FLAG_AUTH: u8 = 0x01;
 /// Header flag bit 2, with [`FLAG_AUTH`] only: the body is encrypted too.
 pub const FLAG_SEALED: u8 = 0x04;
+/// Header flag bit 3, MEET, PING and PONG only: a join cookie
+/// ([`COOKIE_LEN`] bytes, `crate::cookie`) follows the body, before any
+/// authentication trailer; the body length does not count it.
+pub const FLAG_COOKIE: u8 = 0x08;
+/// Bytes of a join cookie.
+pub const COOKIE_LEN: usize = 16;
 
 /// Header flag bits [`decode`] reads: [`FLAG_RUMORS`] (PING and PONG only: a
-/// rumor block follows the gossip section). [`FLAG_AUTH`] and [`FLAG_SEALED`]
-/// are read by [`decode_opened`] alone, once the trailer checked out. A datagram
+/// rumor block follows the gossip section). [`FLAG_AUTH`], [`FLAG_SEALED`]
+/// and [`FLAG_COOKIE`] are read by [`decode_opened`] alone, once what they
+/// announce was checked and stripped. A datagram
 /// with any other bit set is refused, so that a later version can give them
 /// meaning without being misread.
 pub const FLAGS_KNOWN: u8 = FLAG_RUMORS;
@@ -337,12 +344,13 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     decode_with(bytes, false)
 }
 
-/// Decodes an authenticated datagram whose trailer a keyring has checked and
-/// removed (`bytes` is header and plain body): as [`decode`], except that
-/// [`FLAG_AUTH`] must be set and [`FLAG_SEALED`] may be.
+/// Decodes a datagram whose authentication trailer and cookie were checked
+/// and stripped (`bytes` is header and plain body): as [`decode`], except
+/// that [`FLAG_AUTH`], [`FLAG_SEALED`] (with `AUTH`) and [`FLAG_COOKIE`]
+/// (MEET, PING, PONG) may be set.
 ///
 /// # Errors
-/// As [`decode`]; [`DecodeError::ReservedBits`] without [`FLAG_AUTH`].
+/// As [`decode`].
 pub fn decode_opened(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     decode_with(bytes, true)
 }
@@ -404,14 +412,19 @@ fn header_with(bytes: &[u8], opened: bool) -> Result<(Header, &[u8]), DecodeErro
     let kind = MessageType::from_code(bytes[field::KIND]).ok_or(DecodeError::UnknownType)?;
     let flags = bytes[field::FLAGS];
     let known = match opened {
-        true => FLAGS_KNOWN | FLAG_AUTH | FLAG_SEALED,
+        true => FLAGS_KNOWN | FLAG_AUTH | FLAG_SEALED | FLAG_COOKIE,
         false => FLAGS_KNOWN,
     };
-    if flags & !known != 0 || bytes[field::RESERVED] != 0 || (opened && flags & FLAG_AUTH == 0) {
+    let sealed_alone = flags & (FLAG_AUTH | FLAG_SEALED) == FLAG_SEALED;
+    if flags & !known != 0 || bytes[field::RESERVED] != 0 || sealed_alone {
         return Err(DecodeError::ReservedBits);
     }
-    // The rumor flag means something on PING and PONG only.
+    // The rumor flag means something on PING and PONG only, a cookie on
+    // MEET, PING and PONG.
     if flags & FLAG_RUMORS != 0 && !matches!(kind, MessageType::Ping | MessageType::Pong) {
+        return Err(DecodeError::ReservedBits);
+    }
+    if flags & FLAG_COOKIE != 0 && !kind.has_section() {
         return Err(DecodeError::ReservedBits);
     }
     let body_len = usize::from(be_u16(bytes, field::BODY_LEN.start));
@@ -428,6 +441,19 @@ fn header_with(bytes: &[u8], opened: bool) -> Result<(Header, &[u8]), DecodeErro
         incarnation: be_u32(bytes, field::INCARNATION.start),
     };
     Ok((header, body))
+}
+
+/// Splits the join cookie off a message whose header has [`FLAG_COOKIE`]
+/// (authentication trailer already stripped): the message without it, and
+/// the cookie. Without the flag, or too short to hold one: as it is, none.
+pub fn split_cookie(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match bytes.get(field::FLAGS) {
+        Some(f) if f & FLAG_COOKIE != 0 && bytes.len() >= HEADER_LEN + COOKIE_LEN => {
+            let (m, c) = bytes.split_at(bytes.len() - COOKIE_LEN);
+            (m, Some(c))
+        }
+        _ => (bytes, None),
+    }
 }
 
 /// The header's `dst_slot`, read without decoding anything else: how a host

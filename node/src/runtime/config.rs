@@ -60,6 +60,10 @@ pub struct RuntimeConfig {
     /// The cluster keyring every node authenticates its datagrams with
     /// ([`crate::keyfile`]); `None`: no key, datagrams as without one.
     pub keyring: Option<Arc<Keyring>>,
+    /// Every node requires proven joins: a MEET is answered with a stateless
+    /// cookie, and only a PING returning it admits the sender
+    /// (`gossip_core::cookie`).
+    pub join_cookies: bool,
 }
 
 impl RuntimeConfig {
@@ -125,6 +129,7 @@ impl Default for RuntimeConfig {
             event_queue: 0,
             timer_slack: Duration::ZERO,
             keyring: None,
+            join_cookies: false,
         }
     }
 }
