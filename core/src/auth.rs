@@ -23,6 +23,9 @@ use crate::ids::NodeId;
 use crate::wire::{self, trailer, FLAG_AUTH, FLAG_SEALED, HEADER_LEN, TRAILER_LEN};
 use alloc::vec::Vec;
 use xaes_256_gcm::aead::{inout::InOutBuf, AeadInOut, KeyInit};
+use xaes_256_gcm::aes::cipher::BlockCipherEncrypt;
+use xaes_256_gcm::aes::Aes256;
+use xaes_256_gcm::aes_gcm::Aes256Gcm;
 use xaes_256_gcm::{Nonce, Tag, Xaes256Gcm};
 
 /// Bytes in a cluster key.
@@ -205,7 +208,7 @@ impl AuthDrops {
 /// holds no per-node state.
 #[derive(Clone)]
 pub struct Keyring {
-    keys: Vec<(u8, Xaes256Gcm)>,
+    keys: Vec<(u8, Xaes256Gcm, Derive)>,
     sending: u8,
     retired: Vec<u8>,
     sealed: bool,
@@ -228,7 +231,7 @@ impl Keyring {
     /// only (bodies stay clear).
     pub fn new(key: &Key) -> Self {
         Keyring {
-            keys: alloc::vec![(key.id, Xaes256Gcm::new(&key.secret.into()))],
+            keys: alloc::vec![entry(key)],
             sending: key.id,
             retired: Vec::new(),
             sealed: false,
@@ -258,8 +261,7 @@ impl Keyring {
             return Err(KeyringError::Full);
         }
         self.retired.retain(|&id| id != key.id);
-        self.keys
-            .push((key.id, Xaes256Gcm::new(&key.secret.into())));
+        self.keys.push(entry(key));
         Ok(())
     }
 
@@ -314,7 +316,7 @@ impl Keyring {
 
     fn cipher(&self, id: u8) -> Result<&Xaes256Gcm, AuthError> {
         match self.keys.iter().find(|k| k.0 == id) {
-            Some((_, c)) => Ok(c),
+            Some((_, c, _)) => Ok(c),
             None if self.retired.contains(&id) => Err(AuthError::RetiredKey),
             None => Err(AuthError::UnknownKey),
         }
@@ -332,30 +334,23 @@ impl Keyring {
         buf: &mut [u8],
         len: usize,
     ) -> Option<usize> {
-        let total = len.checked_add(TRAILER_LEN)?;
-        if len < HEADER_LEN || buf.len() < total {
-            return None;
-        }
-        let (_, cipher) = self.keys.iter().find(|k| k.0 == self.sending)?;
-        buf[wire::FLAGS_AT] |= FLAG_AUTH | if self.sealed { FLAG_SEALED } else { 0 };
-        let t = &mut buf[len..total];
-        t[trailer::KEY_ID] = self.sending;
-        t[trailer::EPOCH].copy_from_slice(&epoch.to_be_bytes());
-        t[trailer::COUNTER].copy_from_slice(&counter.to_be_bytes());
-        let n = nonce(sender, epoch, counter);
-        let tag = match self.sealed {
-            true => {
-                let (header, body) = buf[..len].split_at_mut(HEADER_LEN);
-                cipher.encrypt_inout_detached(&n, header, InOutBuf::from(body))
-            }
-            false => {
-                let aad = &buf[..total - trailer::TAG.len()];
-                cipher.encrypt_inout_detached(&n, aad, InOutBuf::from(&mut [][..]))
-            }
-        }
-        .ok()?;
-        buf[len + trailer::TAG.start..total].copy_from_slice(&tag);
-        Some(total)
+        self.sealer(sender, epoch)?.seal(counter, buf, len)
+    }
+
+    /// What seals `sender`'s datagrams of `epoch` with the sending key: the
+    /// XAES-256-GCM key derived from the nonce's first half (sender id and
+    /// the epoch's high 32 bits) once, instead of once a datagram. `None`
+    /// only if the sending key is missing (it never is).
+    pub fn sealer(&self, sender: NodeId, epoch: u64) -> Option<Sealer> {
+        let (id, _, derive) = self.keys.iter().find(|k| k.0 == self.sending)?;
+        let n = nonce(sender, epoch, 0);
+        Some(Sealer {
+            id: *id,
+            sender,
+            epoch,
+            sealed: self.sealed,
+            gcm: alloc::boxed::Box::new(derive.derive(&n[..12])),
+        })
     }
 
     /// Checks the trailer of authenticated datagram `bytes` (its header says
@@ -421,6 +416,120 @@ pub struct Opened<'a> {
     pub epoch: u64,
     /// The sender's counter.
     pub counter: u64,
+}
+
+/// A keyring entry: id, the crate's cipher (opening), and what derives a
+/// per-sender AES-256-GCM key (sealing, see [`Sealer`]).
+fn entry(key: &Key) -> (u8, Xaes256Gcm, Derive) {
+    let aes = Aes256::new(&key.secret.into());
+    // C2SP XAES-256-GCM step 1 and 2: L = AES-256_K(0^128), K1 = L << 1 in
+    // GF(2^128) (xor 0x87 when a bit falls off).
+    let mut l = [0u8; 16].into();
+    aes.encrypt_block(&mut l);
+    let l: [u8; 16] = l.into();
+    let v = u128::from_be_bytes(l);
+    let k1 = (v << 1) ^ if v >> 127 == 1 { 0x87 } else { 0 };
+    (
+        key.id,
+        Xaes256Gcm::new(&key.secret.into()),
+        Derive {
+            aes,
+            k1: k1.to_be_bytes(),
+        },
+    )
+}
+
+/// XAES-256-GCM's key derivation for one cluster key (C2SP steps 3 to 5):
+/// the AES-256-GCM key for a nonce's first 12 bytes. Sealing with it and the
+/// nonce's last 12 bytes is XAES-256-GCM exactly (`core/tests/auth.rs` holds
+/// it to the crate on random keys and nonces).
+#[derive(Clone)]
+struct Derive {
+    aes: Aes256,
+    k1: [u8; 16],
+}
+
+impl Derive {
+    fn derive(&self, n1: &[u8]) -> Aes256Gcm {
+        let mut k = [0u8; 32];
+        for (half, prefix) in k
+            .chunks_exact_mut(16)
+            .zip([[0, 1, b'X', 0], [0, 2, b'X', 0]])
+        {
+            let mut m = [0u8; 16];
+            m[..4].copy_from_slice(&prefix);
+            m[4..].copy_from_slice(n1);
+            for (b, k1) in m.iter_mut().zip(self.k1) {
+                *b ^= k1;
+            }
+            let mut block = m.into();
+            self.aes.encrypt_block(&mut block);
+            half.copy_from_slice(&<[u8; 16]>::from(block));
+        }
+        let gcm = Aes256Gcm::new(&k.into());
+        k = [0; 32];
+        let _ = k;
+        gcm
+    }
+}
+
+/// Seals one node's datagrams of one start with one key: the derived
+/// AES-256-GCM key kept, so that a datagram costs AES-GCM alone. A node
+/// keeps one ([`Node`](crate::Node) makes a new one when its keyring or
+/// sending key changes).
+pub struct Sealer {
+    id: u8,
+    sender: NodeId,
+    epoch: u64,
+    sealed: bool,
+    gcm: alloc::boxed::Box<Aes256Gcm>,
+}
+
+impl core::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("key_id", &self.id)
+            .field("sender", &self.sender)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// Which key it seals with.
+    pub fn key_id(&self) -> u8 {
+        self.id
+    }
+
+    /// As [`Keyring::seal`], for this sealer's sender and epoch.
+    pub fn seal(&self, counter: u64, buf: &mut [u8], len: usize) -> Option<usize> {
+        let total = len.checked_add(TRAILER_LEN)?;
+        if len < HEADER_LEN || buf.len() < total {
+            return None;
+        }
+        buf[wire::FLAGS_AT] |= FLAG_AUTH | if self.sealed { FLAG_SEALED } else { 0 };
+        let t = &mut buf[len..total];
+        t[trailer::KEY_ID] = self.id;
+        t[trailer::EPOCH].copy_from_slice(&self.epoch.to_be_bytes());
+        t[trailer::COUNTER].copy_from_slice(&counter.to_be_bytes());
+        let n = nonce(self.sender, self.epoch, counter);
+        let n2 = xaes_256_gcm::aes_gcm::Nonce::try_from(&n[12..]).ok()?;
+        let tag = match self.sealed {
+            true => {
+                let (header, body) = buf[..len].split_at_mut(HEADER_LEN);
+                self.gcm
+                    .encrypt_inout_detached(&n2, header, InOutBuf::from(body))
+            }
+            false => {
+                let aad = &buf[..total - trailer::TAG.len()];
+                self.gcm
+                    .encrypt_inout_detached(&n2, aad, InOutBuf::from(&mut [][..]))
+            }
+        }
+        .ok()?;
+        buf[len + trailer::TAG.start..total].copy_from_slice(&tag);
+        Some(total)
+    }
 }
 
 fn nonce(sender: NodeId, epoch: u64, counter: u64) -> Nonce {
@@ -495,6 +604,8 @@ pub(crate) struct Auth {
     pub(crate) windows: Vec<Window>,
     /// Where sealed bodies are decrypted: one datagram, allocated once.
     pub(crate) scratch: Vec<u8>,
+    /// Seals this node's datagrams; made afresh when the keyring changes.
+    pub(crate) sealer: Option<Sealer>,
 }
 
 #[cfg(test)]

@@ -110,6 +110,7 @@ impl Node {
         match &mut self.auth {
             Some(a) => {
                 a.keyring = keyring;
+                a.sealer = None;
                 if a.epoch != epoch {
                     a.epoch = epoch;
                     a.counter = 0;
@@ -122,6 +123,7 @@ impl Node {
                     counter: 0,
                     windows: alloc::vec::Vec::new(),
                     scratch: alloc::vec![0; self.config.max_datagram()],
+                    sealer: None,
                 })
             }
         }
@@ -134,6 +136,7 @@ impl Node {
         match &mut self.auth {
             Some(a) => {
                 a.keyring = keyring;
+                a.sealer = None;
                 true
             }
             None => false,
@@ -642,8 +645,12 @@ impl Node {
         };
         let counter = a.counter;
         a.counter += 1;
-        a.keyring
-            .seal(self.me.id, a.epoch, counter, buf, len)
+        if a.sealer.is_none() {
+            a.sealer = a.keyring.sealer(self.me.id, a.epoch);
+        }
+        a.sealer
+            .as_ref()
+            .and_then(|s| s.seal(counter, buf, len))
             .ok_or(Skip::TooSmall)
     }
 
