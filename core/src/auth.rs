@@ -547,7 +547,10 @@ fn nonce(sender: NodeId, epoch: u64, counter: u64) -> Nonce {
 /// A datagram from a newer life (higher incarnation, or the same with a
 /// higher epoch) starts a new window; one from an older life is a replay, as
 /// is a counter seen already or [`WINDOW`] or more below the top. Reordering
-/// within the window is accepted.
+/// within the window is accepted, but a new window counts every counter up
+/// to its first as seen: a window starts over when its slot changes hands
+/// (the peer table moves its last peer into a freed index), and a peer's
+/// recent datagrams must not pass again then.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     id: NodeId,
@@ -566,7 +569,7 @@ impl Window {
                 id,
                 life,
                 top: counter,
-                bits: 1,
+                bits: u64::MAX,
             };
             return true;
         }
@@ -618,7 +621,10 @@ mod tests {
         let mut w = Window::default();
         assert!(w.accept(id, 0, 7, 10));
         assert!(!w.accept(id, 0, 7, 10));
-        assert!(w.accept(id, 0, 7, 9), "reordered within the window");
+        assert!(!w.accept(id, 0, 7, 9), "below a new window's first counter");
+        assert!(w.accept(id, 0, 7, 12));
+        assert!(w.accept(id, 0, 7, 11), "reordered within the window");
+        assert!(!w.accept(id, 0, 7, 11));
         assert!(w.accept(id, 0, 7, 100));
         assert!(!w.accept(id, 0, 7, 36), "64 below the top: too old");
         assert!(w.accept(id, 0, 7, 37));

@@ -429,15 +429,21 @@ proptest! {
     fn the_window_accepts_exactly_the_new_counters_it_can_tell(
         counters in proptest::collection::vec(0u64..300, 1..400),
     ) {
+        // Model: the first counter opens the window and counts every one
+        // up to it as seen; after it, a counter is new unless seen or
+        // WINDOW or more below the highest.
         let mut w = Window::default();
         let mut seen = std::collections::HashSet::new();
-        let mut top = None::<u64>;
+        let mut first_top = None::<(u64, u64)>;
         for c in counters {
-            let new = !seen.contains(&c) && top.is_none_or(|t| c + WINDOW > t);
+            let new = match first_top {
+                None => true,
+                Some((first, top)) => !seen.contains(&c) && c > first && c + WINDOW > top,
+            };
             prop_assert_eq!(w.accept(NodeId(1), 0, 9, c), new, "counter {}", c);
             if new {
                 seen.insert(c);
-                top = Some(top.map_or(c, |t| t.max(c)));
+                first_top = Some(first_top.map_or((c, c), |(f, t)| (f, t.max(c))));
             }
         }
     }
