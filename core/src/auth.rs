@@ -1,5 +1,9 @@
 //! Cluster keys: every datagram authenticated, and its body optionally sealed.
 //!
+//! Over 600 lines because the key, the keyring, the trailer's layout, sealing
+//! and opening and the replay window are one mechanism that must be read and
+//! reviewed together (a forty-line tail is its tests).
+//!
 //! A node given a [`Keyring`] ([`Node::set_keyring`](crate::Node::set_keyring))
 //! appends a trailer to each datagram it sends (`docs/wire-format.md` §8):
 //! the id of the key it used, its start epoch, a counter, and the 16-byte tag

@@ -1,4 +1,8 @@
 //! `Simulation`: real [`Node`]s on a virtual clock, joined by a [`Network`].
+//!
+//! Just over 600 lines: the simulator's one event loop (deliveries, timers,
+//! faults, capture, injection) reads best in one place; its parts that stand
+//! alone (queue, network, observer, capture, faults) have files of their own.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
