@@ -316,6 +316,10 @@ impl Node {
                     epidemic.queue_rumor_reply(&mut cx, from, rumor);
                 }
             }
+            (kind, body) if kind.is_swim() => {
+                self.outbox.stats.drops.other_profile += 1;
+                self.copies.count_unread(body, rumors);
+            }
             (kind, body) if kind.is_data() => {
                 let (epidemic, mut cx) = self.dissemination();
                 epidemic.handle_data(&mut cx, i, from, body);
@@ -335,6 +339,13 @@ impl Node {
 
     fn handle_unknown(&mut self, now: Instant, from: Endpoint, h: &Header, len: usize) {
         match h.kind {
+            // No swim machine runs here (yet): not ours to answer.
+            MessageType::Probe
+            | MessageType::Ack
+            | MessageType::ProbeReq
+            | MessageType::Nack
+            | MessageType::Sync
+            | MessageType::State => self.outbox.stats.drops.other_profile += 1,
             // Redis clusterProcessPacket: a MEET adds its sender (in handshake);
             // any PING is answered. Both get an empty section: never more bytes
             // to an unproven address than it sent us (DESIGN §4).
@@ -442,6 +453,13 @@ impl Node {
             MessageType::Digest | MessageType::Push | MessageType::Pull => {
                 self.epidemic.take_datagram(buf).ok_or(Skip::TooSmall)
             }
+            // Nothing queues them yet: the swim machine will.
+            MessageType::Probe
+            | MessageType::Ack
+            | MessageType::ProbeReq
+            | MessageType::Nack
+            | MessageType::Sync
+            | MessageType::State => Err(Skip::Nothing),
             MessageType::Rumor => {
                 let (epidemic, mut cx) = self.dissemination();
                 epidemic.encode_rumor(&mut cx, out, buf, &header)
