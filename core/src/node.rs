@@ -10,8 +10,9 @@ use crate::ids::{Endpoint, Identity, NodeId};
 use crate::membership::{self, MeetError, Membership};
 use crate::outbox::{header, Outbox, Outgoing, Skip};
 use crate::peers::PeerTable;
-use crate::profile::{Config, CronSchedule};
+use crate::profile::{Config, CronSchedule, Membership as Protocol};
 use crate::rng::Rng;
+use crate::swim::{self, Swim};
 use crate::time::{micros, Instant};
 use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
 
@@ -49,6 +50,8 @@ pub struct Node {
     epidemic: Epidemic,
     /// Tracked items and their copies received (`copies.rs`).
     copies: Copies,
+    /// The swim profile's membership (`swim/`); idle under the others.
+    swim: Swim,
 }
 
 impl Node {
@@ -71,6 +74,7 @@ impl Node {
             // dissemination on leaves membership's random choices unchanged.
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
+            swim: Swim::new(now),
             config,
         }
     }
@@ -115,6 +119,13 @@ impl Node {
         &self.outbox.stats
     }
 
+    /// Under the swim profile: how often this node refuted a suspicion of
+    /// itself in this life, and Lifeguard's local health score (0: healthy;
+    /// probe periods and timeouts are stretched by score + 1).
+    pub fn swim_health(&self) -> (u32, u32) {
+        (self.swim.refutations(), self.swim.awareness())
+    }
+
     /// Members known, self included (the voters for FAIL).
     pub fn members(&self) -> usize {
         self.failure.members()
@@ -131,6 +142,13 @@ impl Node {
     /// # Errors
     /// [`MeetError::TooManyPending`] when too many meets are still open.
     pub fn meet(&mut self, now: Instant, to: Endpoint) -> Result<(), MeetError> {
+        if self.config.membership() == Protocol::Swim {
+            let (s, mut cx) = self.swim();
+            return match s.meet(&mut cx, now, to) {
+                true => Ok(()),
+                false => Err(MeetError::TooManyPending),
+            };
+        }
         let (m, mut cx) = self.membership();
         m.meet(&mut cx, now, to)
     }
@@ -168,6 +186,16 @@ impl Node {
         if h.dst_slot != self.me.slot {
             self.outbox.stats.drops.wrong_slot += 1;
             self.copies.count_unread(msg.body, msg.rumors);
+            return Ok(());
+        }
+        if self.config.membership() == Protocol::Swim {
+            self.handle_swim(
+                now,
+                Endpoint::new(from, h.src_slot),
+                &h,
+                msg.body,
+                msg.rumors,
+            );
             return Ok(());
         }
         let meets = &mut self.membership.meets;
@@ -212,8 +240,13 @@ impl Node {
         }
         // Messages the cron queues from here on may carry rumors.
         let mark = self.outbox.transmits.len();
-        let (m, mut cx) = self.membership();
-        m.cron(&mut cx, now);
+        if self.config.membership() == Protocol::Swim {
+            let (s, mut cx) = self.swim();
+            s.tick(&mut cx, now, late);
+        } else {
+            let (m, mut cx) = self.membership();
+            m.cron(&mut cx, now);
+        }
         let (epidemic, mut cx) = self.dissemination();
         epidemic.round(&mut cx, now, mark);
     }
@@ -416,6 +449,66 @@ impl Node {
         (&mut self.membership, cx)
     }
 
+    /// The swim machine and its context: disjoint borrows of self.
+    fn swim(&mut self) -> (&mut Swim, swim::Cx<'_>) {
+        let cx = swim::Cx {
+            config: &self.config,
+            me: &self.me,
+            rng: &mut self.rng,
+            peers: &mut self.peers,
+            outbox: &mut self.outbox,
+            copies: &mut self.copies,
+            failure: &mut self.failure,
+        };
+        (&mut self.swim, cx)
+    }
+
+    /// A datagram under the swim profile: swim's own types to its machine,
+    /// data messages from members to dissemination, the rest counted as
+    /// another profile's.
+    fn handle_swim(
+        &mut self,
+        now: Instant,
+        from: Endpoint,
+        h: &Header,
+        body: Body<'_>,
+        rumors: Option<RumorBlock<'_>>,
+    ) {
+        let member = self
+            .peers
+            .find(h.sender)
+            .filter(|&i| self.peers.get(i).is_member());
+        match body {
+            Body::Swim(b) => {
+                let (s, mut cx) = self.swim();
+                s.handle(&mut cx, now, from, h, &b);
+                match (rumors, member) {
+                    (Some(block), Some(i)) => {
+                        let (epidemic, mut cx) = self.dissemination();
+                        let rumor = epidemic.handle_rumor_block(&mut cx, i, from, block);
+                        epidemic.queue_rumor_reply(&mut cx, from, rumor);
+                    }
+                    (Some(block), None) => self.copies.count_unread_rumors(block),
+                    (None, _) => {}
+                }
+            }
+            body if h.kind.is_data() => match member {
+                Some(i) => {
+                    let (epidemic, mut cx) = self.dissemination();
+                    epidemic.handle_data(&mut cx, i, from, body);
+                }
+                None => {
+                    self.outbox.stats.drops.unknown_sender += 1;
+                    self.copies.count_unread(body, None);
+                }
+            },
+            body => {
+                self.outbox.stats.drops.other_profile += 1;
+                self.copies.count_unread(body, rumors);
+            }
+        }
+    }
+
     /// The failure detection machine and its context.
     fn failure(&mut self) -> (&mut Failure, failure::Cx<'_>) {
         let cx = failure::Cx {
@@ -459,7 +552,10 @@ impl Node {
             | MessageType::ProbeReq
             | MessageType::Nack
             | MessageType::Sync
-            | MessageType::State => Err(Skip::Nothing),
+            | MessageType::State => {
+                let (s, mut cx) = self.swim();
+                s.encode(&mut cx, out, buf, &header)
+            }
             MessageType::Rumor => {
                 let (epidemic, mut cx) = self.dissemination();
                 epidemic.encode_rumor(&mut cx, out, buf, &header)

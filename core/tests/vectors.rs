@@ -267,6 +267,7 @@ struct Data {
     target: Option<Member>,
     members: Vec<Member>,
     sync: Vec<u64>,
+    sync_answer: bool,
 }
 
 /// The parts of a decoded message, as a vector describes them.
@@ -311,7 +312,10 @@ fn describe(msg: &Message<'_>, length: usize) -> Described {
                 d.x.members = updates.iter().collect();
             }
             SwimBody::Nack { seq } => d.x.seq = Some(seq),
-            SwimBody::Sync(g) => d.x.sync = (0..g.len()).map(|i| g.bucket(i)).collect(),
+            SwimBody::Sync(g) => {
+                d.x.sync = (0..g.len()).map(|i| g.bucket(i)).collect();
+                d.x.sync_answer = g.answer();
+            }
             SwimBody::State(ms) => d.x.members = ms.iter().collect(),
         },
         _ => panic!("a body this test does not know"),
@@ -379,7 +383,7 @@ fn encode(m: &Described, buf: &mut [u8]) -> usize {
             r.finish().expect("the block says something")
         }
         MessageType::Nack => wire::encode_nack(buf, h, m.x.seq.expect("seq")).unwrap(),
-        MessageType::Sync => wire::encode_sync(buf, h, &m.x.sync).unwrap(),
+        MessageType::Sync => wire::encode_sync(buf, h, &m.x.sync, m.x.sync_answer).unwrap(),
         kind if kind.is_swim() => {
             let plain = Header {
                 flags: h.flags & !FLAG_RUMORS,
@@ -540,6 +544,7 @@ fn parse_message(label: &str, text: &str) -> Expect {
             "seq" => d.seq = Some(num(label, value)),
             "member" => d.members.push(parse_member(label, value)),
             "target" => d.target = Some(parse_member(label, value)),
+            "sync_answer" => d.sync_answer = yes(label, value),
             "sync" => {
                 d.sync = value.split_whitespace().map(|h| num(label, h)).collect();
             }

@@ -482,7 +482,7 @@ fn reencode_swim(
             for (i, slot) in hashes.iter_mut().enumerate().take(d.len()) {
                 *slot = d.bucket(i);
             }
-            return encode_sync(buf, h, &hashes[..d.len()]);
+            return encode_sync(buf, h, &hashes[..d.len()], d.answer());
         }
         SwimBody::Probe { seq, updates } | SwimBody::Ack { seq, updates } => (seq, None, updates),
         SwimBody::ProbeReq {

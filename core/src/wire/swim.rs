@@ -8,7 +8,8 @@
 //! ACK       = seq:u32 members
 //! PROBE_REQ = seq:u32 target:member members
 //! NACK      = seq:u32
-//! SYNC      = log2:u8 hash:u64 * 2^log2   (log2 <= MAX_SYNC_LOG2)
+//! SYNC      = mode:u8 hash:u64 * 2^log2   (mode: bits 0-3 log2 <= MAX_SYNC_LOG2,
+//!                                          bit 7 answer, bits 4-6 reserved)
 //! STATE     = members
 //! ```
 //! `state`: bits 0-1 health (0 alive, 1 suspect, 2 dead; 3 is malformed), bit 2
@@ -52,6 +53,8 @@ pub const SYNC_BUCKET_LEN: usize = 8;
 /// [`MAX_DATAGRAM`].
 pub const MAX_SYNC_LOG2: u8 = 12;
 
+const SYNC_LOG2_MASK: u8 = 0x0f;
+const SYNC_ANSWER: u8 = 0x80;
 const HEALTH_MASK: u8 = 0b11;
 const STATE_IPV6: u8 = 1 << 2;
 const STATE_KNOWN: u8 = HEALTH_MASK | STATE_IPV6;
@@ -214,16 +217,31 @@ impl<'a> Members<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncDigest<'a> {
     log2: u8,
+    answer: bool,
     hashes: &'a [u8],
 }
 
 impl<'a> SyncDigest<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> Result<Self, DecodeError> {
-        let (&log2, hashes) = body.split_first().ok_or(DecodeError::Malformed)?;
+        let (&mode, hashes) = body.split_first().ok_or(DecodeError::Malformed)?;
+        if mode & !(SYNC_LOG2_MASK | SYNC_ANSWER) != 0 {
+            return Err(DecodeError::ReservedBits);
+        }
+        let log2 = mode & SYNC_LOG2_MASK;
         if log2 > MAX_SYNC_LOG2 || hashes.len() != SYNC_BUCKET_LEN << log2 {
             return Err(DecodeError::Malformed);
         }
-        Ok(SyncDigest { log2, hashes })
+        Ok(SyncDigest {
+            log2,
+            answer: mode & SYNC_ANSWER != 0,
+            hashes,
+        })
+    }
+
+    /// Whether it answers a SYNC (push-pull's second half: answered with
+    /// STATE only, never with another SYNC).
+    pub fn answer(&self) -> bool {
+        self.answer
     }
 
     /// Buckets, as log2.
@@ -450,12 +468,18 @@ pub fn encode_nack(buf: &mut [u8], header: &Header, seq: u32) -> Result<usize, E
     Ok(finish(buf, NACK_LEN))
 }
 
-/// Encodes a SYNC of `hashes` (a power of two of them, at most 2^12).
+/// Encodes a SYNC of `hashes` (a power of two of them, at most 2^12),
+/// opening an exchange or (`answer`) answering one.
 ///
 /// # Errors
 /// [`EncodeError::BufferTooSmall`] when it does not fit, or the count is not
 /// a power of two within bounds (nothing a decoder would accept).
-pub fn encode_sync(buf: &mut [u8], header: &Header, hashes: &[u64]) -> Result<usize, EncodeError> {
+pub fn encode_sync(
+    buf: &mut [u8],
+    header: &Header,
+    hashes: &[u64],
+    answer: bool,
+) -> Result<usize, EncodeError> {
     let n = hashes.len();
     if !n.is_power_of_two() || n > 1 << MAX_SYNC_LOG2 {
         return Err(EncodeError::BufferTooSmall);
@@ -465,7 +489,7 @@ pub fn encode_sync(buf: &mut [u8], header: &Header, hashes: &[u64]) -> Result<us
         return Err(EncodeError::BufferTooSmall);
     }
     encode_header(buf, header)?;
-    buf[HEADER_LEN] = n.trailing_zeros() as u8;
+    buf[HEADER_LEN] = n.trailing_zeros() as u8 | (u8::from(answer) * SYNC_ANSWER);
     for (i, h) in hashes.iter().enumerate() {
         let at = HEADER_LEN + 1 + i * SYNC_BUCKET_LEN;
         buf[at..at + SYNC_BUCKET_LEN].copy_from_slice(&h.to_be_bytes());
@@ -553,12 +577,12 @@ mod tests {
             Body::Swim(SwimBody::Nack { seq: 5 })
         );
         let hashes = [1u64, 2, 3, u64::MAX];
-        let len = encode_sync(&mut buf, &header(MessageType::Sync), &hashes).unwrap();
+        let len = encode_sync(&mut buf, &header(MessageType::Sync), &hashes, true).unwrap();
         let msg = decode(&buf[..len]).unwrap();
         let Body::Swim(SwimBody::Sync(d)) = msg.body else {
             panic!()
         };
-        assert_eq!((d.log2(), d.len()), (2, 4));
+        assert_eq!((d.log2(), d.len(), d.answer()), (2, 4, true));
         assert!((0..4).map(|i| d.bucket(i)).eq(hashes));
         let mut again = [0u8; 512];
         assert_eq!(reencode(&msg, &mut again).unwrap(), len);
@@ -599,9 +623,11 @@ mod tests {
             assert!(decode(&buf[..cut]).is_err());
         }
         // A SYNC whose bucket count disagrees with its length.
-        let len = encode_sync(&mut buf, &header(MessageType::Sync), &[1, 2]).unwrap();
+        let len = encode_sync(&mut buf, &header(MessageType::Sync), &[1, 2], false).unwrap();
         buf[HEADER_LEN] = 2;
         assert_eq!(decode(&buf[..len]), Err(DecodeError::Malformed));
+        buf[HEADER_LEN] = 0x41;
+        assert_eq!(decode(&buf[..len]), Err(DecodeError::ReservedBits));
         buf[HEADER_LEN] = MAX_SYNC_LOG2 + 1;
         assert_eq!(decode(&buf[..len]), Err(DecodeError::Malformed));
         // A NACK with a trailing byte.

@@ -1,0 +1,1020 @@
+//! The swim profile's membership, one sub-machine of a [`crate::Node`]: SWIM
+//! (Das, Gupta, Motivala 2002) with Lifeguard's refinements (Dadgar et al.
+//! 2018), as docs/design/swim.md describes, with its own state ([`Swim`]) and
+//! an explicit context per call ([`Cx`]), as `membership` has.
+//!
+//! - here: probes, indirect probes, suspicion and its timeout, refutation,
+//!   local health awareness, joins, dispatch and encoding;
+//! - `records.rs`: per-member state beyond the peer table, SWIM's precedence,
+//!   the suspicion timeout, the broadcast queue;
+//! - `sync.rs`: the digest anti-entropy.
+//!
+//! The peer table's states map alive → `Alive`, suspect → `Pfail`, dead →
+//! `Fail`; a node whose address is not proven yet is in `Handshake`. Every
+//! transition goes through `Failure::set_state`, so member counts, events and
+//! the PFAIL list are those the other profiles keep.
+
+mod records;
+mod sync;
+
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::time::Duration;
+
+use crate::copies::Copies;
+use crate::event::Event;
+use crate::failure::{self, Failure};
+use crate::ids::{Endpoint, Identity, NodeId};
+use crate::outbox::{Outbox, Outgoing, Skip};
+use crate::peers::{Peer, PeerState, PeerTable};
+use crate::profile::Config;
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::wire::{
+    encode_nack, encode_sync, Header, Health, Member, MembersWriter, MessageType, SwimBody,
+    SyncDigest,
+};
+
+use records::{Broadcasts, Side, Verdict};
+use sync::Jobs;
+
+/// Most indirect probes being relayed for others at once.
+const MAX_RELAYS: usize = 64;
+/// Most joins (`meet`) waiting for an answer.
+const MAX_JOINS: usize = 64;
+/// Consecutive SYNCs sent at once (a tick apart) while digests keep
+/// differing, as a joiner fetches the membership; then back to the period.
+const MAX_RESYNCS: u32 = 256;
+
+/// swim's own state; the peer table, the outbox and the state bookkeeping
+/// come in a [`Cx`].
+#[derive(Debug)]
+pub(crate) struct Swim {
+    /// Per-member state, index for index with the peer table.
+    side: Vec<Side>,
+    /// Our own refutation count in this life.
+    refute: u32,
+    /// The probe order (shuffled), and the next position in it.
+    order: Vec<NodeId>,
+    cursor: usize,
+    seq: u32,
+    probe: Option<Probe>,
+    next_probe: Instant,
+    relays: Vec<Relay>,
+    broadcasts: Broadcasts,
+    /// Lifeguard's local health score, 0 to `awareness_max` - 1.
+    awareness: u32,
+    next_sync: Instant,
+    /// SYNCs in a row sent a tick apart; where to, and when next.
+    resyncs: u32,
+    resync: Option<(Endpoint, Instant)>,
+    jobs: Jobs,
+    joins: Vec<Join>,
+    /// Members this node declared dead or learned dead, and since when.
+    dead: Vec<NodeId>,
+}
+
+/// What swim reads and writes of its node for one call.
+#[derive(Debug)]
+pub(crate) struct Cx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) me: &'a Identity,
+    pub(crate) rng: &'a mut Rng,
+    pub(crate) peers: &'a mut PeerTable,
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) copies: &'a mut Copies,
+    pub(crate) failure: &'a mut Failure,
+}
+
+impl Cx<'_> {
+    fn set_state(&mut self, i: usize, to: PeerState) {
+        let cx = &mut failure::Cx {
+            config: self.config,
+            peers: &mut *self.peers,
+            outbox: &mut *self.outbox,
+            copies: &mut *self.copies,
+        };
+        self.failure.set_state(cx, i, to);
+    }
+}
+
+/// The probe of this protocol period.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    target: NodeId,
+    seq: u32,
+    sent: Instant,
+    /// Indirect probes went out, to this many members.
+    asked: u32,
+    nacks: u32,
+}
+
+/// An indirect probe we run for another member.
+#[derive(Clone, Copy, Debug)]
+struct Relay {
+    /// Our PROBE's seq to the target.
+    seq: u32,
+    requester: Endpoint,
+    /// The requester's seq, echoed in our ACK or NACK.
+    their_seq: u32,
+    sent: Instant,
+    nacked: bool,
+}
+
+/// A `meet`: PROBEs to an address until a member there answers.
+#[derive(Clone, Copy, Debug)]
+struct Join {
+    to: Endpoint,
+    seq: u32,
+    started: Instant,
+    last_sent: Instant,
+}
+
+/// A handshake: a node that sent a SYNC from an address not proven yet gets
+/// a PROBE with this seq; its ACK proves the address.
+const HANDSHAKE_SEQ_BIT: u32 = 1 << 31;
+
+impl Swim {
+    pub(crate) fn new(now: Instant) -> Self {
+        Swim {
+            side: Vec::new(),
+            refute: 0,
+            order: Vec::new(),
+            cursor: 0,
+            seq: 0,
+            probe: None,
+            next_probe: now,
+            relays: Vec::new(),
+            broadcasts: Broadcasts::default(),
+            awareness: 0,
+            next_sync: now,
+            resyncs: 0,
+            resync: None,
+            jobs: Jobs::default(),
+            joins: Vec::new(),
+            dead: Vec::new(),
+        }
+    }
+
+    /// Our refutation count in this life.
+    pub(crate) fn refutations(&self) -> u32 {
+        self.refute
+    }
+
+    /// Lifeguard's local health score.
+    pub(crate) fn awareness(&self) -> u32 {
+        self.awareness
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = (self.seq + 1) & !HANDSHAKE_SEQ_BIT;
+        self.seq
+    }
+
+    /// A period stretched by the local health score (Lifeguard).
+    fn scaled(&self, d: Duration) -> Duration {
+        d * (self.awareness + 1)
+    }
+
+    fn health_up(&mut self, cx: &Cx<'_>) {
+        self.awareness = (self.awareness + 1).min(cx.config.awareness_max() - 1);
+    }
+
+    fn health_down(&mut self) {
+        self.awareness = self.awareness.saturating_sub(1);
+    }
+
+    /// Times a membership update is sent on.
+    fn retransmits(&self, cx: &Cx<'_>) -> u32 {
+        let n = cx.peers.len() + 2;
+        let digits = records::log10_at_least_one(n) as u32
+            + u32::from(n > 10usize.pow(records::log10_at_least_one(n) as u32));
+        cx.config.retransmit_mult() * digits.max(1)
+    }
+
+    /// Asks the node at `to` to let us join: a PROBE, resent once a second
+    /// until a member there answers (or `handshake_timeout` passes).
+    pub(crate) fn meet(&mut self, cx: &mut Cx<'_>, now: Instant, to: Endpoint) -> bool {
+        if self.joins.len() >= MAX_JOINS {
+            return false;
+        }
+        let seq = self.next_seq();
+        self.joins.push(Join {
+            to,
+            seq,
+            started: now,
+            last_sent: now,
+        });
+        queue(cx, to, MessageType::Probe, seq, NodeId(0), true);
+        true
+    }
+
+    // ---------------------------------------------------------------------
+    // The table, kept in step with `side`.
+
+    fn add(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        m: &Member,
+        state: PeerState,
+    ) -> Option<usize> {
+        let mut peer = Peer::new(m.id, m.endpoint, m.life, now);
+        peer.pong_received = now;
+        peer.data_received = now;
+        peer.ping_sent = crate::peers::NO_PING;
+        let i = match cx.peers.insert(peer) {
+            Ok(i) => i,
+            Err(_) => {
+                cx.outbox.stats.drops.peer_table_full += 1;
+                return None;
+            }
+        };
+        self.side.push(Side::new(m.refute));
+        cx.outbox.emit(Event::PeerDiscovered {
+            id: m.id,
+            endpoint: m.endpoint,
+        });
+        if state != PeerState::Handshake {
+            self.admit(cx, now, i, state);
+        }
+        Some(i)
+    }
+
+    /// Peer `i` becomes a member (alive or suspect): counted, probed, told on.
+    fn admit(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, state: PeerState) {
+        cx.set_state(i, PeerState::Alive);
+        let id = cx.peers.get(i).id;
+        cx.outbox.emit(Event::PeerJoined { id });
+        // A random place in the probe order, so that a newcomer is probed
+        // within one pass and nobody probes newcomers first.
+        let at = cx.rng.index(self.order.len() + 1);
+        self.order.insert(at, id);
+        if at < self.cursor {
+            self.cursor += 1;
+        }
+        if state == PeerState::Pfail {
+            self.suspect(cx, now, i, id);
+        }
+        self.broadcasts.push(id);
+    }
+
+    fn forget(&mut self, cx: &mut Cx<'_>, i: usize) {
+        let p = cx.peers.remove(i);
+        self.side.swap_remove(i);
+        cx.failure.forgotten(&p);
+        self.order.retain(|&x| x != p.id);
+        self.cursor = self.cursor.min(self.order.len());
+        self.broadcasts.remove(p.id);
+        self.dead.retain(|&x| x != p.id);
+        cx.outbox.emit(Event::PeerForgotten { id: p.id });
+    }
+
+    /// Our record of member `i`, as sent.
+    fn record(&self, cx: &Cx<'_>, i: usize) -> Member {
+        let p = cx.peers.get(i);
+        Member {
+            id: p.id,
+            life: p.incarnation,
+            refute: self.side[i].refute,
+            health: match p.state {
+                PeerState::Pfail => Health::Suspect,
+                PeerState::Fail => Health::Dead,
+                PeerState::Alive | PeerState::Handshake => Health::Alive,
+            },
+            endpoint: p.endpoint,
+        }
+    }
+
+    /// Our own record: alive, with an unspecified address, which a receiver
+    /// replaces with where the datagram came from (we cannot know how others
+    /// reach us; they can).
+    fn own_record(&self, cx: &Cx<'_>) -> Member {
+        Member {
+            id: cx.me.id,
+            life: cx.me.incarnation,
+            refute: self.refute,
+            health: Health::Alive,
+            endpoint: Endpoint::new(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                cx.me.slot,
+            ),
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // Failure detection.
+
+    fn suspect(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, by: NodeId) {
+        cx.set_state(i, PeerState::Pfail);
+        self.side[i].suspect(now, by);
+        let id = cx.peers.get(i).id;
+        cx.outbox.emit(Event::PeerPfail { id });
+        self.broadcasts.push(id);
+    }
+
+    fn declare_dead(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, by_us: bool) {
+        cx.set_state(i, PeerState::Fail);
+        self.side[i].dead_since = now;
+        let id = cx.peers.get(i).id;
+        self.dead.push(id);
+        self.order.retain(|&x| x != id);
+        self.cursor = self.cursor.min(self.order.len());
+        cx.outbox.emit(Event::PeerFail {
+            id,
+            by_quorum: by_us,
+        });
+        self.broadcasts.push(id);
+    }
+
+    /// The suspicion timeout for member `i` now.
+    fn suspicion_timeout(&self, cx: &Cx<'_>, i: usize) -> Duration {
+        let c = cx.config;
+        let n = cx.failure.members();
+        let min = c.probe_interval().as_secs_f64()
+            * f64::from(c.suspicion_mult())
+            * records::log10_at_least_one(n);
+        let min_us = (min * 1e6) as u64;
+        let max_us = min_us * u64::from(c.suspicion_max_mult());
+        let k = c.suspicion_mult().saturating_sub(2).max(1);
+        let confirmations = u32::from(self.side[i].suspecter_count.saturating_sub(1));
+        Duration::from_micros(records::suspicion_timeout(min_us, max_us, confirmations, k))
+    }
+
+    /// The protocol period: probes, indirect probes, suspicions, gossip,
+    /// anti-entropy, joins. Runs at every tick.
+    pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, now: Instant, late: bool) {
+        if late {
+            // Lifeguard: a node that misses its own deadlines is the slow one.
+            self.health_up(cx);
+        }
+        self.check_probe(cx, now);
+        if self.probe.is_none() && now >= self.next_probe {
+            self.start_probe(cx, now);
+        }
+        self.check_suspects(cx, now);
+        self.check_relays(cx, now);
+        self.forget_dead(cx, now);
+        self.gossip(cx);
+        self.sync_round(cx, now);
+        self.rejoin(cx, now);
+    }
+
+    fn start_probe(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        self.next_probe = now + self.scaled(cx.config.probe_interval());
+        if self.order.is_empty() {
+            return;
+        }
+        if self.cursor >= self.order.len() {
+            // A pass is over: a new order (Fisher-Yates).
+            for k in (1..self.order.len()).rev() {
+                let j = cx.rng.index(k + 1);
+                self.order.swap(k, j);
+            }
+            self.cursor = 0;
+        }
+        let target = self.order[self.cursor];
+        self.cursor += 1;
+        let Some(i) = cx.peers.find(target) else {
+            return;
+        };
+        let seq = self.next_seq();
+        self.probe = Some(Probe {
+            target,
+            seq,
+            sent: now,
+            asked: 0,
+            nacks: 0,
+        });
+        let to = cx.peers.get(i).endpoint;
+        cx.peers.get_mut(i).ping_sent = now;
+        queue(cx, to, MessageType::Probe, seq, NodeId(0), false);
+    }
+
+    fn check_probe(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        let Some(mut probe) = self.probe else {
+            return;
+        };
+        let Some(i) = cx.peers.find(probe.target) else {
+            self.probe = None;
+            return;
+        };
+        let elapsed = now.saturating_duration_since(probe.sent);
+        if probe.asked == 0 && elapsed >= self.scaled(cx.config.probe_timeout()) {
+            // SWIM's indirect probe: k random members probe it for us.
+            let k = cx.config.indirect_probes() as usize;
+            let mut asked = 0;
+            for _ in 0..4 * k {
+                if asked == k || self.order.len() < 2 {
+                    break;
+                }
+                let via = self.order[cx.rng.index(self.order.len())];
+                let Some(j) = cx.peers.find(via) else {
+                    continue;
+                };
+                if via == probe.target || cx.peers.get(j).state != PeerState::Alive {
+                    continue;
+                }
+                let to = cx.peers.get(j).endpoint;
+                queue(
+                    cx,
+                    to,
+                    MessageType::ProbeReq,
+                    probe.seq,
+                    probe.target,
+                    false,
+                );
+                asked += 1;
+            }
+            probe.asked = asked.max(1) as u32;
+            self.probe = Some(probe);
+        }
+        if elapsed >= self.scaled(cx.config.probe_interval()) {
+            self.probe = None;
+            // Lifeguard: without the NACKs an indirect probe should have
+            // brought, the silence may be ours.
+            if probe.nacks < probe.asked {
+                self.health_up(cx);
+            }
+            if cx.peers.get(i).state == PeerState::Alive {
+                let me = cx.me.id;
+                self.suspect(cx, now, i, me);
+            }
+        }
+    }
+
+    fn check_suspects(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        // The PFAIL list is the suspects: O(suspects), not O(members).
+        let mut k = 0;
+        while k < cx.failure.pfail().len() {
+            let id = cx.failure.pfail()[k];
+            k += 1;
+            let Some(i) = cx.peers.find(id) else { continue };
+            let since = self.side[i].since;
+            if now.saturating_duration_since(since) >= self.suspicion_timeout(cx, i) {
+                self.declare_dead(cx, now, i, true);
+                k -= 1; // it left the list
+            }
+        }
+    }
+
+    fn check_relays(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        let timeout = cx.config.probe_timeout();
+        let period = cx.config.probe_interval();
+        let mut k = 0;
+        while k < self.relays.len() {
+            let r = &mut self.relays[k];
+            let age = now.saturating_duration_since(r.sent);
+            if !r.nacked && age >= timeout * 4 / 5 {
+                // Lifeguard's NACK: we are here, the target is not answering.
+                r.nacked = true;
+                let (to, seq) = (r.requester, r.their_seq);
+                queue(cx, to, MessageType::Nack, seq, NodeId(0), true);
+            }
+            if age >= period {
+                self.relays.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    fn forget_dead(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        let keep = cx.config.dead_retention();
+        while let Some(&id) = self.dead.first() {
+            let Some(i) = cx.peers.find(id) else {
+                self.dead.remove(0);
+                continue;
+            };
+            if now.saturating_duration_since(self.side[i].dead_since) < keep {
+                break;
+            }
+            self.forget(cx, i);
+        }
+    }
+
+    /// While updates wait, a STATE of them to `gossip_nodes` random members.
+    fn gossip(&mut self, cx: &mut Cx<'_>) {
+        if self.broadcasts.is_empty() || self.order.is_empty() {
+            return;
+        }
+        for _ in 0..cx.config.gossip_nodes().min(self.order.len() as u32) {
+            let id = self.order[cx.rng.index(self.order.len())];
+            if let Some(j) = cx.peers.find(id) {
+                let to = cx.peers.get(j).endpoint;
+                queue(cx, to, MessageType::State, 0, NodeId(0), false);
+            }
+        }
+    }
+
+    fn sync_round(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        if let Some((to, at)) = self.resync {
+            if now >= at {
+                self.resync = None;
+                queue(cx, to, MessageType::Sync, 0, NodeId(0), false);
+            }
+        }
+        if now < self.next_sync || self.order.is_empty() {
+            return;
+        }
+        self.next_sync = now + cx.config.sync_interval();
+        let id = self.order[cx.rng.index(self.order.len())];
+        if let Some(j) = cx.peers.find(id) {
+            let to = cx.peers.get(j).endpoint;
+            queue(cx, to, MessageType::Sync, 0, NodeId(0), false);
+        }
+    }
+
+    fn rejoin(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        let retry = cx.config.handshake_timeout() / 3;
+        let limit = cx.config.handshake_timeout();
+        let mut k = 0;
+        while k < self.joins.len() {
+            let j = &mut self.joins[k];
+            if now.saturating_duration_since(j.started) >= limit {
+                let to = j.to;
+                self.joins.swap_remove(k);
+                cx.outbox.emit(Event::MeetTimedOut { endpoint: to });
+                continue;
+            }
+            if now.saturating_duration_since(j.last_sent) >= retry.min(Duration::from_secs(1)) {
+                j.last_sent = now;
+                let (to, seq) = (j.to, j.seq);
+                queue(cx, to, MessageType::Probe, seq, NodeId(0), true);
+            }
+            k += 1;
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // Receiving.
+
+    /// One decoded datagram of ours (swim types; MEET, PING, PONG and FAIL
+    /// are the redis machine's and are counted as another profile's).
+    pub(crate) fn handle(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        from: Endpoint,
+        h: &Header,
+        body: &SwimBody<'_>,
+    ) {
+        let known = cx.peers.find(h.sender);
+        if let Some(i) = known {
+            let p = cx.peers.get_mut(i);
+            p.data_received = now;
+            if h.incarnation < p.incarnation {
+                cx.outbox.stats.drops.stale_incarnation += 1;
+                return;
+            }
+        }
+        // What the sender says about itself by sending: alive, in this life.
+        if let Some(i) = known {
+            self.heard_from(cx, now, i, h, from);
+        }
+        match *body {
+            SwimBody::Probe { seq, updates } => {
+                let member = known.is_some_and(|i| cx.peers.get(i).is_member());
+                // Unknown senders get a bare ACK: no more bytes than they sent.
+                queue(cx, from, MessageType::Ack, seq, NodeId(0), !member);
+                if member {
+                    self.apply_all(cx, now, h, from, updates.iter());
+                }
+            }
+            SwimBody::Ack { seq, updates } => {
+                self.handle_ack(cx, now, known, from, h, seq);
+                if known.is_some_and(|i| cx.peers.get(i).is_member()) {
+                    self.apply_all(cx, now, h, from, updates.iter());
+                }
+            }
+            SwimBody::ProbeReq {
+                seq,
+                target,
+                updates,
+            } => {
+                let Some(i) = known.filter(|&i| cx.peers.get(i).is_member()) else {
+                    cx.outbox.stats.drops.unknown_sender += 1;
+                    return;
+                };
+                let _ = i;
+                self.apply_all(cx, now, h, from, updates.iter());
+                if self.relays.len() < MAX_RELAYS {
+                    let ours = self.next_seq();
+                    self.relays.push(Relay {
+                        seq: ours,
+                        requester: from,
+                        their_seq: seq,
+                        sent: now,
+                        nacked: false,
+                    });
+                    let to = match cx.peers.find(target.id) {
+                        Some(t) => cx.peers.get(t).endpoint,
+                        None => target.endpoint,
+                    };
+                    queue(cx, to, MessageType::Probe, ours, NodeId(0), false);
+                }
+            }
+            SwimBody::Nack { seq } => {
+                if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+                    p.nacks += 1;
+                }
+            }
+            SwimBody::Sync(d) => self.handle_sync(cx, now, known, from, h, d),
+            SwimBody::State(members) => {
+                if known.is_some_and(|i| cx.peers.get(i).is_member()) {
+                    self.apply_all(cx, now, h, from, members.iter());
+                } else {
+                    cx.outbox.stats.drops.unknown_sender += 1;
+                }
+            }
+        }
+    }
+
+    /// A datagram from member `i`: it is alive in this life, at this address.
+    fn heard_from(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, h: &Header, from: Endpoint) {
+        let p = cx.peers.get_mut(i);
+        if p.endpoint != from {
+            p.endpoint = from;
+        }
+        if h.incarnation > p.incarnation {
+            let own = Member {
+                id: h.sender,
+                life: h.incarnation,
+                refute: 0,
+                health: Health::Alive,
+                endpoint: from,
+            };
+            self.apply(cx, now, h.sender, &own);
+        }
+    }
+
+    fn handle_ack(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        known: Option<usize>,
+        from: Endpoint,
+        h: &Header,
+        seq: u32,
+    ) {
+        // Our probe (direct, or relayed back to us).
+        if let Some(p) = self.probe.filter(|p| p.seq == seq) {
+            self.probe = None;
+            if p.asked == 0 {
+                self.health_down();
+            }
+            if let Some(i) = cx.peers.find(p.target) {
+                cx.peers.get_mut(i).pong_received = now;
+                cx.peers.get_mut(i).ping_sent = crate::peers::NO_PING;
+            }
+            return;
+        }
+        // An indirect probe we ran for someone: pass the ACK on.
+        if let Some(k) = self.relays.iter().position(|r| r.seq == seq) {
+            let r = self.relays.swap_remove(k);
+            queue(
+                cx,
+                r.requester,
+                MessageType::Ack,
+                r.their_seq,
+                NodeId(0),
+                true,
+            );
+            return;
+        }
+        // A join answered: the node there is a member, and ours to sync with.
+        if let Some(k) = self.joins.iter().position(|j| j.seq == seq && j.to == from) {
+            self.joins.swap_remove(k);
+            if known.is_none() {
+                let m = Member {
+                    id: h.sender,
+                    life: h.incarnation,
+                    refute: 0,
+                    health: Health::Alive,
+                    endpoint: from,
+                };
+                self.add(cx, now, &m, PeerState::Alive);
+            }
+            self.resync = Some((from, now));
+            self.resyncs = 0;
+            return;
+        }
+        // A handshake: the ACK to our challenge proves the address.
+        if seq & HANDSHAKE_SEQ_BIT != 0 {
+            if let Some(i) = known.filter(|&i| cx.peers.get(i).state == PeerState::Handshake) {
+                if self.side[i].since.as_micros() as u32 == seq {
+                    self.admit(cx, now, i, PeerState::Alive);
+                    // Fetch what it knows, and let it fetch from us.
+                    queue(cx, from, MessageType::Sync, 0, NodeId(0), false);
+                }
+            }
+        }
+    }
+
+    fn handle_sync(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        known: Option<usize>,
+        from: Endpoint,
+        h: &Header,
+        d: SyncDigest<'_>,
+    ) {
+        let member = known.filter(|&i| cx.peers.get(i).is_member());
+        let Some(_) = member else {
+            // An address not proven: challenge it with a PROBE (30 bytes,
+            // no more than the SYNC's 33 or more) and hold it in handshake.
+            let i = match known {
+                Some(i) => i,
+                None => {
+                    let m = Member {
+                        id: h.sender,
+                        life: h.incarnation,
+                        refute: 0,
+                        health: Health::Alive,
+                        endpoint: from,
+                    };
+                    match self.add(cx, now, &m, PeerState::Handshake) {
+                        Some(i) => i,
+                        None => return,
+                    }
+                }
+            };
+            let seq = (cx.rng.next_u64() as u32) | HANDSHAKE_SEQ_BIT;
+            // The challenge rides in `since`, unused while in handshake.
+            self.side[i].since = Instant::from_micros(u64::from(seq));
+            cx.peers.get_mut(i).inbound = true;
+            queue(cx, from, MessageType::Probe, seq, NodeId(0), true);
+            return;
+        };
+        let answer = d.answer();
+        let me = (cx.me.id, cx.me.incarnation, self.refute);
+        let ours = sync::digest(cx.peers, &self.side, me, d.log2());
+        let Some(job) = self.jobs.start(
+            from,
+            d.log2(),
+            &ours,
+            |b| d.bucket(b),
+            cx.config.sync_chunks(),
+        ) else {
+            if answer {
+                self.resyncs = 0;
+            }
+            return;
+        };
+        queue(cx, from, MessageType::State, job, NodeId(0), false);
+        if !answer {
+            // Push-pull: our digest back, so that it sends what we lack.
+            queue(
+                cx,
+                from,
+                MessageType::Sync,
+                SYNC_ANSWER_SEQ,
+                NodeId(0),
+                false,
+            );
+        } else if self.resyncs < MAX_RESYNCS {
+            // We still differ: ask again next tick (a joiner fetching).
+            self.resyncs += 1;
+            self.resync = Some((from, now + cx.config.tick()));
+        }
+    }
+
+    fn apply_all(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        h: &Header,
+        from: Endpoint,
+        records: impl Iterator<Item = Member>,
+    ) {
+        for mut m in records {
+            cx.copies.count_entry(m.id, m.health == Health::Dead);
+            if m.endpoint.ip().is_unspecified() {
+                if m.id != h.sender {
+                    continue; // an address only its sender can give
+                }
+                m.endpoint = from;
+            }
+            self.apply(cx, now, h.sender, &m);
+        }
+    }
+
+    /// Merges one member record from `by` (SWIM's rules, with lives).
+    fn apply(&mut self, cx: &mut Cx<'_>, now: Instant, by: NodeId, m: &Member) {
+        if m.id == cx.me.id {
+            self.about_me(cx, m);
+            return;
+        }
+        let Some(i) = cx.peers.find(m.id) else {
+            if m.health != Health::Dead {
+                let state = match m.health {
+                    Health::Suspect => PeerState::Pfail,
+                    _ => PeerState::Alive,
+                };
+                self.add(cx, now, m, state);
+            }
+            return;
+        };
+        let held = self.record(cx, i);
+        if cx.peers.get(i).state == PeerState::Handshake {
+            return; // proven by its own ACK, not by hearsay
+        }
+        match records::compare(
+            (held.life, held.refute, held.health),
+            (m.life, m.refute, m.health),
+        ) {
+            Verdict::Stale => {}
+            Verdict::Confirms => {
+                if self.side[i].confirm(by) {
+                    // Lifeguard: a confirmation is news to pass on.
+                    self.broadcasts.push(m.id);
+                }
+            }
+            Verdict::Restart | Verdict::Newer | Verdict::Worse => {
+                let restart = m.life > held.life;
+                if restart {
+                    let p = cx.peers.get_mut(i);
+                    p.incarnation = m.life;
+                    p.endpoint = m.endpoint;
+                    cx.outbox.emit(Event::PeerRestarted {
+                        id: m.id,
+                        incarnation: m.life,
+                    });
+                }
+                self.side[i].refute = m.refute;
+                match m.health {
+                    Health::Alive => {
+                        if held.health == Health::Dead {
+                            self.dead.retain(|&x| x != m.id);
+                            let at = cx.rng.index(self.order.len() + 1);
+                            self.order.insert(at, m.id);
+                        }
+                        cx.set_state(i, PeerState::Alive);
+                        self.broadcasts.push(m.id);
+                    }
+                    Health::Suspect => {
+                        if held.health == Health::Dead {
+                            self.dead.retain(|&x| x != m.id);
+                            let at = cx.rng.index(self.order.len() + 1);
+                            self.order.insert(at, m.id);
+                        }
+                        self.suspect(cx, now, i, by);
+                    }
+                    Health::Dead if held.health != Health::Dead => {
+                        self.declare_dead(cx, now, i, false)
+                    }
+                    Health::Dead => self.broadcasts.push(m.id),
+                }
+            }
+        }
+    }
+
+    /// A record about ourselves: refute a suspicion or a death in this life.
+    fn about_me(&mut self, cx: &mut Cx<'_>, m: &Member) {
+        if m.life != cx.me.incarnation || m.health == Health::Alive || m.refute < self.refute {
+            return;
+        }
+        self.refute = m.refute + 1;
+        // Lifeguard: being suspected is a sign we are the slow one.
+        self.health_up(cx);
+        self.broadcasts.push(cx.me.id);
+    }
+
+    // ---------------------------------------------------------------------
+    // Encoding.
+
+    /// Encodes a queued swim message.
+    pub(crate) fn encode(
+        &mut self,
+        cx: &mut Cx<'_>,
+        out: &Outgoing,
+        buf: &mut [u8],
+        header: &Header,
+    ) -> Result<usize, Skip> {
+        let seq = out.about_incarnation;
+        match out.kind {
+            MessageType::Nack => encode_nack(buf, header, seq).map_err(|_| Skip::TooSmall),
+            MessageType::Sync => {
+                let members = cx.failure.members();
+                let log2 = sync::buckets_log2(members, buf.len());
+                let me = (cx.me.id, cx.me.incarnation, self.refute);
+                let hashes = sync::digest(cx.peers, &self.side, me, log2);
+                encode_sync(buf, header, &hashes, seq == SYNC_ANSWER_SEQ)
+                    .map_err(|_| Skip::TooSmall)
+            }
+            MessageType::State if seq != 0 => self.encode_job(cx, seq, buf, header),
+            _ => {
+                let target = match out.kind {
+                    MessageType::ProbeReq => match cx.peers.find(out.about) {
+                        Some(i) => Some(self.record(cx, i)),
+                        None => return Err(Skip::Nothing),
+                    },
+                    _ => None,
+                };
+                let mut w = MembersWriter::new(buf, header, seq, target.as_ref())
+                    .map_err(|_| Skip::TooSmall)?;
+                if !out.bare {
+                    self.piggyback(cx, &mut w);
+                }
+                if out.kind == MessageType::State && w.count() == 0 {
+                    return Err(Skip::Nothing);
+                }
+                Ok(w.finish())
+            }
+        }
+    }
+
+    /// Waiting updates into `w`, least-sent first, as many as fit.
+    fn piggyback(&mut self, cx: &Cx<'_>, w: &mut MembersWriter<'_>) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let limit = self.retransmits(cx);
+        self.broadcasts.sort();
+        let mut sent = Vec::new();
+        let mut k = 0;
+        while let Some(id) = self.broadcasts.get(k) {
+            let m = match id == cx.me.id {
+                true => Some(self.own_record(cx)),
+                false => cx.peers.find(id).map(|i| self.record(cx, i)),
+            };
+            if let Some(m) = m {
+                if !w.push(&m) {
+                    break;
+                }
+                sent.push(k);
+            }
+            k += 1;
+        }
+        for k in sent.into_iter().rev() {
+            self.broadcasts.sent(k, limit);
+        }
+    }
+
+    fn encode_job(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        buf: &mut [u8],
+        header: &Header,
+    ) -> Result<usize, Skip> {
+        let own = self.own_record(cx);
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Err(Skip::Nothing);
+        };
+        let mut w = MembersWriter::new(buf, header, 0, None).map_err(|_| Skip::TooSmall)?;
+        if !job.self_done {
+            if job.differs(sync::bucket(own.id, job.log2)) && !w.push(&own) {
+                return Err(Skip::TooSmall);
+            }
+            job.self_done = true;
+        }
+        let mut full = false;
+        while job.next < cx.peers.len() {
+            let p = cx.peers.get(job.next);
+            let listed = matches!(p.state, PeerState::Alive | PeerState::Pfail);
+            if listed && job.differs(sync::bucket(p.id, job.log2)) {
+                let m = Member {
+                    id: p.id,
+                    life: p.incarnation,
+                    refute: self.side[job.next].refute,
+                    health: if p.state == PeerState::Pfail {
+                        Health::Suspect
+                    } else {
+                        Health::Alive
+                    },
+                    endpoint: p.endpoint,
+                };
+                if !w.push(&m) {
+                    full = true;
+                    break;
+                }
+            }
+            job.next += 1;
+        }
+        job.chunks = job.chunks.saturating_sub(1);
+        let (to, more) = (job.to, full && job.chunks > 0);
+        if more {
+            queue(cx, to, MessageType::State, id, NodeId(0), false);
+        } else {
+            self.jobs.finish(id);
+        }
+        if w.count() == 0 {
+            return Err(Skip::Nothing);
+        }
+        Ok(w.finish())
+    }
+}
+
+/// The descriptor's seq for a SYNC that answers one (push-pull's second
+/// half: the receiver sends STATE only, never another SYNC).
+const SYNC_ANSWER_SEQ: u32 = 1;
+
+fn queue(cx: &mut Cx<'_>, to: Endpoint, kind: MessageType, seq: u32, about: NodeId, bare: bool) {
+    cx.outbox.queue_outgoing(Outgoing {
+        about,
+        about_incarnation: seq,
+        ..Outgoing::new(to, kind, bare)
+    });
+}
