@@ -444,7 +444,7 @@ mod tests {
             }
             for (what, bytes) in &datagrams {
                 let from = index(crate::wire::decode_header(bytes).unwrap().0.sender).unwrap();
-                observer.on_datagram(0, from, bytes, index);
+                observer.on_datagram(0, Some(from), bytes, index);
                 let _ = node.handle_datagram(now, ep(from).addr(), bytes);
                 for item in items {
                     let seen = observer.item(item).unwrap().at(0).count();

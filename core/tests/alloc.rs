@@ -5,22 +5,23 @@
 //! converged store as well. Each again with every node counting the copies of
 //! items ([`Node::track`]): counting allocates nothing either.
 //!
-//! Only allocations made on this test's thread inside a node call are counted, so
-//! the test network's own bookkeeping (and other tests' threads) do not count.
-
-mod support;
+//! The nodes run in `core::sim`, whose own per-datagram path (timeline,
+//! packet pool, observer, trace hash) allocates nothing in steady state either:
+//! every allocation on this test's thread during the counted run is counted,
+//! the simulator's included, so a zero is the nodes' zero (other tests'
+//! threads do not count).
+#![cfg(feature = "sim")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use gossip_core::epidemic::rumor::RumorConfig;
 use gossip_core::epidemic::Direction;
-use gossip_core::wire::{self, Body, MessageType};
-use gossip_core::{Config, Dissemination, Instant, ItemId, Node};
-use support::{addr, index_of, Net};
+use gossip_core::sim::{Latency, NetworkParams, Simulation};
+use gossip_core::wire::{self, MessageType};
+use gossip_core::{Config, Dissemination, Endpoint, Identity, Instant, ItemId, Node, NodeId};
 
 struct Counting;
 
@@ -72,88 +73,94 @@ fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
     (r, ALLOCATIONS.with(Cell::get) - before)
 }
 
-/// One datagram on its way: (deliver at, to, from, bytes, length).
-type InFlight = (Instant, usize, SocketAddr, [u8; 1400], usize);
-
-/// What the hand-driven steady-state loop saw.
+/// What a steady-state run did, from the simulator's counters and the nodes'.
 #[derive(Debug, Default)]
 struct Tally {
     allocations: u64,
     datagrams: u64,
-    pings_with_sections: u64,
-    gossip_entries: u64,
-    pongs_encoded: u64,
+    pings: u64,
+    ping_bytes: u64,
+    pongs: u64,
     ticks: u64,
     events: u64,
-    /// Data datagrams (DIGEST, PUSH, PULL, RUMOR) and PINGs or PONGs with a
-    /// rumor block.
+    /// Data datagrams (DIGEST, PUSH, PULL, RUMOR).
     data_datagrams: u64,
+    /// Rumor blocks that rode a PING or PONG.
     rumor_blocks: u64,
 }
 
-/// Drives `nodes` by hand for `run` with a fixed 1 ms latency through a queue
-/// allocated up front, counting allocations inside node calls only.
-fn steady_loop(nodes: &mut [Node], mut now: Instant, run: Duration) -> Tally {
-    let latency = Duration::from_millis(1);
-    let mut queue: VecDeque<InFlight> = VecDeque::with_capacity(4096);
-    let mut buf = [0u8; 1400];
-    let mut t = Tally::default();
-    let end = now + run;
-    while now < end {
-        // 1. feed datagrams (a fixed latency keeps the FIFO in time order)
-        while queue.front().is_some_and(|d| d.0 <= now) {
-            let (_, to, from, bytes, len) = queue.pop_front().expect("peeked");
-            let datagram = &bytes[..len];
-            let msg = wire::decode(datagram).expect("nodes send well-formed datagrams");
-            t.data_datagrams += u64::from(msg.header.kind.is_data());
-            t.rumor_blocks += u64::from(msg.rumors.is_some());
-            if let (MessageType::Ping, Body::Section(s)) = (msg.header.kind, msg.body) {
-                if !s.is_empty() {
-                    t.pings_with_sections += 1;
-                    t.gossip_entries += s.len() as u64;
-                }
-            }
-            let (r, n) = counted(|| nodes[to].handle_datagram(now, from, datagram));
-            r.expect("decodes");
-            t.allocations += n;
-            t.datagrams += 1;
-        }
-        for (i, node) in nodes.iter_mut().enumerate() {
-            // 2. fire the deadline
-            if node.poll_timeout().is_some_and(|d| d <= now) {
-                let ((), n) = counted(|| node.handle_timeout(now));
-                t.allocations += n;
-                t.ticks += 1;
-            }
-            // 3. drain transmits
-            loop {
-                let (tx, n) = counted(|| node.poll_transmit(now, &mut buf));
-                t.allocations += n;
-                let Some(tx) = tx else { break };
-                t.pongs_encoded += u64::from(tx.kind == MessageType::Pong);
-                let to = index_of(tx.to).expect("nodes talk among themselves");
-                assert!(queue.len() < queue.capacity(), "the queue would grow");
-                queue.push_back((now + latency, to, addr(i), buf, tx.len));
-            }
-            // 4. drain events
-            loop {
-                let (e, n) = counted(|| node.poll_event());
-                t.allocations += n;
-                if e.is_none() {
-                    break;
-                }
-                t.events += 1;
-            }
-        }
-        // 5. next deadline or delivery
-        let deadline = nodes.iter().filter_map(Node::poll_timeout).min();
-        let delivery = queue.front().map(|d| d.0);
-        now = match (deadline, delivery) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).expect("nodes always have a next tick"),
-        };
+/// What the counters say now; `allocations` is left at zero.
+fn tally(sim: &Simulation) -> Tally {
+    let nodes = || (0..sim.len()).filter_map(|i| sim.node(i));
+    let obs = sim.observer();
+    let pings = obs.sent_total(MessageType::Ping);
+    Tally {
+        allocations: 0,
+        datagrams: sim.network_stats().delivered,
+        pings: pings.datagrams,
+        ping_bytes: pings.bytes,
+        pongs: obs.sent_total(MessageType::Pong).datagrams,
+        ticks: nodes().map(|n| n.stats().ticks).sum(),
+        events: sim.events().len() as u64,
+        data_datagrams: MessageType::ALL
+            .into_iter()
+            .filter(|k| k.is_data())
+            .map(|k| obs.sent_total(k).datagrams)
+            .sum(),
+        rumor_blocks: nodes()
+            .map(|n| n.stats().data.rumor_blocks_piggybacked)
+            .sum(),
     }
-    t
+}
+
+impl Tally {
+    /// Gossip entries the PINGs carried. With dissemination off a PING is a
+    /// header, a 2-byte entry count and fixed-size IPv4 entries (every node is
+    /// on 127.0.0.0/8), so its length counts its entries.
+    fn gossip_entries(&self) -> u64 {
+        let entries = self.ping_bytes - (wire::HEADER_LEN as u64 + 2) * self.pings;
+        assert_eq!(entries % wire::ENTRY_LEN_V4 as u64, 0, "{self:?}");
+        entries / wire::ENTRY_LEN_V4 as u64
+    }
+}
+
+/// Runs `sim` for `run` and returns what it did, with every allocation made on
+/// this thread meanwhile: the nodes' and the simulator's own.
+fn steady_run(sim: &mut Simulation, run: Duration) -> Tally {
+    let before = tally(sim);
+    let ((), allocations) = counted(|| sim.run_for(run));
+    let after = tally(sim);
+    Tally {
+        allocations,
+        datagrams: after.datagrams - before.datagrams,
+        pings: after.pings - before.pings,
+        ping_bytes: after.ping_bytes - before.ping_bytes,
+        pongs: after.pongs - before.pongs,
+        ticks: after.ticks - before.ticks,
+        events: after.events - before.events,
+        data_datagrams: after.data_datagrams - before.data_datagrams,
+        rumor_blocks: after.rumor_blocks - before.rumor_blocks,
+    }
+}
+
+/// Seven nodes with `config` joined through node 0, converged, and warmed up
+/// for 4 node_timeouts: every queue and scratch buffer, the nodes' and the
+/// simulator's, has reached its working size. Fixed 1 ms latency, no loss.
+fn converged(config: &Config, seed: u64) -> Simulation {
+    let mut sim = Simulation::builder(seed, 7)
+        .config(config.clone())
+        .network(NetworkParams {
+            latency: Latency::Fixed(Duration::from_millis(1)),
+            ..NetworkParams::IDEAL
+        })
+        .record_events(true)
+        .build();
+    sim.start_all_meeting(0);
+    sim.run_until_holds(Instant::from_millis(60_000), |s| {
+        s.check_converged().is_ok()
+    })
+    .expect("converges");
+    sim
 }
 
 #[test]
@@ -162,12 +169,13 @@ fn the_counting_allocator_counts() {
     assert_eq!((v.len(), n), (100, 1));
     // A fresh node's queues are empty; its first meet makes them grow.
     let mut node = Node::new(
-        gossip_core::Identity::new(support::id(0)),
+        Identity::new(NodeId(1)),
         Config::default(),
         1,
         Instant::ZERO,
     );
-    let (r, n) = counted(|| node.meet(Instant::ZERO, support::endpoint(1)));
+    let to = Endpoint::from(SocketAddr::from(([127, 0, 0, 2], 7000)));
+    let (r, n) = counted(|| node.meet(Instant::ZERO, to));
     assert!(r.is_ok() && n > 0, "{r:?}, {n} allocations");
 }
 
@@ -187,34 +195,24 @@ fn membership_steady_state(copies: bool) {
     // Seven nodes, so sections carry 3 entries (wanted = max(3, 7/10), at most
     // N - 2 = 5); the Redis profile with its 15 s node_timeout.
     let config = Config::default();
-    let mut net = Net::new(7, config.clone(), 0xa110c);
-    net.join_through(0);
-    net.run_until_true(Instant::from_millis(60_000), Net::is_full_mesh)
-        .expect("converges");
-    // Warm up: every queue and scratch buffer reaches its working size.
-    net.run_for(config.node_timeout() * 4);
-    let now = net.now;
-    let mut nodes: Vec<Node> = std::mem::take(&mut net.members)
-        .into_iter()
-        .map(|m| m.node)
-        .collect();
+    let mut sim = converged(&config, 0xa110c);
+    sim.run_for(config.node_timeout() * 4);
     if copies {
-        track_everywhere(&mut nodes, &[]);
+        track_everywhere(&mut sim, &[]);
     }
-    // A second warm-up under the hand-driven loop's own timing, then the count.
-    steady_loop(&mut nodes, now, Duration::from_secs(60));
-    let now = now + Duration::from_secs(60);
-    let t = steady_loop(&mut nodes, now, Duration::from_secs(600));
+    // A second warm-up after the tracking grew the nodes' tables, then the count.
+    steady_run(&mut sim, Duration::from_secs(60));
+    let t = steady_run(&mut sim, Duration::from_secs(600));
     println!("steady state, 7 nodes, 600 s, copies counted {copies}: {t:?}");
     if copies {
-        assert_counted(&nodes);
+        assert_counted(&sim);
     }
     assert_eq!(t.events, 0, "membership changed during the run");
-    assert!(t.pings_with_sections > 1_000, "{t:?}");
+    assert!(t.pings > 1_000, "{t:?}");
     // Three entries wanted; nine random tries among 7 nodes (self included)
     // sometimes find only two.
-    assert!(t.gossip_entries * 10 > 29 * t.pings_with_sections, "{t:?}");
-    assert!(t.pongs_encoded > 1_000, "{t:?}");
+    assert!(t.gossip_entries() * 10 > 29 * t.pings, "{t:?}");
+    assert!(t.pongs > 1_000, "{t:?}");
     // A cron period is at most 101 ms: a 100 ms tick re-armed after each run
     // plus up to 1 ms (`CronSchedule::AfterRun`), 5,940 ticks in 600 s.
     assert!(t.ticks > 7 * 5_940 - 100, "{t:?}");
@@ -252,29 +250,24 @@ fn dissemination_steady_state(copies: bool) {
         })
         .build()
         .unwrap();
-    let mut net = Net::new(7, config.clone(), 0xa110d);
-    net.join_through(0);
-    net.run_until_true(Instant::from_millis(60_000), Net::is_full_mesh)
-        .expect("converges");
+    let mut sim = converged(&config, 0xa110d);
     for i in 0..50 {
-        let now = net.now;
         let key = format!("key-{i:03}");
-        net.members[i % 7]
-            .node
-            .publish(now, key.as_bytes(), &[i as u8; 32])
-            .unwrap();
+        sim.command(i % 7, |node, now| {
+            node.publish(now, key.as_bytes(), &[i as u8; 32])
+        })
+        .expect("node runs")
+        .unwrap();
     }
-    net.run_for(config.node_timeout() * 4);
-    for m in &net.members {
-        assert_eq!(m.node.store().len(), 50, "not converged");
-        assert!(m.node.rumors().is_idle(), "rumors still hot");
+    sim.run_for(config.node_timeout() * 4);
+    for i in 0..sim.len() {
+        let node = sim.node(i).expect("node runs");
+        assert_eq!(node.store().len(), 50, "not converged");
+        assert!(node.rumors().is_idle(), "rumors still hot");
     }
-    let now = net.now;
-    let mut nodes: Vec<Node> = std::mem::take(&mut net.members)
-        .into_iter()
-        .map(|m| m.node)
-        .collect();
-    let updates: Vec<ItemId> = nodes[0]
+    let updates: Vec<ItemId> = sim
+        .node(0)
+        .expect("node runs")
         .store()
         .iter()
         .map(|e| ItemId::Update {
@@ -284,36 +277,35 @@ fn dissemination_steady_state(copies: bool) {
         })
         .collect();
     if copies {
-        track_everywhere(&mut nodes, &updates);
+        track_everywhere(&mut sim, &updates);
     }
-    steady_loop(&mut nodes, now, Duration::from_secs(60));
-    let now = now + Duration::from_secs(60);
-    let t = steady_loop(&mut nodes, now, Duration::from_secs(300));
+    steady_run(&mut sim, Duration::from_secs(60));
+    let t = steady_run(&mut sim, Duration::from_secs(300));
     println!("steady state with dissemination, 7 nodes, 300 s, copies counted {copies}: {t:?}");
     if copies {
-        assert_counted(&nodes);
+        assert_counted(&sim);
         // Converged stores exchange digests, never entries: a PUSH of one
         // node 0 holds, from node 1, is a copy the store refuses.
-        let e = nodes[0].store().iter().next().expect("50 entries");
         let item = updates[0];
         let header = wire::Header {
             kind: MessageType::Push,
             flags: 0,
             src_slot: 0,
             dst_slot: 0,
-            sender: nodes[1].id(),
+            sender: sim.id(1),
             incarnation: 0,
         };
         let mut buf = [0u8; 1400];
         let mut w = wire::PushWriter::new(&mut buf, &header).expect("fits");
-        assert!(w.push(&e));
+        let node0 = sim.node(0).expect("node runs");
+        assert!(w.push(&node0.store().iter().next().expect("50 entries")));
         let len = w.finish();
-        let before = nodes[0].copies(item).expect("tracked");
-        let now = now + Duration::from_secs(300);
-        let (r, n) = counted(|| nodes[0].handle_datagram(now, addr(1), &buf[..len]));
-        r.expect("decodes");
+        let before = node0.copies(item).expect("tracked");
+        let from = sim.endpoint(1).addr();
+        let (r, n) = counted(|| sim.inject(0, from, &buf[..len]));
+        assert_eq!(r, Some(Ok(())));
         assert_eq!(n, 0, "allocations counting an update's copy");
-        assert_eq!(nodes[0].copies(item), Some(before + 1));
+        assert_eq!(sim.node(0).unwrap().copies(item), Some(before + 1));
     }
     assert_eq!(t.events, 0, "something changed during the run");
     // 7 nodes pull once a round (10 a second) and exchange once a second.
@@ -327,26 +319,30 @@ fn dissemination_steady_state(copies: bool) {
 }
 
 /// Every node tracks the join and FAIL of every node, and `updates`.
-fn track_everywhere(nodes: &mut [Node], updates: &[ItemId]) {
-    let ids: Vec<_> = nodes.iter().map(Node::id).collect();
-    for node in nodes.iter_mut() {
-        for &id in &ids {
-            assert!(node.track(ItemId::Join(id)) && node.track(ItemId::Fail(id)));
-        }
-        for &item in updates {
-            assert!(node.track(item));
-        }
+fn track_everywhere(sim: &mut Simulation, updates: &[ItemId]) {
+    let ids: Vec<_> = (0..sim.len()).map(|i| sim.id(i)).collect();
+    for i in 0..sim.len() {
+        sim.command(i, |node, _| {
+            for &id in &ids {
+                assert!(node.track(ItemId::Join(id)) && node.track(ItemId::Fail(id)));
+            }
+            for &item in updates {
+                assert!(node.track(item));
+            }
+        })
+        .expect("node runs");
     }
 }
 
 /// Every node counted copies of every other node's join (from its datagrams
 /// and gossip); no FAIL was seen.
-fn assert_counted(nodes: &[Node]) {
-    for (i, node) in nodes.iter().enumerate() {
-        for other in nodes.iter().filter(|n| n.id() != node.id()) {
-            let joins = node.copies(ItemId::Join(other.id()));
+fn assert_counted(sim: &Simulation) {
+    for i in 0..sim.len() {
+        let node = sim.node(i).expect("node runs");
+        for other in (0..sim.len()).filter(|&j| j != i).map(|j| sim.id(j)) {
+            let joins = node.copies(ItemId::Join(other));
             assert!(joins > Some(100), "node {i}: {joins:?}");
-            assert_eq!(node.copies(ItemId::Fail(other.id())), Some(0));
+            assert_eq!(node.copies(ItemId::Fail(other)), Some(0));
         }
     }
 }

@@ -27,7 +27,7 @@ fn config(profile: Profile) -> Config {
         .builder()
         .node_timeout(NODE_TIMEOUT)
         // As in sim.rs: a 1 s handshake timeout would never resend a MEET.
-        .with_handshake_timeout(Duration::from_secs(5))
+        .handshake_timeout(Duration::from_secs(5))
         .dissemination(Dissemination::Both);
     match profile {
         // A view of 12 among 40: most nodes hold few of those that talk to them.

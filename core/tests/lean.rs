@@ -4,15 +4,13 @@
 //! forgotten, and what a node sends does not grow with the cluster.
 #![cfg(feature = "sim")]
 
-mod support;
-
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use gossip_core::sim::{Fault, NetworkParams, Simulation};
+use gossip_core::sim::{Capture, Fault, Latency, NetworkParams, Simulation};
 use gossip_core::wire::{self, Body, MessageType};
-use gossip_core::{Config, Event, Instant, NodeId, PeerState, Profile};
-use support::{Net, Record};
+use gossip_core::{Config, Endpoint, Event, Instant, NodeId, PeerState, Profile};
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -22,7 +20,7 @@ fn lean(view: usize) -> Config {
         .node_timeout(NODE_TIMEOUT)
         .max_peers(view)
         // As in sim.rs: a 1 s handshake timeout would never resend a MEET.
-        .with_handshake_timeout(Duration::from_secs(5))
+        .handshake_timeout(Duration::from_secs(5))
         .build()
         .expect("the lean profile with a 1 s node_timeout is valid")
 }
@@ -164,7 +162,7 @@ fn datagrams_per_node_second(config: Config, nodes: usize) -> f64 {
 fn what_a_lean_node_sends_does_not_grow_with_the_cluster_as_redis_does() {
     let redis = Config::builder()
         .node_timeout(NODE_TIMEOUT)
-        .with_handshake_timeout(Duration::from_secs(5))
+        .handshake_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let lean_small = datagrams_per_node_second(lean(16), 50);
@@ -191,44 +189,74 @@ fn what_a_lean_node_sends_does_not_grow_with_the_cluster_as_redis_does() {
 #[test]
 fn a_full_view_admits_a_meet_by_forgetting_a_member_not_a_handshake() {
     let view = 3;
-    let mut net = Net::new(6, lean(view), 11);
+    let mut sim = small(6, lean(view), 11, Capture::Off);
+    sim.apply(Fault::Start {
+        node: 0,
+        meet: None,
+    });
     for i in 1..=view {
-        net.meet(i, 0);
+        sim.apply(Fault::Start {
+            node: i,
+            meet: Some(0),
+        });
     }
-    net.run_for(Duration::from_millis(500));
-    assert_eq!(net.node(0).members(), view + 1);
-    net.meet(4, 0);
-    net.run_for(Duration::from_millis(500));
-    let n0 = net.node(0);
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(sim.node(0).unwrap().members(), view + 1);
+    sim.apply(Fault::Start {
+        node: 4,
+        meet: Some(0),
+    });
+    sim.run_for(Duration::from_millis(500));
+    let n0 = sim.node(0).unwrap();
     assert_eq!(n0.peers().len(), view);
-    assert!(n0.peers().find(support::id(4)).is_some(), "node 4 admitted");
-    let forgotten =
-        net.events_where(|s| s.node == 0 && matches!(s.event, Event::PeerForgotten { .. }));
-    assert_eq!(forgotten.len(), 1);
+    assert!(n0.peers().find(sim.id(4)).is_some(), "node 4 admitted");
+    let forgotten = sim
+        .events()
+        .iter()
+        .filter(|s| s.node == 0 && matches!(s.event, Event::PeerForgotten { .. }))
+        .count();
+    assert_eq!(forgotten, 1);
 
     // Three MEETs from nodes that never complete their handshake fill the
     // view with handshakes (members make room for the first ones); the next
     // is refused and counted.
-    let mut net = Net::new(2, lean(view), 12);
-    for k in 0..view as u64 + 1 {
+    let mut sim = small(2, lean(view), 12, Capture::Off);
+    sim.apply(Fault::Start {
+        node: 0,
+        meet: None,
+    });
+    for k in 0..view as u8 + 1 {
         let meet = wire::Header {
-            sender: NodeId(1_000 + k),
-            ..header_to(&net, 0, MessageType::Meet)
+            sender: NodeId(1_000 + u64::from(k)),
+            ..header_to(&sim, 0, MessageType::Meet)
         };
         let mut buf = [0u8; 64];
         let len = wire::SectionWriter::new(&mut buf, &meet).unwrap().finish();
-        net.inject(0, support::addr(100 + k as usize), &buf[..len])
-            .unwrap();
+        let from = SocketAddr::from(([127, 0, 1, k], 7000));
+        assert_eq!(sim.inject(0, from, &buf[..len]), Some(Ok(())));
     }
-    let n0 = net.node(0);
+    let n0 = sim.node(0).unwrap();
     assert_eq!(n0.peers().len(), view);
     assert!(n0.peers().iter().all(|p| p.state() == PeerState::Handshake));
     assert_eq!(n0.stats().drops.peer_table_full, 1);
 }
 
-/// A header from an outside node to node `to` of `net`.
-fn header_to(net: &Net, to: usize, kind: MessageType) -> wire::Header {
-    let me = net.node(to).identity();
+/// `nodes` nodes, none started, on a 1 ms network with no loss, events kept.
+fn small(nodes: usize, config: Config, seed: u64, capture: Capture) -> Simulation {
+    Simulation::builder(seed, nodes)
+        .config(config)
+        .network(NetworkParams {
+            latency: Latency::Fixed(Duration::from_millis(1)),
+            ..NetworkParams::IDEAL
+        })
+        .record_events(true)
+        .capture(capture)
+        .build()
+}
+
+/// A header from an outside node to node `to` of `sim`.
+fn header_to(sim: &Simulation, to: usize, kind: MessageType) -> wire::Header {
+    let me = sim.node(to).expect("node runs").identity();
     wire::Header {
         kind,
         flags: 0,
@@ -243,13 +271,17 @@ fn header_to(net: &Net, to: usize, kind: MessageType) -> wire::Header {
 /// more bytes than its PING; the Redis profile answers with an empty section.
 #[test]
 fn a_ping_from_a_node_not_held_is_answered_with_a_section_no_longer_than_it() {
-    for (config, sections) in [(lean(8), true), (support::redis(NODE_TIMEOUT), false)] {
-        let mut net = Net::new(12, config, 13).with_record(Record::Bytes);
-        net.join_through(0);
-        net.run_for(Duration::from_secs(3));
+    let redis = Config::builder()
+        .node_timeout(NODE_TIMEOUT)
+        .build()
+        .unwrap();
+    for (config, sections) in [(lean(8), true), (redis, false)] {
+        let mut sim = small(12, config, 13, Capture::Bytes);
+        sim.start_all_meeting(0);
+        sim.run_for(Duration::from_secs(3));
         // A PING from an outsider carrying three entries, as a member's would.
         let mut buf = [0u8; 1_400];
-        let ping = header_to(&net, 0, MessageType::Ping);
+        let ping = header_to(&sim, 0, MessageType::Ping);
         let mut w = wire::SectionWriter::new(&mut buf, &ping).unwrap();
         let entry = wire::GossipEntry {
             id: NodeId(77),
@@ -257,17 +289,17 @@ fn a_ping_from_a_node_not_held_is_answered_with_a_section_no_longer_than_it() {
             flags: wire::EntryFlags::default(),
             ping_age_ms: wire::NO_PING,
             pong_age_ms: 0,
-            endpoint: support::endpoint(77),
+            endpoint: Endpoint::from(SocketAddr::from(([127, 0, 1, 77], 7000))),
         };
         for _ in 0..3 {
             assert!(w.push(&entry));
         }
         let len = w.finish();
-        net.sent.clear();
-        let outsider = support::addr(200);
-        net.inject(0, outsider, &buf[..len]).unwrap();
-        let pong = net
-            .sent
+        sim.clear_sent();
+        let outsider = SocketAddr::from(([127, 0, 1, 200], 7000));
+        assert_eq!(sim.inject(0, outsider, &buf[..len]), Some(Ok(())));
+        let pong = sim
+            .sent()
             .iter()
             .find(|s| s.from == 0 && s.kind == MessageType::Pong)
             .expect("a PONG");

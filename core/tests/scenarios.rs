@@ -1,27 +1,96 @@
-//! Scenario tests: real `Node`s wired together by hand in the small test network
-//! of `support`, with the Redis-faithful profile (the builder's defaults; a short
-//! node_timeout keeps them quick, the rules stay Redis's).
+//! Scenario tests: real `Node`s in `core::sim`, with the Redis-faithful profile
+//! (the builder's defaults; a short node_timeout keeps them quick, the rules
+//! stay Redis's).
 //!
 //! Every bound asserted here is derived, in a comment beside it, from the rules of
 //! DESIGN.md §2.1 (Redis 7 `clusterCron`, `clusterSendPing`,
 //! `clusterProcessGossipSection`, `markNodeAsFailingIfNeeded`). Measured figures
 //! are printed; run with `--nocapture` to see them.
 
-mod support;
+#![cfg(feature = "sim")]
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use gossip_core::wire::{self, Body, MessageType};
+use gossip_core::sim::{
+    Capture, Fault, Latency, LoggedEvent, NetworkParams, SimBuilder, Simulation,
+};
+use gossip_core::wire::{self, Body, DecodeError, MessageType};
 use gossip_core::{
     Config, CronSchedule, Event, Identity, Instant, Node, NodeId, PeerState, Quorum, SectionPolicy,
 };
-use support::{endpoint, id, index_of, ms, redis, Latency, Net, Record, Seen};
 
 /// The latency model of every scenario: 1 to 5 ms, seeded.
-const LATENCY: Latency = Latency::Uniform(Duration::from_millis(1), Duration::from_millis(5));
+const LATENCY: Latency = Latency::Uniform {
+    min: Duration::from_millis(1),
+    max: Duration::from_millis(5),
+};
 /// Its maximum, L in the derivations.
 const L: Duration = Duration::from_millis(5);
+
+/// A Redis-faithful config (the builder's defaults) with the given node_timeout.
+fn redis(node_timeout: Duration) -> Config {
+    Config::builder()
+        .node_timeout(node_timeout)
+        .build()
+        .expect("a Redis profile with node_timeout >= 2 ticks is valid")
+}
+
+/// `n` nodes with `config`, none started, every event kept; the network
+/// delays datagrams by `latency` and loses none (set with [`lossy`]).
+fn world(n: usize, config: Config, seed: u64, latency: Latency) -> SimBuilder {
+    Simulation::builder(seed, n)
+        .config(config)
+        .network(lossy(latency, 0.0))
+        .record_events(true)
+}
+
+/// A network with `latency` that loses datagrams with probability `loss`.
+fn lossy(latency: Latency, loss: f64) -> NetworkParams {
+    NetworkParams {
+        latency,
+        loss,
+        ..NetworkParams::IDEAL
+    }
+}
+
+/// Node `i`, which runs.
+fn node(sim: &Simulation, i: usize) -> &Node {
+    sim.node(i)
+        .unwrap_or_else(|| panic!("node {i} does not run"))
+}
+
+/// Indices of the running nodes.
+fn live(sim: &Simulation) -> Vec<usize> {
+    sim.up_nodes().collect()
+}
+
+/// Whether every running node holds every other as an Alive member (in its
+/// current incarnation).
+fn is_full_mesh(sim: &Simulation) -> bool {
+    sim.check_converged().is_ok()
+}
+
+/// Events matching `f`, in order.
+fn events_where(sim: &Simulation, f: impl Fn(&LoggedEvent) -> bool) -> Vec<LoggedEvent> {
+    sim.events().iter().filter(|s| f(s)).copied().collect()
+}
+
+/// Hands `bytes` to running node `to` from `from`; what it said.
+fn inject(
+    sim: &mut Simulation,
+    to: usize,
+    from: SocketAddr,
+    bytes: &[u8],
+) -> Result<(), DecodeError> {
+    sim.inject(to, from, bytes).expect("the node runs")
+}
+
+/// Milliseconds of a duration, as a float, for printing.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -33,14 +102,14 @@ fn at(d: Duration) -> Instant {
 
 /// A network of `n` nodes that all met node 0 and converged to a full mesh;
 /// returns it with the time it converged.
-fn converged(n: usize, config: Config, seed: u64) -> (Net, Instant) {
-    let mut net = Net::new(n, config, seed).with_latency(LATENCY);
-    let bound = join_bound(&net);
-    net.join_through(0);
-    let t = net
-        .run_until_true(at(bound), Net::is_full_mesh)
+fn converged(n: usize, config: Config, seed: u64) -> (Simulation, Instant) {
+    let mut sim = world(n, config, seed, LATENCY).build();
+    let bound = join_bound(&sim);
+    sim.start_all_meeting(0);
+    let t = sim
+        .run_until_holds(at(bound), is_full_mesh)
         .unwrap_or_else(|| panic!("{n} nodes did not converge within {bound:?} (seed {seed})"));
-    (net, t)
+    (sim, t)
 }
 
 /// How long joining through one node may take, for the network's config and size.
@@ -56,9 +125,9 @@ fn converged(n: usize, config: Config, seed: u64) -> (Net, Instant) {
 /// at most N²(1 - w/N)^m. We take m so that this is below 10⁻³. Everything else
 /// (random pings, gossip from other members, MEETs from nodes that heard of i
 /// first) only helps, so this bound is loose; the measured time is printed.
-fn join_bound(net: &Net) -> Duration {
-    let c = net.config();
-    let n = net.len();
+fn join_bound(sim: &Simulation) -> Duration {
+    let c = sim.config();
+    let n = sim.len();
     let w = c.section().wanted(n).max(1) as f64;
     let miss = 1.0 - w / n as f64;
     let m = ((n * n) as f64 / 1e-3).ln() / -miss.ln();
@@ -77,19 +146,19 @@ fn is_pfail_or_fail(e: &Event) -> Option<NodeId> {
 fn joining_through_one_meet_converges_to_full_membership() {
     for (n, seed) in [(3, 1), (5, 2), (10, 3), (20, 4)] {
         let config = redis(secs(2.0));
-        let (mut net, t) = converged(n, config.clone(), seed);
-        let bound = join_bound(&net);
+        let (mut sim, t) = converged(n, config.clone(), seed);
+        let bound = join_bound(&sim);
         println!(
             "join: {n:>2} nodes converged in {:>6.1} ms (bound {:>7.1} ms), {} datagrams",
             ms(t - Instant::ZERO),
             ms(bound),
-            net.datagrams
+            sim.network_stats().sent
         );
         // Then it stays converged and quiet: no suspicion, no handshake or meet
         // left to time out (they would be reported after handshake_timeout).
-        net.run_for(config.handshake_timeout() * 3);
-        assert!(net.is_full_mesh());
-        let bad = net.events_where(|s| {
+        sim.run_for(config.handshake_timeout() * 3);
+        assert!(is_full_mesh(&sim));
+        let bad = events_where(&sim, |s| {
             !matches!(
                 s.event,
                 Event::PeerDiscovered { .. } | Event::PeerJoined { .. }
@@ -98,16 +167,22 @@ fn joining_through_one_meet_converges_to_full_membership() {
         assert!(bad.is_empty(), "{n} nodes: unexpected events {bad:?}");
         // Meeting a node already known is answered and done with, not resent
         // until it times out.
-        net.meet(n - 1, 0);
-        net.meet(0, n - 1);
-        net.run_for(config.handshake_timeout() * 2);
-        let timeouts = net.events_where(|s| matches!(s.event, Event::MeetTimedOut { .. }));
+        sim.apply(Fault::Meet {
+            node: n - 1,
+            target: 0,
+        });
+        sim.apply(Fault::Meet {
+            node: 0,
+            target: n - 1,
+        });
+        sim.run_for(config.handshake_timeout() * 2);
+        let timeouts = events_where(&sim, |s| matches!(s.event, Event::MeetTimedOut { .. }));
         assert!(timeouts.is_empty(), "{timeouts:?}");
         // Each node joined each other exactly once: no flapping.
         for i in 0..n {
             for j in (0..n).filter(|&j| j != i) {
-                let joins = net.events_where(|s| {
-                    s.node == i && matches!(s.event, Event::PeerJoined { id: x } if x == id(j))
+                let joins = events_where(&sim, |s| {
+                    s.node == i && matches!(s.event, Event::PeerJoined { id: x } if x == sim.id(j))
                 });
                 assert_eq!(
                     joins.len(),
@@ -159,18 +234,18 @@ fn fail_bound(c: &Config) -> Duration {
 
 /// Crashes node `x` of a converged, settled network and runs until every live
 /// node holds it FAIL (or the FAIL bound passes, then fails).
-fn crash_and_detect(net: &mut Net, x: usize) -> (Instant, Detection) {
-    let c = net.config().clone();
-    let crash = net.now;
-    let events_before = net.events.len();
-    net.crash(x);
-    let live = net.live();
-    let xid = id(x);
-    let everywhere = net.run_until_true(crash + fail_bound(&c) + c.tick(), |net| {
+fn crash_and_detect(sim: &mut Simulation, x: usize) -> (Instant, Detection) {
+    let c = sim.config().clone();
+    let crash = sim.now();
+    let events_before = sim.events().len();
+    sim.apply(Fault::Crash(x));
+    let live = live(sim);
+    let xid = sim.id(x);
+    let everywhere = sim.run_until_holds(crash + fail_bound(&c) + c.tick(), |sim| {
         live.iter()
-            .all(|&i| net.view(i, x) == Some(PeerState::Fail))
+            .all(|&i| sim.view(i, x) == Some(PeerState::Fail))
     });
-    let after: Vec<Seen> = net.events[events_before..].to_vec();
+    let after: Vec<LoggedEvent> = sim.events()[events_before..].to_vec();
     let first = |f: &dyn Fn(&Event) -> bool| {
         after
             .iter()
@@ -196,11 +271,11 @@ fn crash_and_detect(net: &mut Net, x: usize) -> (Instant, Detection) {
 fn crashed_node_goes_pfail_then_fail_at_every_live_node_within_the_derived_bounds() {
     for (n, seed) in [(5, 10), (5, 11), (5, 12), (20, 13), (20, 14)] {
         let c = redis(secs(2.0));
-        let (mut net, _) = converged(n, c.clone(), seed);
-        net.run_for(c.node_timeout() * 2); // settle into steady state
+        let (mut sim, _) = converged(n, c.clone(), seed);
+        sim.run_for(c.node_timeout() * 2); // settle into steady state
         let x = n / 2;
-        let events_before = net.events.len();
-        let (crash, d) = crash_and_detect(&mut net, x);
+        let events_before = sim.events().len();
+        let (crash, d) = crash_and_detect(&mut sim, x);
         println!(
             "crash: {n:>2} nodes, node_timeout {:?}: first PFAIL {:>7.1} ms, first FAIL {:>7.1} ms, \
              FAIL everywhere {:>7.1} ms (bounds: PFAIL in ({:.1}, {:.1}], FAIL everywhere {:.1})",
@@ -223,28 +298,29 @@ fn crashed_node_goes_pfail_then_fail_at_every_live_node_within_the_derived_bound
         assert!(d.fail_everywhere <= d.first_fail + L, "{d:?}");
 
         // No false positives: with no loss nobody else is ever suspected.
-        let run_on = net.now + c.node_timeout() * 3;
-        net.run_until(run_on);
-        let wrong =
-            net.events_where(|s| is_pfail_or_fail(&s.event).is_some_and(|who| who != id(x)));
+        let run_on = sim.now() + c.node_timeout() * 3;
+        sim.run_until(run_on);
+        let wrong = events_where(&sim, |s| {
+            is_pfail_or_fail(&s.event).is_some_and(|who| who != sim.id(x))
+        });
         assert!(wrong.is_empty(), "live nodes suspected: {wrong:?}");
         // Each live node marked it FAIL exactly once, and never cleared it.
-        let xid = id(x);
-        for i in net.live() {
-            let fails = net.events[events_before..]
+        let xid = sim.id(x);
+        for i in live(&sim) {
+            let fails = sim.events()[events_before..]
                 .iter()
                 .filter(|s| {
                     s.node == i && matches!(s.event, Event::PeerFail { id, .. } if id == xid)
                 })
                 .count();
             assert_eq!(fails, 1, "node {i}");
-            assert_eq!(net.view(i, x), Some(PeerState::Fail));
+            assert_eq!(sim.view(i, x), Some(PeerState::Fail));
         }
         // Gossip never made the dead node look recently heard: every PONG time
         // is at most its last datagram's arrival (T + L) plus one transit and the
         // millisecond rounding of a gossiped age.
-        for i in net.live() {
-            let p = net.node(i).peers().by_id(id(x)).expect("still known");
+        for i in live(&sim) {
+            let p = node(&sim, i).peers().by_id(sim.id(x)).expect("still known");
             assert!(
                 p.pong_received() <= crash + 2 * L + Duration::from_millis(1),
                 "node {i} holds a PONG from node {x} at {:?}, crash at {crash:?}",
@@ -258,31 +334,31 @@ fn crashed_node_goes_pfail_then_fail_at_every_live_node_within_the_derived_bound
 fn restarted_node_with_higher_incarnation_clears_fail_and_rejoins() {
     for (n, seed) in [(5, 20), (20, 21)] {
         let c = redis(secs(2.0));
-        let (mut net, _) = converged(n, c.clone(), seed);
-        net.run_for(c.node_timeout() * 2);
+        let (mut sim, _) = converged(n, c.clone(), seed);
+        sim.run_for(c.node_timeout() * 2);
         let x = n - 1;
-        crash_and_detect(&mut net, x);
-        net.run_for(c.node_timeout());
-        let restart = net.now;
-        let before = net.events.len();
-        net.restart(x, 0);
-        assert_eq!(net.node(x).identity().incarnation, 1);
-        let others: Vec<usize> = net.live().into_iter().filter(|&i| i != x).collect();
+        crash_and_detect(&mut sim, x);
+        sim.run_for(c.node_timeout());
+        let restart = sim.now();
+        let before = sim.events().len();
+        sim.apply(Fault::Restart { node: x, meet: 0 });
+        assert_eq!(node(&sim, x).identity().incarnation, 1);
+        let others: Vec<usize> = live(&sim).into_iter().filter(|&i| i != x).collect();
         // Bound on clearing FAIL: every live node holds a ping in flight to the
         // failed node and resends it each ping_interval (checked at ticks). Within
         // ping_interval + tick one reaches the new node (+L), which answers with
         // a PONG carrying incarnation 1 (+L): the peer restarted, FAIL clears.
         let clear_bound = c.ping_interval() + c.tick() + 2 * L;
-        let cleared = net.run_until_true(restart + clear_bound, |net| {
+        let cleared = sim.run_until_holds(restart + clear_bound, |sim| {
             others
                 .iter()
-                .all(|&i| net.view(i, x) == Some(PeerState::Alive))
+                .all(|&i| sim.view(i, x) == Some(PeerState::Alive))
         });
         let cleared = cleared.expect("FAIL cleared everywhere within the bound") - restart;
         // Rejoining in full (it knows every node again) is a join through node 0.
-        let rejoin_bound = join_bound(&net);
-        let rejoined = net
-            .run_until_true(restart + rejoin_bound, Net::is_full_mesh)
+        let rejoin_bound = join_bound(&sim);
+        let rejoined = sim
+            .run_until_holds(restart + rejoin_bound, is_full_mesh)
             .expect("the restarted node rejoins in full")
             - restart;
         println!(
@@ -294,26 +370,26 @@ fn restarted_node_with_higher_incarnation_clears_fail_and_rejoins() {
             ms(rejoin_bound)
         );
         for &i in &others {
-            let mine: Vec<Event> = net.events[before..]
+            let mine: Vec<Event> = sim.events()[before..]
                 .iter()
                 .filter(|s| s.node == i)
                 .map(|s| s.event)
                 .collect();
             assert!(
                 mine.contains(&Event::PeerAlive {
-                    id: id(x),
+                    id: sim.id(x),
                     was: PeerState::Fail
                 }),
                 "node {i}: {mine:?}"
             );
             assert!(
                 mine.contains(&Event::PeerRestarted {
-                    id: id(x),
+                    id: sim.id(x),
                     incarnation: 1
                 }),
                 "node {i}: {mine:?}"
             );
-            let p = net.node(i).peers().by_id(id(x)).expect("known");
+            let p = node(&sim, i).peers().by_id(sim.id(x)).expect("known");
             assert_eq!(p.incarnation(), 1);
             assert_eq!(p.failure_reports(), 0, "node {i}: stale reports survive");
         }
@@ -321,7 +397,7 @@ fn restarted_node_with_higher_incarnation_clears_fail_and_rejoins() {
         // from a node that has not heard of the restart yet) is no failure report
         // about the new one.
         let stale = wire::GossipEntry {
-            id: id(x),
+            id: sim.id(x),
             incarnation: 0,
             flags: wire::EntryFlags {
                 pfail: false,
@@ -329,22 +405,23 @@ fn restarted_node_with_higher_incarnation_clears_fail_and_rejoins() {
             },
             ping_age_ms: 5_000,
             pong_age_ms: 9_000,
-            endpoint: endpoint(x),
+            endpoint: sim.endpoint(x),
         };
-        let sender = id(0).0;
-        let ping = stranger_datagram(MessageType::Ping, sender, 0, &[stale]);
-        net.inject(1, support::addr(0), &ping).expect("well-formed");
-        let p = net.node(1).peers().by_id(id(x)).expect("known");
+        let sender = sim.id(0).0;
+        let ping = stranger_datagram(&sim, MessageType::Ping, sender, 0, &[stale]);
+        let from = sim.endpoint(0).addr();
+        inject(&mut sim, 1, from, &ping).expect("well-formed");
+        let p = node(&sim, 1).peers().by_id(sim.id(x)).expect("known");
         assert_eq!(
             p.failure_reports(),
             0,
             "a report about incarnation 0 counted"
         );
         // And it stays healthy.
-        let settled = net.events.len();
-        net.run_for(c.node_timeout() * 4);
-        assert!(net.is_full_mesh());
-        let bad = net.events[settled..]
+        let settled = sim.events().len();
+        sim.run_for(c.node_timeout() * 4);
+        assert!(is_full_mesh(&sim));
+        let bad = sim.events()[settled..]
             .iter()
             .filter(|s| is_pfail_or_fail(&s.event).is_some())
             .collect::<Vec<_>>();
@@ -353,12 +430,12 @@ fn restarted_node_with_higher_incarnation_clears_fail_and_rejoins() {
 }
 
 /// Per (sender, receiver) pair, the intervals between the PINGs the sender sent
-/// the receiver, in `net.sent` (which must hold headers).
-fn ping_intervals(net: &Net, from: Instant) -> Vec<Duration> {
-    let n = net.len();
+/// the receiver, in `sim.sent` (which must hold headers).
+fn ping_intervals(sim: &Simulation, from: Instant) -> Vec<Duration> {
+    let n = sim.len();
     let mut last = vec![vec![None::<Instant>; n]; n];
     let mut out = Vec::new();
-    for s in net.sent.iter().filter(|s| s.at >= from) {
+    for s in sim.sent().iter().filter(|s| s.at >= from) {
         let Some(to) = s.to else { continue };
         if s.kind != MessageType::Ping {
             continue;
@@ -376,19 +453,24 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn steady_ping_run(nt: Duration, refresh: bool, seconds: u64, seed: u64) -> (Net, Vec<Duration>) {
+fn steady_ping_run(
+    nt: Duration,
+    refresh: bool,
+    seconds: u64,
+    seed: u64,
+) -> (Simulation, Vec<Duration>) {
     let c = Config::builder()
         .node_timeout(nt)
         .gossip_refreshes_pong(refresh)
         .build()
         .expect("valid");
-    let (mut net, _) = converged(10, c, seed);
-    net.run_for(nt * 2);
-    net.set_record(Record::Headers);
-    let from = net.now;
-    net.run_for(Duration::from_secs(seconds));
-    let iv = ping_intervals(&net, from);
-    (net, iv)
+    let (mut sim, _) = converged(10, c, seed);
+    sim.run_for(nt * 2);
+    sim.set_capture(Capture::Headers);
+    let from = sim.now();
+    sim.run_for(Duration::from_secs(seconds));
+    let iv = ping_intervals(&sim, from);
+    (sim, iv)
 }
 
 fn print_distribution(label: &str, half: Duration, iv: &[Duration]) {
@@ -416,8 +498,8 @@ fn without_gossip_refresh_every_node_pings_every_peer_within_half_the_node_timeo
     // ping_interval + RTT + tick, within the issue's ping_interval + one
     // random-ping period + tick.
     for nt in [secs(2.0), secs(15.0)] {
-        let (net, iv) = steady_ping_run(nt, false, 600, 30);
-        let c = net.config();
+        let (sim, iv) = steady_ping_run(nt, false, 600, 30);
+        let c = sim.config();
         print_distribution(
             &format!("pings without refresh, node_timeout {nt:?}"),
             c.ping_interval(),
@@ -459,15 +541,15 @@ fn a_cron_rearmed_after_its_run_pings_a_peer_ten_ticks_after_its_pong_not_eleven
             .cron(cron)
             .build()
             .expect("valid");
-        let mut net = Net::new(6, c, 36).with_latency(Latency::Fixed(rtt / 2));
-        net.join_through(0);
-        net.run_until_true(Instant::from_millis(30_000), Net::is_full_mesh)
+        let mut sim = world(6, c, 36, Latency::Fixed(rtt / 2)).build();
+        sim.start_all_meeting(0);
+        sim.run_until_holds(Instant::from_millis(30_000), is_full_mesh)
             .expect("converges");
-        net.run_for(secs(4.0));
-        net.set_record(Record::Headers);
-        let from = net.now;
-        net.run_for(secs(60.0));
-        let iv = ping_intervals(&net, from);
+        sim.run_for(secs(4.0));
+        sim.set_capture(Capture::Headers);
+        let from = sim.now();
+        sim.run_for(secs(60.0));
+        let iv = ping_intervals(&sim, from);
         println!(
             "{cron:?}: {} intervals, min {:?} p50 {:?} max {:?}",
             iv.len(),
@@ -493,9 +575,9 @@ fn every_node_pings_each_peer_whose_last_pong_is_older_than_half_the_node_timeou
     // after every step of a long steady run: at no moment is a member without a
     // ping in flight older than ping_interval + tick.
     let c = redis(secs(2.0));
-    let (mut net, _) = converged(10, c.clone(), 31);
-    net.run_for(c.node_timeout() * 2);
-    let end = net.now + secs(300.0);
+    let (mut sim, _) = converged(10, c.clone(), 31);
+    sim.run_for(c.node_timeout() * 2);
+    let end = sim.now() + secs(300.0);
     // The cron runs a tick after the last run, plus up to its slack.
     let late = match c.cron() {
         CronSchedule::AfterRun { slack } => slack,
@@ -504,11 +586,11 @@ fn every_node_pings_each_peer_whose_last_pong_is_older_than_half_the_node_timeou
     let slack = c.ping_interval() + c.tick() + late;
     let mut checks = 0u64;
     let mut worst = Duration::ZERO;
-    while net.now < end {
-        net.step();
-        let now = net.now;
-        for i in net.live() {
-            for p in net.node(i).peers().iter() {
+    while sim.now() < end {
+        sim.step();
+        let now = sim.now();
+        for i in live(&sim) {
+            for p in node(&sim, i).peers().iter() {
                 if p.ping_sent().is_none() {
                     let age = now - p.pong_received();
                     worst = worst.max(age);
@@ -552,13 +634,13 @@ fn gossip_refresh_stretches_per_peer_ping_intervals_and_lowers_the_ping_rate() {
             half,
             &iv_off,
         );
-        let rate = |net: &Net| {
-            let pings = net
-                .sent
+        let rate = |sim: &Simulation| {
+            let pings = sim
+                .sent()
                 .iter()
                 .filter(|s| s.kind == MessageType::Ping)
                 .count();
-            pings as f64 / net.len() as f64 / seconds as f64
+            pings as f64 / sim.len() as f64 / seconds as f64
         };
         println!(
             "  PINGs per node per second: {:.2} with refresh, {:.2} without",
@@ -575,7 +657,7 @@ fn gossip_refresh_stretches_per_peer_ping_intervals_and_lowers_the_ping_rate() {
         );
         // No false suspicion from the stretched intervals.
         assert!(on
-            .events
+            .events()
             .iter()
             .all(|s| is_pfail_or_fail(&s.event).is_none()));
     }
@@ -599,10 +681,12 @@ fn section_of(bytes: &[u8]) -> Option<(Vec<NodeId>, BTreeSet<NodeId>)> {
     Some((random, pfail))
 }
 
-/// The ids node `i` holds PFAIL now.
-fn pfail_set(net: &Net, i: usize) -> BTreeSet<NodeId> {
-    net.node(i)
-        .peers()
+/// The ids node `i` holds PFAIL now (none once it crashed).
+fn pfail_set(sim: &Simulation, i: usize) -> BTreeSet<NodeId> {
+    let Some(node) = sim.node(i) else {
+        return BTreeSet::new();
+    };
+    node.peers()
         .iter()
         .filter(|p| p.state() == PeerState::Pfail)
         .map(|p| p.id())
@@ -616,36 +700,36 @@ fn pfail_set(net: &Net, i: usize) -> BTreeSet<NodeId> {
 /// `pfail_cap` of them when fewer fit; never a node it does not hold PFAIL.
 /// Returns (sections checked, sections that carried a PFAIL entry).
 fn check_sections(
-    net: &mut Net,
+    sim: &mut Simulation,
     end: Instant,
     random_range: impl Fn(usize) -> std::ops::RangeInclusive<usize>,
     pfail_cap: usize,
 ) -> (usize, usize) {
-    let limit = net.config().max_datagram();
+    let limit = sim.config().max_datagram();
     let (mut checked, mut with_pfail) = (0, 0);
-    let counted = net.config().pfail_counted_at_cron();
+    let counted = sim.config().pfail_counted_at_cron();
     // Per node: its ticks so far and its PFAIL set when its last cron began.
-    let mut at_cron: Vec<(u64, BTreeSet<NodeId>)> = (0..net.len())
-        .map(|i| (ticks(net, i), pfail_set(net, i)))
+    let mut at_cron: Vec<(u64, BTreeSet<NodeId>)> = (0..sim.len())
+        .map(|i| (ticks(sim, i), pfail_set(sim, i)))
         .collect();
-    while net.now < end {
-        let before = net.sent.len();
+    while sim.now() < end {
+        let before = sim.sent().len();
         // A step wakes one node, and its cron, if due, runs after the
         // datagrams of that instant (which set no PFAIL): the sets now are
         // those a cron in this step begins with, up to a PFAIL that turns FAIL.
-        let now_sets: Vec<BTreeSet<NodeId>> = (0..net.len()).map(|i| pfail_set(net, i)).collect();
-        net.step();
+        let now_sets: Vec<BTreeSet<NodeId>> = (0..sim.len()).map(|i| pfail_set(sim, i)).collect();
+        sim.step();
         for (i, set) in now_sets.into_iter().enumerate() {
-            let t = ticks(net, i);
+            let t = ticks(sim, i);
             if t != at_cron[i].0 {
                 at_cron[i] = (t, set);
             }
         }
-        for s in &net.sent[before..] {
+        for s in &sim.sent()[before..] {
             assert!(s.len <= limit, "{} bytes > max_datagram {limit}", s.len);
             let Some(to) = s.to else { continue };
             // Sections go to members only; MEETs and handshake PONGs are bare.
-            if net
+            if sim
                 .view(s.from, to)
                 .is_none_or(|st| st == PeerState::Handshake)
             {
@@ -654,7 +738,7 @@ fn check_sections(
             let Some((random, pfail)) = section_of(&s.bytes) else {
                 continue;
             };
-            let held = pfail_set(net, s.from);
+            let held = pfail_set(sim, s.from);
             let range = random_range(pfail.len());
             assert!(
                 range.contains(&random.len()),
@@ -665,7 +749,10 @@ fn check_sections(
             );
             let unique: BTreeSet<NodeId> = random.iter().copied().collect();
             assert_eq!(unique.len(), random.len(), "an entry twice");
-            assert!(!unique.contains(&id(s.from)), "a node gossips about itself");
+            assert!(
+                !unique.contains(&sim.id(s.from)),
+                "a node gossips about itself"
+            );
             assert!(pfail.is_subset(&held), "node {} at {:?}", s.from, s.at);
             let (wanted, due) = match counted {
                 true => {
@@ -692,9 +779,9 @@ fn check_sections(
     (checked, with_pfail)
 }
 
-/// Crons node `i` has run.
-fn ticks(net: &Net, i: usize) -> u64 {
-    net.node(i).stats().ticks
+/// Crons node `i` has run (0 once it crashed: it sends nothing more).
+fn ticks(sim: &Simulation, i: usize) -> u64 {
+    sim.node(i).map_or(0, |n| n.stats().ticks)
 }
 
 #[test]
@@ -707,31 +794,31 @@ fn sections_follow_the_redis_size_rule_and_carry_every_pfail_node() {
     let c = redis(secs(2.0));
     let wanted = c.section().wanted(n);
     assert_eq!(wanted, 3);
-    let (mut net, _) = converged(n, c.clone(), 40);
-    net.run_for(c.node_timeout());
-    net.set_record(Record::Bytes);
-    let end = net.now + secs(5.0);
-    let (quiet, _) = check_sections(&mut net, end, |_| wanted - 1..=n - 2, usize::MAX);
-    let full = net
-        .sent
+    let (mut sim, _) = converged(n, c.clone(), 40);
+    sim.run_for(c.node_timeout());
+    sim.set_capture(Capture::Bytes);
+    let end = sim.now() + secs(5.0);
+    let (quiet, _) = check_sections(&mut sim, end, |_| wanted - 1..=n - 2, usize::MAX);
+    let full = sim
+        .sent()
         .iter()
         .filter_map(|s| section_of(&s.bytes))
         .filter(|(r, _)| r.len() == wanted)
         .count();
     // Two crashes: until FAIL, every section of a node that holds them PFAIL
     // carries both, after the random part.
-    net.crash(7);
-    net.crash(19);
-    let end = net.now + fail_bound(&c) + secs(1.0);
-    let (suspect, with_pfail) = check_sections(&mut net, end, |_| wanted - 1..=n - 2, usize::MAX);
+    sim.apply(Fault::Crash(7));
+    sim.apply(Fault::Crash(19));
+    let end = sim.now() + fail_bound(&c) + secs(1.0);
+    let (suspect, with_pfail) = check_sections(&mut sim, end, |_| wanted - 1..=n - 2, usize::MAX);
     println!(
         "sections, 30 nodes: {quiet} checked in steady state ({full} with exactly {wanted} \
          random entries), {suspect} after two crashes, {with_pfail} of them with PFAIL entries"
     );
     assert!(with_pfail > 0);
-    for i in net.live() {
-        assert_eq!(net.view(i, 7), Some(PeerState::Fail));
-        assert_eq!(net.view(i, 19), Some(PeerState::Fail));
+    for i in live(&sim) {
+        assert_eq!(sim.view(i, 7), Some(PeerState::Fail));
+        assert_eq!(sim.view(i, 19), Some(PeerState::Fail));
     }
 }
 
@@ -747,22 +834,22 @@ fn a_small_datagram_shrinks_the_section_and_keeps_the_pfail_entries() {
         .max_datagram(limit)
         .build()
         .expect("valid");
-    let (mut net, _) = converged(n, c.clone(), 41);
-    net.run_for(c.node_timeout());
-    net.set_record(Record::Bytes);
-    let end = net.now + secs(3.0);
+    let (mut sim, _) = converged(n, c.clone(), 41);
+    sim.run_for(c.node_timeout());
+    sim.set_capture(Capture::Bytes);
+    let end = sim.now() + secs(3.0);
     // Room for 2 entries: 2 random ones, or 1 beside the PFAIL entry. (Nine
     // tries for two places: a shortfall is vanishingly rare.)
     let room = |pfail: usize| 2 - pfail..=2 - pfail;
-    let (quiet, _) = check_sections(&mut net, end, room, 2);
-    net.crash(7);
-    let end = net.now + fail_bound(&c) + secs(1.0);
-    let (suspect, with_pfail) = check_sections(&mut net, end, room, 2);
+    let (quiet, _) = check_sections(&mut sim, end, room, 2);
+    sim.apply(Fault::Crash(7));
+    let end = sim.now() + fail_bound(&c) + secs(1.0);
+    let (suspect, with_pfail) = check_sections(&mut sim, end, room, 2);
     println!("small datagram ({limit} bytes): {quiet} + {suspect} sections within it, {with_pfail} with PFAIL");
-    assert!(net.sent.iter().all(|s| s.len <= limit));
+    assert!(sim.sent().iter().all(|s| s.len <= limit));
     assert!(with_pfail > 0);
-    for i in net.live() {
-        assert_eq!(net.view(i, 7), Some(PeerState::Fail), "node {i}");
+    for i in live(&sim) {
+        assert_eq!(sim.view(i, 7), Some(PeerState::Fail), "node {i}");
     }
     // A byte budget does the same to the section alone.
     let policy = SectionPolicy {
@@ -774,10 +861,10 @@ fn a_small_datagram_shrinks_the_section_and_keeps_the_pfail_entries() {
         .section(policy)
         .build()
         .expect("valid");
-    let (mut net, _) = converged(12, c.clone(), 42);
-    net.set_record(Record::Bytes);
-    let end = net.now + secs(3.0);
-    let (budgeted, _) = check_sections(&mut net, end, |_| 1..=1, 1);
+    let (mut sim, _) = converged(12, c.clone(), 42);
+    sim.set_capture(Capture::Bytes);
+    let end = sim.now() + secs(3.0);
+    let (budgeted, _) = check_sections(&mut sim, end, |_| 1..=1, 1);
     assert!(budgeted > 0);
 }
 
@@ -789,30 +876,28 @@ fn random_loss_causes_no_false_fail_over_a_long_run() {
     // second does not happen in these runs.
     for (loss, seed) in [(0.05, 50), (0.10, 51)] {
         let c = redis(secs(5.0));
-        let mut net = Net::new(10, c.clone(), seed)
-            .with_latency(LATENCY)
-            .with_loss(loss)
-            .with_remeet();
-        net.join_through(0);
+        let mut sim = world(10, c.clone(), seed, LATENCY)
+            .network(lossy(LATENCY, loss))
+            .remeet(true)
+            .build();
+        sim.start_all_meeting(0);
         // Joining itself runs under loss: MEETs, and pings to new peers, are resent.
-        let t = net.run_until_true(at(secs(60.0)), Net::is_full_mesh);
+        let t = sim.run_until_holds(at(secs(60.0)), is_full_mesh);
         let t = t.expect("converges under loss");
-        net.run_for(secs(400.0));
-        let pfails = net
-            .events_where(|s| matches!(s.event, Event::PeerPfail { .. }))
-            .len();
-        let fails = net.events_where(|s| matches!(s.event, Event::PeerFail { .. }));
+        sim.run_for(secs(400.0));
+        let pfails = events_where(&sim, |s| matches!(s.event, Event::PeerPfail { .. })).len();
+        let fails = events_where(&sim, |s| matches!(s.event, Event::PeerFail { .. }));
         println!(
             "loss {:.0} %: joined in {:.1} ms, {} of {} datagrams lost over 400 s, \
              {pfails} passing PFAILs, {} FAILs",
             loss * 100.0,
             ms(t - Instant::ZERO),
-            net.lost,
-            net.datagrams,
+            sim.network_stats().lost,
+            sim.network_stats().sent,
             fails.len()
         );
         assert!(fails.is_empty(), "false FAIL: {fails:?}");
-        assert!(net.is_full_mesh());
+        assert!(is_full_mesh(&sim));
     }
 }
 
@@ -820,14 +905,20 @@ fn random_loss_causes_no_false_fail_over_a_long_run() {
 fn the_same_seeds_give_byte_identical_transmit_traces() {
     let run = |seed: u64| {
         let c = redis(secs(2.0));
-        let mut net = Net::new(8, c, seed).with_latency(LATENCY).with_loss(0.05);
-        net.join_through(0);
-        net.run_for(secs(10.0));
-        net.crash(3);
-        net.run_for(secs(8.0));
-        net.restart(3, 1);
-        net.run_for(secs(10.0));
-        (net.trace, net.datagrams, net.events.len())
+        let mut sim = world(8, c, seed, LATENCY)
+            .network(lossy(LATENCY, 0.05))
+            .build();
+        sim.start_all_meeting(0);
+        sim.run_for(secs(10.0));
+        sim.apply(Fault::Crash(3));
+        sim.run_for(secs(8.0));
+        sim.apply(Fault::Restart { node: 3, meet: 1 });
+        sim.run_for(secs(10.0));
+        (
+            sim.trace_hash(),
+            sim.network_stats().sent,
+            sim.events().len(),
+        )
     };
     let a = run(60);
     let b = run(60);
@@ -839,6 +930,7 @@ fn the_same_seeds_give_byte_identical_transmit_traces() {
 
 /// A datagram from a node no test network member knows.
 fn stranger_datagram(
+    sim: &Simulation,
     kind: MessageType,
     sender: u64,
     incarnation: u32,
@@ -853,7 +945,7 @@ fn stranger_datagram(
         incarnation,
     };
     let mut buf = [0u8; 1400];
-    let fail = (kind == MessageType::Fail).then_some((id(0), 0));
+    let fail = (kind == MessageType::Fail).then_some((sim.id(0), 0));
     let len = wire::encode(&mut buf, &header, entries, fail).expect("fits");
     buf[..len].to_vec()
 }
@@ -861,24 +953,26 @@ fn stranger_datagram(
 #[test]
 fn garbage_and_strangers_are_counted_and_dropped_without_amplification() {
     let c = redis(secs(2.0));
-    let (mut net, _) = converged(3, c.clone(), 70);
-    let stranger: std::net::SocketAddr = "10.9.8.7:4000".parse().expect("an address");
-    assert!(index_of(gossip_core::Endpoint::from(stranger)).is_none());
+    let (mut sim, _) = converged(3, c.clone(), 70);
+    let stranger: SocketAddr = "10.9.8.7:4000".parse().expect("an address");
+    assert!(sim
+        .index_of_endpoint(gossip_core::Endpoint::from(stranger))
+        .is_none());
     let target = 1;
-    let sent_to_stranger = |net: &Net| -> (usize, usize) {
-        let to_him = net
-            .sent
+    let sent_to_stranger = |sim: &Simulation| -> (usize, usize) {
+        let to_him = sim
+            .sent()
             .iter()
             .filter(|s| s.from == target && s.to.is_none());
         to_him.fold((0, 0), |(n, b), s| (n + 1, b + s.len))
     };
-    net.set_record(Record::Headers);
+    sim.set_capture(Capture::Headers);
 
     // Garbage: refused by the decoder, counted, nothing sent.
     for bytes in [&b""[..], b"hello", &[0xff; 64], &[0x47, 0x53, 9, 2]] {
-        assert!(net.inject(target, stranger, bytes).is_err());
+        assert!(inject(&mut sim, target, stranger, bytes).is_err());
     }
-    assert_eq!(net.node(target).stats().decode_errors_total(), 4);
+    assert_eq!(node(&sim, target).stats().decode_errors_total(), 4);
 
     // A PONG nobody asked for and a FAIL from a stranger: dropped and counted.
     let rumour = wire::GossipEntry {
@@ -887,33 +981,33 @@ fn garbage_and_strangers_are_counted_and_dropped_without_amplification() {
         flags: wire::EntryFlags::default(),
         ping_age_ms: wire::NO_PING,
         pong_age_ms: 0,
-        endpoint: endpoint(200),
+        endpoint: sim.endpoint(200),
     };
     for kind in [MessageType::Pong, MessageType::Fail] {
-        let d = stranger_datagram(kind, 0xbad, 0, &[rumour]);
-        net.inject(target, stranger, &d).expect("well-formed");
+        let d = stranger_datagram(&sim, kind, 0xbad, 0, &[rumour]);
+        inject(&mut sim, target, stranger, &d).expect("well-formed");
     }
-    assert_eq!(net.node(target).stats().drops.unknown_sender, 2);
+    assert_eq!(node(&sim, target).stats().drops.unknown_sender, 2);
     assert_eq!(
-        net.view(target, 0),
+        sim.view(target, 0),
         Some(PeerState::Alive),
         "a stranger's FAIL counted"
     );
-    assert_eq!(sent_to_stranger(&net), (0, 0));
+    assert_eq!(sent_to_stranger(&sim), (0, 0));
 
     // A PING carrying gossip: answered with no more bytes, gossip not believed.
-    let ping = stranger_datagram(MessageType::Ping, 0xbad, 0, &[rumour]);
-    net.inject(target, stranger, &ping).expect("well-formed");
+    let ping = stranger_datagram(&sim, MessageType::Ping, 0xbad, 0, &[rumour]);
+    inject(&mut sim, target, stranger, &ping).expect("well-formed");
     let mut received = ping.len();
-    assert!(net.node(target).peers().by_id(NodeId(0xdead)).is_none());
-    assert!(net.node(target).peers().by_id(NodeId(0xbad)).is_none());
+    assert!(node(&sim, target).peers().by_id(NodeId(0xdead)).is_none());
+    assert!(node(&sim, target).peers().by_id(NodeId(0xbad)).is_none());
     // The smallest PING and MEET (26 bytes each): each answered with at most as
     // many bytes, at once and ever after.
     for kind in [MessageType::Ping, MessageType::Meet] {
-        let d = stranger_datagram(kind, 0xbad, 0, &[]);
-        net.inject(target, stranger, &d).expect("well-formed");
+        let d = stranger_datagram(&sim, kind, 0xbad, 0, &[]);
+        inject(&mut sim, target, stranger, &d).expect("well-formed");
         received += d.len();
-        let (_, bytes) = sent_to_stranger(&net);
+        let (_, bytes) = sent_to_stranger(&sim);
         assert!(bytes <= received, "answered {bytes} bytes to {received}");
     }
     // The MEET left the stranger in handshake, which only its own next datagram
@@ -922,14 +1016,14 @@ fn garbage_and_strangers_are_counted_and_dropped_without_amplification() {
     // PONG would have; wire v1 carries no cookie to prove the address, so only
     // the cluster key can keep a spoofer who sends twice out.)
     assert_eq!(
-        net.node(target)
+        node(&sim, target)
             .peers()
             .by_id(NodeId(0xbad))
             .map(|p| p.state()),
         Some(PeerState::Handshake)
     );
-    net.run_for(c.handshake_timeout() * 2);
-    let (datagrams, bytes) = sent_to_stranger(&net);
+    sim.run_for(c.handshake_timeout() * 2);
+    let (datagrams, bytes) = sent_to_stranger(&sim);
     println!(
         "stranger: sent {received} bytes in 3 datagrams, got {bytes} bytes in {datagrams} back"
     );
@@ -937,29 +1031,29 @@ fn garbage_and_strangers_are_counted_and_dropped_without_amplification() {
         bytes <= received,
         "{bytes} bytes sent to an unproven address for {received}"
     );
-    assert!(net.node(target).peers().by_id(NodeId(0xbad)).is_none());
-    let timed_out = |net: &Net, who: u64| {
-        net.events
+    assert!(node(&sim, target).peers().by_id(NodeId(0xbad)).is_none());
+    let timed_out = |sim: &Simulation, who: u64| {
+        sim.events()
             .iter()
             .filter(|s| s.node == target && s.event == Event::HandshakeTimedOut { id: NodeId(who) })
             .count()
     };
-    assert_eq!(timed_out(&net, 0xbad), 1);
+    assert_eq!(timed_out(&sim, 0xbad), 1);
 
     // A stranger in handshake that comes back with a higher incarnation (it
     // restarted, or lies) is still forgotten in time.
     for inc in [0, 1] {
-        let d = stranger_datagram(MessageType::Meet, 0xbee, inc, &[]);
-        net.inject(target, stranger, &d).expect("well-formed");
+        let d = stranger_datagram(&sim, MessageType::Meet, 0xbee, inc, &[]);
+        inject(&mut sim, target, stranger, &d).expect("well-formed");
     }
-    net.run_for(c.handshake_timeout() * 2);
-    assert!(net.node(target).peers().by_id(NodeId(0xbee)).is_none());
-    assert_eq!(timed_out(&net, 0xbee), 1);
+    sim.run_for(c.handshake_timeout() * 2);
+    assert!(node(&sim, target).peers().by_id(NodeId(0xbee)).is_none());
+    assert_eq!(timed_out(&sim, 0xbee), 1);
 
     // The cluster never noticed.
-    assert!(net.is_full_mesh());
-    assert!(net
-        .events
+    assert!(is_full_mesh(&sim));
+    assert!(sim
+        .events()
         .iter()
         .all(|s| is_pfail_or_fail(&s.event).is_none()));
 }
@@ -973,19 +1067,19 @@ fn fail_needs_a_majority_of_voters() {
         .quorum(Quorum::AtLeast(6))
         .build()
         .expect("valid");
-    let (mut net, _) = converged(5, c.clone(), 80);
-    net.run_for(c.node_timeout());
-    net.crash(2);
-    net.run_for(fail_bound(&c) * 3);
-    for i in net.live() {
-        assert_eq!(net.view(i, 2), Some(PeerState::Pfail), "node {i}");
+    let (mut sim, _) = converged(5, c.clone(), 80);
+    sim.run_for(c.node_timeout());
+    sim.apply(Fault::Crash(2));
+    sim.run_for(fail_bound(&c) * 3);
+    for i in live(&sim) {
+        assert_eq!(sim.view(i, 2), Some(PeerState::Pfail), "node {i}");
         // The other live nodes report it (and renew their reports in every
         // section they send this node; they expire after 2 × node_timeout).
-        let p = net.node(i).peers().by_id(id(2)).expect("known");
+        let p = node(&sim, i).peers().by_id(sim.id(2)).expect("known");
         assert!(p.failure_reports() >= 1, "node {i}: no report arrived");
     }
-    assert!(net
-        .events
+    assert!(sim
+        .events()
         .iter()
         .all(|s| !matches!(s.event, Event::PeerFail { .. })));
 }
@@ -1002,16 +1096,16 @@ fn joins_under_loss_complete_on_both_sides() {
     let mut worst = Duration::ZERO;
     for seed in 0..50 {
         let c = redis(secs(2.0));
-        let mut net = Net::new(10, c.clone(), 1000 + seed)
-            .with_latency(LATENCY)
-            .with_loss(loss)
-            .with_remeet();
+        let mut sim = world(10, c.clone(), 1000 + seed, LATENCY)
+            .network(lossy(LATENCY, loss))
+            .remeet(true)
+            .build();
         // The loss-free join bound with every exchange taking 1 / (1 - loss)²
         // tries, plus a few meet rounds.
         let bound =
-            join_bound(&net).div_f64((1.0 - loss) * (1.0 - loss)) + c.handshake_timeout() * 4;
-        net.join_through(0);
-        let t = net.run_until_true(at(bound), Net::is_full_mesh);
+            join_bound(&sim).div_f64((1.0 - loss) * (1.0 - loss)) + c.handshake_timeout() * 4;
+        sim.start_all_meeting(0);
+        let t = sim.run_until_holds(at(bound), is_full_mesh);
         let t = t.unwrap_or_else(|| panic!("seed {}: no full mesh within {bound:?}", 1000 + seed));
         worst = worst.max(t - Instant::ZERO);
     }
@@ -1033,23 +1127,22 @@ fn gossip_never_makes_a_crashed_node_look_heard_from_after_its_crash() {
     // transit and the millisecond rounding.
     let (lo, hi) = (Duration::from_millis(20), Duration::from_millis(100));
     let c = redis(secs(5.0));
-    let mut net = Net::new(50, c.clone(), 90).with_latency(Latency::Uniform(lo, hi));
-    net.join_through(0);
-    net.run_until_true(at(secs(120.0)), Net::is_full_mesh)
+    let mut sim = world(50, c.clone(), 90, Latency::Uniform { min: lo, max: hi }).build();
+    sim.start_all_meeting(0);
+    sim.run_until_holds(at(secs(120.0)), is_full_mesh)
         .expect("50 nodes converge");
-    net.run_for(c.node_timeout() * 2);
-    let crash = net.now;
+    sim.run_for(c.node_timeout() * 2);
+    let crash = sim.now();
     let x = 5;
-    net.crash(x);
+    sim.apply(Fault::Crash(x));
     // Until every node has pinged it (ping_interval + tick after its last PONG).
-    net.run_for(c.ping_interval() + c.tick() * 2 + 2 * hi);
-    let newest = net
-        .live()
+    sim.run_for(c.ping_interval() + c.tick() * 2 + 2 * hi);
+    let newest = live(&sim)
         .iter()
         .map(|&i| {
-            net.node(i)
+            node(&sim, i)
                 .peers()
-                .by_id(id(x))
+                .by_id(sim.id(x))
                 .expect("known")
                 .pong_received()
         })
@@ -1078,7 +1171,7 @@ fn a_meet_is_resent_before_a_one_second_handshake_timeout_expires() {
         .unwrap();
     assert_eq!(c.handshake_timeout(), Duration::from_secs(1));
     let mut node = Node::new(Identity::new(NodeId(1)), c.clone(), 3, Instant::ZERO);
-    let silent: std::net::SocketAddr = "127.0.0.9:7000".parse().unwrap();
+    let silent: SocketAddr = "127.0.0.9:7000".parse().unwrap();
     node.meet(Instant::ZERO, silent.into()).unwrap();
     let mut buf = [0u8; 1500];
     let (mut meets, mut timed_out) = (0, None);

@@ -23,7 +23,7 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(1);
 fn config() -> Config {
     Config::builder()
         .node_timeout(NODE_TIMEOUT)
-        .with_handshake_timeout(Duration::from_secs(5))
+        .handshake_timeout(Duration::from_secs(5))
         .build()
         .expect("a 1 s node_timeout is valid") // invariant: above two ticks
 }
@@ -556,7 +556,7 @@ fn lockstep_rounds_act_once_per_round_and_deliver_at_the_next_boundary() {
         // the next round and run every other round.
         let grid = Config::builder()
             .node_timeout(NODE_TIMEOUT)
-            .with_handshake_timeout(Duration::from_secs(5))
+            .handshake_timeout(Duration::from_secs(5))
             .cron(CronSchedule::Grid)
             .build()
             .expect("valid");
@@ -684,7 +684,7 @@ fn a_published_update_reaches_every_node_and_the_observer_times_it() {
         let _replay = ReplayGuard::new(seed, TEST);
         let config = Config::builder()
             .node_timeout(NODE_TIMEOUT)
-            .with_handshake_timeout(Duration::from_secs(5))
+            .handshake_timeout(Duration::from_secs(5))
             .dissemination(gossip_core::Dissemination::Both)
             .build()
             .expect("valid");
@@ -747,7 +747,7 @@ fn the_observer_counts_every_copy_of_an_update_the_nodes_received() {
         // behind, and duplicated datagrams: every kind of copy.
         let config = Config::builder()
             .node_timeout(NODE_TIMEOUT)
-            .with_handshake_timeout(Duration::from_secs(5))
+            .handshake_timeout(Duration::from_secs(5))
             .dissemination(gossip_core::Dissemination::Both)
             .rumor(gossip_core::epidemic::rumor::RumorConfig {
                 fanout: 2,

@@ -47,7 +47,7 @@ fn config(case: Case) -> Config {
         Case::LeanBoth | Case::LeanLockstep => Profile::Lean.builder(),
     }
     .node_timeout(secs(1))
-    .with_handshake_timeout(secs(5));
+    .handshake_timeout(secs(5));
     let b = match case {
         Case::RedisMembership => b,
         Case::RedisBoth => b.dissemination(Dissemination::Both).rumor(RumorConfig {

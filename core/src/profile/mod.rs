@@ -436,21 +436,6 @@ impl ConfigBuilder {
         b
     }
 
-    /// Sets the ping interval explicitly (otherwise node_timeout / 2).
-    pub fn with_ping_interval(self, d: Duration) -> Self {
-        self.ping_interval(d)
-    }
-
-    /// Sets report validity explicitly (otherwise 2 × node_timeout).
-    pub fn with_report_validity(self, d: Duration) -> Self {
-        self.report_validity(d)
-    }
-
-    /// Sets the handshake timeout explicitly (otherwise max(node_timeout, 1 s)).
-    pub fn with_handshake_timeout(self, d: Duration) -> Self {
-        self.handshake_timeout(d)
-    }
-
     /// Derives the unset timeouts from node_timeout and checks every field.
     ///
     /// # Errors

@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 
+use super::capture::Capture;
 use super::fault::{FaultLog, Timing};
 use super::network::{FaultSpace, Network, NetworkParams};
 use super::observer::Observer;
@@ -26,6 +27,8 @@ impl Simulation {
             track_joins: false,
             fail_items: 64,
             record_events: false,
+            capture: Capture::Off,
+            remeet: false,
         }
     }
 }
@@ -43,6 +46,8 @@ pub struct SimBuilder {
     track_joins: bool,
     fail_items: usize,
     record_events: bool,
+    capture: Capture,
+    remeet: bool,
 }
 
 impl SimBuilder {
@@ -111,6 +116,22 @@ impl SimBuilder {
         self
     }
 
+    /// Keeps the datagrams nodes send in [`Simulation::sent`], as much of
+    /// each as `capture` says (default [`Capture::Off`]).
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.capture = capture;
+        self
+    }
+
+    /// Makes a node meet again when a meet times out
+    /// ([`Event::MeetTimedOut`](crate::Event::MeetTimedOut)), as an operator
+    /// or a join loop would (default off: the meet is reported and dropped).
+    /// A join whose every MEET was lost is then retried, not abandoned.
+    pub fn remeet(mut self, on: bool) -> Self {
+        self.remeet = on;
+        self
+    }
+
     /// The simulation, with no node started yet.
     ///
     /// # Panics
@@ -159,6 +180,9 @@ impl SimBuilder {
             receive_buffer: self.receive_buffer,
             track_joins: self.track_joins,
             events: self.record_events.then(Vec::new),
+            capture: self.capture,
+            sent: Vec::new(),
+            remeet: self.remeet,
             processed: 0,
             in_flight: 0,
             last_lane: None,

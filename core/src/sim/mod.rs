@@ -41,6 +41,7 @@
 //! ```
 mod actions;
 mod builder;
+mod capture;
 mod check;
 mod fault;
 mod math;
@@ -52,6 +53,7 @@ mod trace;
 
 pub use crate::copies::ItemId;
 pub use builder::SimBuilder;
+pub use capture::{Capture, Sent};
 pub use check::{
     replay_line, seed_from_env, seeds_or_env, Failure, ReplayGuard, Violation, SEED_VAR,
 };

@@ -354,12 +354,13 @@ impl Observer {
         self.traffic[n].sent[usize::from(kind.code())].add(len);
     }
 
-    /// A datagram handed to node `n` by node `from`. `index` maps an id to a
-    /// node index (the simulator's ids are a bijection of indices).
+    /// A datagram handed to node `n` by node `from` (`None`: an address no
+    /// simulated node owns). `index` maps an id to a node index (the
+    /// simulator's ids are a bijection of indices).
     pub(crate) fn on_datagram(
         &mut self,
         n: usize,
-        from: usize,
+        from: Option<usize>,
         bytes: &[u8],
         index: impl Fn(NodeId) -> Option<usize>,
     ) {
@@ -370,9 +371,11 @@ impl Observer {
         if !self.decodes_bodies() {
             return;
         }
-        let k = self.join_slot[from];
-        if k != UNTRACKED {
-            self.count(k, n);
+        if let Some(from) = from {
+            let k = self.join_slot[from];
+            if k != UNTRACKED {
+                self.count(k, n);
+            }
         }
         let Ok(msg) = wire::decode(bytes) else {
             return;

@@ -62,28 +62,50 @@ impl PartialOrd for Entry {
 /// delay to a node already visited, a fault applied now) goes to a small
 /// binary heap that is drained first. The pop order is exactly that of a
 /// binary heap over the same keys.
+///
+/// The buckets are linked lists threaded through one arena of slots, and
+/// emptied slots go to a free list: a refill relinks entries instead of
+/// copying them, and the queue allocates only when it holds more entries than
+/// ever before. (With a vector per bucket, a key crossing a high power of two
+/// of time, every 2^k µs, lands in a bucket unused until then, which grows.)
 #[derive(Debug)]
 pub(crate) struct Queue {
     /// The last key moved to `head`: every key in the buckets is above it.
     last: (u64, u64),
     /// The entry whose key is `last` (bucket 0; keys are unique).
     head: Option<Entry>,
-    /// Buckets 1..=128, at index b - 1.
-    buckets: Vec<Vec<Entry>>,
+    /// First slot of buckets 1..=128, at index b - 1; NIL when empty.
+    buckets: [u32; 128],
     /// Bit b - 1 set when bucket b holds entries.
     occupied: u128,
+    /// Every bucket's entries, each with the slot of the next in its bucket
+    /// (or in the free list).
+    slots: Vec<Slot>,
+    /// First free slot, or NIL.
+    free: u32,
     early: BinaryHeap<Entry>,
     len: usize,
     seq: u64,
 }
+
+/// An entry in a bucket's list.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    e: Entry,
+    next: u32,
+}
+
+const NIL: u32 = u32::MAX;
 
 impl Default for Queue {
     fn default() -> Self {
         Queue {
             last: (0, 0),
             head: None,
-            buckets: (0..128).map(|_| Vec::new()).collect(),
+            buckets: [NIL; 128],
             occupied: 0,
+            slots: Vec::new(),
+            free: NIL,
             early: BinaryHeap::new(),
             len: 0,
             seq: 0,
@@ -106,8 +128,25 @@ impl Queue {
         }
         let b = self.bucket(at, key);
         debug_assert!(b > 0, "keys are unique");
-        self.buckets[b - 1].push(e);
-        self.occupied |= 1 << (b - 1);
+        let s = match self.free {
+            NIL => {
+                self.slots.push(Slot { e, next: NIL });
+                (self.slots.len() - 1) as u32
+            }
+            s => {
+                self.free = self.slots[s as usize].next;
+                self.slots[s as usize].e = e;
+                s
+            }
+        };
+        self.link(b - 1, s);
+    }
+
+    /// Puts slot `s` at the front of the bucket at index `i`.
+    fn link(&mut self, i: usize, s: u32) {
+        self.slots[s as usize].next = self.buckets[i];
+        self.buckets[i] = s;
+        self.occupied |= 1 << i;
     }
 
     pub(crate) fn pop(&mut self) -> Option<Entry> {
@@ -137,6 +176,12 @@ impl Queue {
         self.len
     }
 
+    /// Slots in the arena: the most entries the buckets ever held at once.
+    #[cfg(test)]
+    fn arena(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Which bucket a key belongs in, relative to `last`.
     fn bucket(&self, at: u64, key: u64) -> usize {
         let x = at ^ self.last.0;
@@ -155,24 +200,29 @@ impl Queue {
         }
         let b = self.occupied.trailing_zeros() as usize;
         self.occupied &= !(1 << b);
-        let mut bucket = core::mem::take(&mut self.buckets[b]);
-        let min = bucket
-            .iter()
-            .map(|e| (e.at, e.key))
-            .min()
-            .expect("an occupied bucket holds entries"); // invariant: the bitmap
-        self.last = min;
-        for e in bucket.drain(..) {
-            let nb = self.bucket(e.at, e.key);
-            if nb == 0 {
-                self.head = Some(e);
-            } else {
-                self.buckets[nb - 1].push(e);
-                self.occupied |= 1 << (nb - 1);
-            }
+        let first = core::mem::replace(&mut self.buckets[b], NIL);
+        debug_assert_ne!(first, NIL, "an occupied bucket holds entries"); // invariant: the bitmap
+        let mut min = (u64::MAX, u64::MAX);
+        let mut s = first;
+        while s != NIL {
+            let slot = &self.slots[s as usize];
+            min = min.min((slot.e.at, slot.e.key));
+            s = slot.next;
         }
-        // Keep the emptied vector's capacity for the next entries of bucket b.
-        self.buckets[b] = bucket;
+        self.last = min;
+        let mut s = first;
+        while s != NIL {
+            let Slot { e, next } = self.slots[s as usize];
+            match self.bucket(e.at, e.key) {
+                0 => {
+                    self.head = Some(e);
+                    self.slots[s as usize].next = self.free;
+                    self.free = s;
+                }
+                nb => self.link(nb - 1, s),
+            }
+            s = next;
+        }
     }
 }
 
@@ -395,6 +445,39 @@ mod tests {
             assert_eq!(q.pop(), Some(b));
         }
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn the_arena_never_outgrows_the_most_entries_held_at_once() {
+        // Twelve timers re-armed 50-150 ms ahead (the cron of twelve nodes)
+        // for 2^33 µs (2.4 hours): time crosses 2^k µs for every k up to 33,
+        // each time filling a bucket never used before; then bursts of 500
+        // datagrams (a join) on top, all at one instant and spread out.
+        use crate::rng::Rng;
+        let mut rng = Rng::new(5);
+        let mut q = Queue::default();
+        for lane in 0..12 {
+            q.push(rng.below(100_000), lane, TIMER, 0);
+        }
+        let mut most = q.len();
+        while let Some(e) = q.pop() {
+            if e.at >= 1 << 33 {
+                break;
+            }
+            if e.class() == DELIVER {
+                continue;
+            }
+            q.push(e.at + 50_000 + rng.below(100_000), e.lane(), TIMER, 0);
+            if rng.below(100_000) == 0 {
+                for k in 0..500 {
+                    q.push(e.at + [0, rng.below(1 << 20)][k % 2], 20, DELIVER, 0);
+                }
+            }
+            most = most.max(q.len());
+            assert!(q.arena() <= most, "{} slots for {most} entries", q.arena());
+        }
+        assert_eq!(q.arena(), most);
+        assert!(most > 500, "{most}");
     }
 
     #[test]

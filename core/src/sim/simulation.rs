@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
+use super::capture::{Capture, Sent};
 use super::fault::{Fault, FaultLog, Timing};
 use super::network::{Fate, NetStats, Network, NetworkParams};
 use super::observer::Observer;
@@ -94,6 +95,10 @@ pub struct Simulation {
     pub(super) receive_buffer: usize,
     pub(super) track_joins: bool,
     pub(super) events: Option<Vec<LoggedEvent>>,
+    pub(super) capture: Capture,
+    pub(super) sent: Vec<Sent>,
+    /// Meet again on `MeetTimedOut`.
+    pub(super) remeet: bool,
     pub(super) processed: u64,
     /// Datagrams on the timeline or in a paused node's receive buffer.
     pub(super) in_flight: u64,
@@ -444,7 +449,7 @@ impl Simulation {
             .datagram(now.as_micros(), from as u32, n as u32, bytes);
         let (id_key, len) = (self.id_key, self.slots.len());
         self.observer
-            .on_datagram(n, from, bytes, |id| index_with(id_key, len, id));
+            .on_datagram(n, Some(from), bytes, |id| index_with(id_key, len, id));
         let node = self.slots[n]
             .node
             .as_mut()
@@ -494,6 +499,9 @@ impl Simulation {
             };
             self.observer.on_send(n, tx.kind, tx.len);
             let to = self.index_of_endpoint(tx.to);
+            if self.capture != Capture::Off {
+                self.capture_sent(n, to, tx.kind, p, tx.len);
+            }
             let fate = match to {
                 Some(to) => self.network.route(n, to),
                 None => {
@@ -547,6 +555,14 @@ impl Simulation {
                     event,
                 });
             }
+            if let (true, Event::MeetTimedOut { endpoint }) = (self.remeet, event) {
+                // The cron reports it (run_node drains its events before its
+                // transmits), so the new MEET leaves in this same wakeup. The
+                // timed-out meet left room: a refusal cannot happen.
+                if let Some(node) = self.slots[n].node.as_mut() {
+                    let _ = node.meet(now, endpoint);
+                }
+            }
         }
     }
 
@@ -582,7 +598,7 @@ pub(crate) fn addr_of(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::from(BASE_IP + i as u32)), PORT)
 }
 
-fn index_with(id_key: u64, len: usize, id: NodeId) -> Option<usize> {
+pub(super) fn index_with(id_key: u64, len: usize, id: NodeId) -> Option<usize> {
     let i = super::unmix64(id.0) ^ id_key;
     (i < len as u64).then_some(i as usize)
 }
