@@ -606,13 +606,14 @@ fn parse_message(label: &str, text: &str) -> Expect {
     }))
 }
 
-/// A swim member record: `id life refute health addr slot`.
+/// A swim member record: `id life refute health addr slot`, and
+/// `suspecter` when suspect.
 fn parse_member(label: &str, text: &str) -> Member {
-    let v = pairs(
-        label,
-        text,
-        &["id", "life", "refute", "health", "addr", "slot"],
-    );
+    let mut keys = vec!["id", "life", "refute", "health", "addr", "slot"];
+    if text.contains("health=suspect") {
+        keys.push("suspecter");
+    }
+    let v = pairs(label, text, &keys);
     let health = match v[3] {
         "alive" => Health::Alive,
         "suspect" => Health::Suspect,
@@ -628,6 +629,7 @@ fn parse_member(label: &str, text: &str) -> Member {
         refute: num(label, v[2]),
         health,
         endpoint: Endpoint::new(addr, num::<u16>(label, v[5])),
+        suspecter: NodeId(v.get(6).map_or(0, |s| num(label, s))),
     }
 }
 

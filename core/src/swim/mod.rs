@@ -236,13 +236,20 @@ impl Swim {
             endpoint: m.endpoint,
         });
         if state != PeerState::Handshake {
-            self.admit(cx, now, i, state);
+            self.admit(cx, now, i, state, m.suspecter);
         }
         Some(i)
     }
 
     /// Peer `i` becomes a member (alive or suspect): counted, probed, told on.
-    fn admit(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, state: PeerState) {
+    fn admit(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        i: usize,
+        state: PeerState,
+        suspecter: NodeId,
+    ) {
         cx.set_state(i, PeerState::Alive);
         let id = cx.peers.get(i).id;
         cx.outbox.emit(Event::PeerJoined { id });
@@ -254,7 +261,7 @@ impl Swim {
             self.cursor += 1;
         }
         if state == PeerState::Pfail {
-            self.suspect(cx, now, i, id);
+            self.suspect(cx, now, i, suspecter);
         }
         self.broadcasts.push(id);
     }
@@ -283,6 +290,8 @@ impl Swim {
                 PeerState::Alive | PeerState::Handshake => Health::Alive,
             },
             endpoint: p.endpoint,
+            // The latest independent suspicion, so that each one spreads.
+            suspecter: self.side[i].latest_suspecter(),
         }
     }
 
@@ -299,6 +308,7 @@ impl Swim {
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
                 cx.me.slot,
             ),
+            suspecter: NodeId(0),
         }
     }
 
@@ -436,9 +446,17 @@ impl Swim {
             if probe.nacks < probe.asked {
                 self.health_up(cx);
             }
-            if cx.peers.get(i).state == PeerState::Alive {
-                let me = cx.me.id;
-                self.suspect(cx, now, i, me);
+            let me = cx.me.id;
+            match cx.peers.get(i).state {
+                PeerState::Alive => self.suspect(cx, now, i, me),
+                // Suspected already: our own failed probe is an independent
+                // confirmation (Lifeguard), news to pass on.
+                PeerState::Pfail => {
+                    if self.side[i].confirm(me) {
+                        self.broadcasts.push(probe.target);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -643,8 +661,9 @@ impl Swim {
                 refute: 0,
                 health: Health::Alive,
                 endpoint: from,
+                suspecter: NodeId(0),
             };
-            self.apply(cx, now, h.sender, &own);
+            self.apply(cx, now, &own);
         }
     }
 
@@ -692,6 +711,7 @@ impl Swim {
                     refute: 0,
                     health: Health::Alive,
                     endpoint: from,
+                    suspecter: NodeId(0),
                 };
                 self.add(cx, now, &m, PeerState::Alive);
             }
@@ -703,7 +723,7 @@ impl Swim {
         if seq & HANDSHAKE_SEQ_BIT != 0 {
             if let Some(i) = known.filter(|&i| cx.peers.get(i).state == PeerState::Handshake) {
                 if self.side[i].since.as_micros() as u32 == seq {
-                    self.admit(cx, now, i, PeerState::Alive);
+                    self.admit(cx, now, i, PeerState::Alive, NodeId(0));
                     // Fetch what it knows, and let it fetch from us.
                     queue(cx, from, MessageType::Sync, 0, NodeId(0), false);
                 }
@@ -733,6 +753,7 @@ impl Swim {
                         refute: 0,
                         health: Health::Alive,
                         endpoint: from,
+                        suspecter: NodeId(0),
                     };
                     match self.add(cx, now, &m, PeerState::Handshake) {
                         Some(i) => i,
@@ -796,12 +817,12 @@ impl Swim {
                 }
                 m.endpoint = from;
             }
-            self.apply(cx, now, h.sender, &m);
+            self.apply(cx, now, &m);
         }
     }
 
-    /// Merges one member record from `by` (SWIM's rules, with lives).
-    fn apply(&mut self, cx: &mut Cx<'_>, now: Instant, by: NodeId, m: &Member) {
+    /// Merges one member record (SWIM's rules, with lives).
+    fn apply(&mut self, cx: &mut Cx<'_>, now: Instant, m: &Member) {
         if m.id == cx.me.id {
             self.about_me(cx, m);
             return;
@@ -826,7 +847,9 @@ impl Swim {
         ) {
             Verdict::Stale => {}
             Verdict::Confirms => {
-                if self.side[i].confirm(by) {
+                // Lifeguard counts independent suspicions: by whom each was
+                // raised, not who forwarded it.
+                if self.side[i].confirm(m.suspecter) {
                     // Lifeguard: a confirmation is news to pass on.
                     self.broadcasts.push(m.id);
                 }
@@ -859,7 +882,7 @@ impl Swim {
                             let at = cx.rng.index(self.order.len() + 1);
                             self.order.insert(at, m.id);
                         }
-                        self.suspect(cx, now, i, by);
+                        self.suspect(cx, now, i, m.suspecter);
                     }
                     Health::Dead if held.health != Health::Dead => {
                         self.declare_dead(cx, now, i, false)
@@ -985,6 +1008,7 @@ impl Swim {
                         Health::Alive
                     },
                     endpoint: p.endpoint,
+                    suspecter: self.side[job.next].latest_suspecter(),
                 };
                 if !w.push(&m) {
                     full = true;

@@ -44,6 +44,14 @@ impl Side {
         self.confirm(by);
     }
 
+    /// The suspicion added last (none: `NodeId(0)`).
+    pub(crate) fn latest_suspecter(&self) -> NodeId {
+        match self.suspecter_count {
+            0 => NodeId(0),
+            n => self.suspecters[usize::from(n) - 1],
+        }
+    }
+
     /// Adds an independent suspicion; returns whether it was new.
     pub(crate) fn confirm(&mut self, by: NodeId) -> bool {
         let n = usize::from(self.suspecter_count);

@@ -37,7 +37,7 @@ pub use membership::{
 pub use swim::{
     encode_nack, encode_sync, Health, Member, Members, MembersWriter, SwimBody, SyncDigest,
     MAX_SYNC_LOG2, MEMBERS_COUNT_LEN, MEMBER_LEN_V4, MEMBER_LEN_V6, NACK_LEN, PROBE_LEN, SEQ_LEN,
-    SYNC_BUCKET_LEN,
+    SUSPECTER_LEN, SYNC_BUCKET_LEN,
 };
 pub use values::{Direction, EntryRef, Stamp};
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! member    = id:u64 life:u32 refute:u32 state:u8 port:u16 slot:u16 ip:(4 | 16)
+//!             [suspecter:u64, when suspect]
 //! members   = count:u16 member*count
 //! PROBE     = seq:u32 members          (membership updates riding along)
 //! ACK       = seq:u32 members
@@ -14,7 +15,9 @@
 //! ```
 //! `state`: bits 0-1 health (0 alive, 1 suspect, 2 dead; 3 is malformed), bit 2
 //! IPv6, bits 3-7 reserved (must be 0). A member about an IPv4 node is 25
-//! bytes, an IPv6 one 37. PROBE and ACK may carry a rumor block after their
+//! bytes, an IPv6 one 37; a suspect one carries 8 more, the id of the member
+//! whose own probe raised the suspicion, so that receivers count independent
+//! suspicions (Lifeguard), not the gossip that forwarded one. PROBE and ACK may carry a rumor block after their
 //! members (header flag bit 1), as PING and PONG do after their section.
 
 use super::{be_u16, be_u32, be_u64, encode_header, finish, DecodeError, EncodeError, Header};
@@ -43,6 +46,8 @@ pub const MEMBERS_COUNT_LEN: usize = 2;
 pub const MEMBER_LEN_V4: usize = field::IP + 4;
 /// Bytes of a member record about an IPv6 node.
 pub const MEMBER_LEN_V6: usize = field::IP + 16;
+/// Bytes a suspect member record adds: the suspecter's id.
+pub const SUSPECTER_LEN: usize = 8;
 /// Bytes of a PROBE or ACK carrying nothing: the steady state's datagram.
 pub const PROBE_LEN: usize = HEADER_LEN + SEQ_LEN + MEMBERS_COUNT_LEN;
 /// Bytes of a NACK.
@@ -83,14 +88,21 @@ pub struct Member {
     pub health: Health,
     /// Where it listens.
     pub endpoint: Endpoint,
+    /// When suspect: the member whose own probe raised the suspicion
+    /// (ignored, and not sent, for the other healths).
+    pub suspecter: NodeId,
 }
 
 impl Member {
     /// Encoded size.
     pub fn encoded_len(&self) -> usize {
-        match self.endpoint.ipv4() {
+        let addr = match self.endpoint.ipv4() {
             Some(_) => MEMBER_LEN_V4,
             None => MEMBER_LEN_V6,
+        };
+        match self.health {
+            Health::Suspect => addr + SUSPECTER_LEN,
+            _ => addr,
         }
     }
 
@@ -103,22 +115,34 @@ impl Member {
         out[field::STATE] = self.health as u8 | (u8::from(v4.is_none()) * STATE_IPV6);
         out[field::PORT].copy_from_slice(&self.endpoint.port().to_be_bytes());
         out[field::SLOT].copy_from_slice(&self.endpoint.slot().to_be_bytes());
-        match v4 {
-            Some(ip) => out[field::IP..].copy_from_slice(&ip.octets()),
-            None => out[field::IP..].copy_from_slice(&self.endpoint.ip_octets()),
+        let end = match v4 {
+            Some(ip) => {
+                out[field::IP..field::IP + 4].copy_from_slice(&ip.octets());
+                field::IP + 4
+            }
+            None => {
+                out[field::IP..field::IP + 16].copy_from_slice(&self.endpoint.ip_octets());
+                field::IP + 16
+            }
+        };
+        if self.health == Health::Suspect {
+            out[end..end + SUSPECTER_LEN].copy_from_slice(&self.suspecter.0.to_be_bytes());
         }
     }
 
     /// Reads a record `check_member` accepted.
     fn read(e: &[u8]) -> Member {
         let state = e[field::STATE];
-        let ip = if state & STATE_IPV6 != 0 {
+        let (ip, end) = if state & STATE_IPV6 != 0 {
             let mut o = [0; 16];
             o.copy_from_slice(&e[field::IP..field::IP + 16]);
-            IpAddr::V6(Ipv6Addr::from(o))
+            (IpAddr::V6(Ipv6Addr::from(o)), field::IP + 16)
         } else {
             let o = &e[field::IP..field::IP + 4];
-            IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+            (
+                IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3])),
+                field::IP + 4,
+            )
         };
         let health = match state & HEALTH_MASK {
             0 => Health::Alive,
@@ -134,6 +158,10 @@ impl Member {
                 SocketAddr::new(ip, be_u16(e, field::PORT.start)),
                 be_u16(e, field::SLOT.start),
             ),
+            suspecter: match health {
+                Health::Suspect => NodeId(be_u64(e, end)),
+                _ => NodeId(0),
+            },
         }
     }
 }
@@ -147,9 +175,13 @@ fn check_member(b: &[u8]) -> Result<usize, DecodeError> {
     if state & HEALTH_MASK == HEALTH_MASK {
         return Err(DecodeError::Malformed);
     }
-    let len = match state & STATE_IPV6 {
+    let addr = match state & STATE_IPV6 {
         0 => MEMBER_LEN_V4,
         _ => MEMBER_LEN_V6,
+    };
+    let len = match state & HEALTH_MASK {
+        1 => addr + SUSPECTER_LEN,
+        _ => addr,
     };
     let e = b.get(..len).ok_or(DecodeError::Malformed)?;
     // One encoding per address: IPv4 travels as 4 bytes, never v4-mapped.
@@ -524,6 +556,10 @@ mod tests {
             refute: 9,
             health,
             endpoint: Endpoint::new(SocketAddr::new(ip, 7000 + u16::from(i)), 5),
+            suspecter: match health {
+                Health::Suspect => NodeId(0xabcd),
+                _ => NodeId(0),
+            },
         }
     }
 
