@@ -451,10 +451,8 @@ impl Swim {
                 PeerState::Alive => self.suspect(cx, now, i, me),
                 // Suspected already: our own failed probe is an independent
                 // confirmation (Lifeguard), news to pass on.
-                PeerState::Pfail => {
-                    if self.side[i].confirm(me) {
-                        self.broadcasts.push(probe.target);
-                    }
+                PeerState::Pfail if self.side[i].confirm(me) => {
+                    self.broadcasts.push(probe.target);
                 }
                 _ => {}
             }
