@@ -26,6 +26,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("partition", include_str!("../../scenarios/partition.toml")),
     (
+        "mass-failure",
+        include_str!("../../scenarios/mass-failure.toml"),
+    ),
+    (
         "section-cost",
         include_str!("../../scenarios/section-cost.toml"),
     ),
@@ -447,8 +451,35 @@ impl Scenario {
                         self.run.duration_s
                     )
                 }
+                ActionKind::Crash
+                    if [a.count.is_some(), a.node.is_some(), a.fraction.is_some()]
+                        .iter()
+                        .filter(|&&x| x)
+                        .count()
+                        > 1 =>
+                {
+                    bail!("timeline[{i}]: a crash takes a node, a count or a fraction, one of them")
+                }
+                ActionKind::Crash if a.fraction.is_some_and(|f| !(f > 0.0 && f < 1.0)) => {
+                    bail!("timeline[{i}].fraction: a crash's fraction is between 0 and 1")
+                }
+                ActionKind::Crash
+                    if a.count
+                        .is_some_and(|c| c == 0 || c as usize >= self.cluster.nodes) =>
+                {
+                    bail!(
+                        "timeline[{i}].count: a crash of between 1 and {} nodes (one must survive)",
+                        self.cluster.nodes - 1
+                    )
+                }
+                ActionKind::Crash if a.rate.is_some() => {
+                    bail!("timeline[{i}].rate: only a publish takes it")
+                }
+                ActionKind::Crash => {}
                 _ if a.action != ActionKind::Publish && (a.count.is_some() || a.rate.is_some()) => {
-                    bail!("timeline[{i}].count/rate: only a publish takes them")
+                    bail!(
+                        "timeline[{i}].count/rate: only a publish (and count, a crash) takes them"
+                    )
                 }
                 _ => {}
             }

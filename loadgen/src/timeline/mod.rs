@@ -450,22 +450,38 @@ impl<'a> Drive<'a> {
                 self.mark(now, format!("node {n} joins"));
             }
             ActionKind::Crash => {
-                let Some(n) = a.node.or_else(|| running(&self.status)) else {
-                    return Ok(());
+                // `count` nodes, or that `fraction` of those running, at the
+                // same instant (a mass failure), the last ones running; or
+                // `node`.
+                let up = self.status.iter().filter(|&&s| s == Status::Up).count();
+                let count = match (a.count, a.fraction) {
+                    (Some(c), _) => c,
+                    (None, Some(f)) => ((up as f64 * f).round() as u32).clamp(1, up as u32 - 1),
+                    (None, None) => 1,
                 };
-                let holders = self.world.holders(n);
-                self.world
-                    .crash(n)
-                    .map_err(|e| anyhow!("crash of node {n}: {e:#}"))?;
-                self.set_status(n, Status::Down, now);
-                self.new_item(ItemKey::Fail(n), Some(n), None, now);
-                if let Some(t) = self.items.last_mut() {
-                    t.holders.clone_from(&holders);
+                for _ in 0..count {
+                    let Some(n) = a.node.or_else(|| running(&self.status)) else {
+                        return Ok(());
+                    };
+                    let holders = self.world.holders(n);
+                    self.world
+                        .crash(n)
+                        .map_err(|e| anyhow!("crash of node {n}: {e:#}"))?;
+                    self.set_status(n, Status::Down, now);
+                    self.new_item(ItemKey::Fail(n), Some(n), None, now);
+                    if let Some(t) = self.items.last_mut() {
+                        t.holders.clone_from(&holders);
+                    }
+                    self.world.track(ItemKey::Fail(n));
+                    self.crashed.push((n, now, holders));
+                    if count == 1 {
+                        self.mark(now, format!("node {n} crashes"));
+                    }
                 }
-                self.world.track(ItemKey::Fail(n));
-                self.crashed.push((n, now, holders));
+                if count > 1 {
+                    self.mark(now, format!("{count} nodes crash"));
+                }
                 self.agreement.disrupted();
-                self.mark(now, format!("node {n} crashes"));
             }
             ActionKind::Restart => {
                 let Some(n) = a.node.or_else(|| self.crashed.last().map(|c| c.0)) else {
