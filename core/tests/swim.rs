@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use gossip_core::sim::{Fault, LinkRule, NetworkParams, NodeSet, Simulation};
+use gossip_core::sim::{Fault, Latency, LinkRule, NetworkParams, NodeSet, Simulation};
 use gossip_core::wire::MessageType;
 use gossip_core::{Config, Event, Instant, PeerState, Profile};
 
@@ -236,4 +236,52 @@ fn anti_entropy_brings_back_what_a_partitioned_node_missed() {
     };
     assert_eq!(run(Duration::from_secs(5)), 4);
     assert_eq!(run(Duration::from_secs(86_400)), 0, "gossip alone told it");
+}
+
+#[test]
+fn local_health_awareness_keeps_a_slow_node_from_suspecting_others() {
+    // Node 1 is slow ten times for 2 s: what reaches it waits 0.6 s before
+    // it reads it (an overloaded host). Its probes' ACKs then come after its
+    // probe timeout, and without Lifeguard's local health awareness it
+    // suspects the healthy nodes it probes; with it, the missed ACKs and
+    // NACKs stretch its own timeouts first.
+    let run = |awareness_max: u32| {
+        let mut false_suspicions = 0;
+        for seed in 0..3u64 {
+            let config = Profile::Swim
+                .builder()
+                .awareness_max(awareness_max)
+                .build()
+                .unwrap();
+            let n = 32;
+            let mut sim = formed(0x5_7777 + seed, n, config);
+            let start = sim.events().len();
+            for _ in 0..10 {
+                sim.apply(Fault::AddLink(LinkRule {
+                    from: NodeSet::range(0..n),
+                    to: NodeSet::from_iter([1]),
+                    latency: Some(Latency::Fixed(Duration::from_millis(600))),
+                    loss: None,
+                    blocked: false,
+                }));
+                sim.run_for(Duration::from_secs(2));
+                sim.apply(Fault::ClearLinks);
+                sim.run_for(Duration::from_secs(3));
+            }
+            sim.run_for(Duration::from_secs(5));
+            let slow = sim.id(1);
+            false_suspicions += sim.events()[start..]
+                .iter()
+                .filter(|e| matches!(e.event, Event::PeerPfail { id } if id != slow))
+                .count();
+        }
+        false_suspicions
+    };
+    let (off, on) = (run(1), run(8));
+    println!("false suspicions of healthy nodes: {off} without awareness, {on} with");
+    assert!(
+        off > 0,
+        "the slowness caused nothing: the test shows nothing"
+    );
+    assert!(on * 10 <= off, "{on} with awareness, {off} without");
 }

@@ -26,6 +26,10 @@ pub struct Trial {
     /// the partition's evidence, not counted as false.
     #[serde(default)]
     pub partition_fails: u64,
+    /// PFAILs (suspicions) of nodes that were up and reachable from the
+    /// suspecter, wherever declared.
+    #[serde(default)]
+    pub false_suspicions: u64,
     /// One per heal, resume and restart on the timeline: the time until the
     /// running nodes agree again (`docs/report-schema.md`).
     #[serde(default)]

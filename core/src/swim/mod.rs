@@ -441,9 +441,10 @@ impl Swim {
         }
         if elapsed >= self.scaled(cx.config.probe_interval()) {
             self.probe = None;
-            // Lifeguard: without the NACKs an indirect probe should have
-            // brought, the silence may be ours.
-            if probe.nacks < probe.asked {
+            // Lifeguard (memberlist's `awarenessDelta`): each NACK an
+            // indirect probe should have brought and did not says the
+            // silence may be ours.
+            for _ in probe.nacks..probe.asked {
                 self.health_up(cx);
             }
             let me = cx.me.id;

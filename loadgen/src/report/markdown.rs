@@ -326,6 +326,12 @@ pub fn render(r: &Report) -> String {
                 .map_or(String::new(), |x| format!(" ({x:.3} per node-hour)"));
             let _ = writeln!(o, "| false FAILs | {ff}{per} | | | |");
         }
+        if let Some(fs) = s.false_suspicions {
+            let _ = writeln!(
+                o,
+                "| false suspicions (PFAIL of a running node) | {fs} | | | |"
+            );
+        }
         if let Some(pf) = s.partition_fails.filter(|&n| n > 0) {
             let _ = writeln!(
                 o,

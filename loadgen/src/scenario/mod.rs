@@ -29,6 +29,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "mass-failure",
         include_str!("../../scenarios/mass-failure.toml"),
     ),
+    ("slow-node", include_str!("../../scenarios/slow-node.toml")),
     (
         "section-cost",
         include_str!("../../scenarios/section-cost.toml"),
@@ -195,6 +196,10 @@ pub struct Action {
     pub rate: Option<f64>,
 }
 
+/// A stall's shortest and longest length, s, and the gaps between stalls.
+const STALL_S: (f64, f64) = (0.5, 2.0);
+const STALL_GAP_S: (f64, f64) = (1.0, 5.0);
+
 impl Action {
     /// The times, s after the warm-up, of the steps this action takes: one,
     /// or one per update for `publish` (`count` of them, `rate` a second).
@@ -208,6 +213,26 @@ impl Action {
                         _ => self.at_s,
                     })
                     .collect()
+            }
+            ActionKind::Stall => {
+                // Stalls of 0.5-2 s with gaps of 1-5 s, drawn from the action
+                // itself so that every trial (and every world) stalls alike:
+                // pause, resume, pause, resume, ...
+                let mut state = self.at_s.to_bits() ^ u64::from(self.count.unwrap_or(10));
+                let mut draw = |(lo, hi): (f64, f64)| {
+                    let u = (gossip_core::rng::splitmix64(&mut state) >> 11) as f64
+                        / (1u64 << 53) as f64;
+                    lo + (hi - lo) * u
+                };
+                let mut t = self.at_s;
+                let mut out = Vec::new();
+                for _ in 0..self.count.unwrap_or(10) {
+                    let len = draw(STALL_S);
+                    out.push(t);
+                    out.push(t + len);
+                    t += len + draw(STALL_GAP_S);
+                }
+                out
             }
             _ => vec![self.at_s],
         }
@@ -258,6 +283,10 @@ pub enum ActionKind {
     /// each published by `node` or by a random running node; needs
     /// `profile.dissemination` on.
     Publish,
+    /// `node` (default 1) stalls `count` times (default 10), each for 0.5-2 s
+    /// with 1-5 s between, from `at_s`: paused and resumed, as an overloaded
+    /// host or a long GC pause stalls a process.
+    Stall,
 }
 
 impl ActionKind {
@@ -274,6 +303,7 @@ impl ActionKind {
             ActionKind::Loss => "loss",
             ActionKind::Latency => "latency",
             ActionKind::Publish => "publish",
+            ActionKind::Stall => "stall",
         }
     }
 }
@@ -476,6 +506,18 @@ impl Scenario {
                     bail!("timeline[{i}].rate: only a publish takes it")
                 }
                 ActionKind::Crash => {}
+                ActionKind::Stall
+                    if a.rate.is_some() || a.count.is_some_and(|c| !(1..=10_000).contains(&c)) =>
+                {
+                    bail!("timeline[{i}].count: a stall takes a count of stalls between 1 and 10000 (no rate)")
+                }
+                ActionKind::Stall if a.steps().last().is_some_and(|&t| t > self.run.duration_s) => {
+                    bail!(
+                        "timeline[{i}].count: the last stall would end after the measured window ({} s)",
+                        self.run.duration_s
+                    )
+                }
+                ActionKind::Stall => {}
                 _ if a.action != ActionKind::Publish && (a.count.is_some() || a.rate.is_some()) => {
                     bail!(
                         "timeline[{i}].count/rate: only a publish (and count, a crash) takes them"

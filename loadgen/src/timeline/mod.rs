@@ -48,8 +48,12 @@ pub fn drive(
     let mut d = Drive::new(world, s, &config, seed, control);
     let parts = d.act_out(s);
     let node_s = d.up_us.iter().sum::<u64>() as f64 / 1e6;
-    let (progressed, false_fails, partition_fails) =
-        (d.progressed, d.false_fails, d.partition_fails);
+    let (progressed, false_fails, partition_fails, false_suspicions) = (
+        d.progressed,
+        d.false_fails,
+        d.partition_fails,
+        d.false_suspicions,
+    );
     // The nodes stop whatever happened; the trial's own error comes first.
     let extras = d.world.finish(node_s);
     let Some(figures) = parts? else {
@@ -66,6 +70,7 @@ pub fn drive(
         window_s: s.run.duration_s,
         false_fails,
         partition_fails,
+        false_suspicions,
         node_hours: node_s / 3600.0,
         wall_s: started.elapsed().as_secs_f64(),
         sim_events: extras.sim_events,
@@ -125,6 +130,8 @@ struct Drive<'a> {
     last_drain: Instant,
     seen: Vec<Seen>,
     false_fails: u64,
+    /// PFAILs of running, reachable nodes.
+    false_suspicions: u64,
     /// FAILs of reachable nodes within `aftermath` of a heal.
     partition_fails: u64,
     /// The last heal, if any.
@@ -185,6 +192,7 @@ impl<'a> Drive<'a> {
             last_drain: origin,
             seen: Vec::new(),
             false_fails: 0,
+            false_suspicions: 0,
             partition_fails: 0,
             healed_at: None,
             aftermath: config.node_timeout() + config.report_validity(),
@@ -282,6 +290,16 @@ impl<'a> Drive<'a> {
         for e in &seen {
             self.agreement.see(e);
             match e.what {
+                // A suspicion is false when the suspect was running and
+                // reachable, as a FAIL is (below); Lifeguard's measure.
+                What::Pfail(x)
+                    if self.status.get(x) == Some(&Status::Up)
+                        && self.world.connected(e.node, x)
+                        && self.world.connected(x, e.node) =>
+                {
+                    self.false_suspicions += 1;
+                    self.log.push(*e);
+                }
                 What::Fail(x) => {
                     // A FAIL is false when the failed node was running and
                     // reachable from the node that declared it. Status and
@@ -498,6 +516,22 @@ impl<'a> Drive<'a> {
                 self.set_status(n, Status::Up, at);
                 self.agreement.opened("restart", Some(n), now);
                 self.mark(now, format!("node {n} restarts"));
+            }
+            ActionKind::Stall => {
+                let n = a.node.unwrap_or(1);
+                if self.status.get(n) == Some(&Status::Up) && step % 2 == 0 {
+                    self.world
+                        .pause(n)
+                        .map_err(|e| anyhow!("stall of node {n}: {e:#}"))?;
+                    self.set_status(n, Status::Paused, now);
+                    self.agreement.disrupted();
+                } else if self.status.get(n) == Some(&Status::Paused) && step % 2 == 1 {
+                    self.world
+                        .resume(n)
+                        .map_err(|e| anyhow!("stall of node {n}: {e:#}"))?;
+                    self.set_status(n, Status::Up, now);
+                    self.agreement.opened("resume", Some(n), now);
+                }
             }
             ActionKind::Pause => {
                 let Some(n) = a.node.or_else(|| running(&self.status)) else {
