@@ -354,9 +354,21 @@ impl Swim {
     /// The protocol period: probes, indirect probes, suspicions, gossip,
     /// anti-entropy, joins. Runs at every tick.
     pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, now: Instant, late: bool) {
-        if late {
-            // Lifeguard: a node that misses its own deadlines is the slow one.
+        if late && cx.config.awareness_max() > 1 {
+            // Lifeguard: a node that misses its own deadlines is the slow
+            // one. Its probe's time ran out while it could not listen (an
+            // ACK may have come and gone): probe again before judging.
             self.health_up(cx);
+            if let Some(p) = self.probe.as_mut() {
+                p.sent = now;
+                p.asked = 0;
+                p.nacks = 0;
+                let (target, seq) = (p.target, p.seq);
+                if let Some(i) = cx.peers.find(target) {
+                    let to = cx.peers.get(i).endpoint;
+                    queue(cx, to, MessageType::Probe, seq, NodeId(0), false);
+                }
+            }
         }
         self.check_probe(cx, now);
         if self.probe.is_none() && now >= self.next_probe {

@@ -136,6 +136,9 @@ struct Drive<'a> {
     partition_fails: u64,
     /// The last heal, if any.
     healed_at: Option<Instant>,
+    /// When each node last went from paused to running: a suspicion or FAIL
+    /// of it within `aftermath` of that is the pause's evidence, not false.
+    resumed_at: Vec<Option<Instant>>,
     /// How long a partition's evidence can still turn into a FAIL after its
     /// heal: a silence that began before the heal becomes PFAIL within
     /// node_timeout, and failure reports (or a partial view's suspicion
@@ -195,7 +198,8 @@ impl<'a> Drive<'a> {
             false_suspicions: 0,
             partition_fails: 0,
             healed_at: None,
-            aftermath: config.node_timeout() + config.report_validity(),
+            resumed_at: vec![None; total],
+            aftermath: aftermath(config, total),
             progressed: 0,
             next_join: s.cluster.nodes,
             initial: s.cluster.nodes,
@@ -294,6 +298,7 @@ impl<'a> Drive<'a> {
                 // reachable, as a FAIL is (below); Lifeguard's measure.
                 What::Pfail(x)
                     if self.status.get(x) == Some(&Status::Up)
+                        && !self.just_resumed(x, e.at)
                         && self.world.connected(e.node, x)
                         && self.world.connected(x, e.node) =>
                 {
@@ -309,6 +314,7 @@ impl<'a> Drive<'a> {
                     // partition's evidence (reports, silences, a FAIL passed
                     // on from the other side) and is counted apart.
                     if self.status.get(x) == Some(&Status::Up)
+                        && !self.just_resumed(x, e.at)
                         && self.world.connected(e.node, x)
                         && self.world.connected(x, e.node)
                     {
@@ -405,7 +411,19 @@ impl<'a> Drive<'a> {
     }
 
     /// Records node `n`'s new status at `at`, accounting up-time in the window.
+    /// Whether node `x` was paused until less than `aftermath` before `at`.
+    fn just_resumed(&self, x: usize, at: Instant) -> bool {
+        self.resumed_at
+            .get(x)
+            .copied()
+            .flatten()
+            .is_some_and(|r| at < r + self.aftermath)
+    }
+
     fn set_status(&mut self, n: usize, status: Status, at: Instant) {
+        if self.status[n] == Status::Paused && status == Status::Up {
+            self.resumed_at[n] = Some(at);
+        }
         if let Some(since) = self.up_since[n].take() {
             let from = since.max(self.warmup);
             if at > from {
@@ -771,4 +789,22 @@ fn publish_mark(a: &Action) -> String {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
+}
+
+/// How long after a heal or a resume a FAIL or a suspicion of a running node
+/// still comes from the disruption's evidence: the redis rules' silence plus
+/// the reports' validity; swim's longest suspicion plus a probe period.
+fn aftermath(config: &gossip_core::Config, nodes: usize) -> Duration {
+    match config.membership() {
+        gossip_core::profile::Membership::Swim => {
+            let log10 = (nodes.max(10) as f64).log10();
+            let longest = config.probe_interval().as_secs_f64()
+                * f64::from(config.suspicion_mult() * config.suspicion_max_mult())
+                * log10;
+            Duration::from_secs_f64(longest) + config.probe_interval()
+        }
+        gossip_core::profile::Membership::Redis => {
+            config.node_timeout() + config.report_validity()
+        }
+    }
 }
