@@ -966,23 +966,21 @@ impl Swim {
         }
         let limit = self.retransmits(cx);
         self.broadcasts.sort();
-        let mut sent = Vec::new();
+        // The first `k` went out (a member forgotten meanwhile counts as
+        // sent: its news is moot); no list of them, so nothing allocates.
         let mut k = 0;
         while let Some(id) = self.broadcasts.get(k) {
             let m = match id == cx.me.id {
                 true => Some(self.own_record(cx)),
                 false => cx.peers.find(id).map(|i| self.record(cx, i)),
             };
-            if let Some(m) = m {
-                if !w.push(&m) {
-                    break;
-                }
-                sent.push(k);
+            if m.is_some_and(|m| !w.push(&m)) {
+                break;
             }
             k += 1;
         }
-        for k in sent.into_iter().rev() {
-            self.broadcasts.sent(k, limit);
+        for i in (0..k).rev() {
+            self.broadcasts.sent(i, limit);
         }
     }
 

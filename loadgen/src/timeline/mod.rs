@@ -803,8 +803,6 @@ fn aftermath(config: &gossip_core::Config, nodes: usize) -> Duration {
                 * log10;
             Duration::from_secs_f64(longest) + config.probe_interval()
         }
-        gossip_core::profile::Membership::Redis => {
-            config.node_timeout() + config.report_validity()
-        }
+        gossip_core::profile::Membership::Redis => config.node_timeout() + config.report_validity(),
     }
 }
