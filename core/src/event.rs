@@ -1,5 +1,6 @@
 //! What a node tells its driver: events (`poll_event`) and counters (`stats`).
 
+use crate::auth::AuthDrops;
 use crate::ids::{Endpoint, Incarnation, NodeId};
 use crate::peers::PeerState;
 use crate::wire::{DecodeError, MessageType};
@@ -134,6 +135,8 @@ pub struct Stats {
     pub decode_errors: [u64; DecodeError::COUNT],
     /// Other input dropped.
     pub drops: Drops,
+    /// Datagrams refused by the cluster key check (`crate::auth`).
+    pub auth: AuthDrops,
     /// Cron ticks run.
     pub ticks: u64,
     /// Ticks that ran more than one tick period after their deadline.

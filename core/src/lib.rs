@@ -55,12 +55,16 @@
 //! outbox | copies              what a node owes the outside; copies of tracked items
 //! profile | epidemic | event   parameters; store and rumor rules; events, counters
 //! peers | error                the peer table; ConfigError
+//! auth | cookie                cluster keys, replay window; join cookies
 //! wire                         wire format v1, every byte size and offset
 //! ids | rng | time             ids, endpoints, identity; PRNG; Instant
 //! ```
 //!
 //! - [`ids`]: node ids, incarnations, endpoints (address + slot), [`Identity`].
 //! - [`rng`], [`time`]: the seeded PRNG (xoshiro256++) and [`Instant`].
+//! - [`auth`]: cluster keys ([`Keyring`]): the trailer that authenticates
+//!   (and may seal) each datagram, and the per-peer replay window;
+//!   [`cookie`]: proven joins (a stateless cookie answers a MEET).
 //! - [`wire`]: the codec (decoding borrows, encoding into `&mut [u8]`), the
 //!   field ranges and sizes, [`wire::peek_dst_slot`] for shared sockets.
 //! - [`peers`]: the peer table (dense indices, hot fields, failure reports,
@@ -89,6 +93,8 @@
 
 extern crate alloc;
 
+pub mod auth;
+pub mod cookie;
 mod copies;
 mod dissemination;
 pub mod epidemic;
@@ -108,6 +114,7 @@ mod swim;
 pub mod time;
 pub mod wire;
 
+pub use auth::{Key, Keyring};
 pub use copies::{ItemId, MAX_TRACKED};
 pub use dissemination::PublishError;
 pub use epidemic::data::Stamp;

@@ -1,5 +1,7 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
 
+use crate::auth::{Auth, AuthError};
+use crate::cookie::Cookies;
 use crate::copies::{Copies, ItemId};
 use crate::dissemination::{Cx, Epidemic, PublishError};
 use crate::epidemic::data::{Stamp, Store};
@@ -14,7 +16,12 @@ use crate::profile::{Config, CronSchedule, Membership as Protocol};
 use crate::rng::Rng;
 use crate::swim::{self, Swim};
 use crate::time::{micros, Instant};
-use crate::wire::{self, Body, DecodeError, Header, MessageType, RumorBlock};
+use crate::wire::{
+    self, Body, DecodeError, Header, MessageType, RumorBlock, COOKIE_LEN, FLAG_AUTH,
+};
+
+mod edge;
+use edge::append_cookie;
 
 /// A datagram ready to send: `len` bytes at the start of the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +59,10 @@ pub struct Node {
     copies: Copies,
     /// The swim profile's membership (`swim/`); idle under the others.
     swim: Swim,
+    /// The cluster key state, when a keyring is set (`auth.rs`).
+    auth: Option<Auth>,
+    /// Join cookies, when required (`cookie.rs`).
+    cookies: Option<Cookies>,
 }
 
 impl Node {
@@ -75,6 +86,8 @@ impl Node {
             epidemic: Epidemic::new(&config, seed, now),
             copies: Copies::default(),
             swim: Swim::new(now),
+            auth: None,
+            cookies: None,
             config,
         }
     }
@@ -165,7 +178,48 @@ impl Node {
         from: core::net::SocketAddr,
         bytes: &[u8],
     ) -> Result<(), DecodeError> {
-        let msg = match wire::decode(bytes) {
+        // With a keyring, sealed bodies are decrypted into its scratch buffer:
+        // moved out for the call, so that the message borrows no part of self.
+        let mut scratch = match &mut self.auth {
+            Some(a) => core::mem::take(&mut a.scratch),
+            None => alloc::vec::Vec::new(),
+        };
+        let result = self.handle_datagram_in(now, from, bytes, &mut scratch);
+        if let Some(a) = &mut self.auth {
+            a.scratch = scratch;
+        }
+        result
+    }
+
+    fn handle_datagram_in(
+        &mut self,
+        now: Instant,
+        from: core::net::SocketAddr,
+        bytes: &[u8],
+        scratch: &mut [u8],
+    ) -> Result<(), DecodeError> {
+        // Only a datagram that is ours in all but the key is an auth matter;
+        // anything else goes to the decoder, which names what is wrong.
+        let authenticated = bytes.len() >= wire::HEADER_LEN
+            && bytes[..2] == wire::MAGIC.to_be_bytes()
+            && bytes[wire::FLAGS_AT] & FLAG_AUTH != 0;
+        let (message, trailer) = match (&self.auth, authenticated) {
+            (None, true) => return self.refuse(AuthError::NoKey),
+            (_, false) => (bytes, None),
+            (Some(a), true) => match a.keyring.open(bytes, scratch) {
+                Ok(o) => (o.message, Some((o.epoch, o.counter))),
+                Err(e) => return self.refuse(e),
+            },
+        };
+        let (message, cookie) = wire::split_cookie(message);
+        let decoded = match trailer.is_some() || cookie.is_some() {
+            true => wire::decode_opened(message),
+            false => wire::decode(message),
+        };
+        if self.auth.is_some() && trailer.is_none() && decoded.is_ok() {
+            return self.refuse(AuthError::Unauthenticated);
+        }
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
                 self.outbox.stats.decode_errors[e.index()] += 1;
@@ -189,6 +243,12 @@ impl Node {
             return Ok(());
         }
         if self.config.membership() == Protocol::Swim {
+            // A keyed member's datagrams pass its replay window, as below.
+            if let Some(i) = self.peers.find(h.sender) {
+                if !self.fresh(i, &h, trailer) {
+                    return self.refuse(AuthError::Replay);
+                }
+            }
             self.handle_swim(
                 now,
                 Endpoint::new(from, h.src_slot),
@@ -205,11 +265,29 @@ impl Node {
             meets.retain(|m| !m.answered);
         }
         let from = Endpoint::new(from, h.src_slot);
-        match self.peers.find(h.sender) {
+        let mut known = self.peers.find(h.sender);
+        if let (Some(jar), Some(c)) = (&mut self.cookies, cookie) {
+            match (h.kind, known) {
+                // The answer to our MEET: keep its cookie for our PINGs.
+                (MessageType::Pong, _) => {
+                    let mut kept = [0u8; COOKIE_LEN];
+                    kept.copy_from_slice(c);
+                    jar.keep(from, kept, now);
+                }
+                // A stranger returning our cookie has proven its address.
+                (MessageType::Ping, None) => match jar.check(from, c, now) {
+                    true => known = self.admit(now, from, &h),
+                    false => return self.refuse(AuthError::Cookie),
+                },
+                _ => {}
+            }
+        }
+        match known {
+            Some(i) if !self.fresh(i, &h, trailer) => return self.refuse(AuthError::Replay),
             Some(i) => self.handle_known(now, i, from, &h, msg.body, msg.rumors),
             None => {
                 self.copies.count_unread(msg.body, msg.rumors);
-                self.handle_unknown(now, from, &h, bytes.len());
+                self.handle_unknown(now, from, &h, bytes.len(), cookie.is_some());
             }
         }
         Ok(())
@@ -262,7 +340,13 @@ impl Node {
     /// sections shrink. A message that cannot fit at all is dropped and counted.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(out) = self.outbox.transmits.pop_front() {
-            match self.encode(now, &out, buf) {
+            let cookie = self.cookie_for(now, &out);
+            let reserve = self.trailer_len() + cookie.map_or(0, |_| COOKIE_LEN);
+            let sealed = self
+                .encode(now, &out, buf, reserve)
+                .and_then(|len| append_cookie(buf, len, cookie))
+                .and_then(|len| self.seal(buf, len));
+            match sealed {
                 Ok(len) => {
                     self.outbox.stats.sent[usize::from(out.kind.code())].add(len);
                     return Some(Transmit {
@@ -370,7 +454,16 @@ impl Node {
         }
     }
 
-    fn handle_unknown(&mut self, now: Instant, from: Endpoint, h: &Header, len: usize) {
+    /// A message from a sender we do not hold; `cookie`: it carried one (a
+    /// MEET: room for ours).
+    fn handle_unknown(
+        &mut self,
+        now: Instant,
+        from: Endpoint,
+        h: &Header,
+        len: usize,
+        cookie: bool,
+    ) {
         match h.kind {
             // No swim machine runs here (yet): not ours to answer.
             MessageType::Probe
@@ -379,6 +472,17 @@ impl Node {
             | MessageType::Nack
             | MessageType::Sync
             | MessageType::State => self.outbox.stats.drops.other_profile += 1,
+            // Proven joins: a cookie answers, and nothing is kept. A MEET
+            // without room for one gets nothing: the answer would be larger.
+            MessageType::Meet if self.cookies.is_some() => match cookie {
+                true => {
+                    self.outbox.queue_outgoing(Outgoing {
+                        cookie: true,
+                        ..Outgoing::new(from, MessageType::Pong, true)
+                    });
+                }
+                false => self.outbox.stats.auth.count(AuthError::Cookie),
+            },
             // Redis clusterProcessPacket: a MEET adds its sender (in handshake);
             // any PING is answered. Both get an empty section: never more bytes
             // to an unproven address than it sent us (DESIGN §4).
@@ -527,18 +631,29 @@ impl Node {
             me: &self.me,
             peers: &self.peers,
             pfail: self.failure.pfail().len(),
+            payload: self.config.max_datagram() - self.trailer_len(),
             outbox: &mut self.outbox,
             copies: &mut self.copies,
         };
         (&mut self.epidemic, cx)
     }
 
-    fn encode(&mut self, now: Instant, out: &Outgoing, buf: &mut [u8]) -> Result<usize, Skip> {
+    /// Encodes `out` into `buf`, leaving `reserve` bytes (cookie, trailer)
+    /// within the datagram's limit.
+    fn encode(
+        &mut self,
+        now: Instant,
+        out: &Outgoing,
+        buf: &mut [u8],
+        reserve: usize,
+    ) -> Result<usize, Skip> {
         let header = self.header(out.kind, out.to);
         let mut limit = buf.len().min(self.config.max_datagram());
         if out.limit > 0 {
             limit = limit.min(usize::from(out.limit));
         }
+        // `limit` counts the whole datagram: cookie and trailer come out of it.
+        let limit = limit.saturating_sub(reserve);
         let buf = &mut buf[..limit];
         match out.kind {
             MessageType::Fail => wire::encode_fail(buf, &header, out.about, out.about_incarnation)

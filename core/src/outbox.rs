@@ -29,6 +29,8 @@ pub(crate) struct Outgoing {
     /// PING, PONG, RUMOR: what the rumor block carries besides pending acks
     /// (`dissemination::OUT_*` bits); 0 on every other message.
     pub(crate) rumor: u8,
+    /// PONG answering a MEET under join cookies: carries a cookie for `to`.
+    pub(crate) cookie: bool,
 }
 
 impl Outgoing {
@@ -42,6 +44,7 @@ impl Outgoing {
             about: NodeId(0),
             about_incarnation: 0,
             rumor: 0,
+            cookie: false,
         }
     }
 }

@@ -96,7 +96,7 @@ fn doc_vectors() -> Vec<(String, Vec<u8>)> {
     while let Some(line) = lines.next() {
         if let Some(l) = line.strip_prefix("### vector: ") {
             label = Some(l.trim().to_string());
-        } else if line == "```hex" {
+        } else if line == "```hex" && label.is_some() {
             let digits: String = lines
                 .by_ref()
                 .take_while(|l| *l != "```")
@@ -114,4 +114,51 @@ fn doc_vectors() -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+#[test]
+fn every_node_ops_seed_runs_and_keeps_the_node_s_promises() {
+    // Each seed drives a live Node through `fuzz/src/node_ops.rs`, the code
+    // the `node_ops` fuzz target runs; any broken promise panics there.
+    let corpus = files(&fuzz_dir().join("corpus/node_ops"));
+    assert!(
+        corpus.len() >= 6,
+        "fuzz/corpus/node_ops has {} seeds",
+        corpus.len()
+    );
+    for (name, bytes) in corpus
+        .iter()
+        .chain(&files(&fuzz_dir().join("artifacts/node_ops")))
+    {
+        std::panic::catch_unwind(|| check::node_ops::run(bytes))
+            .unwrap_or_else(|_| panic!("node_ops check failed on {name}"));
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Stable Rust's stand-in for the fuzzer between its runs: arbitrary
+    /// inputs, and seeds with bytes overwritten, through the same check.
+    #[test]
+    fn random_node_ops_keep_the_node_s_promises(
+        mode in 0u8..8,
+        ops in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3_000),
+        seed in proptest::prelude::any::<proptest::sample::Index>(),
+        flips in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+            0..8,
+        ),
+    ) {
+        let mut random = vec![mode];
+        random.extend_from_slice(&ops);
+        check::node_ops::run(&random);
+        let corpus = files(&fuzz_dir().join("corpus/node_ops"));
+        let mut mutated = corpus[seed.index(corpus.len())].1.clone();
+        for (at, byte) in flips {
+            let i = at.index(mutated.len());
+            mutated[i] = byte;
+        }
+        check::node_ops::run(&mutated);
+    }
 }

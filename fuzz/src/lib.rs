@@ -3,6 +3,9 @@
 
 use gossip_core::wire::{self, Body, DecodeError, GossipEntry, Message, HEADER_LEN};
 
+#[path = "node_ops.rs"]
+pub mod node_ops;
+
 /// Decodes `data` and, when it decodes, checks everything a decoded message
 /// promises: the header agrees with `decode_header`, the section yields exactly
 /// its count of entries, and re-encoding gives back exactly `data` (the encoding

@@ -53,6 +53,7 @@ const FIGURES: &[Figure] = &[
     ("FAIL spread to every node, s", "by_kind.fail.t100_s"),
     ("FAIL copies / node reached", "by_kind.fail.redundancy.mean"),
     ("false FAILs", "false_fails"),
+    ("false PFAILs", "false_pfails"),
     (
         "agreement after a heal, resume or restart, p50 s",
         "recover_s.p50",

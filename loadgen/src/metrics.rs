@@ -174,13 +174,14 @@ pub struct Summary {
     /// The same per node-hour.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub false_fails_per_node_hour: Option<f64>,
+    /// PFAILs of running, reachable nodes (membership runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_pfails: Option<u64>,
     /// FAILs of running, reachable nodes within node_timeout +
     /// report_validity after a heal (the partition's evidence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_fails: Option<u64>,
-    /// PFAILs (suspicions) of running, reachable nodes, at any node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub false_suspicions: Option<u64>,
+
     /// A heal, resume or restart to agreement again, s, over the recoveries
     /// that got there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -531,8 +532,9 @@ fn detection(s: &mut Summary, trials: &[Trial]) {
     let ff: u64 = trials.iter().map(|t| t.false_fails).sum();
     let hours: f64 = trials.iter().map(|t| t.node_hours).sum();
     s.false_fails = Some(ff);
+    s.false_pfails = Some(trials.iter().map(|t| t.false_pfails).sum());
     s.partition_fails = Some(trials.iter().map(|t| t.partition_fails).sum());
-    s.false_suspicions = Some(trials.iter().map(|t| t.false_suspicions).sum());
+
     s.false_fails_per_node_hour = (hours > 0.0).then(|| ff as f64 / hours);
     let d: Vec<_> = trials.iter().flat_map(|t| &t.detections).collect();
     if d.is_empty() {

@@ -22,14 +22,15 @@ pub struct Trial {
     pub detections: Vec<Detection>,
     /// FAILs declared about nodes that were up and reachable from the declarer.
     pub false_fails: u64,
+    /// PFAILs (suspicions) of nodes that were up and reachable from the
+    /// suspecting node, outside a heal's aftermath.
+    #[serde(default)]
+    pub false_pfails: u64,
     /// Such FAILs declared within node_timeout + report_validity after a heal:
     /// the partition's evidence, not counted as false.
     #[serde(default)]
     pub partition_fails: u64,
-    /// PFAILs (suspicions) of nodes that were up and reachable from the
-    /// suspecter, wherever declared.
-    #[serde(default)]
-    pub false_suspicions: u64,
+
     /// One per heal, resume and restart on the timeline: the time until the
     /// running nodes agree again (`docs/report-schema.md`).
     #[serde(default)]

@@ -341,3 +341,39 @@ fn a_resumed_udp_node_is_held_alive_again_by_every_node() {
     assert_eq!(t.disagreeing_pairs, Some(0));
     assert_eq!(r.summary.events_dropped, Some(0));
 }
+
+#[test]
+fn a_key_rotated_among_twelve_keyed_udp_nodes_loses_no_update_and_suspects_no_one() {
+    // The key-rotation scenario, shortened: updates flow while every node
+    // accepts key 2, sends with it, retires key 1.
+    let r = run(
+        "keyrot12",
+        "key-rotation",
+        &[
+            "cluster.nodes=12",
+            "cluster.datapath=mmsg",
+            "profile.node_timeout_ms=1500",
+            "profile.anti_entropy_period_ms=500",
+            "run.warmup_s=3",
+            "run.duration_s=9",
+            "timeline=[{at_s=0.5,action=\"publish\",count=12,rate=2.0},{at_s=1.5,action=\"key-add\"},{at_s=3.0,action=\"key-switch\"},{at_s=4.5,action=\"key-retire\"}]",
+        ],
+    );
+    let t = &r.trials[0];
+    let marks = format!("{:?}", t.timeline);
+    for step in [
+        "every node accepts key 2 (12 running)",
+        "every node sends with key 2 (12 running)",
+        "every node retires key(s) [1] (12 running)",
+    ] {
+        assert!(marks.contains(step), "{step} not in {marks}");
+    }
+    let updates: Vec<_> = t.items.iter().filter(|i| i.kind == "update").collect();
+    assert_eq!(updates.len(), 12);
+    for u in &updates {
+        assert_eq!(u.reached, 11, "an update was lost: {u:?}");
+    }
+    assert_eq!(r.summary.false_fails, Some(0));
+    assert_eq!(r.summary.false_pfails, Some(0));
+    assert!(r.scenario.auth.key);
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gossip_core::{
-    Config, Endpoint, Event, Identity, Instant, ItemId, Node, PublishError, Stamp, Stats,
+    Config, Endpoint, Event, Identity, Instant, ItemId, Keyring, Node, PublishError, Stamp, Stats,
     MAX_TRACKED,
 };
 
@@ -127,6 +127,10 @@ pub struct Host {
     /// Items every node counts copies of ([`Host::track`]), so that nodes
     /// started later count them too; at most [`MAX_TRACKED`].
     tracked: Vec<ItemId>,
+    /// The cluster keyring every node authenticates with (`crate::keyfile`).
+    keyring: Option<Arc<Keyring>>,
+    /// Nodes started from now on require proven joins (`gossip_core::cookie`).
+    join_cookies: bool,
 }
 
 impl std::fmt::Debug for Host {
@@ -166,7 +170,33 @@ impl Host {
             views: Vec::new(),
             timer_slack: Duration::ZERO,
             tracked: Vec::new(),
+            keyring: None,
+            join_cookies: false,
         }
+    }
+
+    /// Nodes started from now on require proven joins, each with a secret
+    /// of its own drawn from the OS (`Node::require_cookies`).
+    pub fn set_join_cookies(&mut self, on: bool) {
+        self.join_cookies = on;
+    }
+
+    /// Authenticates every node's datagrams with `keyring` from now on:
+    /// running nodes switch at once (epoch and counter go on; a rotation
+    /// step), nodes started later start with it. A host that had no keyring
+    /// cannot gain one for running nodes (their peers would refuse them
+    /// half-way): only nodes started later use it; returns how many running
+    /// nodes switched.
+    pub fn set_keyring(&mut self, keyring: Arc<Keyring>) -> usize {
+        let had = self.keyring.replace(keyring.clone()).is_some();
+        if !had {
+            return 0;
+        }
+        self.nodes
+            .iter_mut()
+            .filter_map(|h| h.node.as_mut())
+            .map(|n| usize::from(n.update_keyring(keyring.clone())))
+            .sum()
     }
 
     /// Lets the loop sleep up to `slack` past the earliest deadline, so that
@@ -301,6 +331,14 @@ impl Host {
         let now = self.clock.now();
         let mut node = Node::new(spec.identity, self.config.clone(), spec.seed, now);
         node.set_epoch(self.clock.epoch());
+        if let Some(k) = &self.keyring {
+            node.set_keyring(k.clone(), crate::keyfile::next_epoch());
+        }
+        if self.join_cookies {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
+            node.require_cookies(secret);
+        }
         for &item in &self.tracked {
             // The host holds no more than a node can track.
             node.track(item);
@@ -843,6 +881,14 @@ pub fn add_stats(into: &mut Stats, from: &Stats) {
     a.transmit_queue_full += b.transmit_queue_full;
     a.transmit_buffer_too_small += b.transmit_buffer_too_small;
     a.event_queue_full += b.event_queue_full;
+    let (a, b) = (&mut into.auth, &from.auth);
+    a.no_key += b.no_key;
+    a.unauthenticated += b.unauthenticated;
+    a.unknown_key += b.unknown_key;
+    a.retired_key += b.retired_key;
+    a.bad_tag += b.bad_tag;
+    a.replay += b.replay;
+    a.cookie += b.cookie;
     into.ticks += from.ticks;
     into.late_ticks += from.late_ticks;
     let mut theirs = from.data;

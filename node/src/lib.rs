@@ -42,6 +42,7 @@ pub mod agent;
 pub mod datapath;
 pub mod host;
 pub mod http;
+pub mod keyfile;
 pub mod metrics;
 pub mod observe;
 pub mod profile;

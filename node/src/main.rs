@@ -147,6 +147,33 @@ struct Args {
     /// this times its slots, at most 64 MiB; the kernel caps both).
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     socket_buffer: usize,
+    #[command(flatten)]
+    cluster_key: ClusterKeyArgs,
+}
+
+/// Cluster keys (issue 14): kept apart from the protocol's parameters, as a
+/// key is a secret, not a tunable, and never appears in a report.
+#[derive(Debug, clap::Args)]
+struct ClusterKeyArgs {
+    /// Authenticate every datagram with the cluster keyring in this file
+    /// (format: `gossip_node::keyfile`, docs/wire-format.md §8). SIGHUP
+    /// re-reads it: a key rotation step on the running nodes.
+    #[arg(long, value_name = "PATH")]
+    cluster_key_file: Option<PathBuf>,
+    /// Require proven joins: a MEET is answered with a stateless cookie and
+    /// only a PING that returns it admits the sender (every node of the
+    /// cluster should use it, or none).
+    #[arg(long)]
+    join_cookies: bool,
+}
+
+impl ClusterKeyArgs {
+    fn load(&self) -> Result<Option<std::sync::Arc<gossip_core::Keyring>>> {
+        self.cluster_key_file
+            .as_deref()
+            .map(|p| gossip_node::keyfile::load(p).map_err(anyhow::Error::msg))
+            .transpose()
+    }
 }
 
 fn main() -> ExitCode {
@@ -239,6 +266,7 @@ fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
     if !(args.ramp.is_finite() && args.ramp >= 0.0) {
         bail!("--ramp must be zero or a positive number of seconds");
     }
+    let keyring = args.cluster_key.load()?;
     let metrics_listener = match args.metrics {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -267,6 +295,8 @@ fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
         ramp: Duration::from_secs_f64(args.ramp),
         socket_buffer_bytes: args.socket_buffer,
         timer_slack: Duration::from_secs_f64(args.timer_slack / 1_000.0),
+        keyring,
+        join_cookies: args.cluster_key.join_cookies,
         ..RuntimeConfig::default()
     })?;
     let stop = runtime.stop_flag();
@@ -296,8 +326,25 @@ fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
     };
     let started = Instant::now();
     let until = args.duration.map(|d| started + Duration::from_secs_f64(d));
+    let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.cluster_key.cluster_key_file.is_some() {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+            .context("installing the SIGHUP handler")?;
+    }
     while !stop.load(Ordering::Relaxed) && until.is_none_or(|u| Instant::now() < u) {
         std::thread::sleep(Duration::from_millis(50));
+        if reload.swap(false, Ordering::Relaxed) {
+            // A bad file leaves the keyring as it was: the nodes keep talking.
+            match args.cluster_key.load() {
+                Ok(Some(k)) => eprintln!(
+                    "gossip-node: cluster keyring reloaded: {} node(s) now send with key {}",
+                    runtime.set_keyring(k.clone()),
+                    k.sending()
+                ),
+                Ok(None) => {}
+                Err(e) => eprintln!("gossip-node: keyring not reloaded: {e}"),
+            }
+        }
     }
     let source = runtime.metrics();
     runtime.shutdown().context("an I/O thread failed")?;
@@ -306,7 +353,7 @@ fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
     }
     let m = source.total();
     eprintln!(
-        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; events PFAIL {} FAIL {} forgotten {}; ticks {} (late {}); datagrams in {} out {}; system calls {}; GSO sends {} GRO receives {}; decode errors {}",
+        "gossip-node: stopped after {:.1} s: {} node(s); peers handshake {} alive {} pfail {} fail {}; events PFAIL {} FAIL {} forgotten {}; ticks {} (late {}); datagrams in {} out {}; system calls {}; GSO sends {} GRO receives {}; decode errors {}; auth refused {}",
         started.elapsed().as_secs_f64(),
         m.nodes,
         m.peers[0],
@@ -324,6 +371,7 @@ fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
         m.datapath.gso_sends,
         m.datapath.gro_receives,
         m.stats.decode_errors_total(),
+        m.stats.auth.total(),
     );
     // Every datagram the nodes handed out, and what became of it: a line to
     // parse (`key value` pairs), for tests that hold it against a firewall's

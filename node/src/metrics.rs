@@ -165,6 +165,18 @@ impl Snapshot {
         ] {
             f(v);
         }
+        let a = &mut s.auth;
+        for v in [
+            &mut a.no_key,
+            &mut a.unauthenticated,
+            &mut a.unknown_key,
+            &mut a.retired_key,
+            &mut a.bad_tag,
+            &mut a.replay,
+            &mut a.cookie,
+        ] {
+            f(v);
+        }
         f(&mut s.ticks);
         f(&mut s.late_ticks);
         for (_, v) in data_fields(&mut s.data) {
@@ -431,6 +443,17 @@ impl Collector for MetricsSource {
         )?;
         counter(
             e,
+            "gossip_auth_refused_total",
+            "Datagrams refused by the cluster key or join cookie checks, by reason.",
+            s.stats
+                .auth
+                .named()
+                .iter()
+                .map(|&(r, v)| (labels(&[("reason", r)]), Num::U(v)))
+                .collect(),
+        )?;
+        counter(
+            e,
             "gossip_ticks_total",
             "Cron ticks run by the nodes.",
             one(s.stats.ticks),
@@ -681,6 +704,7 @@ pub fn drop_values(d: &Drops) -> [u64; 10] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gossip_core::auth::AuthDrops;
 
     #[test]
     fn every_core_counter_is_carried() {
@@ -692,10 +716,15 @@ mod tests {
             std::mem::size_of::<DataStats>(),
             8 * data_fields(&mut d).len()
         );
+        assert_eq!(
+            std::mem::size_of::<AuthDrops>(),
+            8 * AuthDrops::default().named().len()
+        );
         let traffic = 2 * 16 * MessageType::COUNT;
         let counted = traffic
             + 8 * DecodeError::COUNT
             + std::mem::size_of::<Drops>()
+            + std::mem::size_of::<AuthDrops>()
             + 16
             + std::mem::size_of::<DataStats>();
         assert_eq!(std::mem::size_of::<Stats>(), counted);

@@ -23,7 +23,7 @@ use std::time::Duration;
 const ACTION_WAIT: Duration = Duration::from_secs(30);
 
 use gossip_core::rng::splitmix64;
-use gossip_core::{Endpoint, Identity, ItemId, Node, NodeId, PublishError, Stamp};
+use gossip_core::{Endpoint, Identity, ItemId, Keyring, Node, NodeId, PublishError, Stamp};
 
 use crate::datapath::{self, sys, DatapathChoice, DatapathKind, DatapathOptions};
 use crate::host::{Command, Host, NodeSocket, NodeSpec};
@@ -298,6 +298,7 @@ impl Runtime {
             let stop = stop.clone();
             let node_config = config.node.clone();
             let (ramp, start, timer_slack) = (config.ramp, clock.now(), config.timer_slack);
+            let (keyring, join_cookies) = (config.keyring.clone(), config.join_cookies);
             let handle = std::thread::Builder::new()
                 .name(format!("gossip-io-{t}"))
                 .spawn(move || -> io::Result<()> {
@@ -317,6 +318,10 @@ impl Runtime {
                     };
                     let mut host = Host::new(dp, clock, node_config, metrics);
                     host.set_timer_slack(timer_slack);
+                    if let Some(k) = keyring {
+                        host.set_keyring(k);
+                    }
+                    host.set_join_cookies(join_cookies);
                     if let Some(o) = observer {
                         host.set_observer(o);
                     }
@@ -473,6 +478,21 @@ impl Runtime {
             let tracked = self.call_thread(t, ACTION_WAIT, move |host| host.track(item));
             all & (tracked == Some(true))
         })
+    }
+
+    /// A keyring update on every I/O thread (a rotation step, see
+    /// [`crate::keyfile`]): running nodes switch at once, keeping their
+    /// epochs and counters. Returns how many running nodes switched; a
+    /// runtime started without a keyring switches none (only nodes started
+    /// later use it).
+    pub fn set_keyring(&self, keyring: Arc<Keyring>) -> usize {
+        (0..self.threads.len())
+            .map(|t| {
+                let k = keyring.clone();
+                self.call_thread(t, ACTION_WAIT, move |host| host.set_keyring(k))
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 
     /// No node counts `item` any more, and its counts are forgotten.

@@ -25,7 +25,7 @@ impl Epidemic {
         let direction = cx.config.anti_entropy_direction();
         cx.outbox.stats.data.exchanges += 1;
         let mut made = 0;
-        let size = cx.config.max_datagram();
+        let size = cx.payload;
         let cap = cx.config.data_queue();
         let e = &mut *self;
         for _ in 0..cx.config.anti_entropy_chunks() {
@@ -97,7 +97,7 @@ impl Epidemic {
             let (made, sent, full) = pack_push(
                 &mut self.datagrams,
                 &mut self.pool,
-                cx.config.max_datagram(),
+                cx.payload,
                 cx.config.data_queue(),
                 &header,
                 newer,
@@ -116,7 +116,7 @@ impl Epidemic {
             let (made, keys, full) = pack_pull(
                 &mut self.datagrams,
                 &mut self.pool,
-                cx.config.max_datagram(),
+                cx.payload,
                 cx.config.data_queue(),
                 &header,
                 wanted,
@@ -141,7 +141,7 @@ impl Epidemic {
         let (made, sent, full) = pack_push(
             &mut self.datagrams,
             &mut self.pool,
-            cx.config.max_datagram(),
+            cx.payload,
             cx.config.data_queue(),
             &header,
             found,

@@ -135,6 +135,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) me: &'a Identity,
     pub(crate) peers: &'a PeerTable,
     pub(crate) pfail: usize,
+    /// Most bytes of a message: `max_datagram` less a cluster key's trailer.
+    pub(crate) payload: usize,
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) copies: &'a mut Copies,
 }

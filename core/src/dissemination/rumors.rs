@@ -59,8 +59,8 @@ impl Epidemic {
             })
             .sum();
         let wanted = cx.config.section().wanted(cx.peers.len() + 1) + cx.pfail;
-        let section = (BARE_LEN + wanted * ENTRY_LEN_V6).min(cx.config.max_datagram());
-        section + RUMOR_BLOCK_OVERHEAD + hot <= cx.config.max_datagram()
+        let section = (BARE_LEN + wanted * ENTRY_LEN_V6).min(cx.payload);
+        section + RUMOR_BLOCK_OVERHEAD + hot <= cx.payload
     }
 
     /// A rumor block from peer `i` at `from` (in a PING, PONG or RUMOR): applies

@@ -65,6 +65,9 @@ mod field {
     pub const FAIL_INCARNATION: Range<usize> = 8..12;
 }
 
+/// Offsets of the header's flags and sender, for the trailer's code (`crate::auth`).
+pub(crate) const FLAGS_AT: usize = field::FLAGS;
+pub(crate) const SENDER_AT: usize = field::SENDER.start;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = field::BODY_LEN.end;
 /// Bytes in the FAIL body: the failed node's id and incarnation.
@@ -205,11 +208,42 @@ impl MessageType {
     }
 }
 
-/// Header flag bits v1 defines: bit 1, [`FLAG_RUMORS`] (PING and PONG only: a
-/// rumor block follows the gossip section). Bit 0 is reserved for the
-/// authentication tag of a cluster key; a datagram with any other bit set is
-/// refused, so that a later version can give them meaning without being misread.
+/// Header flag bit 0: an authentication trailer ([`TRAILER_LEN`] bytes) follows
+/// the body, made with a cluster key (`crate::auth`). The body length does not
+/// count it: a receiver checks and strips the trailer before it decodes.
+pub const FLAG_AUTH: u8 = 0x01;
+/// Header flag bit 2, with [`FLAG_AUTH`] only: the body is encrypted too.
+pub const FLAG_SEALED: u8 = 0x04;
+/// Header flag bit 3, MEET, PING and PONG only: a join cookie
+/// ([`COOKIE_LEN`] bytes, `crate::cookie`) follows the body, before any
+/// authentication trailer; the body length does not count it.
+pub const FLAG_COOKIE: u8 = 0x08;
+/// Bytes of a join cookie.
+pub const COOKIE_LEN: usize = 16;
+
+/// Header flag bits [`decode`] reads: [`FLAG_RUMORS`] (PING and PONG only: a
+/// rumor block follows the gossip section). [`FLAG_AUTH`], [`FLAG_SEALED`]
+/// and [`FLAG_COOKIE`] are read by [`decode_opened`] alone, once what they
+/// announce was checked and stripped. A datagram
+/// with any other bit set is refused, so that a later version can give them
+/// meaning without being misread.
 pub const FLAGS_KNOWN: u8 = FLAG_RUMORS;
+
+/// Byte ranges of the authentication trailer (`docs/wire-format.md` §8), from
+/// its start: key id, the sender's start epoch, its datagram counter, the tag.
+pub mod trailer {
+    use core::ops::Range;
+    /// Which key of the cluster's keyring made the tag.
+    pub const KEY_ID: usize = 0;
+    /// The sender's epoch: chosen once per start of the node.
+    pub const EPOCH: Range<usize> = 1..9;
+    /// The sender's datagram counter within its epoch.
+    pub const COUNTER: Range<usize> = 9..17;
+    /// The AEAD tag.
+    pub const TAG: Range<usize> = 17..33;
+}
+/// Bytes of the authentication trailer a cluster key adds to every datagram.
+pub const TRAILER_LEN: usize = trailer::TAG.end;
 
 /// The fixed header, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,7 +393,22 @@ impl core::error::Error for EncodeError {}
 /// A [`DecodeError`] for anything that is not a well-formed v1 message; any input
 /// whatsoever gives `Ok` or an error, never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
-    let (header, body) = decode_header(bytes)?;
+    decode_with(bytes, false)
+}
+
+/// Decodes a datagram whose authentication trailer and cookie were checked
+/// and stripped (`bytes` is header and plain body): as [`decode`], except
+/// that [`FLAG_AUTH`], [`FLAG_SEALED`] (with `AUTH`) and [`FLAG_COOKIE`]
+/// (MEET, PING, PONG) may be set.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_opened(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
+    decode_with(bytes, true)
+}
+
+fn decode_with(bytes: &[u8], opened: bool) -> Result<Message<'_>, DecodeError> {
+    let (header, body) = header_with(bytes, opened)?;
     let mut rumors = None;
     let body = match header.kind {
         MessageType::Meet | MessageType::Ping | MessageType::Pong => {
@@ -403,6 +452,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
 /// # Errors
 /// As [`decode`], for the header's part.
 pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
+    header_with(bytes, false)
+}
+
+fn header_with(bytes: &[u8], opened: bool) -> Result<(Header, &[u8]), DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::TooShort);
     }
@@ -419,11 +472,20 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     }
     let kind = MessageType::from_code(bytes[field::KIND]).ok_or(DecodeError::UnknownType)?;
     let flags = bytes[field::FLAGS];
-    if flags & !FLAGS_KNOWN != 0 || bytes[field::RESERVED] != 0 {
+    let known = match opened {
+        true => FLAGS_KNOWN | FLAG_AUTH | FLAG_SEALED | FLAG_COOKIE,
+        false => FLAGS_KNOWN,
+    };
+    let sealed_alone = flags & (FLAG_AUTH | FLAG_SEALED) == FLAG_SEALED;
+    if flags & !known != 0 || bytes[field::RESERVED] != 0 || sealed_alone {
         return Err(DecodeError::ReservedBits);
     }
-    // The rumor flag means something on PING, PONG, PROBE and ACK only.
+    // The rumor flag means something on PING, PONG, PROBE and ACK only, a
+    // cookie on MEET, PING and PONG.
     if flags & FLAG_RUMORS != 0 && !kind.carries_rumors() {
+        return Err(DecodeError::ReservedBits);
+    }
+    if flags & FLAG_COOKIE != 0 && !kind.has_section() {
         return Err(DecodeError::ReservedBits);
     }
     let body_len = usize::from(be_u16(bytes, field::BODY_LEN.start));
@@ -440,6 +502,19 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
         incarnation: be_u32(bytes, field::INCARNATION.start),
     };
     Ok((header, body))
+}
+
+/// Splits the join cookie off a message whose header has [`FLAG_COOKIE`]
+/// (authentication trailer already stripped): the message without it, and
+/// the cookie. Without the flag, or too short to hold one: as it is, none.
+pub fn split_cookie(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match bytes.get(field::FLAGS) {
+        Some(f) if f & FLAG_COOKIE != 0 && bytes.len() >= HEADER_LEN + COOKIE_LEN => {
+            let (m, c) = bytes.split_at(bytes.len() - COOKIE_LEN);
+            (m, Some(c))
+        }
+        _ => (bytes, None),
+    }
 }
 
 /// The header's `dst_slot`, read without decoding anything else: how a host

@@ -326,10 +326,10 @@ pub fn render(r: &Report) -> String {
                 .map_or(String::new(), |x| format!(" ({x:.3} per node-hour)"));
             let _ = writeln!(o, "| false FAILs | {ff}{per} | | | |");
         }
-        if let Some(fs) = s.false_suspicions {
+        if let Some(pf) = s.false_pfails {
             let _ = writeln!(
                 o,
-                "| false suspicions (PFAIL of a running node) | {fs} | | | |"
+                "| false PFAILs (suspected while up and reachable) | {pf} | | | |"
             );
         }
         if let Some(pf) = s.partition_fails.filter(|&n| n > 0) {

@@ -36,6 +36,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("lean", include_str!("../../scenarios/lean.toml")),
     ("racks", include_str!("../../scenarios/racks.toml")),
+    (
+        "key-rotation",
+        include_str!("../../scenarios/key-rotation.toml"),
+    ),
 ];
 
 /// A whole scenario, every field defaulted.
@@ -62,6 +66,23 @@ pub struct Scenario {
     pub redis: RedisParams,
     /// The hosts world's agents.
     pub hosts: HostsParams,
+    /// Cluster keys and proven joins (udp world).
+    pub auth: Auth,
+}
+
+/// Cluster keys and proven joins (issue 14). The key itself is drawn at
+/// random for each run and appears nowhere: a key is a secret, not a
+/// parameter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Every datagram carries an authentication tag (33 bytes).
+    pub key: bool,
+    /// Bodies are encrypted too (needs `key`).
+    pub sealed: bool,
+    /// A MEET is answered with a stateless cookie; only a PING returning it
+    /// admits the sender.
+    pub join_cookies: bool,
 }
 
 /// Which world runs the nodes.
@@ -287,6 +308,12 @@ pub enum ActionKind {
     /// with 1-5 s between, from `at_s`: paused and resumed, as an overloaded
     /// host or a long GC pause stalls a process.
     Stall,
+    /// Key rotation, step 1: every node accepts a new cluster key.
+    KeyAdd,
+    /// Step 2: every node sends with the newest key.
+    KeySwitch,
+    /// Step 3: every node retires the previous key.
+    KeyRetire,
 }
 
 impl ActionKind {
@@ -304,6 +331,9 @@ impl ActionKind {
             ActionKind::Latency => "latency",
             ActionKind::Publish => "publish",
             ActionKind::Stall => "stall",
+            ActionKind::KeyAdd => "key-add",
+            ActionKind::KeySwitch => "key-switch",
+            ActionKind::KeyRetire => "key-retire",
         }
     }
 }
@@ -349,6 +379,7 @@ impl Default for Scenario {
             epidemic: None,
             redis: RedisParams::default(),
             hosts: HostsParams::default(),
+            auth: Auth::default(),
         }
     }
 }
@@ -518,6 +549,11 @@ impl Scenario {
                     )
                 }
                 ActionKind::Stall => {}
+                ActionKind::KeyAdd | ActionKind::KeySwitch | ActionKind::KeyRetire
+                    if !self.auth.key =>
+                {
+                    bail!("timeline[{i}]: {} needs auth.key = true", a.action.name())
+                }
                 _ if a.action != ActionKind::Publish && (a.count.is_some() || a.rate.is_some()) => {
                     bail!(
                         "timeline[{i}].count/rate: only a publish (and count, a crash) takes them"
@@ -532,6 +568,9 @@ impl Scenario {
         }
         if !(1..=65_536).contains(&self.cluster.slots) {
             bail!("cluster.slots: must be between 1 and 65536 nodes per socket");
+        }
+        if self.auth.sealed && !self.auth.key {
+            bail!("auth.sealed: sealing needs auth.key = true");
         }
         self.cluster.world.check(self)?;
         Ok(())
@@ -599,6 +638,25 @@ mod tests {
         for name in names() {
             Scenario::load(name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
+    }
+
+    #[test]
+    fn cluster_keys_run_in_the_udp_world_and_key_steps_need_a_key() {
+        let load = |o: &[&str]| {
+            let o: Vec<String> = o.iter().map(|x| x.to_string()).collect();
+            Scenario::load("key-rotation", &o).map_err(|e| format!("{e:#}"))
+        };
+        let s = load(&[]).unwrap();
+        assert!(s.auth.key);
+        let e = load(&["auth.key=false"]).unwrap_err();
+        assert!(e.contains("key-add needs auth.key = true"), "{e}");
+        let e = load(&["cluster.world=sim"]).unwrap_err();
+        assert!(
+            e.contains("auth: cluster keys and join cookies run in the udp world"),
+            "{e}"
+        );
+        let e = load(&["auth.sealed=true", "auth.key=false", "timeline=[]"]).unwrap_err();
+        assert!(e.contains("auth.sealed"), "{e}");
     }
 
     #[test]

@@ -48,11 +48,11 @@ pub fn drive(
     let mut d = Drive::new(world, s, &config, seed, control);
     let parts = d.act_out(s);
     let node_s = d.up_us.iter().sum::<u64>() as f64 / 1e6;
-    let (progressed, false_fails, partition_fails, false_suspicions) = (
+    let (progressed, false_fails, false_pfails, partition_fails) = (
         d.progressed,
         d.false_fails,
+        d.false_pfails,
         d.partition_fails,
-        d.false_suspicions,
     );
     // The nodes stop whatever happened; the trial's own error comes first.
     let extras = d.world.finish(node_s);
@@ -69,8 +69,8 @@ pub fn drive(
         nodes: s.cluster.nodes,
         window_s: s.run.duration_s,
         false_fails,
+        false_pfails,
         partition_fails,
-        false_suspicions,
         node_hours: node_s / 3600.0,
         wall_s: started.elapsed().as_secs_f64(),
         sim_events: extras.sim_events,
@@ -130,8 +130,8 @@ struct Drive<'a> {
     last_drain: Instant,
     seen: Vec<Seen>,
     false_fails: u64,
-    /// PFAILs of running, reachable nodes.
-    false_suspicions: u64,
+    /// PFAILs of running, reachable nodes outside a heal's aftermath.
+    false_pfails: u64,
     /// FAILs of reachable nodes within `aftermath` of a heal.
     partition_fails: u64,
     /// The last heal, if any.
@@ -195,7 +195,7 @@ impl<'a> Drive<'a> {
             last_drain: origin,
             seen: Vec::new(),
             false_fails: 0,
-            false_suspicions: 0,
+            false_pfails: 0,
             partition_fails: 0,
             healed_at: None,
             resumed_at: vec![None; total],
@@ -294,17 +294,6 @@ impl<'a> Drive<'a> {
         for e in &seen {
             self.agreement.see(e);
             match e.what {
-                // A suspicion is false when the suspect was running and
-                // reachable, as a FAIL is (below); Lifeguard's measure.
-                What::Pfail(x)
-                    if self.status.get(x) == Some(&Status::Up)
-                        && !self.just_resumed(x, e.at)
-                        && self.world.connected(e.node, x)
-                        && self.world.connected(x, e.node) =>
-                {
-                    self.false_suspicions += 1;
-                    self.log.push(*e);
-                }
                 What::Fail(x) => {
                     // A FAIL is false when the failed node was running and
                     // reachable from the node that declared it. Status and
@@ -345,7 +334,20 @@ impl<'a> Drive<'a> {
                     self.first(ItemKey::Fail(x), e);
                     self.log.push(*e);
                 }
-                What::Pfail(_) => self.log.push(*e),
+                What::Pfail(x) => {
+                    // As for FAIL below: a suspicion of a node that was up
+                    // and reachable, not explained by a heal, is false.
+                    let after_heal = self.healed_at.is_some_and(|h| e.at < h + self.aftermath);
+                    if self.status.get(x) == Some(&Status::Up)
+                        && !self.just_resumed(x, e.at)
+                        && self.world.connected(e.node, x)
+                        && self.world.connected(x, e.node)
+                        && !after_heal
+                    {
+                        self.false_pfails += 1;
+                    }
+                    self.log.push(*e)
+                }
                 // Opinions only, taken in by the agreement above.
                 What::Joined(_) | What::Alive(_) | What::Forgotten(_) => {}
                 What::Discovered(x) => self.first(ItemKey::Join(x), e),
@@ -606,6 +608,10 @@ impl<'a> Drive<'a> {
                 self.mark(now, format!("latency {ms} ms"));
             }
             ActionKind::Publish => self.publish(i, step, a, now)?,
+            ActionKind::KeyAdd | ActionKind::KeySwitch | ActionKind::KeyRetire => {
+                let said = self.world.rekey(a.action)?;
+                self.mark(now, said);
+            }
         }
         Ok(())
     }

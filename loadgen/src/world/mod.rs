@@ -235,6 +235,13 @@ pub trait World {
     fn shape(&mut self, change: &Shape) -> Result<()> {
         anyhow::bail!("{change:?}: this world cannot shape its network")
     }
+    /// A key rotation step on every node (see `ActionKind::KeyAdd`).
+    ///
+    /// # Errors
+    /// A world without cluster keys.
+    fn rekey(&mut self, step: crate::scenario::ActionKind) -> Result<String> {
+        anyhow::bail!("{}: this world has no cluster keys", step.name())
+    }
     /// Node `n` publishes `value` under `key`.
     ///
     /// # Errors

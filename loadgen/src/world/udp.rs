@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use gossip_core::{Instant, ItemId, NodeId};
+use gossip_core::{Instant, ItemId, Key, Keyring, NodeId};
 use gossip_node::datapath::{self, DatapathChoice};
 use gossip_node::metrics::{MetricsSource, Snapshot};
 use gossip_node::runtime::{NodeError, Runtime, RuntimeConfig};
@@ -29,7 +29,7 @@ use gossip_node::runtime::{NodeError, Runtime, RuntimeConfig};
 use super::sim::UPKEEP_TYPES;
 use super::{Extras, ItemKey, Published, Seen, Upkeep, World};
 use crate::observe::Resources;
-use crate::scenario::Scenario;
+use crate::scenario::{ActionKind, Scenario};
 
 /// Events each I/O thread's observation queue holds: a join storm of a few
 /// hundred nodes produces tens of thousands within a second; the pump drains
@@ -91,6 +91,15 @@ pub struct UdpWorld {
     resources_before: Option<(Snapshot, Option<u64>)>,
     /// Items whose copies are not counted: every node's tracked set was full.
     uncounted: Vec<ItemKey>,
+    /// The cluster keyring (`auth.key`), as the rotation steps leave it.
+    keyring: Option<Keyring>,
+}
+
+/// A fresh cluster key: random bytes from the OS, never written anywhere.
+fn fresh_key(id: u8) -> Result<Key> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow!("no OS randomness for a cluster key: {e}"))?;
+    Ok(Key::new(id, secret))
 }
 
 impl UdpWorld {
@@ -108,6 +117,14 @@ impl UdpWorld {
             .parse()
             .map_err(|e| anyhow!("cluster.datapath: {e}"))?;
         let total = s.cluster.nodes + s.joins();
+        let keyring = match s.auth.key {
+            true => {
+                let mut k = Keyring::new(&fresh_key(1)?);
+                k.set_sealed(s.auth.sealed);
+                Some(k)
+            }
+            false => None,
+        };
         // Shared sockets come whole: the slots past `total` are held and never
         // started.
         let slots = s.cluster.slots.max(1);
@@ -126,6 +143,8 @@ impl UdpWorld {
                 event_queue: EVENT_QUEUE,
                 timer_slack: Duration::from_secs_f64(s.cluster.timer_slack_ms / 1_000.0),
                 ramp: Duration::from_secs_f64(s.cluster.ramp_s),
+                keyring: keyring.clone().map(std::sync::Arc::new),
+                join_cookies: s.auth.join_cookies,
                 ..RuntimeConfig::default()
             },
             datapath::probe_uring,
@@ -142,6 +161,7 @@ impl UdpWorld {
             rt,
             resources_before: None,
             uncounted: Vec::new(),
+            keyring,
         })
     }
 
@@ -212,6 +232,36 @@ impl World for UdpWorld {
     fn resume(&mut self, n: usize) -> Result<()> {
         self.rt.resume(n);
         Ok(())
+    }
+
+    fn rekey(&mut self, step: ActionKind) -> Result<String> {
+        let Some(ring) = self.keyring.as_mut() else {
+            bail!("{}: the nodes run without a key (auth.key)", step.name());
+        };
+        let newest = ring.accepted().max().unwrap_or(0);
+        let said = match step {
+            ActionKind::KeyAdd => {
+                let id = newest.wrapping_add(1);
+                ring.accept(&fresh_key(id)?)
+                    .map_err(|e| anyhow!("key-add: {e}"))?;
+                format!("every node accepts key {id}")
+            }
+            ActionKind::KeySwitch => {
+                ring.set_sending(newest)
+                    .map_err(|e| anyhow!("key-switch: {e}"))?;
+                format!("every node sends with key {newest}")
+            }
+            ActionKind::KeyRetire => {
+                let old: Vec<u8> = ring.accepted().filter(|&id| id != ring.sending()).collect();
+                for &id in &old {
+                    ring.retire(id).map_err(|e| anyhow!("key-retire: {e}"))?;
+                }
+                format!("every node retires key(s) {old:?}")
+            }
+            other => bail!("{}: not a key rotation step", other.name()),
+        };
+        let switched = self.rt.set_keyring(std::sync::Arc::new(ring.clone()));
+        Ok(format!("{said} ({switched} running)"))
     }
 
     fn publish(&mut self, n: usize, key: &[u8], value: &[u8]) -> Result<Published> {

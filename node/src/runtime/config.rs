@@ -6,8 +6,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use gossip_core::{Config, Endpoint};
+use gossip_core::{Config, Endpoint, Keyring};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::sync::Arc;
 
 use crate::datapath::{DatapathChoice, DatapathKind};
 
@@ -56,6 +57,13 @@ pub struct RuntimeConfig {
     /// How far past the earliest deadline an I/O thread may sleep, so that
     /// nearby deadlines of many nodes fire in one turn ([`crate::host::Host::set_timer_slack`]).
     pub timer_slack: Duration,
+    /// The cluster keyring every node authenticates its datagrams with
+    /// ([`crate::keyfile`]); `None`: no key, datagrams as without one.
+    pub keyring: Option<Arc<Keyring>>,
+    /// Every node requires proven joins: a MEET is answered with a stateless
+    /// cookie, and only a PING returning it admits the sender
+    /// (`gossip_core::cookie`).
+    pub join_cookies: bool,
 }
 
 impl RuntimeConfig {
@@ -120,6 +128,8 @@ impl Default for RuntimeConfig {
             held: 0,
             event_queue: 0,
             timer_slack: Duration::ZERO,
+            keyring: None,
+            join_cookies: false,
         }
     }
 }

@@ -6,11 +6,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
 
 use anyhow::{Context, Result};
-use gossip_core::wire::MessageType;
-use gossip_core::{Config, Identity, Instant, Node, NodeId, PeerState};
+use gossip_core::wire::{MessageType, FLAG_AUTH, TRAILER_LEN};
+use gossip_core::{Config, Identity, Instant, Key, Keyring, Node, NodeId, PeerState};
 use gossip_node::datapath::{sys, Datapath};
 use gossip_node::runtime::bind;
 use gossip_node::timers::Clock;
+use std::sync::Arc;
 
 /// One measured run.
 #[derive(Clone, Copy, Debug)]
@@ -119,21 +120,40 @@ pub struct NodePair {
     b: Node,
 }
 
+/// The keyed variant's cluster key (a bench's; any 32 bytes do).
+fn bench_keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::new(&Key::new(1, [0x5a; 32])))
+}
+
+/// A's epoch in the keyed variant; its counter for the bench's PINGs starts
+/// far above what the in-memory convergence used.
+const EPOCH_A: u64 = 7 << 32;
+const BENCH_COUNTER: u64 = 1 << 40;
+
 /// Builds a converged in-memory cluster of `cluster` nodes and returns A's
 /// PING to B (captured from A's cron) and the two nodes. The other nodes'
 /// addresses are never sent to in the bench (no cron runs there).
-pub fn node_pair(cluster: usize) -> Result<(Vec<u8>, NodePair)> {
+///
+/// `keyed`: every node authenticates with the bench's key, and the PING is
+/// returned without its trailer (the bench seals each copy afresh, as A would:
+/// B refuses a copy it has seen).
+pub fn node_pair(cluster: usize, keyed: bool) -> Result<(Vec<u8>, NodePair)> {
     let cluster = cluster.max(3);
     let config = Config::default();
     let addr = |i: usize| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], 20_000 + i as u16)) };
+    let keyring = bench_keyring();
     let mut nodes: Vec<Node> = (0..cluster)
         .map(|i| {
-            Node::new(
+            let mut n = Node::new(
                 Identity::new(NodeId(1_000 + i as u64)),
                 config.clone(),
                 i as u64,
                 Instant::ZERO,
-            )
+            );
+            if keyed {
+                n.set_keyring(keyring.clone(), EPOCH_A + i as u64);
+            }
+            n
         })
         .collect();
     let mut now = Instant::ZERO;
@@ -183,7 +203,12 @@ pub fn node_pair(cluster: usize) -> Result<(Vec<u8>, NodePair)> {
         while let Some(tx) = a.poll_transmit(now, &mut buf) {
             if tx.kind == MessageType::Ping && tx.to.port() == b_port {
                 while b.poll_event().is_some() {}
-                return Ok((buf[..tx.len].to_vec(), NodePair { a, b }));
+                let mut ping = buf[..tx.len].to_vec();
+                if keyed {
+                    ping.truncate(tx.len - TRAILER_LEN);
+                    ping[4] &= !FLAG_AUTH;
+                }
+                return Ok((ping, NodePair { a, b }));
             }
         }
     }
@@ -192,16 +217,36 @@ pub fn node_pair(cluster: usize) -> Result<(Vec<u8>, NodePair)> {
 
 /// Full protocol handling: B answers each PING with a PONG (section
 /// included), A handles each PONG and sends the next PING.
+///
+/// `keyed`: the nodes authenticate every datagram; each PING copy is sealed
+/// with A's next counter before it is queued (what A's own send would do).
 pub fn node_echo(
     mut dp: Box<dyn Datapath>,
     cluster: usize,
     window: usize,
     packets: u64,
     limit: Duration,
+    keyed: bool,
 ) -> Result<Run> {
     // Node is not Clone (one state machine, one owner): a fresh pair per run.
-    let (ping, NodePair { mut a, mut b }) = node_pair(cluster)?;
+    let (ping, NodePair { mut a, mut b }) = node_pair(cluster, keyed)?;
     let ping = ping.as_slice();
+    // A's own sealer, as its node keeps one: the derived key once, not per PING.
+    let sealer = bench_keyring()
+        .sealer(a.id(), EPOCH_A)
+        .context("the bench's keyring has a sending key")?;
+    let mut counter = BENCH_COUNTER;
+    // Writes one PING into `buf`; returns its length.
+    let mut next_ping = |buf: &mut [u8]| -> Result<usize> {
+        buf[..ping.len()].copy_from_slice(ping);
+        if !keyed {
+            return Ok(ping.len());
+        }
+        counter += 1;
+        sealer
+            .seal(counter, buf, ping.len())
+            .context("send buffer too small for the trailer")
+    };
     let (a_sock, _, b_sock, addr_b) = loopback_pair()?;
     let ia = dp.register(a_sock)?;
     let ib = dp.register(b_sock)?;
@@ -213,8 +258,8 @@ pub fn node_echo(
     let syscalls0 = dp.counters().syscalls;
     for _ in 0..window {
         let buf = dp.send_buffer().context("no send buffer")?;
-        buf[..ping.len()].copy_from_slice(ping);
-        dp.queue_send(ia, addr_b, ping.len());
+        let len = next_ping(buf)?;
+        dp.queue_send(ia, addr_b, len);
     }
     let mut delivered = 0u64;
     let mut pongs = 0usize;
@@ -244,8 +289,8 @@ pub fn node_echo(
         while a.poll_event().is_some() || b.poll_event().is_some() {}
         for _ in 0..pongs {
             let buf = dp.send_buffer().context("no send buffer")?;
-            buf[..ping.len()].copy_from_slice(ping);
-            dp.queue_send(ia, addr_b, ping.len());
+            let len = next_ping(buf)?;
+            dp.queue_send(ia, addr_b, len);
         }
         pongs = 0;
     }
@@ -257,6 +302,8 @@ pub fn node_echo(
         a.stats().decode_errors_total() + b.stats().decode_errors_total() == 0,
         "decode errors"
     );
+    let refused = a.stats().auth.total() + b.stats().auth.total();
+    anyhow::ensure!(refused == 0, "{refused} datagrams refused by the key check");
     Ok(Run {
         packets: delivered,
         cpu: sys::process_cpu_time() - cpu0,

@@ -10,6 +10,10 @@
 //!   decodes each PING and encodes a PONG with a gossip section, node A decodes
 //!   the PONG and applies its section; A's next PING goes out per PONG received;
 //! - `-gso`: the same with UDP GSO/GRO offload;
+//! - `-key`: the node cases with a cluster key: every datagram carries the
+//!   33-byte authentication trailer, B checks each PING's tag and replay
+//!   window and seals its PONG, A checks each PONG (and each PING copy is
+//!   sealed afresh, as A's send would);
 //! - `uring-gso-<size>[-zc]`: one GSO send of `<size>` bytes a turn, copied or
 //!   zero-copy (`SENDMSG_ZC`), for the zero-copy crossover. 8 KB is about the
 //!   largest a zero-copy send can be: its datagrams sit in separate send
@@ -93,8 +97,9 @@ enum Case {
     Std,
     /// Raw echo on a datapath, its send operation, offload.
     Raw(DatapathKind, SendOp, bool),
-    /// The nodes' PING/PONG on a datapath, its send operation, offload.
-    Node(DatapathKind, SendOp, bool),
+    /// The nodes' PING/PONG on a datapath, its send operation, offload,
+    /// cluster key.
+    Node(DatapathKind, SendOp, bool, bool),
     /// One GSO send of `count` datagrams of `segment` bytes a turn on
     /// io_uring, zero-copy or copied.
     Burst {
@@ -121,18 +126,22 @@ const MSG: SendOp = SendOp::SendMsg;
 
 /// Every case, in report order. `uring` uses the datapath's default send
 /// operation (SEND with a destination); `-sendmsg` the SENDMSG alternative.
-const CASES: [(&str, Case); 17] = [
+const CASES: [(&str, Case); 21] = [
     ("std", Case::Std),
     ("mmsg", Case::Raw(MMSG, TO, false)),
     ("uring", Case::Raw(URING, TO, false)),
     ("uring-sendmsg", Case::Raw(URING, MSG, false)),
-    ("node-mmsg", Case::Node(MMSG, TO, false)),
-    ("node-uring", Case::Node(URING, TO, false)),
-    ("node-uring-sendmsg", Case::Node(URING, MSG, false)),
+    ("node-mmsg", Case::Node(MMSG, TO, false, false)),
+    ("node-uring", Case::Node(URING, TO, false, false)),
+    ("node-uring-sendmsg", Case::Node(URING, MSG, false, false)),
     ("mmsg-gso", Case::Raw(MMSG, TO, true)),
     ("uring-gso", Case::Raw(URING, TO, true)),
-    ("node-mmsg-gso", Case::Node(MMSG, TO, true)),
-    ("node-uring-gso", Case::Node(URING, TO, true)),
+    ("node-mmsg-gso", Case::Node(MMSG, TO, true, false)),
+    ("node-uring-gso", Case::Node(URING, TO, true, false)),
+    ("node-mmsg-key", Case::Node(MMSG, TO, false, true)),
+    ("node-uring-key", Case::Node(URING, TO, false, true)),
+    ("node-mmsg-gso-key", Case::Node(MMSG, TO, true, true)),
+    ("node-uring-gso-key", Case::Node(URING, TO, true, true)),
     ("uring-gso-1k", burst(256, 4, false)),
     ("uring-gso-1k-zc", burst(256, 4, true)),
     ("uring-gso-4k", burst(1_000, 4, false)),
@@ -150,7 +159,7 @@ const fn burst(segment: usize, count: usize, zerocopy: bool) -> Case {
 }
 
 /// Ratios reported (numerator, denominator), each over paired reps.
-const RATIOS: [(&str, &str); 17] = [
+const RATIOS: [(&str, &str); 21] = [
     ("mmsg", "std"),
     ("uring", "std"),
     ("uring", "mmsg"),
@@ -165,6 +174,10 @@ const RATIOS: [(&str, &str); 17] = [
     ("node-uring-gso", "node-uring"),
     ("node-uring-gso", "node-mmsg-gso"),
     ("node-uring-sendmsg", "uring-sendmsg"),
+    ("node-mmsg-key", "node-mmsg"),
+    ("node-uring-key", "node-uring"),
+    ("node-mmsg-gso-key", "node-mmsg-gso"),
+    ("node-uring-gso-key", "node-uring-gso"),
     ("uring-gso-1k-zc", "uring-gso-1k"),
     ("uring-gso-4k-zc", "uring-gso-4k"),
     ("uring-gso-8k-zc", "uring-gso-8k"),
@@ -192,7 +205,7 @@ fn main() -> Result<()> {
             "unknown case {c:?}"
         );
     }
-    let size = echo::node_pair(args.cluster)?.0.len();
+    let size = echo::node_pair(args.cluster, false)?.0.len();
     eprintln!(
         "datapath-bench: {size}-byte datagrams (a PING in a {}-node cluster), window {}, {} reps interleaved after a warm-up",
         args.cluster, args.window, args.reps
@@ -228,9 +241,9 @@ fn main() -> Result<()> {
                 let dp = datapath(kind, op, offload, false)?;
                 echo::raw_echo(dp, size, args.window, args.packets, limit)
             }
-            Case::Node(kind, op, offload) => {
+            Case::Node(kind, op, offload, keyed) => {
                 let dp = datapath(kind, op, offload, false)?;
-                echo::node_echo(dp, args.cluster, args.window, args.packets, limit)
+                echo::node_echo(dp, args.cluster, args.window, args.packets, limit, keyed)
             }
             Case::Burst {
                 segment,
@@ -344,6 +357,7 @@ fn main() -> Result<()> {
         "pinned_cpu": pinned,
         "parameters": {
             "datagram_bytes": size,
+            "key_trailer_bytes": gossip_core::wire::TRAILER_LEN,
             "window": args.window,
             "cluster_nodes": args.cluster,
             "packets_limit": args.packets,
