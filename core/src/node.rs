@@ -1,11 +1,15 @@
 //! `Node`: one member's protocol state machine, driven by `handle_*` and `poll_*`.
+//!
+//! Just over 600 lines: the dispatch of each input (a datagram by sender and
+//! type, the timer, a meet) is the protocol's map and reads best as one; the
+//! data calls (`node/data.rs`), the edge of keys and cookies (`node/edge.rs`)
+//! and the swim profile's dispatch (`node/swim_dispatch.rs`) have files of
+//! their own.
 
 use crate::auth::{Auth, AuthError};
 use crate::cookie::Cookies;
-use crate::copies::{Copies, ItemId};
-use crate::dissemination::{Cx, Epidemic, PublishError};
-use crate::epidemic::data::{Stamp, Store};
-use crate::epidemic::rumor::Rumors;
+use crate::copies::Copies;
+use crate::dissemination::{Cx, Epidemic};
 use crate::event::{Event, Stats};
 use crate::failure::{self, Failure};
 use crate::ids::{Endpoint, Identity, NodeId};
@@ -14,13 +18,15 @@ use crate::outbox::{header, Outbox, Outgoing, Skip};
 use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule, Membership as Protocol};
 use crate::rng::Rng;
-use crate::swim::{self, Swim};
+use crate::swim::Swim;
 use crate::time::{micros, Instant};
 use crate::wire::{
     self, Body, DecodeError, Header, MessageType, RumorBlock, COOKIE_LEN, FLAG_AUTH,
 };
 
+mod data;
 mod edge;
+mod swim_dispatch;
 use edge::append_cookie;
 
 /// A datagram ready to send: `len` bytes at the start of the caller's buffer.
@@ -553,66 +559,6 @@ impl Node {
         (&mut self.membership, cx)
     }
 
-    /// The swim machine and its context: disjoint borrows of self.
-    fn swim(&mut self) -> (&mut Swim, swim::Cx<'_>) {
-        let cx = swim::Cx {
-            config: &self.config,
-            me: &self.me,
-            rng: &mut self.rng,
-            peers: &mut self.peers,
-            outbox: &mut self.outbox,
-            copies: &mut self.copies,
-            failure: &mut self.failure,
-        };
-        (&mut self.swim, cx)
-    }
-
-    /// A datagram under the swim profile: swim's own types to its machine,
-    /// data messages from members to dissemination, the rest counted as
-    /// another profile's.
-    fn handle_swim(
-        &mut self,
-        now: Instant,
-        from: Endpoint,
-        h: &Header,
-        body: Body<'_>,
-        rumors: Option<RumorBlock<'_>>,
-    ) {
-        let member = self
-            .peers
-            .find(h.sender)
-            .filter(|&i| self.peers.get(i).is_member());
-        match body {
-            Body::Swim(b) => {
-                let (s, mut cx) = self.swim();
-                s.handle(&mut cx, now, from, h, &b);
-                match (rumors, member) {
-                    (Some(block), Some(i)) => {
-                        let (epidemic, mut cx) = self.dissemination();
-                        let rumor = epidemic.handle_rumor_block(&mut cx, i, from, block);
-                        epidemic.queue_rumor_reply(&mut cx, from, rumor);
-                    }
-                    (Some(block), None) => self.copies.count_unread_rumors(block),
-                    (None, _) => {}
-                }
-            }
-            body if h.kind.is_data() => match member {
-                Some(i) => {
-                    let (epidemic, mut cx) = self.dissemination();
-                    epidemic.handle_data(&mut cx, i, from, body);
-                }
-                None => {
-                    self.outbox.stats.drops.unknown_sender += 1;
-                    self.copies.count_unread(body, None);
-                }
-            },
-            body => {
-                self.outbox.stats.drops.other_profile += 1;
-                self.copies.count_unread(body, rumors);
-            }
-        }
-    }
-
     /// The failure detection machine and its context.
     fn failure(&mut self) -> (&mut Failure, failure::Cx<'_>) {
         let cx = failure::Cx {
@@ -691,73 +637,5 @@ impl Node {
                 }
             }
         }
-    }
-}
-
-impl Node {
-    // Copies of tracked items (`copies.rs`).
-
-    /// Starts counting the copies of `item` this node receives from now on
-    /// (see [`ItemId`] for what counts). Tracking an item already tracked
-    /// changes nothing. Returns false, tracking nothing new, when
-    /// [`MAX_TRACKED`](crate::MAX_TRACKED) items are tracked already.
-    ///
-    /// This is the one call that allocates (the first few times): counting
-    /// never does.
-    pub fn track(&mut self, item: ItemId) -> bool {
-        self.copies.track(item)
-    }
-
-    /// Stops counting `item` and forgets its count. Returns whether it was
-    /// tracked.
-    pub fn untrack(&mut self, item: ItemId) -> bool {
-        self.copies.untrack(item)
-    }
-
-    /// Stops counting every item.
-    pub fn untrack_all(&mut self) {
-        self.copies = Copies::default();
-    }
-
-    /// Copies of `item` received since [`track`](Node::track) began counting
-    /// it (saturating); `None` when it is not tracked. Counts belong to this
-    /// `Node`: a restarted node is a new one and starts again from zero.
-    pub fn copies(&self, item: ItemId) -> Option<u32> {
-        self.copies.get(item)
-    }
-
-    // Dissemination (`dissemination/`).
-
-    /// Writes `value` under `key` with a version one above the highest this node
-    /// has seen for it, and starts spreading it (as a hot rumor, and through
-    /// anti-entropy, as configured). Returns the stamp: version and origin (us).
-    ///
-    /// # Errors
-    /// [`PublishError::Disabled`] when dissemination is off;
-    /// [`PublishError::Rejected`] when a store cap refuses it. Nothing changed.
-    pub fn publish(
-        &mut self,
-        now: Instant,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Stamp, PublishError> {
-        let _ = now; // rounds run from the cron; the write itself is timeless
-        let (epidemic, mut cx) = self.dissemination();
-        epidemic.publish(&mut cx, key, value)
-    }
-
-    /// The value and stamp this node holds for `key`.
-    pub fn get(&self, key: &[u8]) -> Option<(&[u8], Stamp)> {
-        self.epidemic.store().get(key)
-    }
-
-    /// Everything this node holds, in key order (see [`Store::iter`]).
-    pub fn store(&self) -> &Store {
-        self.epidemic.store()
-    }
-
-    /// The hot rumors this node is spreading, and their counters.
-    pub fn rumors(&self) -> &Rumors {
-        self.epidemic.rumors()
     }
 }
