@@ -47,3 +47,13 @@ lean1000=(--scenario crash --nodes 1000 --trials 3 --set profile.name=lean
 "$lg" run "${lean1000[@]}" --hosts lab:ref --out "$out/lab4-vs-udp-n1000-lean/lab"
 "$lg" diff "$out/lab4-vs-udp-n1000-lean/udp" "$out/lab4-vs-udp-n1000-lean/lab" \
   > "$out/lab4-vs-udp-n1000-lean/diff.md"
+# The swim profile (issue 13): a crash at N = 64 and 256 on real UDP nodes, a
+# third of 300 nodes at once in the simulator, a stalling node with local
+# health awareness off and on.
+for n in 64 256; do
+  "$lg" run --scenario crash --world udp --nodes $n --set profile.name=swim --trials 3 \
+    --out "$out/swim-crash-udp-n$n"
+done
+"$lg" run --scenario mass-failure --world sim --trials 2 --out "$out/mass-failure-sim-n300"
+"$lg" sweep --scenario slow-node --world udp --trials 1 --sweep profile.awareness_max=1,8 \
+  --out "$out/slow-node-udp-n64"

@@ -20,7 +20,7 @@
 use alloc::vec::Vec;
 
 use crate::ids::NodeId;
-use crate::wire::{self, Body, RumorBlock};
+use crate::wire::{self, Body, Health, RumorBlock, SwimBody};
 
 /// Most items one node tracks at a time: enough for a scenario's joins, crashes
 /// and updates under watch, few enough that a scan of them is short.
@@ -228,6 +228,20 @@ impl Copies {
                 }
             }
             Body::Rumor(block) => self.bump_unread(Body::Push(block.entries()), None),
+            Body::Swim(swim) => {
+                if self.joins | self.fails != 0 {
+                    let members = match swim {
+                        SwimBody::Probe { updates, .. }
+                        | SwimBody::Ack { updates, .. }
+                        | SwimBody::ProbeReq { updates, .. } => Some(updates),
+                        SwimBody::State(members) => Some(members),
+                        SwimBody::Nack { .. } | SwimBody::Sync(_) => None,
+                    };
+                    for m in members.iter().flat_map(|m| m.iter()) {
+                        self.bump_id(m.id, m.health == Health::Dead);
+                    }
+                }
+            }
             Body::Digest(_) | Body::Pull(_) => {}
         }
         if let Some(block) = rumors {

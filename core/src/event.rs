@@ -109,6 +109,9 @@ pub struct Drops {
     pub own_id: u64,
     /// A message for another slot behind our socket.
     pub wrong_slot: u64,
+    /// A message of a profile this node does not run (a swim PROBE to a
+    /// redis-profile node, a PING to a swim one).
+    pub other_profile: u64,
     /// A new peer refused because the table was full.
     pub peer_table_full: u64,
     /// A failure report refused because the report table was full.

@@ -110,6 +110,7 @@ pub mod profile;
 pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
+mod swim;
 pub mod time;
 pub mod wire;
 

@@ -45,10 +45,10 @@ pub fn check_decode(data: &[u8]) -> Result<(), DecodeError> {
 }
 
 /// Encodes a decoded message again; returns its length. Membership messages
-/// go through `wire::encode`, the rest (data messages, a PING or PONG with a
-/// rumor block) item by item through `wire::reencode`'s writers.
+/// go through `wire::encode`, the rest (data and swim messages, a message
+/// with a rumor block) item by item through `wire::reencode`'s writers.
 fn reencode(msg: &Message<'_>, buf: &mut [u8]) -> usize {
-    if msg.rumors.is_some() || msg.header.kind.is_data() {
+    if msg.rumors.is_some() || msg.header.kind.is_data() || msg.header.kind.is_swim() {
         if let Some(block) = msg.rumors {
             // Every ack and entry is read back; counts and iteration agree.
             assert_eq!(block.acks().count(), block.ack_count());
@@ -73,6 +73,6 @@ fn reencode(msg: &Message<'_>, buf: &mut [u8]) -> usize {
         Body::Fail { id, incarnation } => {
             wire::encode(buf, &msg.header, &[], Some((id, incarnation))).expect("room for a FAIL")
         }
-        _ => unreachable!("data bodies are re-encoded above"),
+        _ => unreachable!("data and swim bodies are re-encoded above"),
     }
 }

@@ -181,6 +181,7 @@ pub struct Summary {
     /// report_validity after a heal (the partition's evidence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_fails: Option<u64>,
+
     /// A heal, resume or restart to agreement again, s, over the recoveries
     /// that got there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -533,6 +534,7 @@ fn detection(s: &mut Summary, trials: &[Trial]) {
     s.false_fails = Some(ff);
     s.false_pfails = Some(trials.iter().map(|t| t.false_pfails).sum());
     s.partition_fails = Some(trials.iter().map(|t| t.partition_fails).sum());
+
     s.false_fails_per_node_hour = (hours > 0.0).then(|| ff as f64 / hours);
     let d: Vec<_> = trials.iter().flat_map(|t| &t.detections).collect();
     if d.is_empty() {

@@ -30,6 +30,7 @@ pub struct Trial {
     /// the partition's evidence, not counted as false.
     #[serde(default)]
     pub partition_fails: u64,
+
     /// One per heal, resume and restart on the timeline: the time until the
     /// running nodes agree again (`docs/report-schema.md`).
     #[serde(default)]

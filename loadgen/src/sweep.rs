@@ -403,7 +403,7 @@ pub fn markdown(sw: &SweepResult) -> String {
     let _ = writeln!(o, "{}\n", sw.statement);
     let _ = writeln!(
         o,
-        "| setting | trials | wire B/node/s | detect all FAIL p50 [95 % CI] | p99 [95 % CI] | max s | latency p99 ms | redundancy | false FAILs | pareto | meets targets (95 %) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"
+        "| setting | trials | wire B/node/s | detect all FAIL p50 [95 % CI] | p99 [95 % CI] | max s | latency p99 ms | redundancy | false FAILs | false PFAILs | pareto | meets targets (95 %) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"
     );
     for (i, p) in sw.points.iter().enumerate() {
         let s = &p.summary;
@@ -417,7 +417,7 @@ pub fn markdown(sw: &SweepResult) -> String {
         let d = s.detect_all_fail_s;
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {meets} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {meets} |",
             p.label(),
             s.trials,
             f(s.wire_bytes_per_node_s.map(|w| w.mean), 0),
@@ -435,6 +435,7 @@ pub fn markdown(sw: &SweepResult) -> String {
             f(s.latency_ms.map(|l| l.p99), 1),
             f(s.redundancy.map(|r| r.mean), 2),
             s.false_fails.map_or("–".into(), |x| x.to_string()),
+            s.false_pfails.map_or("–".into(), |x| x.to_string()),
             if sw.pareto.contains(&i) { "●" } else { "" },
         );
     }

@@ -875,6 +875,7 @@ pub fn add_stats(into: &mut Stats, from: &Stats) {
     a.stale_incarnation += b.stale_incarnation;
     a.own_id += b.own_id;
     a.wrong_slot += b.wrong_slot;
+    a.other_profile += b.other_profile;
     a.peer_table_full += b.peer_table_full;
     a.report_table_full += b.report_table_full;
     a.transmit_queue_full += b.transmit_queue_full;

@@ -52,11 +52,12 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
 }
 
 /// Names of the `Drops` fields, in `drops` order.
-pub const DROP_REASONS: [&str; 9] = [
+pub const DROP_REASONS: [&str; 10] = [
     "unknown_sender",
     "stale_incarnation",
     "own_id",
     "wrong_slot",
+    "other_profile",
     "peer_table_full",
     "report_table_full",
     "transmit_queue_full",
@@ -155,6 +156,7 @@ impl Snapshot {
             &mut d.stale_incarnation,
             &mut d.own_id,
             &mut d.wrong_slot,
+            &mut d.other_profile,
             &mut d.peer_table_full,
             &mut d.report_table_full,
             &mut d.transmit_queue_full,
@@ -684,12 +686,13 @@ pub fn data_fields(d: &mut DataStats) -> [(&'static str, &mut u64); 17] {
 }
 
 /// The `Drops` fields in `DROP_REASONS` order.
-pub fn drop_values(d: &Drops) -> [u64; 9] {
+pub fn drop_values(d: &Drops) -> [u64; 10] {
     [
         d.unknown_sender,
         d.stale_incarnation,
         d.own_id,
         d.wrong_slot,
+        d.other_profile,
         d.peer_table_full,
         d.report_table_full,
         d.transmit_queue_full,

@@ -251,7 +251,7 @@ impl Epidemic {
                 let rumor = self.handle_rumor_block(cx, i, from, block);
                 self.queue_rumor_reply(cx, from, rumor);
             }
-            Body::Section(_) | Body::Fail { .. } => {}
+            Body::Section(_) | Body::Fail { .. } | Body::Swim(_) => {}
         }
     }
 

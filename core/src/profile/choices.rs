@@ -183,6 +183,36 @@ impl Quorum {
     }
 }
 
+/// Which membership protocol a node runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Membership {
+    /// Redis Cluster's gossip: MEET, PING, PONG with sections, PFAIL by
+    /// silence, FAIL by a quorum of reports (the redis and lean profiles).
+    #[default]
+    Redis,
+    /// SWIM with Lifeguard's refinements: probes, indirect probes,
+    /// refutable suspicion, piggybacked updates, digest anti-entropy
+    /// (docs/design/swim.md).
+    Swim,
+}
+
+impl Membership {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Membership::Redis => "redis",
+            Membership::Swim => "swim",
+        }
+    }
+
+    /// Parses [`Membership::name`]'s output.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Membership::Redis, Membership::Swim]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
 /// A named starting point for a [`Config`](super::Config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -192,17 +222,21 @@ pub enum Profile {
     /// Redis's rules over a bounded partial view, for clusters too large for
     /// every node to hold every other (see [`ConfigBuilder::lean`]).
     Lean,
+    /// Every node holds every other at a per-node cost that does not grow
+    /// with N: SWIM with Lifeguard (see [`ConfigBuilder::swim`]).
+    Swim,
 }
 
 impl Profile {
     /// Every profile, in the order names are listed.
-    pub const ALL: [Profile; 2] = [Profile::Redis, Profile::Lean];
+    pub const ALL: [Profile; 3] = [Profile::Redis, Profile::Lean, Profile::Swim];
 
     /// The profile's parameters, to adjust before `build()`.
     pub fn builder(self) -> ConfigBuilder {
         match self {
             Profile::Redis => ConfigBuilder::redis(),
             Profile::Lean => ConfigBuilder::lean(),
+            Profile::Swim => ConfigBuilder::swim(),
         }
     }
 
@@ -211,6 +245,7 @@ impl Profile {
         match self {
             Profile::Redis => "redis",
             Profile::Lean => "lean",
+            Profile::Swim => "swim",
         }
     }
 

@@ -13,7 +13,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::time::Duration;
 
-use super::{CronSchedule, Dissemination, PongGossip, Quorum, SectionPolicy};
+use super::{CronSchedule, Dissemination, Membership, PongGossip, Quorum, SectionPolicy};
 use crate::epidemic::data::StoreLimits;
 use crate::epidemic::rumor::{RumorConfig, StopRule};
 use crate::wire::Direction;
@@ -157,6 +157,7 @@ macro_rules! flat_named {
 flat_named!(Dissemination, "off, rumor, anti-entropy or both");
 flat_named!(Direction, "push, pull or push-pull");
 flat_named!(PongGossip, "wall-second, age-seconds or first-hand");
+flat_named!(Membership, "redis or swim");
 
 /// An optional integer: `none` or the number.
 fn opt_text<T: ToString>(v: Option<T>) -> String {

@@ -14,7 +14,9 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 pub use crate::error::ConfigError;
-pub use choices::{CronSchedule, Dissemination, PongGossip, Profile, Quorum, SectionPolicy};
+pub use choices::{
+    CronSchedule, Dissemination, Membership, PongGossip, Profile, Quorum, SectionPolicy,
+};
 pub use flat::{Flat, Part, SetError};
 
 use crate::epidemic::data::StoreLimits;
@@ -267,6 +269,60 @@ declare! {
     /// Event queue bound; beyond it events are dropped and counted.
     event_queue: usize = 1 << 16;
     check |c| c.event_queue > 0 => "must be at least 1";
+    /// Which membership protocol runs: `redis` (MEET, PING, PONG, FAIL by
+    /// quorum; the redis and lean profiles) or `swim` (the swim profile's
+    /// probes and refutable suspicion). The `probe_*`, `indirect_probes`,
+    /// `suspicion_*`, `retransmit_mult`, `awareness_max`, `gossip_nodes`,
+    /// `sync_*` and `dead_retention` parameters are swim's; `tick` is its
+    /// gossip interval.
+    membership: Membership = Membership::Redis;
+    /// swim: time between probes of one member each (Lifeguard stretches it
+    /// by the local health score). Sets the steady bytes: a PROBE and an ACK
+    /// of 30 bytes each per period.
+    probe_interval: Duration = Duration::from_millis(300);
+    check |c| c.probe_interval >= c.tick && c.probe_interval <= Duration::from_secs(60)
+        => "must be between one tick and 60 s";
+    /// swim: time a direct probe may take before indirect probes go out.
+    probe_timeout: Duration = Duration::from_millis(100);
+    check |c| !c.probe_timeout.is_zero() && c.probe_timeout < c.probe_interval
+        => "must be above zero and below probe_interval";
+    /// swim: members asked to probe a silent member for us (SWIM's k).
+    indirect_probes: u32 = 3;
+    check |c| c.indirect_probes <= 16 => "must be at most 16";
+    /// swim: a suspicion's shortest timeout is this × max(1, log10 N) ×
+    /// probe_interval (Lifeguard's α; memberlist: 4).
+    suspicion_mult: u32 = 2;
+    check |c| (1..=64).contains(&c.suspicion_mult) => "must be between 1 and 64";
+    /// swim: a suspicion's longest timeout, as a multiple of the shortest
+    /// (Lifeguard's β; memberlist: 6); independent confirmations shrink it
+    /// towards the shortest.
+    suspicion_max_mult: u32 = 4;
+    check |c| (1..=64).contains(&c.suspicion_max_mult) => "must be between 1 and 64";
+    /// swim: times a membership update is sent on, × ceil(log10(N + 1))
+    /// (memberlist: 4).
+    retransmit_mult: u32 = 4;
+    check |c| (1..=64).contains(&c.retransmit_mult) => "must be between 1 and 64";
+    /// swim: local health awareness's highest multiplier (Lifeguard; 1 turns
+    /// it off): a node that misses acks or ticks stretches its probe
+    /// interval and timeout up to this many times.
+    awareness_max: u32 = 8;
+    check |c| (1..=64).contains(&c.awareness_max) => "must be between 1 and 64";
+    /// swim: members each gossip round (every tick while updates wait) sends
+    /// waiting membership updates to.
+    gossip_nodes: u32 = 3;
+    check |c| (1..=64).contains(&c.gossip_nodes) => "must be between 1 and 64";
+    /// swim: time between anti-entropy digests (SYNC) to one random member.
+    sync_interval: Duration = Duration::from_secs(5);
+    check |c| c.sync_interval >= c.tick && c.sync_interval <= Duration::from_secs(86_400)
+        => "must be between one tick and one day";
+    /// swim: STATE datagrams one SYNC may be answered with (1 to 64); a
+    /// joiner asks again at once while digests differ.
+    sync_chunks: u32 = 8;
+    check |c| (1..=64).contains(&c.sync_chunks) => "must be between 1 and 64";
+    /// swim: time a dead member is kept (so that older news cannot bring it
+    /// back) before it is forgotten.
+    dead_retention: Duration = Duration::from_secs(30);
+    check |c| c.dead_retention >= c.probe_interval => "must be at least probe_interval";
     /// Epidemic dissemination of published data (default off: the Redis
     /// profile's bytes and costs are unchanged).
     dissemination: Dissemination = Dissemination::Off;
@@ -361,6 +417,21 @@ impl ConfigBuilder {
         // a cluster too large for full views need not share a clock.
         b.c.pong_gossip = PongGossip::AgeSeconds;
         b.c.cron = CronSchedule::Grid;
+        b.c.pfail_counted_at_cron = false;
+        b
+    }
+
+    /// SWIM with Lifeguard's refinements over a full membership
+    /// (docs/design/swim.md): a probe every 300 ms (30-byte PROBE and ACK),
+    /// 3 indirect probes after 100 ms, suspicion for 2-8 × log10 N probe
+    /// periods, updates sent on 4 × log10 N times and gossiped every 50 ms
+    /// while they wait, a digest every 5 s.
+    pub fn swim() -> Self {
+        let mut b = ConfigBuilder::redis();
+        b.c.membership = Membership::Swim;
+        b.c.tick = Duration::from_millis(50);
+        b.c.cron = CronSchedule::Grid;
+        b.c.pong_gossip = PongGossip::AgeSeconds;
         b.c.pfail_counted_at_cron = false;
         b
     }

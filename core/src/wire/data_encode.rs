@@ -8,6 +8,7 @@ use super::data::{
     MODE_PUSH, RUMOR_ACK_WANTED, RUMOR_BLOCK_OVERHEAD, RUMOR_PULL,
 };
 use super::membership::SectionWriter;
+use super::swim::{encode_nack, encode_sync, MembersWriter, SwimBody, MAX_SYNC_LOG2};
 use super::values::{Direction, EntryRef, Stamp};
 use super::{
     encode_header, finish, Body, EncodeError, Header, Message, DIGEST_ITEM_OVERHEAD, HEADER_LEN,
@@ -285,6 +286,17 @@ impl<'b> RumorWriter<'b> {
     /// the message is byte for byte the plain one.
     pub fn after_section(section: SectionWriter<'b>) -> Self {
         let (buf, len) = section.into_raw();
+        Self::after(buf, len)
+    }
+
+    /// Continues a swim PROBE or ACK after its members, as
+    /// [`RumorWriter::after_section`] does a PING or PONG.
+    pub fn after_members(members: MembersWriter<'b>) -> Self {
+        let (buf, len) = members.into_raw();
+        Self::after(buf, len)
+    }
+
+    fn after(buf: &'b mut [u8], len: usize) -> Self {
         let block = (buf.len() - len >= RUMOR_BLOCK_OVERHEAD).then_some(len);
         RumorWriter {
             out: Out {
@@ -452,8 +464,48 @@ pub fn reencode(msg: &Message<'_>, buf: &mut [u8]) -> Result<usize, EncodeError>
             write_block(&mut r, &block)?;
             r.finish().ok_or(EncodeError::BufferTooSmall)?
         }
+        Body::Swim(swim) => reencode_swim(&swim, msg.rumors, buf, &plain)?,
     };
     Ok(len)
+}
+
+fn reencode_swim(
+    swim: &SwimBody<'_>,
+    rumors: Option<RumorBlock<'_>>,
+    buf: &mut [u8],
+    h: &Header,
+) -> Result<usize, EncodeError> {
+    let (seq, target, members) = match *swim {
+        SwimBody::Nack { seq } => return encode_nack(buf, h, seq),
+        SwimBody::Sync(d) => {
+            let mut hashes = [0u64; 1 << MAX_SYNC_LOG2];
+            for (i, slot) in hashes.iter_mut().enumerate().take(d.len()) {
+                *slot = d.bucket(i);
+            }
+            return encode_sync(buf, h, &hashes[..d.len()], d.answer());
+        }
+        SwimBody::Probe { seq, updates } | SwimBody::Ack { seq, updates } => (seq, None, updates),
+        SwimBody::ProbeReq {
+            seq,
+            target,
+            updates,
+        } => (seq, Some(target), updates),
+        SwimBody::State(members) => (0, None, members),
+    };
+    let mut w = MembersWriter::new(buf, h, seq, target.as_ref())?;
+    for m in members.iter() {
+        if !w.push(&m) {
+            return Err(EncodeError::BufferTooSmall);
+        }
+    }
+    match rumors {
+        None => Ok(w.finish()),
+        Some(block) => {
+            let mut r = RumorWriter::after_members(w);
+            write_block(&mut r, &block)?;
+            r.finish().ok_or(EncodeError::BufferTooSmall)
+        }
+    }
 }
 
 fn write_block(r: &mut RumorWriter<'_>, block: &RumorBlock<'_>) -> Result<(), EncodeError> {

@@ -20,6 +20,7 @@
 mod data;
 mod data_encode;
 mod membership;
+mod swim;
 mod values;
 
 pub use data::{
@@ -32,6 +33,11 @@ pub use data_encode::{reencode, DigestWriter, PullWriter, PushWriter, RumorWrite
 pub use membership::{
     EntryFlags, GossipEntry, Section, SectionIter, SectionWriter, BARE_LEN, ENTRY_LEN_V4,
     ENTRY_LEN_V6, NO_PING, SECTION_COUNT_LEN,
+};
+pub use swim::{
+    encode_nack, encode_sync, Health, Member, Members, MembersWriter, SwimBody, SyncDigest,
+    MAX_SYNC_LOG2, MEMBERS_COUNT_LEN, MEMBER_LEN_V4, MEMBER_LEN_V6, NACK_LEN, PROBE_LEN, SEQ_LEN,
+    SUSPECTER_LEN, SYNC_BUCKET_LEN,
 };
 pub use values::{Direction, EntryRef, Stamp};
 
@@ -71,9 +77,9 @@ pub const MAX_DATAGRAM: usize = 65_507;
 
 /// What a datagram carries.
 ///
-/// Codes 5..=15 are reserved for membership extensions (indirect probes,
-/// suspicion); 16..=31 belong to the epidemic data messages, of which 16..=19
-/// are defined.
+/// Codes 5..=10 are the swim profile's (docs/design/swim.md), 11..=15 are
+/// reserved for more membership messages; 16..=31 belong to the epidemic data
+/// messages, of which 16..=19 are defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum MessageType {
@@ -85,6 +91,18 @@ pub enum MessageType {
     Pong = 3,
     /// "This node has failed": broadcast once a quorum agrees.
     Fail = 4,
+    /// swim: a direct probe, answered by ACK.
+    Probe = 5,
+    /// swim: the answer to a PROBE, or one relayed for a PROBE_REQ.
+    Ack = 6,
+    /// swim: "probe this member for me" (an indirect probe).
+    ProbeReq = 7,
+    /// swim: "the member you asked me to probe did not answer".
+    Nack = 8,
+    /// swim: a membership digest (anti-entropy).
+    Sync = 9,
+    /// swim: members of the digest buckets that differed.
+    State = 10,
     /// Anti-entropy: the sender's stamps for one key range; opens an exchange.
     Digest = 16,
     /// Entries the receiver lacks (an answer to a DIGEST or a PULL).
@@ -97,11 +115,17 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every type this version decodes, in code order.
-    pub const ALL: [MessageType; 8] = [
+    pub const ALL: [MessageType; 14] = [
         MessageType::Meet,
         MessageType::Ping,
         MessageType::Pong,
         MessageType::Fail,
+        MessageType::Probe,
+        MessageType::Ack,
+        MessageType::ProbeReq,
+        MessageType::Nack,
+        MessageType::Sync,
+        MessageType::State,
         MessageType::Digest,
         MessageType::Push,
         MessageType::Pull,
@@ -118,6 +142,12 @@ impl MessageType {
             2 => MessageType::Ping,
             3 => MessageType::Pong,
             4 => MessageType::Fail,
+            5 => MessageType::Probe,
+            6 => MessageType::Ack,
+            7 => MessageType::ProbeReq,
+            8 => MessageType::Nack,
+            9 => MessageType::Sync,
+            10 => MessageType::State,
             16 => MessageType::Digest,
             17 => MessageType::Push,
             18 => MessageType::Pull,
@@ -138,6 +168,12 @@ impl MessageType {
             MessageType::Ping => "ping",
             MessageType::Pong => "pong",
             MessageType::Fail => "fail",
+            MessageType::Probe => "probe",
+            MessageType::Ack => "ack",
+            MessageType::ProbeReq => "probe_req",
+            MessageType::Nack => "nack",
+            MessageType::Sync => "sync",
+            MessageType::State => "state",
             MessageType::Digest => "digest",
             MessageType::Push => "push",
             MessageType::Pull => "pull",
@@ -148,6 +184,19 @@ impl MessageType {
     /// Whether this is an epidemic data message (codes 16..=31).
     pub fn is_data(self) -> bool {
         self.code() >= 16
+    }
+
+    /// Whether this is one of the swim profile's messages (codes 5..=10).
+    pub fn is_swim(self) -> bool {
+        (5..=10).contains(&self.code())
+    }
+
+    /// Whether a rumor block may follow the body (header flag bit 1).
+    pub fn carries_rumors(self) -> bool {
+        matches!(
+            self,
+            MessageType::Ping | MessageType::Pong | MessageType::Probe | MessageType::Ack
+        )
     }
 
     /// Whether the body is a gossip section (MEET, PING, PONG).
@@ -220,7 +269,8 @@ pub struct Message<'a> {
     pub header: Header,
     /// The body, by type.
     pub body: Body<'a>,
-    /// PING or PONG with [`FLAG_RUMORS`]: the rumor block after the section.
+    /// PING, PONG, PROBE or ACK with [`FLAG_RUMORS`]: the rumor block after
+    /// the section or the members.
     pub rumors: Option<RumorBlock<'a>>,
 }
 
@@ -246,6 +296,8 @@ pub enum Body<'a> {
     Pull(Keys<'a>),
     /// RUMOR: a standalone rumor block.
     Rumor(RumorBlock<'a>),
+    /// One of the swim profile's messages.
+    Swim(SwimBody<'a>),
 }
 
 /// Why a datagram was refused. Decoding changes no state, so every variant means
@@ -377,6 +429,15 @@ fn decode_with(bytes: &[u8], opened: bool) -> Result<Message<'_>, DecodeError> {
                 incarnation: be_u32(body, field::FAIL_INCARNATION.start),
             }
         }
+        kind if kind.is_swim() => {
+            let (swim, rest) = swim::decode_body(kind, body)?;
+            if header.flags & FLAG_RUMORS != 0 {
+                rumors = Some(RumorBlock::parse(rest)?);
+            } else if !rest.is_empty() {
+                return Err(DecodeError::Malformed);
+            }
+            Body::Swim(swim)
+        }
         kind => data::decode_body(kind, body)?,
     };
     Ok(Message {
@@ -419,9 +480,9 @@ fn header_with(bytes: &[u8], opened: bool) -> Result<(Header, &[u8]), DecodeErro
     if flags & !known != 0 || bytes[field::RESERVED] != 0 || sealed_alone {
         return Err(DecodeError::ReservedBits);
     }
-    // The rumor flag means something on PING and PONG only, a cookie on
-    // MEET, PING and PONG.
-    if flags & FLAG_RUMORS != 0 && !matches!(kind, MessageType::Ping | MessageType::Pong) {
+    // The rumor flag means something on PING, PONG, PROBE and ACK only, a
+    // cookie on MEET, PING and PONG.
+    if flags & FLAG_RUMORS != 0 && !kind.carries_rumors() {
         return Err(DecodeError::ReservedBits);
     }
     if flags & FLAG_COOKIE != 0 && !kind.has_section() {

@@ -56,16 +56,37 @@ pub fn render(r: &Report) -> String {
             .map(|c| c.flat().into_iter().collect())
             .unwrap_or_default();
         let g = |n: &str| flat.get(n).map_or("?", String::as_str);
-        let _ = writeln!(
-            o,
-            "| profile | {} (node_timeout {} ms, tick {} ms, fan-out {}, section {}/1000 min {}) |",
-            p.name,
-            g("node_timeout_ms"),
-            g("tick_ms"),
-            g("random_ping_fanout"),
-            g("section_per_thousand"),
-            g("section_min")
-        );
+        if g("membership") == "swim" {
+            let _ = writeln!(
+                o,
+                "| profile | {} (swim: probe every {} ms, timeout {} ms, {} indirect; suspicion {}-{} × log10 N periods; updates sent {} × log10 N times, to {} members every {} ms; digest every {} ms; awareness up to {}×) |",
+                p.name,
+                g("probe_interval_ms"),
+                g("probe_timeout_ms"),
+                g("indirect_probes"),
+                g("suspicion_mult"),
+                flat.get("suspicion_mult")
+                    .zip(flat.get("suspicion_max_mult"))
+                    .and_then(|(a, b)| Some(a.parse::<u64>().ok()? * b.parse::<u64>().ok()?))
+                    .map_or("?".into(), |m| m.to_string()),
+                g("retransmit_mult"),
+                g("gossip_nodes"),
+                g("tick_ms"),
+                g("sync_interval_ms"),
+                g("awareness_max")
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "| profile | {} (node_timeout {} ms, tick {} ms, fan-out {}, section {}/1000 min {}) |",
+                p.name,
+                g("node_timeout_ms"),
+                g("tick_ms"),
+                g("random_ping_fanout"),
+                g("section_per_thousand"),
+                g("section_min")
+            );
+        }
         if p.disseminates() {
             let _ = writeln!(
                 o,
@@ -142,7 +163,11 @@ pub fn render(r: &Report) -> String {
                 o,
                 "| type | datagrams/node/s | bytes/node/s | bytes/datagram |\n|---|---:|---:|---:|"
             );
-            for t in types {
+            // The other protocol's types, never sent, are left out.
+            let sent = |t: &&crate::observe::TypeRate| {
+                t.msgs_per_node_s > 0.0 || ["ping", "pong", "meet"].contains(&t.kind.as_str())
+            };
+            for t in types.iter().filter(sent) {
                 let or_dash = |v: Option<f64>, digits: usize| {
                     v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
                 };

@@ -26,6 +26,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("partition", include_str!("../../scenarios/partition.toml")),
     (
+        "mass-failure",
+        include_str!("../../scenarios/mass-failure.toml"),
+    ),
+    ("slow-node", include_str!("../../scenarios/slow-node.toml")),
+    (
         "section-cost",
         include_str!("../../scenarios/section-cost.toml"),
     ),
@@ -212,6 +217,10 @@ pub struct Action {
     pub rate: Option<f64>,
 }
 
+/// A stall's shortest and longest length, s, and the gaps between stalls.
+const STALL_S: (f64, f64) = (0.5, 2.0);
+const STALL_GAP_S: (f64, f64) = (1.0, 5.0);
+
 impl Action {
     /// The times, s after the warm-up, of the steps this action takes: one,
     /// or one per update for `publish` (`count` of them, `rate` a second).
@@ -225,6 +234,26 @@ impl Action {
                         _ => self.at_s,
                     })
                     .collect()
+            }
+            ActionKind::Stall => {
+                // Stalls of 0.5-2 s with gaps of 1-5 s, drawn from the action
+                // itself so that every trial (and every world) stalls alike:
+                // pause, resume, pause, resume, ...
+                let mut state = self.at_s.to_bits() ^ u64::from(self.count.unwrap_or(10));
+                let mut draw = |(lo, hi): (f64, f64)| {
+                    let u = (gossip_core::rng::splitmix64(&mut state) >> 11) as f64
+                        / (1u64 << 53) as f64;
+                    lo + (hi - lo) * u
+                };
+                let mut t = self.at_s;
+                let mut out = Vec::new();
+                for _ in 0..self.count.unwrap_or(10) {
+                    let len = draw(STALL_S);
+                    out.push(t);
+                    out.push(t + len);
+                    t += len + draw(STALL_GAP_S);
+                }
+                out
             }
             _ => vec![self.at_s],
         }
@@ -275,6 +304,10 @@ pub enum ActionKind {
     /// each published by `node` or by a random running node; needs
     /// `profile.dissemination` on.
     Publish,
+    /// `node` (default 1) stalls `count` times (default 10), each for 0.5-2 s
+    /// with 1-5 s between, from `at_s`: paused and resumed, as an overloaded
+    /// host or a long GC pause stalls a process.
+    Stall,
     /// Key rotation, step 1: every node accepts a new cluster key.
     KeyAdd,
     /// Step 2: every node sends with the newest key.
@@ -297,6 +330,7 @@ impl ActionKind {
             ActionKind::Loss => "loss",
             ActionKind::Latency => "latency",
             ActionKind::Publish => "publish",
+            ActionKind::Stall => "stall",
             ActionKind::KeyAdd => "key-add",
             ActionKind::KeySwitch => "key-switch",
             ActionKind::KeyRetire => "key-retire",
@@ -478,13 +512,52 @@ impl Scenario {
                         self.run.duration_s
                     )
                 }
+                ActionKind::Crash
+                    if [a.count.is_some(), a.node.is_some(), a.fraction.is_some()]
+                        .iter()
+                        .filter(|&&x| x)
+                        .count()
+                        > 1 =>
+                {
+                    bail!("timeline[{i}]: a crash takes a node, a count or a fraction, one of them")
+                }
+                ActionKind::Crash if a.fraction.is_some_and(|f| !(f > 0.0 && f < 1.0)) => {
+                    bail!("timeline[{i}].fraction: a crash's fraction is between 0 and 1")
+                }
+                ActionKind::Crash
+                    if a.count
+                        .is_some_and(|c| c == 0 || c as usize >= self.cluster.nodes) =>
+                {
+                    bail!(
+                        "timeline[{i}].count: a crash of between 1 and {} nodes (one must survive)",
+                        self.cluster.nodes - 1
+                    )
+                }
+                ActionKind::Crash if a.rate.is_some() => {
+                    bail!("timeline[{i}].rate: only a publish takes it")
+                }
+                ActionKind::Crash => {}
+                ActionKind::Stall
+                    if a.rate.is_some() || a.count.is_some_and(|c| !(1..=10_000).contains(&c)) =>
+                {
+                    bail!("timeline[{i}].count: a stall takes a count of stalls between 1 and 10000 (no rate)")
+                }
+                ActionKind::Stall if a.steps().last().is_some_and(|&t| t > self.run.duration_s) => {
+                    bail!(
+                        "timeline[{i}].count: the last stall would end after the measured window ({} s)",
+                        self.run.duration_s
+                    )
+                }
+                ActionKind::Stall => {}
                 ActionKind::KeyAdd | ActionKind::KeySwitch | ActionKind::KeyRetire
                     if !self.auth.key =>
                 {
                     bail!("timeline[{i}]: {} needs auth.key = true", a.action.name())
                 }
                 _ if a.action != ActionKind::Publish && (a.count.is_some() || a.rate.is_some()) => {
-                    bail!("timeline[{i}].count/rate: only a publish takes them")
+                    bail!(
+                        "timeline[{i}].count/rate: only a publish (and count, a crash) takes them"
+                    )
                 }
                 _ => {}
             }

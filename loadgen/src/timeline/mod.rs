@@ -136,6 +136,9 @@ struct Drive<'a> {
     partition_fails: u64,
     /// The last heal, if any.
     healed_at: Option<Instant>,
+    /// When each node last went from paused to running: a suspicion or FAIL
+    /// of it within `aftermath` of that is the pause's evidence, not false.
+    resumed_at: Vec<Option<Instant>>,
     /// How long a partition's evidence can still turn into a FAIL after its
     /// heal: a silence that began before the heal becomes PFAIL within
     /// node_timeout, and failure reports (or a partial view's suspicion
@@ -195,7 +198,8 @@ impl<'a> Drive<'a> {
             false_pfails: 0,
             partition_fails: 0,
             healed_at: None,
-            aftermath: config.node_timeout() + config.report_validity(),
+            resumed_at: vec![None; total],
+            aftermath: aftermath(config, total),
             progressed: 0,
             next_join: s.cluster.nodes,
             initial: s.cluster.nodes,
@@ -299,6 +303,7 @@ impl<'a> Drive<'a> {
                     // partition's evidence (reports, silences, a FAIL passed
                     // on from the other side) and is counted apart.
                     if self.status.get(x) == Some(&Status::Up)
+                        && !self.just_resumed(x, e.at)
                         && self.world.connected(e.node, x)
                         && self.world.connected(x, e.node)
                     {
@@ -334,6 +339,7 @@ impl<'a> Drive<'a> {
                     // and reachable, not explained by a heal, is false.
                     let after_heal = self.healed_at.is_some_and(|h| e.at < h + self.aftermath);
                     if self.status.get(x) == Some(&Status::Up)
+                        && !self.just_resumed(x, e.at)
                         && self.world.connected(e.node, x)
                         && self.world.connected(x, e.node)
                         && !after_heal
@@ -407,7 +413,19 @@ impl<'a> Drive<'a> {
     }
 
     /// Records node `n`'s new status at `at`, accounting up-time in the window.
+    /// Whether node `x` was paused until less than `aftermath` before `at`.
+    fn just_resumed(&self, x: usize, at: Instant) -> bool {
+        self.resumed_at
+            .get(x)
+            .copied()
+            .flatten()
+            .is_some_and(|r| at < r + self.aftermath)
+    }
+
     fn set_status(&mut self, n: usize, status: Status, at: Instant) {
+        if self.status[n] == Status::Paused && status == Status::Up {
+            self.resumed_at[n] = Some(at);
+        }
         if let Some(since) = self.up_since[n].take() {
             let from = since.max(self.warmup);
             if at > from {
@@ -470,22 +488,38 @@ impl<'a> Drive<'a> {
                 self.mark(now, format!("node {n} joins"));
             }
             ActionKind::Crash => {
-                let Some(n) = a.node.or_else(|| running(&self.status)) else {
-                    return Ok(());
+                // `count` nodes, or that `fraction` of those running, at the
+                // same instant (a mass failure), the last ones running; or
+                // `node`.
+                let up = self.status.iter().filter(|&&s| s == Status::Up).count();
+                let count = match (a.count, a.fraction) {
+                    (Some(c), _) => c,
+                    (None, Some(f)) => ((up as f64 * f).round() as u32).clamp(1, up as u32 - 1),
+                    (None, None) => 1,
                 };
-                let holders = self.world.holders(n);
-                self.world
-                    .crash(n)
-                    .map_err(|e| anyhow!("crash of node {n}: {e:#}"))?;
-                self.set_status(n, Status::Down, now);
-                self.new_item(ItemKey::Fail(n), Some(n), None, now);
-                if let Some(t) = self.items.last_mut() {
-                    t.holders.clone_from(&holders);
+                for _ in 0..count {
+                    let Some(n) = a.node.or_else(|| running(&self.status)) else {
+                        return Ok(());
+                    };
+                    let holders = self.world.holders(n);
+                    self.world
+                        .crash(n)
+                        .map_err(|e| anyhow!("crash of node {n}: {e:#}"))?;
+                    self.set_status(n, Status::Down, now);
+                    self.new_item(ItemKey::Fail(n), Some(n), None, now);
+                    if let Some(t) = self.items.last_mut() {
+                        t.holders.clone_from(&holders);
+                    }
+                    self.world.track(ItemKey::Fail(n));
+                    self.crashed.push((n, now, holders));
+                    if count == 1 {
+                        self.mark(now, format!("node {n} crashes"));
+                    }
                 }
-                self.world.track(ItemKey::Fail(n));
-                self.crashed.push((n, now, holders));
+                if count > 1 {
+                    self.mark(now, format!("{count} nodes crash"));
+                }
                 self.agreement.disrupted();
-                self.mark(now, format!("node {n} crashes"));
             }
             ActionKind::Restart => {
                 let Some(n) = a.node.or_else(|| self.crashed.last().map(|c| c.0)) else {
@@ -502,6 +536,22 @@ impl<'a> Drive<'a> {
                 self.set_status(n, Status::Up, at);
                 self.agreement.opened("restart", Some(n), now);
                 self.mark(now, format!("node {n} restarts"));
+            }
+            ActionKind::Stall => {
+                let n = a.node.unwrap_or(1);
+                if self.status.get(n) == Some(&Status::Up) && step % 2 == 0 {
+                    self.world
+                        .pause(n)
+                        .map_err(|e| anyhow!("stall of node {n}: {e:#}"))?;
+                    self.set_status(n, Status::Paused, now);
+                    self.agreement.disrupted();
+                } else if self.status.get(n) == Some(&Status::Paused) && step % 2 == 1 {
+                    self.world
+                        .resume(n)
+                        .map_err(|e| anyhow!("stall of node {n}: {e:#}"))?;
+                    self.set_status(n, Status::Up, now);
+                    self.agreement.opened("resume", Some(n), now);
+                }
             }
             ActionKind::Pause => {
                 let Some(n) = a.node.or_else(|| running(&self.status)) else {
@@ -745,4 +795,20 @@ fn publish_mark(a: &Action) -> String {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
+}
+
+/// How long after a heal or a resume a FAIL or a suspicion of a running node
+/// still comes from the disruption's evidence: the redis rules' silence plus
+/// the reports' validity; swim's longest suspicion plus a probe period.
+fn aftermath(config: &gossip_core::Config, nodes: usize) -> Duration {
+    match config.membership() {
+        gossip_core::profile::Membership::Swim => {
+            let log10 = (nodes.max(10) as f64).log10();
+            let longest = config.probe_interval().as_secs_f64()
+                * f64::from(config.suspicion_mult() * config.suspicion_max_mult())
+                * log10;
+            Duration::from_secs_f64(longest) + config.probe_interval()
+        }
+        gossip_core::profile::Membership::Redis => config.node_timeout() + config.report_validity(),
+    }
 }

@@ -151,8 +151,22 @@ impl Upkeep {
     }
 }
 
-/// Membership message types, as ping overhead counts them (DESIGN §3).
-pub const UPKEEP: [&str; 3] = ["ping", "pong", "meet"];
+/// Membership message types, as ping overhead counts them (DESIGN §3): the
+/// redis machine's, then the swim profile's.
+pub const UPKEEP: [&str; 9] = [
+    "ping",
+    "pong",
+    "meet",
+    "probe",
+    "ack",
+    "probe_req",
+    "nack",
+    "sync",
+    "state",
+];
+
+/// How many of [`UPKEEP`] the redis machine sends (the rest are swim's).
+pub const UPKEEP_REDIS: usize = 3;
 
 /// What a world adds to a finished trial.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -228,8 +228,17 @@ impl World for SimWorld {
 }
 
 /// Our message types in [`UPKEEP`] order.
-pub(crate) const UPKEEP_TYPES: [MessageType; UPKEEP.len()] =
-    [MessageType::Ping, MessageType::Pong, MessageType::Meet];
+pub(crate) const UPKEEP_TYPES: [MessageType; UPKEEP.len()] = [
+    MessageType::Ping,
+    MessageType::Pong,
+    MessageType::Meet,
+    MessageType::Probe,
+    MessageType::Ack,
+    MessageType::ProbeReq,
+    MessageType::Nack,
+    MessageType::Sync,
+    MessageType::State,
+];
 
 fn network(s: &Scenario) -> NetworkParams {
     let lo = Duration::from_secs_f64(s.network.latency_ms / 1e3);

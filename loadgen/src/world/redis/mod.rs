@@ -171,7 +171,12 @@ impl World for RedisWorld {
                 // A node whose bytes are missing is left out rather than
                 // counted as sending none.
                 let bus = c.bus?;
-                let msgs = [c.sent.ping, c.sent.pong, c.sent.meet];
+                let mut msgs = [0; crate::world::UPKEEP.len()];
+                msgs[..crate::world::UPKEEP_REDIS].copy_from_slice(&[
+                    c.sent.ping,
+                    c.sent.pong,
+                    c.sent.meet,
+                ]);
                 Some(Upkeep {
                     at: Instant::from_micros(c.at.as_micros() as u64),
                     life: c.life,

@@ -1,0 +1,132 @@
+//! swim's sending half: its messages encoded from their descriptors, with
+//! waiting updates piggybacked and STATE answers written chunk by chunk.
+
+use crate::ids::NodeId;
+use crate::outbox::{Outgoing, Skip};
+use crate::peers::PeerState;
+use crate::wire::{encode_nack, encode_sync, Header, Health, Member, MembersWriter, MessageType};
+
+use super::{queue, sync, Cx, Swim, SYNC_ANSWER_SEQ};
+
+impl Swim {
+    /// Encodes a queued swim message.
+    pub(crate) fn encode(
+        &mut self,
+        cx: &mut Cx<'_>,
+        out: &Outgoing,
+        buf: &mut [u8],
+        header: &Header,
+    ) -> Result<usize, Skip> {
+        let seq = out.about_incarnation;
+        match out.kind {
+            MessageType::Nack => encode_nack(buf, header, seq).map_err(|_| Skip::TooSmall),
+            MessageType::Sync => {
+                let members = cx.failure.members();
+                let log2 = sync::buckets_log2(members, buf.len());
+                let me = (cx.me.id, cx.me.incarnation, self.refute);
+                let hashes = sync::digest(cx.peers, &self.side, me, log2);
+                encode_sync(buf, header, &hashes, seq == SYNC_ANSWER_SEQ)
+                    .map_err(|_| Skip::TooSmall)
+            }
+            MessageType::State if seq != 0 => self.encode_job(cx, seq, buf, header),
+            _ => {
+                let target = match out.kind {
+                    MessageType::ProbeReq => match cx.peers.find(out.about) {
+                        Some(i) => Some(self.record(cx, i)),
+                        None => return Err(Skip::Nothing),
+                    },
+                    _ => None,
+                };
+                let mut w = MembersWriter::new(buf, header, seq, target.as_ref())
+                    .map_err(|_| Skip::TooSmall)?;
+                if !out.bare {
+                    self.piggyback(cx, &mut w);
+                }
+                if out.kind == MessageType::State && w.count() == 0 {
+                    return Err(Skip::Nothing);
+                }
+                Ok(w.finish())
+            }
+        }
+    }
+
+    /// Waiting updates into `w`, least-sent first, as many as fit.
+    fn piggyback(&mut self, cx: &Cx<'_>, w: &mut MembersWriter<'_>) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let limit = self.retransmits(cx);
+        self.broadcasts.sort();
+        // The first `k` went out (a member forgotten meanwhile counts as
+        // sent: its news is moot); no list of them, so nothing allocates.
+        let mut k = 0;
+        while let Some(id) = self.broadcasts.get(k) {
+            let m = match id == cx.me.id {
+                true => Some(self.own_record(cx)),
+                false => cx.peers.find(id).map(|i| self.record(cx, i)),
+            };
+            if m.is_some_and(|m| !w.push(&m)) {
+                break;
+            }
+            k += 1;
+        }
+        for i in (0..k).rev() {
+            self.broadcasts.sent(i, limit);
+        }
+    }
+
+    fn encode_job(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        buf: &mut [u8],
+        header: &Header,
+    ) -> Result<usize, Skip> {
+        let own = self.own_record(cx);
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Err(Skip::Nothing);
+        };
+        let mut w = MembersWriter::new(buf, header, 0, None).map_err(|_| Skip::TooSmall)?;
+        if !job.self_done {
+            if job.differs(sync::bucket(own.id, job.log2)) && !w.push(&own) {
+                return Err(Skip::TooSmall);
+            }
+            job.self_done = true;
+        }
+        let mut full = false;
+        while job.next < cx.peers.len() {
+            let p = cx.peers.get(job.next);
+            let listed = matches!(p.state, PeerState::Alive | PeerState::Pfail);
+            if listed && job.differs(sync::bucket(p.id, job.log2)) {
+                let m = Member {
+                    id: p.id,
+                    life: p.incarnation,
+                    refute: self.side[job.next].refute,
+                    health: if p.state == PeerState::Pfail {
+                        Health::Suspect
+                    } else {
+                        Health::Alive
+                    },
+                    endpoint: p.endpoint,
+                    suspecter: self.side[job.next].latest_suspecter(),
+                };
+                if !w.push(&m) {
+                    full = true;
+                    break;
+                }
+            }
+            job.next += 1;
+        }
+        job.chunks = job.chunks.saturating_sub(1);
+        let (to, more) = (job.to, full && job.chunks > 0);
+        if more {
+            queue(cx, to, MessageType::State, id, NodeId(0), false);
+        } else {
+            self.jobs.finish(id);
+        }
+        if w.count() == 0 {
+            return Err(Skip::Nothing);
+        }
+        Ok(w.finish())
+    }
+}

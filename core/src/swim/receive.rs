@@ -1,0 +1,353 @@
+//! swim's receiving half: dispatch of its messages, ACKs of our probes and
+//! of those we relay, joins and handshakes, SYNC answers, and the merge of
+//! member records by SWIM's precedence.
+
+use crate::event::Event;
+use crate::ids::{Endpoint, NodeId};
+use crate::peers::PeerState;
+use crate::time::Instant;
+use crate::wire::{Header, Health, Member, MessageType, SwimBody, SyncDigest};
+
+use super::records::{self, Verdict};
+use super::{
+    queue, sync, Cx, Relay, Swim, HANDSHAKE_SEQ_BIT, MAX_RELAYS, MAX_RESYNCS, SYNC_ANSWER_SEQ,
+};
+
+impl Swim {
+    /// One decoded datagram of ours (swim types; MEET, PING, PONG and FAIL
+    /// are the redis machine's and are counted as another profile's).
+    pub(crate) fn handle(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        from: Endpoint,
+        h: &Header,
+        body: &SwimBody<'_>,
+    ) {
+        let known = cx.peers.find(h.sender);
+        if let Some(i) = known {
+            let p = cx.peers.get_mut(i);
+            p.data_received = now;
+            if h.incarnation < p.incarnation {
+                cx.outbox.stats.drops.stale_incarnation += 1;
+                return;
+            }
+        }
+        // What the sender says about itself by sending: alive, in this life.
+        if let Some(i) = known {
+            self.heard_from(cx, now, i, h, from);
+        }
+        match *body {
+            SwimBody::Probe { seq, updates } => {
+                let member = known.is_some_and(|i| cx.peers.get(i).is_member());
+                // Unknown senders get a bare ACK: no more bytes than they sent.
+                queue(cx, from, MessageType::Ack, seq, NodeId(0), !member);
+                if member {
+                    self.apply_all(cx, now, h, from, updates.iter());
+                }
+            }
+            SwimBody::Ack { seq, updates } => {
+                self.handle_ack(cx, now, known, from, h, seq);
+                if known.is_some_and(|i| cx.peers.get(i).is_member()) {
+                    self.apply_all(cx, now, h, from, updates.iter());
+                }
+            }
+            SwimBody::ProbeReq {
+                seq,
+                target,
+                updates,
+            } => {
+                let Some(i) = known.filter(|&i| cx.peers.get(i).is_member()) else {
+                    cx.outbox.stats.drops.unknown_sender += 1;
+                    return;
+                };
+                let _ = i;
+                self.apply_all(cx, now, h, from, updates.iter());
+                if self.relays.len() < MAX_RELAYS {
+                    let ours = self.next_seq();
+                    self.relays.push(Relay {
+                        seq: ours,
+                        requester: from,
+                        their_seq: seq,
+                        sent: now,
+                        nacked: false,
+                    });
+                    let to = match cx.peers.find(target.id) {
+                        Some(t) => cx.peers.get(t).endpoint,
+                        None => target.endpoint,
+                    };
+                    queue(cx, to, MessageType::Probe, ours, NodeId(0), false);
+                }
+            }
+            SwimBody::Nack { seq } => {
+                if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+                    p.nacks += 1;
+                }
+            }
+            SwimBody::Sync(d) => self.handle_sync(cx, now, known, from, h, d),
+            SwimBody::State(members) => {
+                if known.is_some_and(|i| cx.peers.get(i).is_member()) {
+                    self.apply_all(cx, now, h, from, members.iter());
+                } else {
+                    cx.outbox.stats.drops.unknown_sender += 1;
+                }
+            }
+        }
+    }
+
+    /// A datagram from member `i`: it is alive in this life, at this address.
+    fn heard_from(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, h: &Header, from: Endpoint) {
+        let p = cx.peers.get_mut(i);
+        if p.endpoint != from {
+            p.endpoint = from;
+        }
+        if h.incarnation > p.incarnation {
+            let own = Member {
+                id: h.sender,
+                life: h.incarnation,
+                refute: 0,
+                health: Health::Alive,
+                endpoint: from,
+                suspecter: NodeId(0),
+            };
+            self.apply(cx, now, &own);
+        }
+    }
+
+    fn handle_ack(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        known: Option<usize>,
+        from: Endpoint,
+        h: &Header,
+        seq: u32,
+    ) {
+        // Our probe (direct, or relayed back to us).
+        if let Some(p) = self.probe.filter(|p| p.seq == seq) {
+            self.probe = None;
+            if p.asked == 0 {
+                self.health_down();
+            }
+            if let Some(i) = cx.peers.find(p.target) {
+                cx.peers.get_mut(i).pong_received = now;
+                cx.peers.get_mut(i).ping_sent = crate::peers::NO_PING;
+            }
+            return;
+        }
+        // An indirect probe we ran for someone: pass the ACK on.
+        if let Some(k) = self.relays.iter().position(|r| r.seq == seq) {
+            let r = self.relays.swap_remove(k);
+            queue(
+                cx,
+                r.requester,
+                MessageType::Ack,
+                r.their_seq,
+                NodeId(0),
+                true,
+            );
+            return;
+        }
+        // A join answered: the node there is a member, and ours to sync with.
+        if let Some(k) = self.joins.iter().position(|j| j.seq == seq && j.to == from) {
+            self.joins.swap_remove(k);
+            if known.is_none() {
+                let m = Member {
+                    id: h.sender,
+                    life: h.incarnation,
+                    refute: 0,
+                    health: Health::Alive,
+                    endpoint: from,
+                    suspecter: NodeId(0),
+                };
+                self.add(cx, now, &m, PeerState::Alive);
+            }
+            self.resync = Some((from, now));
+            self.resyncs = 0;
+            return;
+        }
+        // A handshake: the ACK to our challenge proves the address.
+        if seq & HANDSHAKE_SEQ_BIT != 0 {
+            if let Some(i) = known.filter(|&i| cx.peers.get(i).state == PeerState::Handshake) {
+                if self.side[i].since.as_micros() as u32 == seq {
+                    self.admit(cx, now, i, PeerState::Alive, NodeId(0));
+                    // Fetch what it knows, and let it fetch from us.
+                    queue(cx, from, MessageType::Sync, 0, NodeId(0), false);
+                }
+            }
+        }
+    }
+
+    fn handle_sync(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        known: Option<usize>,
+        from: Endpoint,
+        h: &Header,
+        d: SyncDigest<'_>,
+    ) {
+        let member = known.filter(|&i| cx.peers.get(i).is_member());
+        let Some(_) = member else {
+            // An address not proven: challenge it with a PROBE (30 bytes,
+            // no more than the SYNC's 33 or more) and hold it in handshake.
+            let i = match known {
+                Some(i) => i,
+                None => {
+                    let m = Member {
+                        id: h.sender,
+                        life: h.incarnation,
+                        refute: 0,
+                        health: Health::Alive,
+                        endpoint: from,
+                        suspecter: NodeId(0),
+                    };
+                    match self.add(cx, now, &m, PeerState::Handshake) {
+                        Some(i) => i,
+                        None => return,
+                    }
+                }
+            };
+            let seq = (cx.rng.next_u64() as u32) | HANDSHAKE_SEQ_BIT;
+            // The challenge rides in `since`, unused while in handshake.
+            self.side[i].since = Instant::from_micros(u64::from(seq));
+            cx.peers.get_mut(i).inbound = true;
+            queue(cx, from, MessageType::Probe, seq, NodeId(0), true);
+            return;
+        };
+        let answer = d.answer();
+        let me = (cx.me.id, cx.me.incarnation, self.refute);
+        let ours = sync::digest(cx.peers, &self.side, me, d.log2());
+        let Some(job) = self.jobs.start(
+            from,
+            d.log2(),
+            &ours,
+            |b| d.bucket(b),
+            cx.config.sync_chunks(),
+        ) else {
+            if answer {
+                self.resyncs = 0;
+            }
+            return;
+        };
+        queue(cx, from, MessageType::State, job, NodeId(0), false);
+        if !answer {
+            // Push-pull: our digest back, so that it sends what we lack.
+            queue(
+                cx,
+                from,
+                MessageType::Sync,
+                SYNC_ANSWER_SEQ,
+                NodeId(0),
+                false,
+            );
+        } else if self.resyncs < MAX_RESYNCS {
+            // We still differ: ask again next tick (a joiner fetching).
+            self.resyncs += 1;
+            self.resync = Some((from, now + cx.config.tick()));
+        }
+    }
+
+    fn apply_all(
+        &mut self,
+        cx: &mut Cx<'_>,
+        now: Instant,
+        h: &Header,
+        from: Endpoint,
+        records: impl Iterator<Item = Member>,
+    ) {
+        for mut m in records {
+            cx.copies.count_entry(m.id, m.health == Health::Dead);
+            if m.endpoint.ip().is_unspecified() {
+                if m.id != h.sender {
+                    continue; // an address only its sender can give
+                }
+                m.endpoint = from;
+            }
+            self.apply(cx, now, &m);
+        }
+    }
+
+    /// Merges one member record (SWIM's rules, with lives).
+    fn apply(&mut self, cx: &mut Cx<'_>, now: Instant, m: &Member) {
+        if m.id == cx.me.id {
+            self.about_me(cx, m);
+            return;
+        }
+        let Some(i) = cx.peers.find(m.id) else {
+            if m.health != Health::Dead {
+                let state = match m.health {
+                    Health::Suspect => PeerState::Pfail,
+                    _ => PeerState::Alive,
+                };
+                self.add(cx, now, m, state);
+            }
+            return;
+        };
+        let held = self.record(cx, i);
+        if cx.peers.get(i).state == PeerState::Handshake {
+            return; // proven by its own ACK, not by hearsay
+        }
+        match records::compare(
+            (held.life, held.refute, held.health),
+            (m.life, m.refute, m.health),
+        ) {
+            Verdict::Stale => {}
+            Verdict::Confirms => {
+                // Lifeguard counts independent suspicions: by whom each was
+                // raised, not who forwarded it.
+                if self.side[i].confirm(m.suspecter) {
+                    // Lifeguard: a confirmation is news to pass on.
+                    self.broadcasts.push(m.id);
+                }
+            }
+            Verdict::Restart | Verdict::Newer | Verdict::Worse => {
+                let restart = m.life > held.life;
+                if restart {
+                    let p = cx.peers.get_mut(i);
+                    p.incarnation = m.life;
+                    p.endpoint = m.endpoint;
+                    cx.outbox.emit(Event::PeerRestarted {
+                        id: m.id,
+                        incarnation: m.life,
+                    });
+                }
+                self.side[i].refute = m.refute;
+                match m.health {
+                    Health::Alive => {
+                        if held.health == Health::Dead {
+                            self.dead.retain(|&x| x != m.id);
+                            let at = cx.rng.index(self.order.len() + 1);
+                            self.order.insert(at, m.id);
+                        }
+                        cx.set_state(i, PeerState::Alive);
+                        self.broadcasts.push(m.id);
+                    }
+                    Health::Suspect => {
+                        if held.health == Health::Dead {
+                            self.dead.retain(|&x| x != m.id);
+                            let at = cx.rng.index(self.order.len() + 1);
+                            self.order.insert(at, m.id);
+                        }
+                        self.suspect(cx, now, i, m.suspecter);
+                    }
+                    Health::Dead if held.health != Health::Dead => {
+                        self.declare_dead(cx, now, i, false)
+                    }
+                    Health::Dead => self.broadcasts.push(m.id),
+                }
+            }
+        }
+    }
+
+    /// A record about ourselves: refute a suspicion or a death in this life.
+    fn about_me(&mut self, cx: &mut Cx<'_>, m: &Member) {
+        if m.life != cx.me.incarnation || m.health == Health::Alive || m.refute < self.refute {
+            return;
+        }
+        self.refute = m.refute + 1;
+        // Lifeguard: being suspected is a sign we are the slow one.
+        self.health_up(cx);
+        self.broadcasts.push(cx.me.id);
+    }
+}

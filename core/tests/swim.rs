@@ -1,0 +1,287 @@
+//! The swim profile in the simulator: a cluster forms with every node holding
+//! every other, a crash is dead at every node and nobody else is, and what a
+//! node sends in the steady state is the probe traffic alone.
+#![cfg(feature = "sim")]
+
+use std::time::Duration;
+
+use gossip_core::sim::{Fault, Latency, LinkRule, NetworkParams, NodeSet, Simulation};
+use gossip_core::wire::MessageType;
+use gossip_core::{Config, Event, Instant, PeerState, Profile};
+
+fn swim() -> Config {
+    Profile::Swim
+        .builder()
+        .build()
+        .expect("the swim profile is valid")
+}
+
+fn formed(seed: u64, nodes: usize, config: Config) -> Simulation {
+    let mut sim = Simulation::builder(seed, nodes)
+        .config(config)
+        .network(NetworkParams::LAN)
+        .track_joins(false)
+        .record_events(true)
+        .build();
+    sim.start_all_meeting(0);
+    sim.run_until(Instant::from_millis(20_000));
+    sim
+}
+
+/// Members node `i` holds in `state`.
+fn count(sim: &Simulation, i: usize, state: PeerState) -> usize {
+    sim.node(i)
+        .unwrap()
+        .peers()
+        .iter()
+        .filter(|p| p.state() == state)
+        .count()
+}
+
+#[test]
+fn a_swim_cluster_forms_with_every_node_holding_every_other() {
+    let n = 64;
+    let sim = formed(0x5_1111, n, swim());
+    for i in 0..n {
+        assert_eq!(count(&sim, i, PeerState::Alive), n - 1, "node {i}");
+    }
+    let suspicions = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e.event, Event::PeerPfail { .. } | Event::PeerFail { .. }))
+        .count();
+    assert_eq!(suspicions, 0, "no live node suspected");
+}
+
+#[test]
+fn the_steady_state_is_a_probe_and_an_ack_a_period() {
+    let n = 64;
+    let mut sim = formed(0x5_2222, n, swim());
+    let sent = |sim: &Simulation| -> (u64, u64) {
+        let mut d = 0;
+        let mut b = 0;
+        for i in 0..n {
+            for kind in MessageType::ALL {
+                let t = sim.node(i).unwrap().stats().sent(kind);
+                d += t.datagrams;
+                b += t.bytes;
+            }
+        }
+        (d, b)
+    };
+    let (d0, b0) = sent(&sim);
+    sim.run_for(Duration::from_secs(30));
+    let (d1, b1) = sent(&sim);
+    let per_node_s = |x: u64| x as f64 / n as f64 / 30.0;
+    let (datagrams, bytes) = (per_node_s(d1 - d0), per_node_s(b1 - b0));
+    println!("swim N={n}: {datagrams:.2} datagrams and {bytes:.1} bytes a node a second");
+    // A PROBE and an ACK of 30 bytes each per 300 ms period, a SYNC every
+    // 5 s: about 6.9 datagrams and 210 bytes.
+    assert!((6.0..8.0).contains(&datagrams), "{datagrams}");
+    assert!(bytes < 295.0, "{bytes} bytes a node a second");
+}
+
+#[test]
+fn a_crash_is_dead_at_every_node_and_nobody_else_is() {
+    let n = 64;
+    let mut sim = formed(0x5_3333, n, swim());
+    let crashed = 17;
+    let id = sim.id(crashed);
+    let at = sim.now();
+    sim.apply(Fault::Crash(crashed));
+    sim.run_for(Duration::from_secs(15));
+    let mut last = Duration::ZERO;
+    for i in sim.up_nodes() {
+        let dead = sim
+            .events()
+            .iter()
+            .find(|e| e.node == i && matches!(e.event, Event::PeerFail { id: x, .. } if x == id));
+        let e = dead.unwrap_or_else(|| panic!("node {i} never had the crashed node dead"));
+        last = last.max(e.at.saturating_duration_since(at));
+    }
+    println!(
+        "swim N={n}: dead at every node {:.2} s after the crash",
+        last.as_secs_f64()
+    );
+    let false_dead = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e.event, Event::PeerFail { id: x, .. } if x != id))
+        .count();
+    assert_eq!(false_dead, 0);
+    // The suspicion timeout's floor is 2 × log10 64 × 0.3 s = 1.08 s, its
+    // ceiling 4.3 s: only confirmations from other members bring it down
+    // (Lifeguard), and a dead record then spreads in a few gossip rounds.
+    assert!(last < Duration::from_millis(2_500), "{last:?}");
+}
+
+/// PFAIL (suspect) and FAIL (dead) events about node `x` at other nodes.
+fn about(sim: &Simulation, x: usize) -> (usize, usize) {
+    let id = sim.id(x);
+    let suspect = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e.event, Event::PeerPfail { id: i } if i == id))
+        .count();
+    let dead = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e.event, Event::PeerFail { id: i, .. } if i == id))
+        .count();
+    (suspect, dead)
+}
+
+#[test]
+fn a_paused_node_refutes_its_suspicion_and_stays_alive_everywhere() {
+    // Paused for 0.7 s: probed and suspected meanwhile, resumed before the
+    // suspicion's floor (2 × log10 32 × 0.3 s = 0.9 s) plus its spread. It
+    // hears it is suspected and refutes; without refutation the suspicion
+    // would stand and every node would declare it dead.
+    let n = 32;
+    let mut sim = formed(0x5_4444, n, swim());
+    let x = 9;
+    sim.apply(Fault::Pause(x));
+    sim.run_for(Duration::from_millis(700));
+    sim.apply(Fault::Resume(x));
+    sim.run_for(Duration::from_secs(10));
+    let (suspect, dead) = about(&sim, x);
+    assert!(
+        suspect > 0,
+        "the pause went unnoticed: the test shows nothing"
+    );
+    assert_eq!(dead, 0, "{suspect} suspicions ended in death");
+    let (refutations, _) = sim.node(x).unwrap().swim_health();
+    assert!(refutations > 0);
+    for i in (0..n).filter(|&i| i != x) {
+        let p = sim.node(i).unwrap().peers().by_id(sim.id(x)).unwrap();
+        assert_eq!(p.state(), PeerState::Alive, "node {i}");
+    }
+}
+
+#[test]
+fn indirect_probes_keep_a_node_behind_one_broken_link_unsuspected() {
+    // Node 3 cannot reach node 7 (one direction): its direct probes of 7
+    // fail, and only members probing 7 for it keep 7 unsuspected.
+    let run = |indirect: u32| {
+        let config = Profile::Swim
+            .builder()
+            .indirect_probes(indirect)
+            .build()
+            .unwrap();
+        let mut sim = formed(0x5_5555, 16, config);
+        sim.apply(Fault::AddLink(LinkRule {
+            from: NodeSet::from_iter([3]),
+            to: NodeSet::from_iter([7]),
+            latency: None,
+            loss: None,
+            blocked: true,
+        }));
+        sim.run_for(Duration::from_secs(60));
+        about(&sim, 7)
+    };
+    assert_eq!(run(3), (0, 0), "suspected with indirect probes");
+    let (suspect, _) = run(0);
+    assert!(
+        suspect > 0,
+        "without indirect probes node 3 suspects node 7"
+    );
+}
+
+#[test]
+fn anti_entropy_brings_back_what_a_partitioned_node_missed() {
+    // Node 5 is cut off while four nodes join; by the heal, the joins' news
+    // has been sent on its limited number of times. Only the digest exchange
+    // tells node 5 of them (with it switched off, a day apart, it never
+    // learns them).
+    let run = |sync: Duration| {
+        let config = Profile::Swim
+            .builder()
+            .sync_interval(sync)
+            .dead_retention(Duration::from_secs(300))
+            .build()
+            .unwrap();
+        let n = 24;
+        let mut sim = Simulation::builder(0x5_6666, n + 4)
+            .config(config)
+            .network(NetworkParams::LAN)
+            .track_joins(false)
+            .record_events(true)
+            .build();
+        for i in 0..n {
+            sim.apply(Fault::Start {
+                node: i,
+                meet: (i > 0).then_some(0),
+            });
+        }
+        sim.run_until(Instant::from_millis(20_000));
+        sim.apply(Fault::Partition(vec![NodeSet::from_iter([5])]));
+        for j in n..n + 4 {
+            sim.apply(Fault::Start {
+                node: j,
+                meet: Some(0),
+            });
+        }
+        sim.run_for(Duration::from_secs(30));
+        sim.apply(Fault::Heal);
+        sim.run_for(Duration::from_secs(30));
+        let node5 = sim.node(5).unwrap();
+        (n..n + 4)
+            .filter(|&j| {
+                node5
+                    .peers()
+                    .by_id(sim.id(j))
+                    .is_some_and(|p| p.state() == PeerState::Alive)
+            })
+            .count()
+    };
+    assert_eq!(run(Duration::from_secs(5)), 4);
+    assert_eq!(run(Duration::from_secs(86_400)), 0, "gossip alone told it");
+}
+
+#[test]
+fn local_health_awareness_keeps_a_slow_node_from_suspecting_others() {
+    // Node 1 is slow ten times for 2 s: what reaches it waits 0.6 s before
+    // it reads it (an overloaded host). Its probes' ACKs then come after its
+    // probe timeout, and without Lifeguard's local health awareness it
+    // suspects the healthy nodes it probes; with it, the missed ACKs and
+    // NACKs stretch its own timeouts first.
+    let run = |awareness_max: u32| {
+        let mut false_suspicions = 0;
+        for seed in 0..3u64 {
+            let config = Profile::Swim
+                .builder()
+                .awareness_max(awareness_max)
+                .build()
+                .unwrap();
+            let n = 32;
+            let mut sim = formed(0x5_7777 + seed, n, config);
+            let start = sim.events().len();
+            for _ in 0..10 {
+                sim.apply(Fault::AddLink(LinkRule {
+                    from: NodeSet::range(0..n),
+                    to: NodeSet::from_iter([1]),
+                    latency: Some(Latency::Fixed(Duration::from_millis(600))),
+                    loss: None,
+                    blocked: false,
+                }));
+                sim.run_for(Duration::from_secs(2));
+                sim.apply(Fault::ClearLinks);
+                sim.run_for(Duration::from_secs(3));
+            }
+            sim.run_for(Duration::from_secs(5));
+            let slow = sim.id(1);
+            false_suspicions += sim.events()[start..]
+                .iter()
+                .filter(|e| matches!(e.event, Event::PeerPfail { id } if id != slow))
+                .count();
+        }
+        false_suspicions
+    };
+    let (off, on) = (run(1), run(8));
+    println!("false suspicions of healthy nodes: {off} without awareness, {on} with");
+    assert!(
+        off > 0,
+        "the slowness caused nothing: the test shows nothing"
+    );
+    assert!(on * 10 <= off, "{on} with awareness, {off} without");
+}
