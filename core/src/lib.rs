@@ -1,8 +1,9 @@
 //! `gossip-core`: the gossip protocol as a deterministic, sans-io state machine.
 //!
 //! It holds the wire codec ([`wire`]), the peer table ([`peers`]), Redis-style
-//! membership gossip (MEET, PING, PONG, FAIL; PFAIL and FAIL by quorum) and the
-//! parameters that shape it ([`profile`]).
+//! membership gossip (MEET, PING, PONG, FAIL; PFAIL and FAIL by quorum), SWIM
+//! membership with Lifeguard's refinements (the swim profile), and the
+//! parameters that shape them ([`profile`]).
 //! A node also counts the copies it receives of a few tracked items
 //! ([`ItemId`], [`Node::track`], [`Node::copies`]), so that drivers measure
 //! redundancy without decoding a datagram twice.
@@ -50,8 +51,8 @@
 //! ```text
 //! sim                          the simulator (feature `sim`): a network of Nodes
 //! node                         Node: inputs, dispatch by sender and type, encoding
-//! membership | failure | dissemination     the sub-machines Node owns, each with
-//!   (membership calls failure)             its own state and a context per call
+//! membership | swim | failure | dissemination   the sub-machines Node owns, each
+//!   (membership and swim call failure)          with its own state and a context
 //! outbox | copies              what a node owes the outside; copies of tracked items
 //! profile | epidemic | event   parameters; store and rumor rules; events, counters
 //! peers | error                the peer table; ConfigError
@@ -70,7 +71,8 @@
 //! - [`peers`]: the peer table (dense indices, hot fields, failure reports,
 //!   batched lookups and the one `unsafe`, a prefetch hint).
 //! - `error`: [`ConfigError`].
-//! - [`profile`]: [`Config`], its builder and validation, the two profiles.
+//! - [`profile`]: [`Config`] declared once (its builder, validation and flat
+//!   named view), the three profiles.
 //! - [`epidemic`]: the versioned store ([`epidemic::data`]) and the rumor
 //!   rules ([`epidemic::rumor`]).
 //! - [`event`]: [`Event`]s and the counters ([`Stats`]).
@@ -80,10 +82,14 @@
 //! - `membership`: the cron, handshakes and `meet`, admission into the table,
 //!   gossip sections (Redis `clusterCron`, `clusterSendPing`,
 //!   `clusterProcessGossipSection`).
-//! - `failure`: PFAIL, failure reports, FAIL by quorum, FAIL messages.
+//! - `failure`: PFAIL, failure reports, FAIL by quorum, FAIL messages, and the
+//!   state bookkeeping every profile's transitions go through.
+//! - `swim`: the swim profile's membership (SWIM with Lifeguard): probes,
+//!   indirect probes, refutable suspicion, piggybacked updates, digest
+//!   anti-entropy (docs/design/swim.md).
 //! - `dissemination`: publish, rumor mongering and the node's anti-entropy
 //!   exchange over datagrams ([`Node::publish`]).
-//! - `node`: [`Node`], which owns the peer table, the outbox and the three
+//! - `node`: [`Node`], which owns the peer table, the outbox and the four
 //!   sub-machines, and hands each a context of disjoint borrows per call.
 //! - [`sim`] (feature `sim`): a seeded discrete-event network of real nodes.
 #![cfg_attr(not(test), no_std)]
