@@ -11,6 +11,7 @@ use super::Node;
 impl Node {
     /// The swim machine and its context: disjoint borrows of self.
     pub(super) fn swim(&mut self) -> (&mut Swim, swim::Cx<'_>) {
+        // The same borrows as the redis machine's: one context type.
         let cx = swim::Cx {
             config: &self.config,
             me: &self.me,

@@ -26,16 +26,12 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
-use crate::copies::Copies;
 use crate::event::Event;
-use crate::failure::{self, Failure};
-use crate::ids::{Endpoint, Identity, NodeId};
-use crate::outbox::{Outbox, Outgoing};
-use crate::peers::{Peer, PeerState, PeerTable};
-use crate::profile::Config;
-use crate::rng::Rng;
+use crate::ids::{Endpoint, NodeId};
+use crate::outbox::Outgoing;
+use crate::peers::{Peer, PeerState};
 use crate::time::Instant;
-use crate::wire::{Health, Member, MessageType};
+use crate::wire::{Header, Health, Member, MessageType};
 
 use records::{Broadcasts, Side};
 use sync::Jobs;
@@ -76,29 +72,9 @@ pub(crate) struct Swim {
     dead: Vec<NodeId>,
 }
 
-/// What swim reads and writes of its node for one call.
-#[derive(Debug)]
-pub(crate) struct Cx<'a> {
-    pub(crate) config: &'a Config,
-    pub(crate) me: &'a Identity,
-    pub(crate) rng: &'a mut Rng,
-    pub(crate) peers: &'a mut PeerTable,
-    pub(crate) outbox: &'a mut Outbox,
-    pub(crate) copies: &'a mut Copies,
-    pub(crate) failure: &'a mut Failure,
-}
-
-impl Cx<'_> {
-    fn set_state(&mut self, i: usize, to: PeerState) {
-        let cx = &mut failure::Cx {
-            config: self.config,
-            peers: &mut *self.peers,
-            outbox: &mut *self.outbox,
-            copies: &mut *self.copies,
-        };
-        self.failure.set_state(cx, i, to);
-    }
-}
+/// What swim reads and writes of its node for one call: what the redis
+/// membership machine borrows, the same parts.
+pub(crate) use crate::membership::Cx;
 
 /// The probe of this protocol period.
 #[derive(Clone, Copy, Debug)]
@@ -294,6 +270,19 @@ impl Swim {
             endpoint: p.endpoint,
             // The latest independent suspicion, so that each one spreads.
             suspecter: self.side[i].latest_suspecter(),
+        }
+    }
+
+    /// What a datagram says of its sender by being sent: alive, in the life
+    /// its header names, at the address it came from.
+    fn sender_alive(h: &Header, from: Endpoint) -> Member {
+        Member {
+            id: h.sender,
+            life: h.incarnation,
+            refute: 0,
+            health: Health::Alive,
+            endpoint: from,
+            suspecter: NodeId(0),
         }
     }
 

@@ -102,14 +102,7 @@ impl Swim {
             p.endpoint = from;
         }
         if h.incarnation > p.incarnation {
-            let own = Member {
-                id: h.sender,
-                life: h.incarnation,
-                refute: 0,
-                health: Health::Alive,
-                endpoint: from,
-                suspecter: NodeId(0),
-            };
+            let own = Self::sender_alive(h, from);
             self.apply(cx, now, &own);
         }
     }
@@ -152,14 +145,7 @@ impl Swim {
         if let Some(k) = self.joins.iter().position(|j| j.seq == seq && j.to == from) {
             self.joins.swap_remove(k);
             if known.is_none() {
-                let m = Member {
-                    id: h.sender,
-                    life: h.incarnation,
-                    refute: 0,
-                    health: Health::Alive,
-                    endpoint: from,
-                    suspecter: NodeId(0),
-                };
+                let m = Self::sender_alive(h, from);
                 self.add(cx, now, &m, PeerState::Alive);
             }
             self.resync = Some((from, now));
@@ -194,14 +180,7 @@ impl Swim {
             let i = match known {
                 Some(i) => i,
                 None => {
-                    let m = Member {
-                        id: h.sender,
-                        life: h.incarnation,
-                        refute: 0,
-                        health: Health::Alive,
-                        endpoint: from,
-                        suspecter: NodeId(0),
-                    };
+                    let m = Self::sender_alive(h, from);
                     match self.add(cx, now, &m, PeerState::Handshake) {
                         Some(i) => i,
                         None => return,
