@@ -57,3 +57,6 @@ done
 "$lg" run --scenario mass-failure --world sim --trials 2 --out "$out/mass-failure-sim-n300"
 "$lg" sweep --scenario slow-node --world udp --trials 1 --sweep profile.awareness_max=1,8 \
   --out "$out/slow-node-udp-n64"
+"$lg" sweep --scenario crash --world sim --nodes 64 --set profile.name=swim \
+  --sweep profile.probe_interval_ms=150,200,300,500 --sweep profile.indirect_probes=1,3 \
+  --sweep profile.retransmit_mult=2,4 --trials 5 --out "$out/swim-pareto-sim-n64"
