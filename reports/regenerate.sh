@@ -54,6 +54,8 @@ for n in 64 256; do
   "$lg" run --scenario crash --world udp --nodes $n --set profile.name=swim --trials 3 \
     --out "$out/swim-crash-udp-n$n"
 done
+"$lg" run --scenario crash --world udp --nodes 64 --set profile.name=swim \
+  --set profile.probe_interval_ms=150 --trials 3 --out "$out/swim-crash-udp-n64-fast"
 "$lg" run --scenario mass-failure --world sim --trials 2 --out "$out/mass-failure-sim-n300"
 "$lg" sweep --scenario slow-node --world udp --trials 1 --sweep profile.awareness_max=1,8 \
   --out "$out/slow-node-udp-n64"
