@@ -1,7 +1,9 @@
 //! The io_uring datapath: one ring per I/O thread, one multishot `RecvMsgMulti`
 //! per socket on a shared provided-buffer ring, sends pushed as `Send` entries
 //! with a destination address (or `SendMsg`, see [`SendOp`]) and submitted
-//! together with the wait in one `io_uring_enter`.
+//! together with the wait in one `io_uring_enter`; while a round of
+//! receives was capped (ring dry, or the kernel's per-socket batch) `poll`
+//! enters again at once, up to [`DATAGRAMS_PER_POLL`].
 //!
 //! With offload ([`DatapathOptions::offload`]) sends wait for the next `poll`,
 //! are cut into GSO runs by the planner the mmsg datapath uses, and leave as
@@ -60,7 +62,8 @@ const OFFLOAD_RECV_BUFFERS: usize = 64;
 /// multishot receive behind other work (`MULTISHOT_MAX_RETRY` in
 /// io_uring/net.c, Linux 6.7 on; with DEFER_TASKRUN the requeued receive
 /// runs at the next enter). UDP sets no IORING_CQE_F_SOCK_NONEMPTY, so a
-/// round with this many receives is taken as "maybe more waiting".
+/// socket with this many receives in one round is taken as "maybe more
+/// waiting".
 const MULTISHOT_RETRIES: usize = 32;
 /// Submission queue entries; the completion queue gets four times as many,
 /// since every socket's multishot receive can post many completions per enter.
@@ -129,9 +132,11 @@ pub struct UringDatapath {
     slots: SendSlots,
     /// Sockets whose multishot receive ended and must be re-armed.
     rearm: Vec<usize>,
-    /// Receive completions that carried a buffer in the current round of
-    /// `poll` (see `poll` for why it counts them).
-    receives: usize,
+    /// The current round of `poll` (one enter and its reaping), to count
+    /// receives per socket and round; see `poll`.
+    round: u32,
+    /// A socket had [`MULTISHOT_RETRIES`] receives this round.
+    batch_full: bool,
     /// Scratch: completions copied out of the ring before they are handled.
     cqes: Vec<(u64, i32, u32)>,
     /// Cancels submitted and not yet completed.
@@ -173,6 +178,9 @@ struct SocketEntry {
     /// Bumped on every reuse of the index, carried in the receive's user_data.
     generation: u16,
     armed: bool,
+    /// Receives in round `round` of `poll`.
+    round: u32,
+    round_receives: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,7 +270,8 @@ impl UringDatapath {
             bufs,
             slots,
             rearm: Vec::new(),
-            receives: 0,
+            round: 0,
+            batch_full: false,
             cqes: Vec::with_capacity(1024),
             cancels_in_flight: 0,
             counters: DatapathCounters::default(),
@@ -400,7 +409,13 @@ impl UringDatapath {
         };
         let active = entry.state == SocketState::Active;
         if let Some(bid) = cqueue::buffer_select(flags) {
-            self.receives += 1;
+            let e = &mut self.sockets[index];
+            if e.round == self.round {
+                e.round_receives += 1;
+            } else {
+                (e.round, e.round_receives) = (self.round, 1);
+            }
+            self.batch_full |= e.round_receives as usize >= MULTISHOT_RETRIES;
             if res > 0 {
                 let buf = self.bufs.buffer(bid, res as usize);
                 match RecvMsgOut::parse(buf, &self.recv_hdr) {
@@ -560,6 +575,8 @@ impl Datapath for UringDatapath {
                     state: SocketState::Free,
                     generation: 0,
                     armed: false,
+                    round: 0,
+                    round_receives: 0,
                 });
                 self.sockets.len() - 1
             }
@@ -665,7 +682,8 @@ impl Datapath for UringDatapath {
         loop {
             self.enter(wait)?;
             let (before, dry_before) = (self.counters.datagrams_in, self.counters.enobufs);
-            self.receives = 0;
+            self.round = self.round.wrapping_add(1);
+            self.batch_full = false;
             self.reap(on_datagram);
             // One enter takes at most a ring's worth of receives, and the
             // kernel at most MULTISHOT_RETRIES from one socket before it
@@ -677,7 +695,7 @@ impl Datapath for UringDatapath {
             // re-armed receives that ran dry. Up to the poll's budget, as
             // the mmsg datapath reads, and only while each round delivers,
             // so the loop ends.
-            let capped = self.counters.enobufs > dry_before || self.receives >= MULTISHOT_RETRIES;
+            let capped = self.counters.enobufs > dry_before || self.batch_full;
             let delivered = self.counters.datagrams_in > before;
             if !capped || !delivered || self.counters.datagrams_in >= budget_end {
                 return Ok(());
