@@ -390,6 +390,12 @@ fn run(args: Args, mut set: Vec<(String, String)>) -> Result<()> {
         c.stale,
         c.datagrams_in,
     );
+    // And how receiving went: io_uring's multishot receives that ran out of
+    // buffers (each re-armed), and what was dropped on the way in.
+    eprintln!(
+        "gossip-node: receives: received {} gro_receives {} truncated {} errors {} enobufs {} rearms {} drains {}",
+        c.datagrams_in, c.gro_receives, c.truncated, c.recv_errors, c.enobufs, c.rearms, c.drains,
+    );
     Ok(())
 }
 

@@ -209,6 +209,7 @@ impl Snapshot {
             &mut c.stale,
             &mut c.enobufs,
             &mut c.rearms,
+            &mut c.drains,
             &mut c.syscalls,
             &mut c.gso_sends,
             &mut c.gro_receives,
@@ -620,6 +621,12 @@ impl Collector for MetricsSource {
             "gossip_datapath_rearms_total",
             "Multishot receives re-armed (io_uring).",
             vec![on_dp(&[], c.rearms)],
+        )?;
+        counter(
+            e,
+            "gossip_datapath_drains_total",
+            "Extra enters within one poll to read what an empty buffer ring left in the sockets (io_uring).",
+            vec![on_dp(&[], c.drains)],
         )?;
         counter(
             e,

@@ -245,6 +245,89 @@ fn an_empty_buffer_ring_ends_the_multishot_receive_which_is_rearmed_without_loss
     assert!(c.rearms >= c.enobufs, "{c:?}");
 }
 
+/// A burst far larger than the buffer ring, as a PING wave brings: with
+/// offload the io_uring ring holds 64 receives of 64 KiB, datagrams not
+/// coalesced (each from its own send) take one each, and one enter takes at
+/// most 33 receives from a socket. One poll still reads the whole burst up
+/// to the poll's budget, as mmsg does: a poll that stopped after one enter
+/// would leave the rest in the socket's buffer, 33 receives a turn, where a
+/// wave overflows it. Beyond the budget the rest waits for the next polls,
+/// none lost.
+#[test]
+fn a_burst_larger_than_the_buffer_ring_is_read_in_one_poll_up_to_the_budget() {
+    const RING: usize = 64;
+    for kind in kinds("a_burst_larger_than_the_buffer_ring_is_read_in_one_poll") {
+        let mut dp = create(
+            kind,
+            DatapathOptions {
+                offload: true,
+                ..options(RING)
+            },
+        )
+        .expect("datapath");
+        // Room in the socket's buffer for the whole of both bursts.
+        let b = bind("127.0.0.1:0".parse().unwrap(), 16 << 20).expect("bind");
+        let addr_b = b.local_addr().unwrap();
+        dp.register(b).unwrap();
+        dp.poll(Some(Duration::ZERO), &mut |_, _, _| {}).unwrap();
+        let outside = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut next = 0u32;
+        let mut send = |count: usize| {
+            let mut datagram = [0u8; 100];
+            for _ in 0..count {
+                datagram[..4].copy_from_slice(&next.to_be_bytes());
+                outside.send_to(&datagram, addr_b).unwrap();
+                next += 1;
+            }
+        };
+        let mut got: Vec<u32> = Vec::new();
+        let poll_once = |dp: &mut dyn Datapath, got: &mut Vec<u32>| {
+            let before = got.len();
+            dp.poll(Some(Duration::from_secs(1)), &mut |_, _, bytes| {
+                got.push(u32::from_be_bytes(bytes[..4].try_into().unwrap()))
+            })
+            .unwrap();
+            got.len() - before
+        };
+        // Sixteen rings' worth, within the budget: one poll.
+        let burst = 16 * RING;
+        send(burst);
+        let first = poll_once(dp.as_mut(), &mut got);
+        assert_eq!(
+            first,
+            burst,
+            "{kind}: the burst in one poll: {:?}",
+            dp.counters()
+        );
+        // Three budgets' worth: the first poll stops about the budget, the
+        // next ones read the rest.
+        let big = 3 * datapath::DATAGRAMS_PER_POLL;
+        send(big);
+        let first = poll_once(dp.as_mut(), &mut got);
+        assert!(
+            (datapath::DATAGRAMS_PER_POLL..2 * datapath::DATAGRAMS_PER_POLL).contains(&first),
+            "{kind}: {first} datagrams in one poll"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < burst + big && Instant::now() < deadline {
+            poll_once(dp.as_mut(), &mut got);
+        }
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            (0..(burst + big) as u32).collect::<Vec<_>>(),
+            "{kind}: every datagram once"
+        );
+        let c = dp.counters();
+        assert_eq!(c.truncated + c.recv_errors, 0, "{kind}: {c:?}");
+        if kind == DatapathKind::Uring {
+            // Read in many enters within a poll (the kernel takes at most
+            // 33 receives from a socket per enter).
+            assert!(c.drains > 10, "{kind}: {c:?}");
+        }
+    }
+}
+
 #[test]
 fn the_fallback_line_names_the_reason() {
     let (kind, line) = datapath::resolve(datapath::DatapathChoice::Auto, || {

@@ -15,17 +15,13 @@ use std::time::Duration;
 
 use super::segment::{self, Control, Queued, CMSG_LEN, GRO_BUFFER};
 use super::sockaddr::{self, RawAddr};
-use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
+use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions, DATAGRAMS_PER_POLL};
 
 /// Datagrams per recvmmsg call.
 pub const BATCH: usize = 64;
-/// Datagrams read per poll, shared among the ready sockets: bounds the
-/// time input can hold the thread (and the deadlines waiting behind it,
-/// about 2 to 6 ms of protocol work) while letting one shared socket, which
-/// carries the input of many nodes, take all of it; level-triggered epoll
-/// reports a socket again if more is waiting.
-const DATAGRAMS_PER_POLL: usize = 2_048;
-/// The least a ready socket may read per poll.
+/// The least a ready socket may read per poll ([`DATAGRAMS_PER_POLL`] is
+/// shared among the ready sockets; level-triggered epoll reports a socket
+/// again if more is waiting).
 const DATAGRAMS_PER_SOCKET: usize = 4 * BATCH;
 /// Messages per recvmmsg with offload: each may hold up to 64 datagrams, so
 /// a few keep one call within the per-socket budget.

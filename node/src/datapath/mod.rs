@@ -129,6 +129,9 @@ pub struct DatapathCounters {
     pub enobufs: u64,
     /// io_uring only: multishot receives re-armed after they ended.
     pub rearms: u64,
+    /// io_uring only: extra enters within one `poll` to take what a dry
+    /// buffer ring left queued in the sockets (see [`DATAGRAMS_PER_POLL`]).
+    pub drains: u64,
     /// System calls made (io_uring_enter, or epoll_wait + recvmmsg + sendmsg).
     pub syscalls: u64,
     /// Offload only: sends that carried several datagrams as one (UDP GSO).
@@ -245,6 +248,14 @@ impl FromStr for DatapathChoice {
         }
     }
 }
+
+/// Datagrams one `poll` reads at most (both datapaths; the last receive
+/// may take it past by one batch): bounds the time input can hold the
+/// thread (and the deadlines waiting behind it, about 2 to 6 ms of protocol
+/// work) while letting one shared socket, which carries the input of many
+/// nodes, take all of it. What is left waits in the socket's buffer for the
+/// next `poll`.
+pub const DATAGRAMS_PER_POLL: usize = 2_048;
 
 /// Sizes shared by both datapaths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

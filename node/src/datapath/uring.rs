@@ -1,7 +1,9 @@
 //! The io_uring datapath: one ring per I/O thread, one multishot `RecvMsgMulti`
 //! per socket on a shared provided-buffer ring, sends pushed as `Send` entries
 //! with a destination address (or `SendMsg`, see [`SendOp`]) and submitted
-//! together with the wait in one `io_uring_enter`.
+//! together with the wait in one `io_uring_enter`; while a round of
+//! receives was capped (ring dry, or the kernel's per-socket batch) `poll`
+//! enters again at once, up to [`DATAGRAMS_PER_POLL`].
 //!
 //! With offload ([`DatapathOptions::offload`]) sends wait for the next `poll`,
 //! are cut into GSO runs by the planner the mmsg datapath uses, and leave as
@@ -30,7 +32,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 use super::segment::{self, Queued, CMSG_LEN, GRO_BUFFER};
 use super::sockaddr::{self, RawAddr};
 use super::uring_mem::{BufRing, Prepared, RunHeaders, SendSlots};
-use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions};
+use super::{Datapath, DatapathCounters, DatapathKind, DatapathOptions, DATAGRAMS_PER_POLL};
 
 mod gso;
 
@@ -49,9 +51,20 @@ const OP_GSO: u64 = 4;
 /// memory long gone from the cache, and uring-gso ran at 0.93x mmsg-gso in
 /// datapath-bench (whose recvmmsg reuses four); with 64 (4 MiB) 1.00x, with
 /// 16 about 1.04x. When they run out the multishot receive ends with
-/// ENOBUFS, the datagrams wait in the socket's buffer, and the receive is
-/// re-armed once buffers are back (counted in `enobufs`).
+/// ENOBUFS (counted in `enobufs`), the datagrams wait in the socket's
+/// buffer, and `poll` re-arms the receive and enters again at once, so a
+/// burst of any size is read within the poll's budget (a PING wave's
+/// uncoalesced datagrams take a buffer each). Memory: 64 buffers of
+/// 65,632 bytes (aggregate, `recvmsg_out` header, name, `UDP_GRO`
+/// control), 4.0 MiB per I/O thread, plus one page of ring.
 const OFFLOAD_RECV_BUFFERS: usize = 64;
+/// Receives the kernel makes from one socket in one go before it requeues a
+/// multishot receive behind other work (`MULTISHOT_MAX_RETRY` in
+/// io_uring/net.c, Linux 6.7 on; with DEFER_TASKRUN the requeued receive
+/// runs at the next enter). UDP sets no IORING_CQE_F_SOCK_NONEMPTY, so a
+/// socket with this many receives in one round is taken as "maybe more
+/// waiting".
+const MULTISHOT_RETRIES: usize = 32;
 /// Submission queue entries; the completion queue gets four times as many,
 /// since every socket's multishot receive can post many completions per enter.
 const SQ_ENTRIES: u32 = 4_096;
@@ -119,6 +132,11 @@ pub struct UringDatapath {
     slots: SendSlots,
     /// Sockets whose multishot receive ended and must be re-armed.
     rearm: Vec<usize>,
+    /// The current round of `poll` (one enter and its reaping), to count
+    /// receives per socket and round; see `poll`.
+    round: u32,
+    /// A socket had [`MULTISHOT_RETRIES`] receives this round.
+    batch_full: bool,
     /// Scratch: completions copied out of the ring before they are handled.
     cqes: Vec<(u64, i32, u32)>,
     /// Cancels submitted and not yet completed.
@@ -160,6 +178,9 @@ struct SocketEntry {
     /// Bumped on every reuse of the index, carried in the receive's user_data.
     generation: u16,
     armed: bool,
+    /// Receives in round `round` of `poll`.
+    round: u32,
+    round_receives: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +270,8 @@ impl UringDatapath {
             bufs,
             slots,
             rearm: Vec::new(),
+            round: 0,
+            batch_full: false,
             cqes: Vec::with_capacity(1024),
             cancels_in_flight: 0,
             counters: DatapathCounters::default(),
@@ -386,6 +409,13 @@ impl UringDatapath {
         };
         let active = entry.state == SocketState::Active;
         if let Some(bid) = cqueue::buffer_select(flags) {
+            let e = &mut self.sockets[index];
+            if e.round == self.round {
+                e.round_receives += 1;
+            } else {
+                (e.round, e.round_receives) = (self.round, 1);
+            }
+            self.batch_full |= e.round_receives as usize >= MULTISHOT_RETRIES;
             if res > 0 {
                 let buf = self.bufs.buffer(bid, res as usize);
                 match RecvMsgOut::parse(buf, &self.recv_hdr) {
@@ -483,6 +513,42 @@ impl UringDatapath {
         self.push(&sqe.user_data((OP_SEND << OP_SHIFT) | u64::from(slot)));
     }
 
+    /// One `io_uring_enter`: submits what is queued (sends, re-arms) and
+    /// waits for one completion or `wait`; with completions already waiting
+    /// it only submits and runs deferred task work (GETEVENTS with a zero
+    /// timeout). `want` stays 1: counting our own sends in it (to sleep
+    /// through their completions) would sleep the whole timeout whenever a
+    /// send's completion is late, leaving input unread meanwhile. The cost is
+    /// one extra enter in a turn whose sends complete at once.
+    fn enter(&mut self, wait: Option<Duration>) -> io::Result<()> {
+        let ready = !self.ring.completion().is_empty();
+        self.counters.syscalls += 1;
+        let wait = if ready { Some(Duration::ZERO) } else { wait };
+        let result = match wait {
+            Some(t) => {
+                let ts = Timespec::from(t);
+                self.ring
+                    .submitter()
+                    .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            }
+            None => self.ring.submitter().submit_and_wait(1),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            // ETIME: the timeout passed; EINTR: a signal; EBUSY: completions
+            // are backed up and reaping them is the cure.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Operations the kernel still holds references for.
     fn in_flight(&self) -> usize {
         self.slots.in_flight
@@ -509,6 +575,8 @@ impl Datapath for UringDatapath {
                     state: SocketState::Free,
                     generation: 0,
                     armed: false,
+                    round: 0,
+                    round_receives: 0,
                 });
                 self.sockets.len() - 1
             }
@@ -609,38 +677,32 @@ impl Datapath for UringDatapath {
         on_datagram: &mut dyn FnMut(usize, SocketAddr, &[u8]),
     ) -> io::Result<()> {
         self.flush();
-        let ready = !self.ring.completion().is_empty();
-        self.counters.syscalls += 1;
-        // One enter submits this iteration's sends and waits for one
-        // completion or the timeout; with completions already waiting it only
-        // submits and runs deferred task work (GETEVENTS with a zero timeout).
-        // `want` stays 1: counting our own sends in it (to sleep through their
-        // completions) would sleep the whole timeout whenever a send's
-        // completion is late, leaving input unread meanwhile. The cost is one
-        // extra enter in a turn whose sends complete at once.
-        let wait = if ready { Some(Duration::ZERO) } else { timeout };
-        let result = match wait {
-            Some(t) => {
-                let ts = Timespec::from(t);
-                self.ring
-                    .submitter()
-                    .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+        let budget_end = self.counters.datagrams_in + DATAGRAMS_PER_POLL as u64;
+        let mut wait = timeout;
+        loop {
+            self.enter(wait)?;
+            let (before, dry_before) = (self.counters.datagrams_in, self.counters.enobufs);
+            self.round = self.round.wrapping_add(1);
+            self.batch_full = false;
+            self.reap(on_datagram);
+            // One enter takes at most a ring's worth of receives, and the
+            // kernel at most MULTISHOT_RETRIES from one socket before it
+            // requeues the receive for the next enter; either way the
+            // socket may hold more (in a PING wave, thousands). Left for the
+            // next turn they pile up in the socket's buffer, one ring or 33
+            // receives a turn, where a wave overflows it. So enter again at
+            // once, without waiting: `reap` gave every buffer back and
+            // re-armed receives that ran dry. Up to the poll's budget, as
+            // the mmsg datapath reads, and only while each round delivers,
+            // so the loop ends.
+            let capped = self.counters.enobufs > dry_before || self.batch_full;
+            let delivered = self.counters.datagrams_in > before;
+            if !capped || !delivered || self.counters.datagrams_in >= budget_end {
+                return Ok(());
             }
-            None => self.ring.submitter().submit_and_wait(1),
-        };
-        match result {
-            Ok(_) => {}
-            // ETIME: the timeout passed; EINTR: a signal; EBUSY: completions
-            // are backed up and reaping them below is the cure.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) => {}
-            Err(e) => return Err(e),
+            self.counters.drains += 1;
+            wait = Some(Duration::ZERO);
         }
-        self.reap(on_datagram);
-        Ok(())
     }
 
     fn max_datagram(&self) -> usize {
