@@ -250,18 +250,12 @@ impl Node {
         }
         if self.config.membership() == Protocol::Swim {
             // A keyed member's datagrams pass its replay window, as below.
-            if let Some(i) = self.peers.find(h.sender) {
-                if !self.fresh(i, &h, trailer) {
-                    return self.refuse(AuthError::Replay);
-                }
+            let known = self.peers.find(h.sender);
+            if known.is_some_and(|i| !self.fresh(i, &h, trailer)) {
+                return self.refuse(AuthError::Replay);
             }
-            self.handle_swim(
-                now,
-                Endpoint::new(from, h.src_slot),
-                &h,
-                msg.body,
-                msg.rumors,
-            );
+            let from = Endpoint::new(from, h.src_slot);
+            self.handle_swim(now, from, known, &h, msg.body, msg.rumors);
             return Ok(());
         }
         let meets = &mut self.membership.meets;

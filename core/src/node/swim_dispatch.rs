@@ -26,23 +26,22 @@ impl Node {
 
     /// A datagram under the swim profile: swim's own types to its machine,
     /// data messages from members to dissemination, the rest counted as
-    /// another profile's.
+    /// another profile's. `known`: the sender's index in the peer table.
     pub(super) fn handle_swim(
         &mut self,
         now: Instant,
         from: Endpoint,
+        known: Option<usize>,
         h: &Header,
         body: Body<'_>,
         rumors: Option<RumorBlock<'_>>,
     ) {
-        let member = self
-            .peers
-            .find(h.sender)
-            .filter(|&i| self.peers.get(i).is_member());
+        // The machine only appends to the table here, so the index holds.
+        let member = known.filter(|&i| self.peers.get(i).is_member());
         match body {
             Body::Swim(b) => {
                 let (s, mut cx) = self.swim();
-                s.handle(&mut cx, now, from, h, &b);
+                s.handle(&mut cx, now, from, known, h, &b);
                 match (rumors, member) {
                     (Some(block), Some(i)) => {
                         let (epidemic, mut cx) = self.dissemination();

@@ -4,7 +4,9 @@
 use crate::ids::NodeId;
 use crate::outbox::{Outgoing, Skip};
 use crate::peers::PeerState;
-use crate::wire::{encode_nack, encode_sync, Header, Health, Member, MembersWriter, MessageType};
+use crate::wire::{
+    encode_nack, encode_sync, Header, Health, Member, MembersWriter, MessageType, MEMBER_LEN_V4,
+};
 
 use super::{queue, sync, Cx, Swim, SYNC_ANSWER_SEQ};
 
@@ -56,7 +58,9 @@ impl Swim {
             return;
         }
         let limit = self.retransmits(cx);
-        self.broadcasts.sort();
+        // No more can fit than the smallest records would.
+        self.broadcasts
+            .least_sent_first(w.remaining() / MEMBER_LEN_V4 + 1);
         // The first `k` went out (a member forgotten meanwhile counts as
         // sent: its news is moot); no list of them, so nothing allocates.
         let mut k = 0;

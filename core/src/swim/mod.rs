@@ -164,10 +164,14 @@ impl Swim {
 
     /// Times a membership update is sent on.
     fn retransmits(&self, cx: &Cx<'_>) -> u32 {
+        // memberlist: mult × ceil(log10(N + 1)), N the members with self.
         let n = cx.peers.len() + 2;
-        let digits = records::log10_at_least_one(n) as u32
-            + u32::from(n > 10usize.pow(records::log10_at_least_one(n) as u32));
-        cx.config.retransmit_mult() * digits.max(1)
+        let (mut digits, mut power) = (1, 10);
+        while power < n {
+            digits += 1;
+            power *= 10;
+        }
+        cx.config.retransmit_mult() * digits
     }
 
     /// Asks the node at `to` to let us join: a PROBE, resent once a second

@@ -16,15 +16,16 @@ use super::{
 impl Swim {
     /// One decoded datagram of ours (swim types; MEET, PING, PONG and FAIL
     /// are the redis machine's and are counted as another profile's).
+    /// `known`: the sender's index in the peer table, if it is there.
     pub(crate) fn handle(
         &mut self,
         cx: &mut Cx<'_>,
         now: Instant,
         from: Endpoint,
+        known: Option<usize>,
         h: &Header,
         body: &SwimBody<'_>,
     ) {
-        let known = cx.peers.find(h.sender);
         if let Some(i) = known {
             let p = cx.peers.get_mut(i);
             p.data_received = now;

@@ -168,12 +168,23 @@ impl Broadcasts {
         self.items.len()
     }
 
-    /// Orders the least-sent first, so a datagram takes the freshest news.
-    pub(crate) fn sort(&mut self) {
-        self.items.sort_unstable_by_key(|&(_, n)| n);
+    /// Puts the `first` least-sent in front, least-sent first, so that a
+    /// datagram takes the freshest news: O(waiting) per datagram, not a
+    /// sort of the whole queue (thousands while a large cluster forms).
+    pub(crate) fn least_sent_first(&mut self, first: usize) {
+        let first = first.min(self.items.len());
+        if first == 0 {
+            return;
+        }
+        if first < self.items.len() {
+            self.items
+                .select_nth_unstable_by_key(first - 1, |&(_, n)| n);
+        }
+        self.items[..first].sort_unstable_by_key(|&(_, n)| n);
     }
 
-    /// The waiting member at position `i` (after [`Broadcasts::sort`]).
+    /// The waiting member at position `i` (after
+    /// [`Broadcasts::least_sent_first`]).
     pub(crate) fn get(&self, i: usize) -> Option<NodeId> {
         self.items.get(i).map(|&(id, _)| id)
     }
@@ -242,11 +253,11 @@ mod tests {
         let mut b = Broadcasts::default();
         b.push(NodeId(1));
         b.push(NodeId(2));
-        b.sort();
+        b.least_sent_first(usize::MAX);
         b.sent(1, 2);
         b.sent(0, 2);
         b.push(NodeId(3));
-        b.sort();
+        b.least_sent_first(usize::MAX);
         assert_eq!(b.get(0), Some(NodeId(3)));
         for i in (0..b.len()).rev() {
             b.sent(i, 2);
