@@ -634,9 +634,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_built_in_scenario_loads() {
+    fn every_built_in_scenario_loads_with_todays_parameter_names() {
         for name in names() {
             Scenario::load(name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let (_, s) = Scenario::parse(name, &[]).unwrap();
+            assert!(s.profile.renamed.is_empty(), "{name}: {:?}", s.profile.renamed);
         }
     }
 
