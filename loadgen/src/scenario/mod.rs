@@ -638,7 +638,11 @@ mod tests {
         for name in names() {
             Scenario::load(name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             let (_, s) = Scenario::parse(name, &[]).unwrap();
-            assert!(s.profile.renamed.is_empty(), "{name}: {:?}", s.profile.renamed);
+            assert!(
+                s.profile.renamed.is_empty(),
+                "{name}: {:?}",
+                s.profile.renamed
+            );
         }
     }
 
