@@ -322,7 +322,7 @@ fn the_binary_runs_keyed_and_rotates_on_sighup() {
         .args([
             "--duration",
             "4",
-            "--node-timeout",
+            "--node-timeout-ms",
             "1500",
             "--cluster-key-file",
         ])
@@ -330,15 +330,21 @@ fn the_binary_runs_keyed_and_rotates_on_sighup() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Step 1 and 2 of a rotation at once is safe here: every node takes the
-    // file in one SIGHUP, and until each switches, all still accept key 1.
-    std::thread::sleep(Duration::from_millis(1_500));
-    std::fs::write(&path, format!("key 1 {K1}\nkey 2 {K2}\nsend 2\n")).unwrap();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    // A rotation in its two steps, a SIGHUP each: every node accepts key 2,
+    // then every node sends with it. (Both in one file raced: the nodes of
+    // one I/O thread could send with key 2 before the other thread's nodes
+    // accepted it, and one datagram was refused under load.)
+    let hup = |contents: String| {
+        std::thread::sleep(Duration::from_millis(1_000));
+        std::fs::write(&path, contents).unwrap();
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    hup(format!("key 1 {K1}\nkey 2 {K2}\nsend 1\n"));
+    hup(format!("key 1 {K1}\nkey 2 {K2}\nsend 2\n"));
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
