@@ -14,6 +14,7 @@ use std::time::{Duration, Instant as WallClock};
 
 use anyhow::{anyhow, Result};
 use gossip_core::rng::Rng;
+use gossip_core::wire::key_id;
 use gossip_core::{Config, Instant};
 
 mod agreement;
@@ -631,13 +632,28 @@ impl<'a> Drive<'a> {
             self.mark(now, publish_mark(a));
         }
         let key = publish_key(i, step);
-        match self
+        // Counting starts before the publish: on real nodes the update can reach
+        // a node on another I/O thread before a `track` issued after it is
+        // applied there, and that node's copies would go uncounted. Each
+        // timeline key is published once a trial, so its version is 1.
+        let expected = ItemKey::Update {
+            origin: n,
+            key: key_id(key.as_bytes()),
+            version: 1,
+        };
+        self.world.track(expected);
+        let published = self
             .world
-            .publish(n, key.as_bytes(), &publish_value(step))?
-        {
+            .publish(n, key.as_bytes(), &publish_value(step))?;
+        if !matches!(published, Published::Item { key, .. } if key == expected) {
+            self.world.untrack(expected);
+        }
+        match published {
             Published::Item { key, at } => {
                 self.new_item(key, None, Some(n), at);
-                self.world.track(key);
+                if key != expected {
+                    self.world.track(key);
+                }
             }
             // A store cap refused it, or the named node is not running:
             // nothing spreads, nothing to measure.
