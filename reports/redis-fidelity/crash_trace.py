@@ -19,7 +19,7 @@ def vid():
     out=socket.create_connection(('127.0.0.1',base+victim)); out.sendall(b"*2\r\n$7\r\nCLUSTER\r\n$4\r\nMYID\r\n")
     r=out.recv(100).decode().split('\r\n')[1]; out.close(); return r
 V=vid()
-pid=int(open(f'${TMPDIR:-/tmp}/redis-fidelity-rc/{base+victim}/redis.pid').read())
+pid=int(open(os.environ.get('TMPDIR','/tmp')+f'/redis-fidelity-rc/{base+victim}/redis.pid').read())
 # wait a random time so the crash lands at a random phase of the second
 time.sleep(random.uniform(0,1))
 tc=time.time(); os.kill(pid, signal.SIGKILL)
@@ -39,3 +39,5 @@ u=(tc%1.0)
 v=sorted(pf.values())
 print(f"crash at +{u:.3f}s into its wall-clock second; PFAIL seen at {len(pf)} nodes: first {v[0]:.2f} p50 {statistics.median(v):.2f} last {v[-1]:.2f}; "
       f"FAIL: first {min(fl.values()):.2f} all {max(fl.values()):.2f} ({len(fl)}/{len(socks)})")
+print("pfail:", " ".join(f"{x:.2f}" for x in v))
+print("phase-shifted (crash second start = 0): first pfail %.2f fail-all %.2f" % (v[0]+u, max(fl.values())+u))
