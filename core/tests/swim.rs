@@ -133,7 +133,7 @@ fn about(sim: &Simulation, x: usize) -> (usize, usize) {
 
 #[test]
 fn a_paused_node_refutes_its_suspicion_and_stays_alive_everywhere() {
-    // Paused for 0.7 s: probed and suspected meanwhile, resumed before the
+    // Paused until a node suspects it (at most 0.8 s), resumed before the
     // suspicion's floor (2 × log10 32 × 0.3 s = 0.9 s) plus its spread. It
     // hears it is suspected and refutes; without refutation the suspicion
     // would stand and every node would declare it dead.
@@ -141,7 +141,11 @@ fn a_paused_node_refutes_its_suspicion_and_stays_alive_everywhere() {
     let mut sim = formed(0x5_4444, n, swim());
     let x = 9;
     sim.apply(Fault::Pause(x));
-    sim.run_for(Duration::from_millis(700));
+    let paused = sim.now();
+    while about(&sim, x).0 == 0 && sim.now() - paused < Duration::from_millis(800) {
+        sim.run_for(Duration::from_millis(10));
+    }
+    sim.run_for(Duration::from_millis(50));
     sim.apply(Fault::Resume(x));
     sim.run_for(Duration::from_secs(10));
     let (suspect, dead) = about(&sim, x);

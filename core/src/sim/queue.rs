@@ -122,7 +122,9 @@ impl Queue {
         let key = u64::from(lane) << LANE_SHIFT | class << SEQ_BITS | seq;
         let e = Entry { at, key, payload };
         self.len += 1;
-        if (at, key) < self.last {
+        // At or before the last key popped. "At" happens once: `last` starts
+        // at (0, 0), which the first fault scheduled at time 0 also has.
+        if (at, key) <= self.last {
             self.early.push(e);
             return;
         }
@@ -406,6 +408,18 @@ mod tests {
         q.push(5, FAULT_LANE, DELIVER, 5);
         let order: Vec<u32> = core::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
         assert_eq!(order, [3, 5, 2, 1, 4, 0]);
+    }
+
+    #[test]
+    fn a_fault_at_time_zero_first_of_all_comes_out_first() {
+        // Its key, (0, 0), is the one `last` starts with: it used to index
+        // bucket -1 (a panic in release builds).
+        let mut q = Queue::default();
+        q.push(0, FAULT_LANE, DELIVER, 7);
+        q.push(0, 3, TIMER, 8);
+        q.push(0, FAULT_LANE, DELIVER, 9);
+        let order: Vec<u32> = core::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
+        assert_eq!(order, [7, 9, 8]);
     }
 
     #[test]

@@ -98,35 +98,37 @@ impl Swim {
             job.self_done = true;
         }
         let mut full = false;
-        while job.next < cx.peers.len() {
-            let p = cx.peers.get(job.next);
+        let len = cx.peers.len();
+        while job.walked < len {
+            let at = (job.start % len + len - job.walked % len) % len;
+            let p = cx.peers.get(at);
             let listed = matches!(p.state, PeerState::Alive | PeerState::Pfail);
             if listed && job.differs(sync::bucket(p.id, job.log2)) {
                 let m = Member {
                     id: p.id,
                     life: p.incarnation,
-                    refute: self.side[job.next].refute,
+                    refute: self.side[at].refute,
                     health: if p.state == PeerState::Pfail {
                         Health::Suspect
                     } else {
                         Health::Alive
                     },
                     endpoint: p.endpoint,
-                    suspecter: self.side[job.next].latest_suspecter(),
+                    suspecter: self.side[at].latest_suspecter(),
                 };
                 if !w.push(&m) {
                     full = true;
                     break;
                 }
             }
-            job.next += 1;
+            job.walked += 1;
         }
         job.chunks = job.chunks.saturating_sub(1);
         let (to, more) = (job.to, full && job.chunks > 0);
         if more {
             queue(cx, to, MessageType::State, id, NodeId(0), false);
         } else {
-            self.jobs.finish(id);
+            self.jobs.finish(id, len);
         }
         if w.count() == 0 {
             return Err(Skip::Nothing);

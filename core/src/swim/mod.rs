@@ -40,9 +40,6 @@ use sync::Jobs;
 const MAX_RELAYS: usize = 64;
 /// Most joins (`meet`) waiting for an answer.
 const MAX_JOINS: usize = 64;
-/// Consecutive SYNCs sent at once (a tick apart) while digests keep
-/// differing, as a joiner fetches the membership; then back to the period.
-const MAX_RESYNCS: u32 = 256;
 
 /// swim's own state; the peer table, the outbox and the state bookkeeping
 /// come in a [`Cx`].
@@ -63,9 +60,8 @@ pub(crate) struct Swim {
     /// Lifeguard's local health score, 0 to `awareness_max` - 1.
     awareness: u32,
     next_sync: Instant,
-    /// SYNCs in a row sent a tick apart; where to, and when next.
-    resyncs: u32,
-    resync: Option<(Endpoint, Instant)>,
+    /// The exchange of digests in progress, if any.
+    fetch: Option<sync::Fetch>,
     jobs: Jobs,
     joins: Vec<Join>,
     /// Members this node declared dead or learned dead, and since when.
@@ -108,6 +104,19 @@ struct Join {
     last_sent: Instant,
 }
 
+/// How a member record arrived. Rumors are passed on in turn (SWIM's
+/// dissemination); a STATE answer is anti-entropy, a repair each node makes
+/// for itself: failure news (suspect, dead) it brings is passed on in full, a
+/// member new to us once, an alive refresh not at all. Passing on every member
+/// a joiner fetches in full would gossip the whole membership from each
+/// joiner: at 5,000 nodes, 5,000 records times the retransmit limit (16) from
+/// every one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Rumor,
+    Sync,
+}
+
 /// A handshake: a node that sent a SYNC from an address not proven yet gets
 /// a PROBE with this seq; its ACK proves the address.
 const HANDSHAKE_SEQ_BIT: u32 = 1 << 31;
@@ -126,8 +135,7 @@ impl Swim {
             broadcasts: Broadcasts::default(),
             awareness: 0,
             next_sync: now,
-            resyncs: 0,
-            resync: None,
+            fetch: None,
             jobs: Jobs::default(),
             joins: Vec::new(),
             dead: Vec::new(),
@@ -200,6 +208,7 @@ impl Swim {
         now: Instant,
         m: &Member,
         state: PeerState,
+        via: Via,
     ) -> Option<usize> {
         let mut peer = Peer::new(m.id, m.endpoint, m.life, now);
         peer.pong_received = now;
@@ -218,7 +227,7 @@ impl Swim {
             endpoint: m.endpoint,
         });
         if state != PeerState::Handshake {
-            self.admit(cx, now, i, state, m.suspecter);
+            self.admit(cx, now, i, state, m.suspecter, via);
         }
         Some(i)
     }
@@ -231,6 +240,7 @@ impl Swim {
         i: usize,
         state: PeerState,
         suspecter: NodeId,
+        via: Via,
     ) {
         cx.set_state(i, PeerState::Alive);
         let id = cx.peers.get(i).id;
@@ -245,7 +255,15 @@ impl Swim {
         if state == PeerState::Pfail {
             self.suspect(cx, now, i, suspecter);
         }
-        self.broadcasts.push(id);
+        match via {
+            Via::Rumor => self.broadcasts.push(id),
+            // Sent on once: enough to keep the join's rumor spreading where
+            // this node was told by anti-entropy before the rumor came (a
+            // node that already holds a record does not pass its rumor on).
+            // (Counted as sent all but once, whatever the limit grows to as
+            // the table fills, and so sent after every other news.)
+            Via::Sync => self.broadcasts.push_spent(id, u32::MAX - 1),
+        }
     }
 
     fn forget(&mut self, cx: &mut Cx<'_>, i: usize) {
@@ -532,21 +550,33 @@ impl Swim {
     }
 
     fn sync_round(&mut self, cx: &mut Cx<'_>, now: Instant) {
-        if let Some((to, at)) = self.resync {
-            if now >= at {
-                self.resync = None;
-                queue(cx, to, MessageType::Sync, 0, NodeId(0), false);
-            }
+        if let Some(f) = self.fetch.as_mut().filter(|f| f.due(now)) {
+            f.next = None;
+            f.sent = now;
+            let to = f.with;
+            queue(cx, to, MessageType::Sync, 0, NodeId(0), false);
         }
         if now < self.next_sync || self.order.is_empty() {
             return;
+        }
+        if self.fetch.is_some_and(|f| f.busy(now)) {
+            return; // the next period, after this exchange
         }
         self.next_sync = now + cx.config.sync_interval();
         let id = self.order[cx.rng.index(self.order.len())];
         if let Some(j) = cx.peers.find(id) {
             let to = cx.peers.get(j).endpoint;
-            queue(cx, to, MessageType::Sync, 0, NodeId(0), false);
+            self.start_fetch(cx, now, to, false);
         }
+    }
+
+    /// Starts an exchange of digests with `with`: periodic, or a
+    /// joiner's first (`eager`: its next rounds follow a tick apart).
+    fn start_fetch(&mut self, cx: &mut Cx<'_>, now: Instant, with: Endpoint, eager: bool) {
+        queue(cx, with, MessageType::Sync, 0, NodeId(0), false);
+        let (members, chunks) = (cx.peers.len(), cx.config.sync_chunks());
+        self.fetch = Some(sync::Fetch::new(with, eager, members, chunks, now));
+        self.next_sync = now + cx.config.sync_interval();
     }
 
     fn rejoin(&mut self, cx: &mut Cx<'_>, now: Instant) {

@@ -9,9 +9,7 @@ use crate::time::Instant;
 use crate::wire::{Header, Health, Member, MessageType, SwimBody, SyncDigest};
 
 use super::records::{self, Verdict};
-use super::{
-    queue, sync, Cx, Relay, Swim, HANDSHAKE_SEQ_BIT, MAX_RELAYS, MAX_RESYNCS, SYNC_ANSWER_SEQ,
-};
+use super::{queue, sync, Cx, Relay, Swim, Via, HANDSHAKE_SEQ_BIT, MAX_RELAYS, SYNC_ANSWER_SEQ};
 
 impl Swim {
     /// One decoded datagram of ours (swim types; MEET, PING, PONG and FAIL
@@ -44,13 +42,13 @@ impl Swim {
                 // Unknown senders get a bare ACK: no more bytes than they sent.
                 queue(cx, from, MessageType::Ack, seq, NodeId(0), !member);
                 if member {
-                    self.apply_all(cx, now, h, from, updates.iter());
+                    self.apply_all(cx, now, h, from, updates.iter(), Via::Rumor);
                 }
             }
             SwimBody::Ack { seq, updates } => {
                 self.handle_ack(cx, now, known, from, h, seq);
                 if known.is_some_and(|i| cx.peers.get(i).is_member()) {
-                    self.apply_all(cx, now, h, from, updates.iter());
+                    self.apply_all(cx, now, h, from, updates.iter(), Via::Rumor);
                 }
             }
             SwimBody::ProbeReq {
@@ -63,7 +61,7 @@ impl Swim {
                     return;
                 };
                 let _ = i;
-                self.apply_all(cx, now, h, from, updates.iter());
+                self.apply_all(cx, now, h, from, updates.iter(), Via::Rumor);
                 if self.relays.len() < MAX_RELAYS {
                     let ours = self.next_seq();
                     self.relays.push(Relay {
@@ -88,7 +86,9 @@ impl Swim {
             SwimBody::Sync(d) => self.handle_sync(cx, now, known, from, h, d),
             SwimBody::State(members) => {
                 if known.is_some_and(|i| cx.peers.get(i).is_member()) {
-                    self.apply_all(cx, now, h, from, members.iter());
+                    let before = cx.peers.len();
+                    self.apply_all(cx, now, h, from, members.iter(), Via::Sync);
+                    self.fetch_more(from, cx.peers.len() - before, members.len());
                 } else {
                     cx.outbox.stats.drops.unknown_sender += 1;
                 }
@@ -104,7 +104,7 @@ impl Swim {
         }
         if h.incarnation > p.incarnation {
             let own = Self::sender_alive(h, from);
-            self.apply(cx, now, &own);
+            self.apply(cx, now, &own, Via::Rumor);
         }
     }
 
@@ -147,19 +147,27 @@ impl Swim {
             self.joins.swap_remove(k);
             if known.is_none() {
                 let m = Self::sender_alive(h, from);
-                self.add(cx, now, &m, PeerState::Alive);
+                self.add(cx, now, &m, PeerState::Alive, Via::Rumor);
             }
-            self.resync = Some((from, now));
-            self.resyncs = 0;
+            self.start_fetch(cx, now, from, true);
             return;
         }
         // A handshake: the ACK to our challenge proves the address.
         if seq & HANDSHAKE_SEQ_BIT != 0 {
             if let Some(i) = known.filter(|&i| cx.peers.get(i).state == PeerState::Handshake) {
                 if self.side[i].since.as_micros() as u32 == seq {
-                    self.admit(cx, now, i, PeerState::Alive, NodeId(0));
-                    // Fetch what it knows, and let it fetch from us.
-                    queue(cx, from, MessageType::Sync, 0, NodeId(0), false);
+                    self.admit(cx, now, i, PeerState::Alive, NodeId(0), Via::Rumor);
+                    // The SYNC that opened the handshake gets its answer
+                    // now: our digest, so that it pushes what we lack and
+                    // goes on fetching what it lacks (a joiner, in rounds).
+                    queue(
+                        cx,
+                        from,
+                        MessageType::Sync,
+                        SYNC_ANSWER_SEQ,
+                        NodeId(0),
+                        false,
+                    );
                 }
             }
         }
@@ -182,7 +190,7 @@ impl Swim {
                 Some(i) => i,
                 None => {
                     let m = Self::sender_alive(h, from);
-                    match self.add(cx, now, &m, PeerState::Handshake) {
+                    match self.add(cx, now, &m, PeerState::Handshake, Via::Rumor) {
                         Some(i) => i,
                         None => return,
                     }
@@ -196,21 +204,33 @@ impl Swim {
             return;
         };
         let answer = d.answer();
+        // An answer to the SYNC of our exchange: its digest says whether
+        // we still differ. We push what it lacks in the exchange's first
+        // round only (after that it has had it), and ask again while rounds
+        // are left.
+        let fetch = self.fetch.as_mut().filter(|f| answer && f.with == from);
+        let push = fetch.as_ref().is_none_or(|f| f.first_round());
         let me = (cx.me.id, cx.me.incarnation, self.refute);
         let ours = sync::digest(cx.peers, &self.side, me, d.log2());
-        let Some(job) = self.jobs.start(
-            from,
-            d.log2(),
-            &ours,
-            |b| d.bucket(b),
-            cx.config.sync_chunks(),
-        ) else {
-            if answer {
-                self.resyncs = 0;
+        let differ = sync::differ(&ours, |b| d.bucket(b));
+        let Some(differ) = differ else {
+            if let Some(f) = fetch {
+                f.done();
             }
             return;
         };
-        queue(cx, from, MessageType::State, job, NodeId(0), false);
+        if let Some(f) = fetch {
+            f.answered(cx, now);
+        }
+        if push {
+            let newest = cx.peers.len().saturating_sub(1);
+            if let Some(job) =
+                self.jobs
+                    .start(from, d.log2(), differ, cx.config.sync_chunks(), newest, now)
+            {
+                queue(cx, from, MessageType::State, job, NodeId(0), false);
+            }
+        }
         if !answer {
             // Push-pull: our digest back, so that it sends what we lack.
             queue(
@@ -221,10 +241,14 @@ impl Swim {
                 NodeId(0),
                 false,
             );
-        } else if self.resyncs < MAX_RESYNCS {
-            // We still differ: ask again next tick (a joiner fetching).
-            self.resyncs += 1;
-            self.resync = Some((from, now + cx.config.tick()));
+        }
+    }
+
+    /// A STATE from `from` brought `new` members in `records`: the pace of
+    /// the exchange's next round.
+    fn fetch_more(&mut self, from: Endpoint, new: usize, records: usize) {
+        if let Some(f) = self.fetch.as_mut().filter(|f| f.with == from) {
+            f.news(new, records);
         }
     }
 
@@ -235,6 +259,7 @@ impl Swim {
         h: &Header,
         from: Endpoint,
         records: impl Iterator<Item = Member>,
+        via: Via,
     ) {
         for mut m in records {
             cx.copies.count_entry(m.id, m.health == Health::Dead);
@@ -244,12 +269,12 @@ impl Swim {
                 }
                 m.endpoint = from;
             }
-            self.apply(cx, now, &m);
+            self.apply(cx, now, &m, via);
         }
     }
 
     /// Merges one member record (SWIM's rules, with lives).
-    fn apply(&mut self, cx: &mut Cx<'_>, now: Instant, m: &Member) {
+    fn apply(&mut self, cx: &mut Cx<'_>, now: Instant, m: &Member, via: Via) {
         if m.id == cx.me.id {
             self.about_me(cx, m);
             return;
@@ -260,7 +285,7 @@ impl Swim {
                     Health::Suspect => PeerState::Pfail,
                     _ => PeerState::Alive,
                 };
-                self.add(cx, now, m, state);
+                self.add(cx, now, m, state, via);
             }
             return;
         };
@@ -301,7 +326,9 @@ impl Swim {
                             self.order.insert(at, m.id);
                         }
                         cx.set_state(i, PeerState::Alive);
-                        self.broadcasts.push(m.id);
+                        if via == Via::Rumor {
+                            self.broadcasts.push(m.id);
+                        }
                     }
                     Health::Suspect => {
                         if held.health == Health::Dead {

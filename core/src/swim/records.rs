@@ -147,8 +147,14 @@ impl Broadcasts {
 
     /// Queues news about `id` (again from zero sends if it was waiting).
     pub(crate) fn push(&mut self, id: NodeId) {
+        self.push_spent(id, 0);
+    }
+
+    /// Queues news about `id` as if already sent `spent` times; news waiting
+    /// keeps the fewer sends it has.
+    pub(crate) fn push_spent(&mut self, id: NodeId, spent: u32) {
         if let Some(item) = self.items.iter_mut().find(|(x, _)| *x == id) {
-            item.1 = 0;
+            item.1 = item.1.min(spent);
             return;
         }
         if self.items.len() >= Self::CAP {
@@ -156,7 +162,7 @@ impl Broadcasts {
                 self.items.swap_remove(worst);
             }
         }
-        self.items.push((id, 0));
+        self.items.push((id, spent));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
