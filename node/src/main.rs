@@ -103,9 +103,10 @@ struct Args {
     /// --rng-seed); accepted with a warning for one release.
     #[arg(long = "seed", value_name = "ADDR[#SLOT]", value_parser = parse_endpoint, hide = true)]
     deprecated_seed: Vec<Endpoint>,
-    /// Protocol profile: redis (every node holds every other) or lean
-    /// (Redis's rules over a partial view of --max-peers peers, for clusters of
-    /// thousands).
+    /// Protocol profile: redis (every node holds every other, Redis Cluster's
+    /// rules), lean (Redis's rules over a partial view of --max-peers peers,
+    /// for clusters of thousands) or swim (every node holds every other at a
+    /// cost per node that does not grow with N: SWIM with Lifeguard).
     #[arg(long, value_name = "NAME", default_value = "redis")]
     profile: String,
     /// Deprecated spellings of --max-peers, --node-timeout-ms and --tick-ms
