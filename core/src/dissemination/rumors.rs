@@ -7,14 +7,26 @@ use crate::epidemic::data::EntryRef;
 use crate::epidemic::rumor::Trigger;
 use crate::ids::Endpoint;
 use crate::outbox::{Outgoing, Skip};
+use crate::profile::Membership;
+use crate::swim::log10_sends;
 use crate::wire::{
-    ack_id, Ack, Header, MessageType, RumorBlock, RumorWriter, SectionWriter, BARE_LEN,
-    ENTRY_LEN_V6, ENTRY_OVERHEAD, RUMOR_BLOCK_OVERHEAD,
+    ack_id, Ack, Header, MembersWriter, MessageType, RumorBlock, RumorWriter, SectionWriter,
+    ACK_LEN, BARE_LEN, ENTRY_LEN_V6, ENTRY_OVERHEAD, RUMOR_BLOCK_OVERHEAD,
 };
 
 impl Epidemic {
     /// Demers 1987, rumor mongering: each round, `fanout` random members.
     pub(super) fn rumor_round(&mut self, cx: &mut Cx<'_>, mark: usize) {
+        if cx.config.membership() == Membership::Swim {
+            // Under swim the hot rumors ride its PROBEs, ACKs and gossip
+            // datagrams (`append_after_members`), no RUMOR rounds of their
+            // own, and the stop rule's k scales with N as swim's retransmit
+            // limit does, so that receptions per node stay near k.
+            let k = u32::from(cx.config.rumor().stop.k) * log10_sends(cx.peers.len());
+            self.rumors.set_stop_k(k);
+            self.rumors.end_round();
+            return;
+        }
         let cfg = cx.config.rumor();
         let push = cfg.direction.pushes() && !self.rumors.is_idle();
         let pull = cfg.direction.pulls();
@@ -152,6 +164,52 @@ impl Epidemic {
         }
         // A piggybacked block always finishes (empty, it is left out).
         r.finish().unwrap_or(0)
+    }
+
+    /// Bytes the rumor block of a swim datagram to `to` would fill (its acks
+    /// for `to`, every hot rumor, the block's overhead), counted no further
+    /// than `cap`: the fair split's claim (docs/design/swim.md §6).
+    pub(crate) fn block_wants(&self, cx: &Cx<'_>, to: Endpoint, cap: usize) -> usize {
+        if !cx.config.dissemination().rumors() {
+            return 0;
+        }
+        let acks = self.acks.iter().filter(|(t, _)| *t == to).count();
+        let mut want = acks * ACK_LEN;
+        for h in self.rumors.hot() {
+            if want >= cap {
+                break;
+            }
+            if let Some((v, _)) = self.store.get(&h.key) {
+                want += ENTRY_OVERHEAD + h.key.len() + v.len();
+            }
+        }
+        match want {
+            0 => 0,
+            w => (w + RUMOR_BLOCK_OVERHEAD).min(cap),
+        }
+    }
+
+    /// Finishes a swim PROBE, ACK, PROBE_REQ or gossip STATE with a rumor
+    /// block of hot rumors (and acks for `out.to`) in the room its members
+    /// left. Returns the length and whether a block went in.
+    pub(crate) fn append_after_members(
+        &mut self,
+        cx: &mut Cx<'_>,
+        out: &Outgoing,
+        w: MembersWriter<'_>,
+    ) -> (usize, bool) {
+        let mut r = RumorWriter::after_members(w);
+        let out = Outgoing {
+            rumor: out.rumor | OUT_HOT,
+            ..*out
+        };
+        self.write_block(cx, &out, &mut r);
+        let carried = r.acks() + r.entries() > 0;
+        if carried {
+            cx.outbox.stats.data.rumor_blocks_piggybacked += 1;
+        }
+        // A piggybacked block always finishes (empty, it is left out).
+        (r.finish().unwrap_or(0), carried)
     }
 
     /// Writes pending acks for `out.to`, the pull flag and hot rumors as asked.

@@ -295,6 +295,13 @@ impl Rumors {
         &self.config
     }
 
+    /// Sets the stop rule's k (clamped to 1..=[`StopRule::MAX_K`]): the swim
+    /// profile scales it with the cluster's size, as its membership
+    /// updates' retransmit limit.
+    pub fn set_stop_k(&mut self, k: u32) {
+        self.config.stop.k = k.clamp(1, u32::from(StopRule::MAX_K)) as u8;
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> RumorStats {
         self.stats
