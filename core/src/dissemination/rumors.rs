@@ -2,7 +2,7 @@
 //! rumor block a PING, PONG or RUMOR carries (hot rumors, acks, a pull
 //! request), and what a received block changes.
 
-use super::{Cx, Epidemic, OUT_HOT, OUT_PULL};
+use super::{sender_tag, Cx, Epidemic, OUT_HOT, OUT_PULL};
 use crate::epidemic::data::EntryRef;
 use crate::epidemic::rumor::Trigger;
 use crate::ids::Endpoint;
@@ -104,8 +104,9 @@ impl Epidemic {
             }
         }
         let sender = cx.peers.get(i).id;
+        let tag = sender_tag(from);
         for entry in block.entries().iter() {
-            let knew = self.take_entry(cx, &entry, sender, true);
+            let knew = self.take_entry(cx, &entry, sender, Some(tag));
             if block.wants_ack() {
                 self.push_ack(cx, from, Ack::new(ack_id(entry.key, entry.stamp), knew));
             }
@@ -230,9 +231,17 @@ impl Epidemic {
             let n = hot.len();
             e.sent_ids.clear();
             let start = if n == 0 { 0 } else { e.rotate % n };
+            // Under swim a rumor is not sent back to the peer it came from
+            // (an ACK would carry back what its PROBE brought): every send
+            // of the few its limit allows goes to someone who may not know.
+            let back = (cx.config.membership() == Membership::Swim).then(|| sender_tag(out.to));
             let mut visited = 0;
             while visited < n {
                 let h = &hot[(start + visited) % n];
+                if Some(h.from()) == back {
+                    visited += 1;
+                    continue;
+                }
                 if let Some((value, stamp)) = e.store.get(&h.key).filter(|(_, s)| *s == h.stamp) {
                     let entry = EntryRef {
                         key: &h.key,
