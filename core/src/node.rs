@@ -18,7 +18,7 @@ use crate::outbox::{header, Outbox, Outgoing, Skip};
 use crate::peers::PeerTable;
 use crate::profile::{Config, CronSchedule, Membership as Protocol};
 use crate::rng::Rng;
-use crate::swim::Swim;
+use crate::swim::{Encoded, Swim};
 use crate::time::{micros, Instant};
 use crate::wire::{
     self, Body, DecodeError, Header, MessageType, RumorBlock, COOKIE_LEN, FLAG_AUTH,
@@ -319,8 +319,9 @@ impl Node {
         // Messages the cron queues from here on may carry rumors.
         let mark = self.outbox.transmits.len();
         if self.config.membership() == Protocol::Swim {
+            let hot = self.config.dissemination().rumors() && !self.epidemic.rumors().is_idle();
             let (s, mut cx) = self.swim();
-            s.tick(&mut cx, now, late);
+            s.tick(&mut cx, now, late, hot);
         } else {
             let (m, mut cx) = self.membership();
             m.cron(&mut cx, now);
@@ -601,15 +602,34 @@ impl Node {
             MessageType::Digest | MessageType::Push | MessageType::Pull => {
                 self.epidemic.take_datagram(buf).ok_or(Skip::TooSmall)
             }
-            // Nothing queues them yet: the swim machine will.
             MessageType::Probe
             | MessageType::Ack
             | MessageType::ProbeReq
             | MessageType::Nack
             | MessageType::Sync
             | MessageType::State => {
+                let want = match out.bare {
+                    true => 0,
+                    false => {
+                        let (epidemic, cx) = self.dissemination();
+                        epidemic.block_wants(&cx, out.to, buf.len())
+                    }
+                };
                 let (s, mut cx) = self.swim();
-                s.encode(&mut cx, out, buf, &header)
+                match s.encode(&mut cx, out, buf, &header, want)? {
+                    Encoded::Done(len) => Ok(len),
+                    Encoded::Members(w) => {
+                        let members = w.count();
+                        let (epidemic, mut cx) = self.dissemination();
+                        match epidemic.append_after_members(&mut cx, out, w) {
+                            // A gossip round's STATE with nothing in it.
+                            (_, false) if members == 0 && out.kind == MessageType::State => {
+                                Err(Skip::Nothing)
+                            }
+                            (len, _) => Ok(len),
+                        }
+                    }
+                }
             }
             MessageType::Rumor => {
                 let (epidemic, mut cx) = self.dissemination();

@@ -243,7 +243,7 @@ impl Epidemic {
             Body::Push(entries) => {
                 let sender = cx.peers.get(i).id;
                 for e in entries.iter() {
-                    self.take_entry(cx, &e, sender, false);
+                    self.take_entry(cx, &e, sender, None);
                 }
             }
             Body::Pull(keys) => self.answer_pull(cx, from, keys),
@@ -257,12 +257,14 @@ impl Epidemic {
 
     /// Merges one received entry; returns whether this node already knew it
     /// (held it or something newer, or could not store it).
+    /// `hot_from`: make it a hot rumor when news, received from the peer
+    /// of this [`sender_tag`].
     fn take_entry(
         &mut self,
         cx: &mut Cx<'_>,
         e: &EntryRef<'_>,
         from: NodeId,
-        make_hot: bool,
+        hot_from: Option<u64>,
     ) -> bool {
         cx.copies
             .count_update(e.stamp.origin, e.key, e.stamp.version);
@@ -270,8 +272,8 @@ impl Epidemic {
         match self.store.merge(e.key, e.value, e.stamp) {
             Ok(m) if m.is_news() => {
                 cx.outbox.stats.data.updates_received += 1;
-                if make_hot {
-                    self.rumors.start(e.key, e.stamp);
+                if let Some(tag) = hot_from {
+                    self.rumors.start_from(e.key, e.stamp, tag);
                 }
                 cx.outbox.emit(Event::UpdateReceived {
                     origin: e.stamp.origin,
@@ -291,6 +293,15 @@ impl Epidemic {
             }
         }
     }
+}
+
+/// A sender's tag for [`Rumors::start_from`]: its address folded (never
+/// 0). A collision only spares one peer one copy.
+pub(crate) fn sender_tag(e: Endpoint) -> u64 {
+    let ip = e.ip_octets();
+    let (hi, lo) = ip.split_at(8);
+    let fold = |b: &[u8]| b.iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
+    mix64(fold(hi) ^ fold(lo).rotate_left(17) ^ u64::from(e.port()) << 48) | 1
 }
 
 /// The next time a periodic round runs: one period on, or one period from now

@@ -2,19 +2,31 @@
 //! rumor block a PING, PONG or RUMOR carries (hot rumors, acks, a pull
 //! request), and what a received block changes.
 
-use super::{Cx, Epidemic, OUT_HOT, OUT_PULL};
+use super::{sender_tag, Cx, Epidemic, OUT_HOT, OUT_PULL};
 use crate::epidemic::data::EntryRef;
 use crate::epidemic::rumor::Trigger;
 use crate::ids::Endpoint;
 use crate::outbox::{Outgoing, Skip};
+use crate::profile::Membership;
+use crate::swim::log10_sends;
 use crate::wire::{
-    ack_id, Ack, Header, MessageType, RumorBlock, RumorWriter, SectionWriter, BARE_LEN,
-    ENTRY_LEN_V6, ENTRY_OVERHEAD, RUMOR_BLOCK_OVERHEAD,
+    ack_id, Ack, Header, MembersWriter, MessageType, RumorBlock, RumorWriter, SectionWriter,
+    ACK_LEN, BARE_LEN, ENTRY_LEN_V6, ENTRY_OVERHEAD, RUMOR_BLOCK_OVERHEAD,
 };
 
 impl Epidemic {
     /// Demers 1987, rumor mongering: each round, `fanout` random members.
     pub(super) fn rumor_round(&mut self, cx: &mut Cx<'_>, mark: usize) {
+        if cx.config.membership() == Membership::Swim {
+            // Under swim the hot rumors ride its PROBEs, ACKs and gossip
+            // datagrams (`append_after_members`), no RUMOR rounds of their
+            // own, and the stop rule's k scales with N as swim's retransmit
+            // limit does, so that receptions per node stay near k.
+            let k = u32::from(cx.config.rumor().stop.k) * log10_sends(cx.peers.len());
+            self.rumors.set_stop_k(k);
+            self.rumors.end_round();
+            return;
+        }
         let cfg = cx.config.rumor();
         let push = cfg.direction.pushes() && !self.rumors.is_idle();
         let pull = cfg.direction.pulls();
@@ -92,8 +104,9 @@ impl Epidemic {
             }
         }
         let sender = cx.peers.get(i).id;
+        let tag = sender_tag(from);
         for entry in block.entries().iter() {
-            let knew = self.take_entry(cx, &entry, sender, true);
+            let knew = self.take_entry(cx, &entry, sender, Some(tag));
             if block.wants_ack() {
                 self.push_ack(cx, from, Ack::new(ack_id(entry.key, entry.stamp), knew));
             }
@@ -154,6 +167,52 @@ impl Epidemic {
         r.finish().unwrap_or(0)
     }
 
+    /// Bytes the rumor block of a swim datagram to `to` would fill (its acks
+    /// for `to`, every hot rumor, the block's overhead), counted no further
+    /// than `cap`: the fair split's claim (docs/design/swim.md §6).
+    pub(crate) fn block_wants(&self, cx: &Cx<'_>, to: Endpoint, cap: usize) -> usize {
+        if !cx.config.dissemination().rumors() {
+            return 0;
+        }
+        let acks = self.acks.iter().filter(|(t, _)| *t == to).count();
+        let mut want = acks * ACK_LEN;
+        for h in self.rumors.hot() {
+            if want >= cap {
+                break;
+            }
+            if let Some((v, _)) = self.store.get(&h.key) {
+                want += ENTRY_OVERHEAD + h.key.len() + v.len();
+            }
+        }
+        match want {
+            0 => 0,
+            w => (w + RUMOR_BLOCK_OVERHEAD).min(cap),
+        }
+    }
+
+    /// Finishes a swim PROBE, ACK, PROBE_REQ or gossip STATE with a rumor
+    /// block of hot rumors (and acks for `out.to`) in the room its members
+    /// left. Returns the length and whether a block went in.
+    pub(crate) fn append_after_members(
+        &mut self,
+        cx: &mut Cx<'_>,
+        out: &Outgoing,
+        w: MembersWriter<'_>,
+    ) -> (usize, bool) {
+        let mut r = RumorWriter::after_members(w);
+        let out = Outgoing {
+            rumor: out.rumor | OUT_HOT,
+            ..*out
+        };
+        self.write_block(cx, &out, &mut r);
+        let carried = r.acks() + r.entries() > 0;
+        if carried {
+            cx.outbox.stats.data.rumor_blocks_piggybacked += 1;
+        }
+        // A piggybacked block always finishes (empty, it is left out).
+        (r.finish().unwrap_or(0), carried)
+    }
+
     /// Writes pending acks for `out.to`, the pull flag and hot rumors as asked.
     pub(super) fn write_block(&mut self, cx: &mut Cx<'_>, out: &Outgoing, r: &mut RumorWriter<'_>) {
         let e = &mut *self;
@@ -172,9 +231,17 @@ impl Epidemic {
             let n = hot.len();
             e.sent_ids.clear();
             let start = if n == 0 { 0 } else { e.rotate % n };
+            // Under swim a rumor is not sent back to the peer it came from
+            // (an ACK would carry back what its PROBE brought): every send
+            // of the few its limit allows goes to someone who may not know.
+            let back = (cx.config.membership() == Membership::Swim).then(|| sender_tag(out.to));
             let mut visited = 0;
             while visited < n {
                 let h = &hot[(start + visited) % n];
+                if Some(h.from()) == back {
+                    visited += 1;
+                    continue;
+                }
                 if let Some((value, stamp)) = e.store.get(&h.key).filter(|(_, s)| *s == h.stamp) {
                     let entry = EntryRef {
                         key: &h.key,

@@ -236,6 +236,9 @@ pub struct Hot {
     id: u64,
     count: u8,
     rounds: u32,
+    /// Who it came from, as the caller tags senders (0: nobody, a local
+    /// write): the one peer certain to know it already.
+    from: u64,
 }
 
 impl Hot {
@@ -252,6 +255,11 @@ impl Hot {
     /// The id acks name it by.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Who it came from ([`Rumors::start_from`]'s tag; 0: nobody).
+    pub fn from(&self) -> u64 {
+        self.from
     }
 }
 
@@ -295,6 +303,13 @@ impl Rumors {
         &self.config
     }
 
+    /// Sets the stop rule's k (clamped to 1..=[`StopRule::MAX_K`]): the swim
+    /// profile scales it with the cluster's size, as its membership
+    /// updates' retransmit limit.
+    pub fn set_stop_k(&mut self, k: u32) {
+        self.config.stop.k = k.clamp(1, u32::from(StopRule::MAX_K)) as u8;
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> RumorStats {
         self.stats
@@ -320,12 +335,19 @@ impl Rumors {
     /// key already hot replaces it with a fresh count. When `max_hot` rumors are
     /// hot, the oldest is evicted (anti-entropy will carry it).
     pub fn start(&mut self, key: &[u8], stamp: Stamp) {
+        self.start_from(key, stamp, 0);
+    }
+
+    /// [`Rumors::start`] for an update received from the peer the caller
+    /// tags `from` (not 0), so that sending can pass that peer by.
+    pub fn start_from(&mut self, key: &[u8], stamp: Stamp, from: u64) {
         if let Some(h) = self.hot.iter_mut().find(|h| h.key == key) {
             if stamp > h.stamp {
                 h.stamp = stamp;
                 h.id = crate::wire::ack_id(key, stamp);
                 h.count = 0;
                 h.rounds = 0;
+                h.from = from;
                 self.stats.started += 1;
             }
             return;
@@ -341,6 +363,7 @@ impl Rumors {
             id: crate::wire::ack_id(key, stamp),
             count: 0,
             rounds: 0,
+            from,
         });
     }
 

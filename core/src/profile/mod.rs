@@ -425,10 +425,15 @@ impl ConfigBuilder {
     /// (docs/design/swim.md): a probe every 300 ms (30-byte PROBE and ACK),
     /// 3 indirect probes after 100 ms, suspicion for 2-8 × log10 N probe
     /// periods, updates sent on 4 × log10 N times and gossiped every 50 ms
-    /// while they wait, a digest every 5 s.
+    /// while they wait, a digest every 5 s; user updates (when dissemination
+    /// is on) ride the same datagrams, sent on 1 × log10 N times.
     pub fn swim() -> Self {
         let mut b = ConfigBuilder::redis();
         b.c.membership = Membership::Swim;
+        // User updates ride swim's datagrams and are sent on k × ceil(log10
+        // (N + 1)) times, as its membership updates are (design §6): blind,
+        // since swim's datagrams carry no acks back.
+        b.c.rumor.stop = crate::epidemic::rumor::StopRule::blind_counter(1);
         b.c.tick = Duration::from_millis(50);
         b.c.cron = CronSchedule::Grid;
         b.c.pong_gossip = PongGossip::AgeSeconds;

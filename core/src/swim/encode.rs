@@ -10,27 +10,41 @@ use crate::wire::{
 
 use super::{queue, sync, Cx, Swim, SYNC_ANSWER_SEQ};
 
+/// A swim message as encoded: whole, or a PROBE, ACK, PROBE_REQ or gossip
+/// STATE whose members are written, open for a rumor block of user updates
+/// (the node finishes it: `dissemination/` owns that block).
+pub(crate) enum Encoded<'b> {
+    Done(usize),
+    Members(MembersWriter<'b>),
+}
+
 impl Swim {
-    /// Encodes a queued swim message.
-    pub(crate) fn encode(
+    /// Encodes a queued swim message. `rumor_want`: the bytes the rumor block
+    /// of user updates would fill (0: none); the fair split (design §6)
+    /// keeps up to half the free room for it.
+    pub(crate) fn encode<'b>(
         &mut self,
         cx: &mut Cx<'_>,
         out: &Outgoing,
-        buf: &mut [u8],
+        buf: &'b mut [u8],
         header: &Header,
-    ) -> Result<usize, Skip> {
+        rumor_want: usize,
+    ) -> Result<Encoded<'b>, Skip> {
         let seq = out.about_incarnation;
+        let done = |r: Result<usize, Skip>| r.map(Encoded::Done);
         match out.kind {
-            MessageType::Nack => encode_nack(buf, header, seq).map_err(|_| Skip::TooSmall),
+            MessageType::Nack => done(encode_nack(buf, header, seq).map_err(|_| Skip::TooSmall)),
             MessageType::Sync => {
                 let members = cx.failure.members();
                 let log2 = sync::buckets_log2(members, buf.len());
                 let me = (cx.me.id, cx.me.incarnation, self.refute);
                 let hashes = sync::digest(cx.peers, &self.side, me, log2);
-                encode_sync(buf, header, &hashes, seq == SYNC_ANSWER_SEQ)
-                    .map_err(|_| Skip::TooSmall)
+                done(
+                    encode_sync(buf, header, &hashes, seq == SYNC_ANSWER_SEQ)
+                        .map_err(|_| Skip::TooSmall),
+                )
             }
-            MessageType::State if seq != 0 => self.encode_job(cx, seq, buf, header),
+            MessageType::State if seq != 0 => done(self.encode_job(cx, seq, buf, header)),
             _ => {
                 let target = match out.kind {
                     MessageType::ProbeReq => match cx.peers.find(out.about) {
@@ -41,26 +55,30 @@ impl Swim {
                 };
                 let mut w = MembersWriter::new(buf, header, seq, target.as_ref())
                     .map_err(|_| Skip::TooSmall)?;
-                if !out.bare {
-                    self.piggyback(cx, &mut w);
+                if out.bare {
+                    return Ok(Encoded::Done(w.finish()));
                 }
-                if out.kind == MessageType::State && w.count() == 0 {
-                    return Err(Skip::Nothing);
-                }
-                Ok(w.finish())
+                // The fair split: membership may take all the room the
+                // user updates do not want, and at least half of it.
+                let free = w.remaining();
+                let keep = rumor_want.min(free / 2);
+                self.piggyback(cx, &mut w, keep);
+                Ok(Encoded::Members(w))
             }
         }
     }
 
-    /// Waiting updates into `w`, least-sent first, as many as fit.
-    fn piggyback(&mut self, cx: &Cx<'_>, w: &mut MembersWriter<'_>) {
+    /// Waiting updates into `w`, least-sent first, as many as fit in all
+    /// but `keep` bytes of its room.
+    fn piggyback(&mut self, cx: &Cx<'_>, w: &mut MembersWriter<'_>, keep: usize) {
         if self.broadcasts.is_empty() {
             return;
         }
         let limit = self.retransmits(cx);
+        let room = |w: &MembersWriter<'_>| w.remaining().saturating_sub(keep);
         // No more can fit than the smallest records would.
         self.broadcasts
-            .least_sent_first(w.remaining() / MEMBER_LEN_V4 + 1);
+            .least_sent_first(room(w) / MEMBER_LEN_V4 + 1);
         // The first `k` went out (a member forgotten meanwhile counts as
         // sent: its news is moot); no list of them, so nothing allocates.
         let mut k = 0;
@@ -69,7 +87,7 @@ impl Swim {
                 true => Some(self.own_record(cx)),
                 false => cx.peers.find(id).map(|i| self.record(cx, i)),
             };
-            if m.is_some_and(|m| !w.push(&m)) {
+            if m.is_some_and(|m| m.encoded_len() > room(w) || !w.push(&m)) {
                 break;
             }
             k += 1;

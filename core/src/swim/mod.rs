@@ -33,6 +33,7 @@ use crate::peers::{Peer, PeerState};
 use crate::time::Instant;
 use crate::wire::{Header, Health, Member, MessageType};
 
+pub(crate) use encode::Encoded;
 use records::{Broadcasts, Side};
 use sync::Jobs;
 
@@ -172,14 +173,7 @@ impl Swim {
 
     /// Times a membership update is sent on.
     fn retransmits(&self, cx: &Cx<'_>) -> u32 {
-        // memberlist: mult × ceil(log10(N + 1)), N the members with self.
-        let n = cx.peers.len() + 2;
-        let (mut digits, mut power) = (1, 10);
-        while power < n {
-            digits += 1;
-            power *= 10;
-        }
-        cx.config.retransmit_mult() * digits
+        cx.config.retransmit_mult() * log10_sends(cx.peers.len())
     }
 
     /// Asks the node at `to` to let us join: a PROBE, resent once a second
@@ -365,8 +359,9 @@ impl Swim {
     }
 
     /// The protocol period: probes, indirect probes, suspicions, gossip,
-    /// anti-entropy, joins. Runs at every tick.
-    pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, now: Instant, late: bool) {
+    /// anti-entropy, joins. Runs at every tick. `user_updates`: user
+    /// updates are waiting to be spread (they ride the gossip too).
+    pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, now: Instant, late: bool, user_updates: bool) {
         if late && cx.config.awareness_max() > 1 {
             // Lifeguard: a node that misses its own deadlines is the slow
             // one. Its probe's time ran out while it could not listen (an
@@ -390,7 +385,7 @@ impl Swim {
         self.check_suspects(cx, now);
         self.check_relays(cx, now);
         self.forget_dead(cx, now);
-        self.gossip(cx);
+        self.gossip(cx, user_updates);
         self.sync_round(cx, now);
         self.rejoin(cx, now);
     }
@@ -535,9 +530,10 @@ impl Swim {
         }
     }
 
-    /// While updates wait, a STATE of them to `gossip_nodes` random members.
-    fn gossip(&mut self, cx: &mut Cx<'_>) {
-        if self.broadcasts.is_empty() || self.order.is_empty() {
+    /// While updates wait (membership's or users'), a STATE of them to
+    /// `gossip_nodes` random members.
+    fn gossip(&mut self, cx: &mut Cx<'_>, user_updates: bool) {
+        if (self.broadcasts.is_empty() && !user_updates) || self.order.is_empty() {
             return;
         }
         for _ in 0..cx.config.gossip_nodes().min(self.order.len() as u32) {
@@ -599,6 +595,19 @@ impl Swim {
             k += 1;
         }
     }
+}
+
+/// memberlist's ceil(log10(N + 1)), N the members with self (`peers` + 1),
+/// by integer digits: what a retransmit multiplier is multiplied by, for
+/// membership updates and (`dissemination/`) user updates alike.
+pub(crate) fn log10_sends(peers: usize) -> u32 {
+    let n = peers + 2;
+    let (mut digits, mut power) = (1, 10);
+    while power < n {
+        digits += 1;
+        power = power.saturating_mul(10);
+    }
+    digits
 }
 
 /// The descriptor's seq for a SYNC that answers one (push-pull's second

@@ -195,7 +195,12 @@ impl MessageType {
     pub fn carries_rumors(self) -> bool {
         matches!(
             self,
-            MessageType::Ping | MessageType::Pong | MessageType::Probe | MessageType::Ack
+            MessageType::Ping
+                | MessageType::Pong
+                | MessageType::Probe
+                | MessageType::Ack
+                | MessageType::ProbeReq
+                | MessageType::State
         )
     }
 
@@ -269,8 +274,8 @@ pub struct Message<'a> {
     pub header: Header,
     /// The body, by type.
     pub body: Body<'a>,
-    /// PING, PONG, PROBE or ACK with [`FLAG_RUMORS`]: the rumor block after
-    /// the section or the members.
+    /// PING, PONG, PROBE, ACK, PROBE_REQ or STATE with [`FLAG_RUMORS`]: the
+    /// rumor block after the section or the members.
     pub rumors: Option<RumorBlock<'a>>,
 }
 
@@ -480,7 +485,8 @@ fn header_with(bytes: &[u8], opened: bool) -> Result<(Header, &[u8]), DecodeErro
     if flags & !known != 0 || bytes[field::RESERVED] != 0 || sealed_alone {
         return Err(DecodeError::ReservedBits);
     }
-    // The rumor flag means something on PING, PONG, PROBE and ACK only, a
+    // The rumor flag means something on PING, PONG, PROBE, ACK, PROBE_REQ
+    // and STATE only, a
     // cookie on MEET, PING and PONG.
     if flags & FLAG_RUMORS != 0 && !kind.carries_rumors() {
         return Err(DecodeError::ReservedBits);

@@ -17,7 +17,8 @@
 //! IPv6, bits 3-7 reserved (must be 0). A member about an IPv4 node is 25
 //! bytes, an IPv6 one 37; a suspect one carries 8 more, the id of the member
 //! whose own probe raised the suspicion, so that receivers count independent
-//! suspicions (Lifeguard), not the gossip that forwarded one. PROBE and ACK may carry a rumor block after their
+//! suspicions (Lifeguard), not the gossip that forwarded one. PROBE, ACK,
+//! PROBE_REQ and STATE may carry a rumor block (user updates) after their
 //! members (header flag bit 1), as PING and PONG do after their section.
 
 use super::{be_u16, be_u32, be_u64, encode_header, finish, DecodeError, EncodeError, Header};
@@ -340,8 +341,9 @@ pub enum SwimBody<'a> {
     State(Members<'a>),
 }
 
-/// Decodes a swim body; for PROBE and ACK also returns the bytes after the
-/// members (a rumor block, when the header says so; else they must be none).
+/// Decodes a swim body; for PROBE, ACK, PROBE_REQ and STATE also returns the
+/// bytes after the members (a rumor block, when the header says so; else
+/// they must be none).
 pub(crate) fn decode_body(
     kind: super::MessageType,
     body: &[u8],
@@ -368,14 +370,12 @@ pub(crate) fn decode_body(
             let len = check_member(&body[SEQ_LEN..])?;
             let target = Member::read(&body[SEQ_LEN..]);
             let (updates, used) = Members::parse_prefix(&body[SEQ_LEN + len..])?;
-            if SEQ_LEN + len + used != body.len() {
-                return Err(DecodeError::Malformed);
-            }
-            SwimBody::ProbeReq {
+            let b = SwimBody::ProbeReq {
                 seq,
                 target,
                 updates,
-            }
+            };
+            return Ok((b, &body[SEQ_LEN + len + used..]));
         }
         T::Nack => {
             if body.len() != SEQ_LEN {
@@ -386,10 +386,7 @@ pub(crate) fn decode_body(
         T::Sync => SwimBody::Sync(SyncDigest::parse(body)?),
         T::State => {
             let (members, used) = Members::parse_prefix(body)?;
-            if used != body.len() {
-                return Err(DecodeError::Malformed);
-            }
-            SwimBody::State(members)
+            return Ok((SwimBody::State(members), &body[used..]));
         }
         _ => return Err(DecodeError::UnknownType),
     };
