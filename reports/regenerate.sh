@@ -62,3 +62,12 @@ done
 "$lg" sweep --scenario crash --world sim --nodes 64 --set profile.name=swim \
   --sweep profile.probe_interval_ms=150,200,300,500 --sweep profile.indirect_probes=1,3 \
   --sweep profile.retransmit_mult=2,4 --trials 5 --out "$out/swim-pareto-sim-n64"
+# User updates riding swim's datagrams (design §6): 40 single updates and a
+# burst of 1,000, N = 256 on real UDP nodes.
+for s in updates burst; do
+  "$lg" run --scenario reports/swim/$s.toml --world udp --nodes 256 --set profile.name=swim \
+    --trials 3 --out "$out/swim-$s-udp-n256"
+done
+# The burst's report.json holds 3,000 items seen at 255 nodes each (16 MB):
+# kept gzipped (gunzip it for `gossip-loadgen report` or `diff`).
+gzip -9f "$out/swim-burst-udp-n256/report.json"

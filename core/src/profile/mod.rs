@@ -330,6 +330,8 @@ declare! {
     /// round (1 to 64), stop rule and its k, and the hot-rumor caps. Push costs
     /// nothing while nothing is hot; pull and push-pull send a pull request to
     /// `fanout` peers every round even then (29 bytes alone, 5 on a PING).
+    /// swim: hot rumors ride its PROBEs, ACKs and gossip instead of rounds of
+    /// their own, and k is multiplied by ceil(log10(N + 1)).
     rumor: RumorConfig = RumorConfig::default();
     validate |c| c.rumor.validate();
     /// Time between rumor rounds (default 100 ms, one Redis tick). A round runs
