@@ -608,7 +608,11 @@ impl Node {
             | MessageType::Nack
             | MessageType::Sync
             | MessageType::State => {
-                let want = match out.bare {
+                // What the rumor block would fill, for the datagrams that
+                // carry one (a SYNC, a NACK, a SYNC's answer do not).
+                let carries = out.kind.carries_rumors()
+                    && !(out.kind == MessageType::State && out.about_incarnation != 0);
+                let want = match out.bare || !carries {
                     true => 0,
                     false => {
                         let (epidemic, cx) = self.dissemination();
