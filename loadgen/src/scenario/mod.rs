@@ -647,7 +647,7 @@ mod tests {
     }
 
     #[test]
-    fn cluster_keys_run_in_the_udp_world_and_key_steps_need_a_key() {
+    fn cluster_keys_run_on_real_nodes_and_key_steps_need_a_key() {
         let load = |o: &[&str]| {
             let o: Vec<String> = o.iter().map(|x| x.to_string()).collect();
             Scenario::load("key-rotation", &o).map_err(|e| format!("{e:#}"))
@@ -658,7 +658,7 @@ mod tests {
         assert!(e.contains("key-add needs auth.key = true"), "{e}");
         let e = load(&["cluster.world=sim"]).unwrap_err();
         assert!(
-            e.contains("auth: cluster keys and join cookies run in the udp world"),
+            e.contains("auth: cluster keys and join cookies run on real nodes"),
             "{e}"
         );
         let e = load(&["auth.sealed=true", "auth.key=false", "timeline=[]"]).unwrap_err();
