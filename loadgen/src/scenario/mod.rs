@@ -432,6 +432,33 @@ impl Scenario {
         Ok((origin, s))
     }
 
+    /// The same scenario without its cluster key: `auth.key` and
+    /// `auth.sealed` off and the key rotation steps dropped from the
+    /// timeline (nothing else changes: the same updates, crashes, faults).
+    /// What `compare --without-key` runs beside it, for the key's cost.
+    ///
+    /// # Errors
+    /// The scenario has no key to drop.
+    pub fn without_key(&self) -> Result<Scenario> {
+        if !self.auth.key {
+            bail!(
+                "--without-key: scenario {} runs without a cluster key already (auth.key = false)",
+                self.name
+            );
+        }
+        let mut s = self.clone();
+        s.auth.key = false;
+        s.auth.sealed = false;
+        s.timeline.retain(|a| {
+            !matches!(
+                a.action,
+                ActionKind::KeyAdd | ActionKind::KeySwitch | ActionKind::KeyRetire
+            )
+        });
+        s.validate()?;
+        Ok(s)
+    }
+
     /// Checks everything a run relies on; refuses rather than shrinks.
     ///
     /// # Errors
