@@ -145,7 +145,7 @@ node = 7
 
 #[test]
 fn a_key_rotated_across_two_hosts_loses_no_update_and_suspects_no_one() {
-    let Some((lab, _down)) = lab_up("hk", 2) else {
+    let Some((lab, _down)) = lab_up("hr", 2) else {
         return;
     };
     let dir = out_dir("keyrot");
