@@ -42,7 +42,7 @@ const PEER_SCAN_BUDGET: usize = 1 << 20;
 const NO_NODE: u32 = u32::MAX;
 /// Slots of a keyed host's [`OpenCache`]: room for the senders of a
 /// 10,000-node cluster with few collisions. The table costs 256 KiB of
-/// pointers; a slot's derived key (about 1 KiB) only once a sender's
+/// pointers; a slot's derived key (about 420 bytes) only once a sender's
 /// datagram verified, so memory grows with the cluster's senders, not here.
 const OPEN_CACHE_SLOTS: usize = 1 << 15;
 /// Deadlines fired per turn before input is read again.
