@@ -28,9 +28,15 @@ use crate::wire::{self, trailer, FLAG_AUTH, FLAG_SEALED, HEADER_LEN, TRAILER_LEN
 use alloc::vec::Vec;
 use xaes_256_gcm::aead::{inout::InOutBuf, AeadInOut, KeyInit};
 use xaes_256_gcm::aes::cipher::BlockCipherEncrypt;
-use xaes_256_gcm::aes::Aes256;
-use xaes_256_gcm::aes_gcm::Aes256Gcm;
-use xaes_256_gcm::{Nonce, Tag, Xaes256Gcm};
+use xaes_256_gcm::aes::Aes256Enc;
+use xaes_256_gcm::aes_gcm::aead::consts::U12;
+use xaes_256_gcm::aes_gcm::AesGcm;
+
+/// AES-256-GCM on an encryption-only AES key: GCM never decrypts a block, so
+/// the decryption key schedule (240 bytes a key, and its time on every
+/// derivation) is left out. The same cipher as the crate's `Aes256Gcm`.
+type Aes256Gcm = AesGcm<Aes256Enc, U12>;
+use xaes_256_gcm::{Nonce, Tag};
 
 /// Bytes in a cluster key.
 pub const KEY_LEN: usize = 32;
@@ -212,7 +218,7 @@ impl AuthDrops {
 /// holds no per-node state.
 #[derive(Clone)]
 pub struct Keyring {
-    keys: Vec<(u8, Xaes256Gcm, Derive)>,
+    keys: Vec<(u8, Derive)>,
     sending: u8,
     retired: Vec<u8>,
     sealed: bool,
@@ -318,9 +324,9 @@ impl Keyring {
         &self.retired
     }
 
-    fn cipher(&self, id: u8) -> Result<&Xaes256Gcm, AuthError> {
+    fn derive(&self, id: u8) -> Result<&Derive, AuthError> {
         match self.keys.iter().find(|k| k.0 == id) {
-            Some((_, c, _)) => Ok(c),
+            Some((_, d)) => Ok(d),
             None if self.retired.contains(&id) => Err(AuthError::RetiredKey),
             None => Err(AuthError::UnknownKey),
         }
@@ -346,7 +352,7 @@ impl Keyring {
     /// the epoch's high 32 bits) once, instead of once a datagram. `None`
     /// only if the sending key is missing (it never is).
     pub fn sealer(&self, sender: NodeId, epoch: u64) -> Option<Sealer> {
-        let (id, _, derive) = self.keys.iter().find(|k| k.0 == self.sending)?;
+        let (id, derive) = self.keys.iter().find(|k| k.0 == self.sending)?;
         let n = nonce(sender, epoch, 0);
         Some(Sealer {
             id: *id,
@@ -360,7 +366,8 @@ impl Keyring {
     /// Checks the trailer of authenticated datagram `bytes` (its header says
     /// [`FLAG_AUTH`]) and returns the message without it: a prefix of `bytes`,
     /// or for a sealed body the message decrypted into `scratch` (which must
-    /// hold `bytes.len()` bytes; shorter is a `BadTag`).
+    /// hold `bytes.len()` bytes; shorter is a `BadTag`). Derives the sender's
+    /// AES-256-GCM key afresh; [`open_cached`](Keyring::open_cached) keeps it.
     ///
     /// # Errors
     /// [`AuthError::UnknownKey`], [`AuthError::RetiredKey`], [`AuthError::BadTag`].
@@ -368,6 +375,29 @@ impl Keyring {
         &self,
         bytes: &'a [u8],
         scratch: &'a mut [u8],
+    ) -> Result<Opened<'a>, AuthError> {
+        self.open_in(bytes, scratch, None)
+    }
+
+    /// As [`open`](Keyring::open), looking the sender's derived key up in
+    /// `cache` first, and keeping it there once a datagram verified with it.
+    ///
+    /// # Errors
+    /// As [`open`](Keyring::open).
+    pub fn open_cached<'a>(
+        &self,
+        bytes: &'a [u8],
+        scratch: &'a mut [u8],
+        cache: &mut OpenCache,
+    ) -> Result<Opened<'a>, AuthError> {
+        self.open_in(bytes, scratch, Some(cache))
+    }
+
+    fn open_in<'a>(
+        &self,
+        bytes: &'a [u8],
+        scratch: &'a mut [u8],
+        cache: Option<&mut OpenCache>,
     ) -> Result<Opened<'a>, AuthError> {
         let Some(len) = bytes
             .len()
@@ -377,37 +407,154 @@ impl Keyring {
             return Err(AuthError::BadTag);
         };
         let (msg, t) = bytes.split_at(len);
-        let cipher = self.cipher(t[trailer::KEY_ID])?;
+        let derive = self.derive(t[trailer::KEY_ID])?;
         let epoch = wire::be_u64(t, trailer::EPOCH.start);
         let counter = wire::be_u64(t, trailer::COUNTER.start);
         let sender = NodeId(wire::be_u64(msg, wire::SENDER_AT));
         let n = nonce(sender, epoch, counter);
+        let (n1, n2) = n.split_at(12);
+        let n2 = xaes_256_gcm::aes_gcm::Nonce::try_from(n2).map_err(|_| AuthError::BadTag)?;
         let tag = Tag::try_from(&t[trailer::TAG]).map_err(|_| AuthError::BadTag)?;
-        let plain = match msg[wire::FLAGS_AT] & FLAG_SEALED != 0 {
-            true => {
-                let out = scratch.get_mut(..len).ok_or(AuthError::BadTag)?;
-                let (header, body) = msg.split_at(HEADER_LEN);
-                out[..HEADER_LEN].copy_from_slice(header);
-                let io =
-                    InOutBuf::new(body, &mut out[HEADER_LEN..]).map_err(|_| AuthError::BadTag)?;
-                cipher
-                    .decrypt_inout_detached(&n, header, io, &tag)
-                    .map_err(|_| AuthError::BadTag)?;
-                &*out
-            }
-            false => {
-                let aad = &bytes[..bytes.len() - trailer::TAG.len()];
-                cipher
-                    .decrypt_inout_detached(&n, aad, InOutBuf::from(&mut [][..]), &tag)
-                    .map_err(|_| AuthError::BadTag)?;
-                msg
-            }
+        let sealed = msg[wire::FLAGS_AT] & FLAG_SEALED != 0;
+        let mut id = [0u8; 28];
+        id[..16].copy_from_slice(&derive.k1);
+        id[16..].copy_from_slice(n1);
+        let plain = match cache {
+            Some(c) => match c.find(&id) {
+                Some(gcm) => verify(gcm, &n2, bytes, len, &tag, sealed, scratch)?,
+                None => {
+                    // Kept only once it verified: a forger cycling sender ids
+                    // pays a derivation a datagram and evicts nothing.
+                    let gcm = derive.derive(n1);
+                    let plain = verify(&gcm, &n2, bytes, len, &tag, sealed, scratch)?;
+                    c.keep(id, gcm);
+                    plain
+                }
+            },
+            None => verify(&derive.derive(n1), &n2, bytes, len, &tag, sealed, scratch)?,
         };
         Ok(Opened {
             message: plain,
             epoch,
             counter,
         })
+    }
+}
+
+/// Checks datagram `bytes` (its message the first `len` bytes) against `tag`
+/// with the sender's derived key `gcm` and returns the message: a prefix of
+/// `bytes`, or for a `sealed` body decrypted into `scratch`.
+fn verify<'a>(
+    gcm: &Aes256Gcm,
+    n2: &xaes_256_gcm::aes_gcm::Nonce<xaes_256_gcm::aes_gcm::aead::consts::U12>,
+    bytes: &'a [u8],
+    len: usize,
+    tag: &Tag,
+    sealed: bool,
+    scratch: &'a mut [u8],
+) -> Result<&'a [u8], AuthError> {
+    let msg = &bytes[..len];
+    if !sealed {
+        let aad = &bytes[..bytes.len() - trailer::TAG.len()];
+        gcm.decrypt_inout_detached(n2, aad, InOutBuf::from(&mut [][..]), tag)
+            .map_err(|_| AuthError::BadTag)?;
+        return Ok(msg);
+    }
+    let out = scratch.get_mut(..len).ok_or(AuthError::BadTag)?;
+    let (header, body) = msg.split_at(HEADER_LEN);
+    out[..HEADER_LEN].copy_from_slice(header);
+    let io = InOutBuf::new(body, &mut out[HEADER_LEN..]).map_err(|_| AuthError::BadTag)?;
+    gcm.decrypt_inout_detached(n2, header, io, tag)
+        .map_err(|_| AuthError::BadTag)?;
+    Ok(&*out)
+}
+
+/// The AES-256-GCM keys derived for recent senders (XAES-256-GCM's first
+/// step, per key, sender id and epoch's high half), so that a datagram from
+/// a sender seen before costs AES-GCM alone. A direct-mapped table of a fixed
+/// number of slots: a slot's key is allocated once, when a datagram first
+/// verifies with it, and overwritten in place after; it never grows past its
+/// slots, and a datagram that does not verify changes nothing. A slot is
+/// named by the cluster key's fingerprint (`L`'s double, not the key), so a
+/// keyring change never finds a stale key. One is shared by every node of a
+/// host (the derived key depends on the sender, not the receiver).
+pub struct OpenCache {
+    slots: Vec<Option<alloc::boxed::Box<Slot>>>,
+    hits: u64,
+    misses: u64,
+}
+
+struct Slot {
+    /// Key fingerprint ‖ the nonce's first 12 bytes.
+    id: [u8; 28],
+    gcm: Aes256Gcm,
+}
+
+impl core::fmt::Debug for OpenCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OpenCache")
+            .field("slots", &self.slots.len())
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish()
+    }
+}
+
+impl OpenCache {
+    /// A cache of `slots` slots (rounded up to a power of two, at least 1).
+    /// Each costs a pointer until a sender's key fills it, then about 420 bytes.
+    pub fn new(slots: usize) -> Self {
+        let n = slots.max(1).next_power_of_two();
+        OpenCache {
+            slots: (0..n).map(|_| None).collect(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Lookups that found the sender's key, and those that derived it.
+    pub fn hits_misses(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    /// Slots holding a sender's key.
+    pub fn filled(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn index(&self, id: &[u8; 28]) -> usize {
+        // Sender id and epoch: the nonce's first 12 bytes. Which slot a sender
+        // takes needs no secrecy: only verified datagrams fill one.
+        let sender = u64::from_be_bytes(id[16..24].try_into().unwrap_or_default());
+        let epoch = u32::from_be_bytes(id[24..28].try_into().unwrap_or_default());
+        let h = (sender ^ u64::from(epoch).rotate_left(32) ^ u64::from(id[0]))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    fn find(&mut self, id: &[u8; 28]) -> Option<&Aes256Gcm> {
+        let i = self.index(id);
+        match &self.slots[i] {
+            Some(s) if s.id == *id => {
+                self.hits += 1;
+                self.slots[i].as_deref().map(|s| &s.gcm)
+            }
+            _ => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    fn keep(&mut self, id: [u8; 28], gcm: Aes256Gcm) {
+        let i = self.index(&id);
+        match &mut self.slots[i] {
+            Some(s) => {
+                s.id = id;
+                s.gcm = gcm;
+            }
+            empty => *empty = Some(alloc::boxed::Box::new(Slot { id, gcm })),
+        }
     }
 }
 
@@ -422,10 +569,9 @@ pub struct Opened<'a> {
     pub counter: u64,
 }
 
-/// A keyring entry: id, the crate's cipher (opening), and what derives a
-/// per-sender AES-256-GCM key (sealing, see [`Sealer`]).
-fn entry(key: &Key) -> (u8, Xaes256Gcm, Derive) {
-    let aes = Aes256::new(&key.secret.into());
+/// A keyring entry: id and what derives a per-sender AES-256-GCM key.
+fn entry(key: &Key) -> (u8, Derive) {
+    let aes = Aes256Enc::new(&key.secret.into());
     // C2SP XAES-256-GCM step 1 and 2: L = AES-256_K(0^128), K1 = L << 1 in
     // GF(2^128) (xor 0x87 when a bit falls off).
     let mut l = [0u8; 16].into();
@@ -435,7 +581,6 @@ fn entry(key: &Key) -> (u8, Xaes256Gcm, Derive) {
     let k1 = (v << 1) ^ if v >> 127 == 1 { 0x87 } else { 0 };
     (
         key.id,
-        Xaes256Gcm::new(&key.secret.into()),
         Derive {
             aes,
             k1: k1.to_be_bytes(),
@@ -449,7 +594,7 @@ fn entry(key: &Key) -> (u8, Xaes256Gcm, Derive) {
 /// it to the crate on random keys and nonces).
 #[derive(Clone)]
 struct Derive {
-    aes: Aes256,
+    aes: Aes256Enc,
     k1: [u8; 16],
 }
 

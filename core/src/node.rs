@@ -184,13 +184,40 @@ impl Node {
         from: core::net::SocketAddr,
         bytes: &[u8],
     ) -> Result<(), DecodeError> {
+        self.handle_datagram_with(now, from, bytes, None)
+    }
+
+    /// As [`handle_datagram`](Node::handle_datagram), with a keyring looking
+    /// the sender's derived key up in `cache` (shared by the nodes of a host:
+    /// see [`OpenCache`](crate::auth::OpenCache)) instead of deriving it for
+    /// every datagram. Without a keyring the cache is not used.
+    ///
+    /// # Errors
+    /// As [`handle_datagram`](Node::handle_datagram).
+    pub fn handle_datagram_cached(
+        &mut self,
+        now: Instant,
+        from: core::net::SocketAddr,
+        bytes: &[u8],
+        cache: &mut crate::auth::OpenCache,
+    ) -> Result<(), DecodeError> {
+        self.handle_datagram_with(now, from, bytes, Some(cache))
+    }
+
+    fn handle_datagram_with(
+        &mut self,
+        now: Instant,
+        from: core::net::SocketAddr,
+        bytes: &[u8],
+        cache: Option<&mut crate::auth::OpenCache>,
+    ) -> Result<(), DecodeError> {
         // With a keyring, sealed bodies are decrypted into its scratch buffer:
         // moved out for the call, so that the message borrows no part of self.
         let mut scratch = match &mut self.auth {
             Some(a) => core::mem::take(&mut a.scratch),
             None => alloc::vec::Vec::new(),
         };
-        let result = self.handle_datagram_in(now, from, bytes, &mut scratch);
+        let result = self.handle_datagram_in(now, from, bytes, &mut scratch, cache);
         if let Some(a) = &mut self.auth {
             a.scratch = scratch;
         }
@@ -203,6 +230,7 @@ impl Node {
         from: core::net::SocketAddr,
         bytes: &[u8],
         scratch: &mut [u8],
+        cache: Option<&mut crate::auth::OpenCache>,
     ) -> Result<(), DecodeError> {
         // Only a datagram that is ours in all but the key is an auth matter;
         // anything else goes to the decoder, which names what is wrong.
@@ -212,10 +240,16 @@ impl Node {
         let (message, trailer) = match (&self.auth, authenticated) {
             (None, true) => return self.refuse(AuthError::NoKey),
             (_, false) => (bytes, None),
-            (Some(a), true) => match a.keyring.open(bytes, scratch) {
-                Ok(o) => (o.message, Some((o.epoch, o.counter))),
-                Err(e) => return self.refuse(e),
-            },
+            (Some(a), true) => {
+                let opened = match cache {
+                    Some(c) => a.keyring.open_cached(bytes, scratch, c),
+                    None => a.keyring.open(bytes, scratch),
+                };
+                match opened {
+                    Ok(o) => (o.message, Some((o.epoch, o.counter))),
+                    Err(e) => return self.refuse(e),
+                }
+            }
         };
         let (message, cookie) = wire::split_cookie(message);
         let decoded = match trailer.is_some() || cookie.is_some() {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip_core::auth::{AuthError, Key, Keyring, Window, WINDOW};
+use gossip_core::auth::{AuthError, Key, Keyring, OpenCache, Window, WINDOW};
 use gossip_core::wire::{self, Header, MessageType, FLAG_AUTH, TRAILER_LEN};
 use gossip_core::{
     Config, Dissemination, Endpoint, Identity, Instant, Node, NodeId, PeerState, Profile,
@@ -358,6 +358,47 @@ fn a_partial_view_pong_to_a_stranger_is_no_larger_than_its_ping_with_a_key() {
     );
 }
 
+#[test]
+fn the_open_cache_keeps_only_verified_senders_in_its_slots() {
+    let ring = Keyring::new(&Key::new(1, [9; 32]));
+    let mut cache = OpenCache::new(8);
+    let sealed = |sender: u64| {
+        let plain = message(b"body", sender);
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + TRAILER_LEN, 0);
+        ring.seal(NodeId(sender), EPOCH, 1, &mut buf, plain.len())
+            .unwrap();
+        buf
+    };
+    let mut scratch = vec![0u8; 1500];
+    // A forger cycling sender ids: every datagram refused, nothing kept.
+    for sender in 0..1_000 {
+        let mut d = sealed(sender);
+        let last = d.len() - 1;
+        d[last] ^= 1;
+        let e = ring.open_cached(&d, &mut scratch, &mut cache).unwrap_err();
+        assert_eq!(e, AuthError::BadTag);
+    }
+    assert_eq!((cache.filled(), cache.hits_misses()), (0, (0, 1_000)));
+    // Many real senders: never more keys than slots.
+    for sender in 0..100 {
+        ring.open_cached(&sealed(sender), &mut scratch, &mut cache)
+            .unwrap();
+    }
+    assert!(cache.filled() <= 8);
+    // The same sender again finds its key (another key under the same id
+    // does not: the slot is named by the key, not its id).
+    ring.open_cached(&sealed(99), &mut scratch, &mut cache)
+        .unwrap();
+    assert_eq!(cache.hits_misses().0, 1);
+    let other = Keyring::new(&Key::new(1, [8; 32]));
+    let e = other
+        .open_cached(&sealed(99), &mut scratch, &mut cache)
+        .map(|_| ());
+    assert_eq!(e.unwrap_err(), AuthError::BadTag);
+    assert_eq!(cache.hits_misses().0, 1);
+}
+
 fn any_message() -> impl Strategy<Value = (Vec<u8>, u64, u64, u64, bool)> {
     (
         proptest::collection::vec(any::<u8>(), 2..600),
@@ -386,6 +427,26 @@ fn message(body: &[u8], sender: u64) -> Vec<u8> {
     buf
 }
 
+/// Whether the xaes-256-gcm crate, given the cluster key, verifies the tag
+/// of datagram `buf` (message `len` bytes, from `sender` as sealed) by the
+/// nonce its trailer and header name.
+fn crate_verifies(secret: &[u8; 32], buf: &[u8], len: usize, sender: u64, sealed: bool) -> bool {
+    use xaes_256_gcm::aead::{inout::InOutBuf, AeadInOut, KeyInit};
+    let t = &buf[len..];
+    let mut nonce = [0u8; 24];
+    nonce[..8].copy_from_slice(&sender.to_be_bytes());
+    nonce[8..].copy_from_slice(&t[1..17]);
+    let nonce = xaes_256_gcm::Nonce::from(nonce);
+    let tag = xaes_256_gcm::Tag::try_from(&t[17..]).unwrap();
+    let cipher = xaes_256_gcm::Xaes256Gcm::new(&(*secret).into());
+    let mut body = buf[wire::HEADER_LEN..len].to_vec();
+    let (aad, io) = match sealed {
+        true => (&buf[..wire::HEADER_LEN], InOutBuf::from(&mut body[..])),
+        false => (&buf[..buf.len() - 16], InOutBuf::from(&mut [][..])),
+    };
+    cipher.decrypt_inout_detached(&nonce, aad, io, &tag).is_ok()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -396,9 +457,10 @@ proptest! {
         bit in 0u8..8,
         secret in any::<[u8; 32]>(),
     ) {
-        // Sealing derives the per-sender key itself (`auth::Sealer`); opening
-        // is the xaes-256-gcm crate's: agreeing on random keys and nonces
-        // holds the derivation to the crate.
+        // Sealing and opening derive the per-sender key themselves
+        // (`auth::Sealer`, `auth::OpenCache`); the xaes-256-gcm crate's own
+        // check of the tag, on random keys and nonces, holds the derivation
+        // to the crate.
         let mut ring = Keyring::new(&Key::new(7, secret));
         ring.set_sealed(sealed);
         let plain = message(&body, sender);
@@ -407,11 +469,19 @@ proptest! {
         let len = ring.seal(NodeId(sender), epoch, counter, &mut buf, plain.len()).unwrap();
         prop_assert_eq!(len, plain.len() + TRAILER_LEN);
         prop_assert_eq!(sealed, buf[wire::HEADER_LEN..plain.len()] != plain[wire::HEADER_LEN..]);
+        prop_assert!(crate_verifies(&secret, &buf, plain.len(), sender, sealed));
         let mut scratch = vec![0u8; len];
         let opened = ring.open(&buf, &mut scratch).unwrap();
         prop_assert_eq!((opened.epoch, opened.counter), (epoch, counter));
         prop_assert_eq!(&opened.message[wire::HEADER_LEN..], &plain[wire::HEADER_LEN..]);
         prop_assert_ne!(opened.message[4] & FLAG_AUTH, 0);
+        // The cache: a miss keeps the key, the next open finds it.
+        let mut cache = OpenCache::new(4);
+        for hits in 0..2 {
+            let o = ring.open_cached(&buf, &mut scratch, &mut cache).unwrap();
+            prop_assert_eq!(&o.message[wire::HEADER_LEN..], &plain[wire::HEADER_LEN..]);
+            prop_assert_eq!(cache.hits_misses(), (hits, 1));
+        }
         let at = flip.index(len);
         buf[at] ^= 1 << bit;
         let refused = ring.open(&buf, &mut scratch).map(|_| ()).unwrap_err();
@@ -419,6 +489,11 @@ proptest! {
         // fails the tag.
         let expect = if at == plain.len() { AuthError::UnknownKey } else { AuthError::BadTag };
         prop_assert_eq!(refused, expect);
+        let cached = ring.open_cached(&buf, &mut scratch, &mut cache).map(|_| ());
+        prop_assert_eq!(cached.unwrap_err(), expect);
+        if at != plain.len() {
+            prop_assert!(!crate_verifies(&secret, &buf, plain.len(), sender, sealed));
+        }
         // Cut short by any amount: refused.
         buf[at] ^= 1 << bit;
         let cut = flip.index(len);

@@ -21,8 +21,13 @@ use crate::stats::Ci;
 /// The sides of a comparison, in the order asked for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
-    /// One report per world.
+    /// One report per side.
     pub sides: Vec<Report>,
+    /// Each side's name: its world, or `<world>-no-key` for the side
+    /// without the cluster key (`compare --without-key`); empty in reports
+    /// from before names (the worlds name the sides then).
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 /// A figure compared: its label and its dotted path in the summary (as
@@ -92,23 +97,31 @@ fn by_type(s: &Summary, kind: &str) -> Option<f64> {
 }
 
 impl Comparison {
+    /// Side `i`'s name: from [`Comparison::names`], else its world.
+    pub fn side(&self, i: usize) -> &str {
+        self.names
+            .get(i)
+            .map_or(self.sides[i].world.as_str(), String::as_str)
+    }
+
     /// The side-by-side table as Markdown: a column per world, then the first
     /// world's figure divided by each other world's.
     pub fn markdown(&self) -> String {
         let mut o = String::new();
-        let Some(first) = self.sides.first() else {
+        if self.sides.is_empty() {
             return o;
-        };
-        let name = |r: &Report| match &r.datapath {
-            Some(d) => format!("{} ({d})", r.world),
-            None => r.world.clone(),
+        }
+        let side = |i: usize| self.side(i);
+        let name = |i: usize| match &self.sides[i].datapath {
+            Some(d) => format!("{} ({d})", side(i)),
+            None => side(i).to_owned(),
         };
         let _ = write!(o, "| figure |");
-        for r in &self.sides {
-            let _ = write!(o, " {} |", name(r));
+        for i in 0..self.sides.len() {
+            let _ = write!(o, " {} |", name(i));
         }
-        for r in &self.sides[1..] {
-            let _ = write!(o, " {} ÷ {} |", first.world, r.world);
+        for i in 1..self.sides.len() {
+            let _ = write!(o, " {} ÷ {} |", side(0), side(i));
         }
         let _ = write!(o, "\n|---|");
         for _ in 0..(2 * self.sides.len() - 1) {
@@ -143,11 +156,11 @@ impl Comparison {
             o.push('\n');
         }
         o.push('\n');
-        for r in &self.sides {
+        for (i, r) in self.sides.iter().enumerate() {
             let _ = writeln!(
                 o,
                 "- {}: {} of {} trial(s){}, {:.0} s wall",
-                name(r),
+                name(i),
                 r.trials_done,
                 r.trials_requested,
                 if r.interrupted { ", interrupted" } else { "" },
@@ -168,14 +181,15 @@ impl Comparison {
         let series: Vec<Series> = self
             .sides
             .iter()
-            .filter_map(|r| {
+            .enumerate()
+            .filter_map(|(i, r)| {
                 let points = types
                     .iter()
                     .enumerate()
                     .map(|(i, t)| Some((i as f64, by_type(&r.summary, t)?)))
                     .collect::<Option<Vec<_>>>()?;
                 Some(Series {
-                    name: r.world.clone(),
+                    name: self.side(i).to_owned(),
                     points,
                     line: true,
                     ..Series::default()
@@ -184,7 +198,7 @@ impl Comparison {
             .collect();
         if !series.is_empty() {
             out.push((
-                "Membership upkeep by message type, messages per node per second (0 PING, 1 PONG, 2 MEET), one line per world.".into(),
+                "Membership upkeep by message type, messages per node per second (0 PING, 1 PONG, 2 MEET), one line per side.".into(),
                 charts::lines(
                     "Upkeep by type",
                     "message type (0 PING, 1 PONG, 2 MEET)",
@@ -195,19 +209,19 @@ impl Comparison {
             ));
         }
         let mut by_kind: BTreeMap<String, Vec<charts::CdfSamples>> = BTreeMap::new();
-        for r in &self.sides {
+        for (i, r) in self.sides.iter().enumerate() {
             for (k, v, items) in charts::latency_by_kind(&r.trials) {
                 if !v.is_empty() {
                     by_kind
                         .entry(k)
                         .or_default()
-                        .push((r.world.clone(), v, items));
+                        .push((self.side(i).to_owned(), v, items));
                 }
             }
         }
         for (k, samples) in by_kind {
             out.push((
-                format!("CDF of the {k} items' spread: time from injection to first reception at each live node, one curve per world."),
+                format!("CDF of the {k} items' spread: time from injection to first reception at each live node, one curve per side."),
                 charts::cdf(
                     &format!("{k}: spread"),
                     "ms after injection (log scale)",

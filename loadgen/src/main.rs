@@ -161,6 +161,12 @@ struct CompareArgs {
     /// other's: --worlds udp,redis.
     #[arg(long, value_name = "W1,W2,...", required = true)]
     worlds: String,
+    /// Each world twice: the scenario as given, then the same without its
+    /// cluster key (auth.key off, the key rotation steps dropped), for the
+    /// key's cost in bytes and CPU per node per second: --scenario
+    /// key-rotation --worlds udp --without-key.
+    #[arg(long)]
+    without_key: bool,
 }
 
 #[derive(Args, Debug)]
@@ -488,8 +494,8 @@ fn compare(a: &CompareArgs) -> Result<()> {
         .map(|w| WorldKind::from_name(w.trim()))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| anyhow::anyhow!("--worlds: {e}"))?;
-    if worlds.len() < 2 {
-        bail!("--worlds: name at least two worlds to compare, e.g. --worlds udp,redis");
+    if worlds.len() < 2 && !a.without_key {
+        bail!("--worlds: name at least two worlds to compare, e.g. --worlds udp,redis (or one with --without-key)");
     }
     let s = a.run.scenario()?;
     runner::check_out(&a.run.options())?;
@@ -499,7 +505,11 @@ fn compare(a: &CompareArgs) -> Result<()> {
             s.name
         );
     }
-    let units = (worlds.len() * s.run.trials) as u64 * world::units_per_trial(&s);
+    if a.without_key {
+        s.without_key()?;
+    }
+    let sides = worlds.len() * if a.without_key { 2 } else { 1 };
+    let units = (sides * s.run.trials) as u64 * world::units_per_trial(&s);
     let control = Arc::new(Control::new(units, &format!("{} compare", s.name)));
     install_ctrl_c(&control)?;
     let overrides = a.run.overrides()?;
@@ -507,6 +517,7 @@ fn compare(a: &CompareArgs) -> Result<()> {
         &a.run.scenario,
         &overrides,
         &worlds,
+        a.without_key,
         &a.run.options(),
         &control,
     )?;

@@ -105,26 +105,32 @@ pub fn compare(
     name_or_path: &str,
     overrides: &[String],
     worlds: &[WorldKind],
+    without_key: bool,
     opts: &Options,
     control: &Control,
 ) -> Result<(Report, PathBuf)> {
     let started = WallClock::now();
     let created_ms = now_unix_ms();
     let created = created_ms / 1000;
-    let scenarios: Vec<Scenario> = worlds
-        .iter()
-        .map(|w| {
-            let mut o = overrides.to_vec();
-            o.push(format!("cluster.world={}", w.name()));
-            Scenario::load(name_or_path, &o).with_context(|| format!("world {}", w.name()))
-        })
-        .collect::<Result<_>>()?;
-    let base = &scenarios[0];
+    // The sides: each world's scenario, and with `without_key` the same
+    // without its key right after it (named `<world>-no-key`).
+    let mut scenarios: Vec<(String, Scenario)> = Vec::new();
+    for w in worlds {
+        let mut o = overrides.to_vec();
+        o.push(format!("cluster.world={}", w.name()));
+        let s = Scenario::load(name_or_path, &o).with_context(|| format!("world {}", w.name()))?;
+        let bare = without_key.then(|| s.without_key()).transpose()?;
+        scenarios.push((w.name().to_owned(), s));
+        if let Some(b) = bare {
+            scenarios.push((format!("{}-no-key", w.name()), b));
+        }
+    }
+    let base = &scenarios[0].1;
     let (dir, run_id) = claim_dir(
         opts,
         &format!("{}-compare", run_id(&base.name, created_ms, base.run.seed)),
     )?;
-    let names: Vec<&str> = worlds.iter().map(|w| w.name()).collect();
+    let names: Vec<&str> = scenarios.iter().map(|(n, _)| n.as_str()).collect();
     let mut sides: Vec<Report> = Vec::new();
     let whole = |sides: &[Report], interrupted: bool| Report {
         schema: SCHEMA.into(),
@@ -136,7 +142,7 @@ pub fn compare(
         world: names.join(","),
         datapath: None,
         seed: base.run.seed,
-        trials_requested: base.run.trials * worlds.len(),
+        trials_requested: base.run.trials * scenarios.len(),
         trials_done: sides.iter().map(|r| r.trials_done).sum(),
         interrupted,
         interruption: control.interruption(),
@@ -148,11 +154,12 @@ pub fn compare(
         sweep: None,
         compare: Some(Comparison {
             sides: sides.to_vec(),
+            names: names[..sides.len()].iter().map(|n| n.to_string()).collect(),
         }),
         host: None,
     };
     let probe = Probe::start();
-    for (s, w) in scenarios.iter().zip(worlds) {
+    for (name, s) in &scenarios {
         if control.stopped() {
             break;
         }
@@ -162,10 +169,10 @@ pub fn compare(
             Ok(t) => t,
             Err(e) => {
                 whole(&sides, true).write(&dir)?;
-                return Err(e.context(format!("world {}", w.name())));
+                return Err(e.context(format!("side {name}")));
             }
         };
-        let side_id = format!("{run_id}-{}", w.name());
+        let side_id = format!("{run_id}-{name}");
         let mut r = report(
             s,
             trials,
@@ -176,12 +183,12 @@ pub fn compare(
             side_started,
         )?;
         r.host = side_probe.finish(r.summary.late_tick_fraction);
-        r.write(&dir.join(w.name()))?;
+        r.write(&dir.join(name))?;
         sides.push(r);
         whole(&sides, true).write(&dir)?;
     }
     control.progress.finish();
-    let done = sides.len() == worlds.len() && sides.iter().all(|r| !r.interrupted);
+    let done = sides.len() == scenarios.len() && sides.iter().all(|r| !r.interrupted);
     let mut report = whole(&sides, !done);
     let late = sides
         .iter()

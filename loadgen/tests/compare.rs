@@ -1,6 +1,7 @@
 //! `compare` end to end: one scenario in our udp world and in a real Redis
 //! Cluster (`redis-server`, Debian package `redis-server`; CI installs it),
-//! side by side in one report; and the one-line refusals.
+//! side by side in one report; a keyed scenario beside itself without the
+//! key; and the one-line refusals.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -42,6 +43,70 @@ fn require_redis() {
         found.is_ok_and(|o| o.status.success()),
         "redis-server is not installed: apt-get install redis-server (CI's .ci/run does)"
     );
+}
+
+#[test]
+fn a_keyed_scenario_beside_itself_without_the_key_shows_the_keys_cost() {
+    let dir = out_dir("keycost");
+    let out = bin()
+        .args(["compare", "--scenario", "key-rotation", "--nodes", "8"])
+        .args(["--worlds", "udp", "--without-key"])
+        .args(["--set", "profile.node_timeout_ms=1000"])
+        .args(["--set", "run.warmup_s=2", "--set", "run.duration_s=5"])
+        .args([
+            "--set",
+            "timeline=[{at_s=0.5,action=\"publish\",count=5,rate=5.0},{at_s=1.0,action=\"key-add\"},{at_s=2.0,action=\"key-switch\"},{at_s=3.0,action=\"key-retire\"}]",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let md = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "udp ÷ udp-no-key",
+        "payload bytes / message",
+        "CPU s / node-s",
+    ] {
+        assert!(md.contains(row), "{row} not in {md}");
+    }
+    let r = Report::read(&dir).unwrap();
+    let c = r.compare.expect("a comparison");
+    assert_eq!(c.names, ["udp", "udp-no-key"]);
+    let (keyed, bare) = (&c.sides[0], &c.sides[1]);
+    assert!(keyed.scenario.auth.key && !bare.scenario.auth.key);
+    // The same timeline but the key steps.
+    assert_eq!(keyed.scenario.timeline.len(), 4);
+    assert_eq!(bare.scenario.timeline.len(), 1);
+    // Every datagram carries the 33-byte trailer: a message's mean size shows it.
+    let per_msg = |r: &Report| {
+        r.summary.bytes_per_node_s.as_ref().unwrap().mean
+            / r.summary.msgs_per_node_s.as_ref().unwrap().mean
+    };
+    let added = per_msg(keyed) - per_msg(bare);
+    assert!((20.0..60.0).contains(&added), "{added} bytes a message");
+    assert!(dir.join("udp-no-key").join("report.json").exists());
+    // Without a key to drop: refused in one line.
+    let out = bin()
+        .args([
+            "compare",
+            "--scenario",
+            "crash",
+            "--worlds",
+            "udp",
+            "--without-key",
+        ])
+        .arg("--out")
+        .arg(out_dir("keycost-none"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("runs without a cluster key"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -144,6 +144,58 @@ node = 7
 }
 
 #[test]
+fn a_key_rotated_across_two_hosts_loses_no_update_and_suspects_no_one() {
+    let Some((lab, _down)) = lab_up("hr", 2) else {
+        return;
+    };
+    let dir = out_dir("keyrot");
+    let mut args = vec!["run", "--scenario", "key-rotation", "--hosts"];
+    let hosts = format!("lab:{}", lab.name());
+    args.push(&hosts);
+    let sets = [
+        "cluster.nodes=10",
+        "profile.node_timeout_ms=1500",
+        "profile.anti_entropy_period_ms=500",
+        "run.warmup_s=3",
+        "run.duration_s=9",
+        "timeline=[{at_s=0.5,action=\"publish\",count=10,rate=2.0},{at_s=1.5,action=\"key-add\"},{at_s=3.0,action=\"key-switch\"},{at_s=4.5,action=\"key-retire\"}]",
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    args.extend(["--out", dir.to_str().unwrap()]);
+    let out = loadgen(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = report(&dir);
+    assert_eq!(r["world"], "hosts");
+    let t = &r["trials"][0];
+    let marks = t["timeline"].to_string();
+    for step in [
+        "every node accepts key 2 (10 running)",
+        "every node sends with key 2 (10 running)",
+        "every node retires key(s) [1] (10 running)",
+    ] {
+        assert!(marks.contains(step), "{step} not in {marks}");
+    }
+    let updates: Vec<&Value> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "update")
+        .collect();
+    assert_eq!(updates.len(), 10);
+    for u in &updates {
+        assert_eq!(u["reached"], 9, "an update was lost: {u}");
+    }
+    assert_eq!(r["summary"]["false_fails"], 0, "{}", r["summary"]);
+    assert_eq!(r["summary"]["false_pfails"], 0, "{}", r["summary"]);
+    // No key material in what the run leaves behind.
+    let text = fs::read_to_string(dir.join("report.json")).unwrap();
+    assert!(!text.contains("key 1 ") && !stderr(&out).contains("key 1 "));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn loss_from_another_host_is_the_configured_rate_on_real_datagrams() {
     let Some((lab, _down)) = lab_up("hl", 2) else {
         return;

@@ -107,8 +107,36 @@ pub fn load(path: &Path) -> Result<Arc<Keyring>, String> {
 }
 
 fn key_id(s: &str) -> Result<u8, String> {
-    s.parse()
-        .map_err(|_| format!("key id {s:?} is not a number 0..=255"))
+    s.parse().map_err(|_| match s.len() {
+        // A secret in the id's place (a swapped line) is not repeated.
+        0..=8 => format!("key id {s:?} is not a number 0..=255"),
+        _ => "a key id is a number 0..=255".to_owned(),
+    })
+}
+
+/// The text of a key file holding `keys` (id and secret), sending with key
+/// `send`, remembering `retired` ids, sealing bodies if `sealed`: what
+/// [`parse`] reads back. It holds the secrets: write it only where a key
+/// file may be (a 0600 file, the agent API's body), never to a log.
+pub fn render(keys: &[(u8, [u8; KEY_LEN])], send: u8, retired: &[u8], sealed: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("# gossip cluster keyring\n");
+    for (id, secret) in keys {
+        let _ = write!(out, "key {id} ");
+        for b in secret {
+            let _ = write!(out, "{b:02x}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "send {send}");
+    if !retired.is_empty() {
+        let ids: Vec<String> = retired.iter().map(u8::to_string).collect();
+        let _ = writeln!(out, "retired {}", ids.join(" "));
+    }
+    if sealed {
+        out.push_str("sealed\n");
+    }
+    out
 }
 
 fn secret_bytes(hex: &str) -> Result<[u8; KEY_LEN], String> {
@@ -192,6 +220,18 @@ mod tests {
         assert!(parse(&five)
             .unwrap_err()
             .contains("line 5: more than 4 keys"));
+    }
+
+    #[test]
+    fn a_rendered_file_parses_to_its_keyring_and_errors_keep_secrets() {
+        let text = render(&[(2, [7; KEY_LEN]), (3, [9; KEY_LEN])], 3, &[1], true);
+        let ring = parse(&text).unwrap();
+        assert_eq!(ring.sending(), 3);
+        assert_eq!(ring.accepted().collect::<Vec<_>>(), [3, 2]);
+        assert_eq!((ring.retired(), ring.sealed()), (&[1][..], true));
+        // A line with its id and secret swapped: the error names the line only.
+        let e = parse(&format!("key {K1} 2")).unwrap_err();
+        assert!(!e.contains(K1) && e.starts_with("line 1:"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gossip_node::agent::api::{ClusterSpec, EventJson, EventRecord, Faults, LossRule, Support};
+use gossip_node::agent::api::{
+    ClusterSpec, EventJson, EventRecord, Faults, KeyFile, LossRule, Support,
+};
 use gossip_node::agent::{clock_offset, AgentAddr, AgentClient};
 use gossip_node::datapath::sys::monotonic_us;
 use gossip_node::profile::ProfileParams;
@@ -151,6 +153,8 @@ fn spec(nodes: usize) -> ClusterSpec {
         timer_slack_us: 0,
         event_queue: 4_096,
         ramp_ms: 0,
+        keyring: None,
+        join_cookies: false,
     }
 }
 
@@ -360,6 +364,111 @@ fn a_session_runs_six_nodes_streams_their_events_and_holds_the_agent() {
     );
     c.close_session().unwrap();
     assert!(agent.client().hello().unwrap().session.is_none());
+}
+
+/// Sum of `gossip_auth_refused_total` in a Prometheus text.
+fn auth_refused(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("gossip_auth_refused_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_keyed_cluster_rotates_its_key_through_the_api_and_no_secret_leaks() {
+    let agent = Agent::start("rekey", &[], "127.0.0.1:0", &[]);
+    let mut c = agent.client();
+    c.open_session("rekey test", Duration::from_secs(30))
+        .unwrap();
+    let (k1, k2) = ("1a".repeat(32), "2b".repeat(32));
+    let keyed = |text: &str| KeyFile(format!("# test keys\n{text}"));
+    let mut spec = spec(4);
+    spec.keyring = Some(keyed(&format!("key 1 {k1}\n")));
+    let started = c.start_cluster(&spec).unwrap();
+    let ids: Vec<u64> = started.nodes.iter().map(|p| p.id).collect();
+    let stream = c.events().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for e in stream {
+            if tx.send(e.expect("a readable event")).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    assert!(
+        collect_until(&rx, &mut log, Duration::from_secs(15), |l| joined_pairs(
+            l, &ids
+        )
+        .len()
+            == 12),
+        "a keyed cluster of 4 formed only {} of 12 links",
+        joined_pairs(&log, &ids).len()
+    );
+    // The rotation's three steps, each a whole key file: accept, switch, retire.
+    let steps = [
+        (
+            format!("key 1 {k1}\nkey 2 {k2}\nsend 1\n"),
+            1,
+            vec![1, 2],
+            vec![],
+        ),
+        (
+            format!("key 1 {k1}\nkey 2 {k2}\nsend 2\n"),
+            2,
+            vec![2, 1],
+            vec![],
+        ),
+        (format!("key 2 {k2}\nretired 1\n"), 2, vec![2], vec![1]),
+    ];
+    for (text, sending, accepted, retired) in steps {
+        let set = c.set_keyring(&keyed(&text)).unwrap();
+        assert_eq!(
+            (set.switched, set.sending, set.accepted, set.retired),
+            (4, sending, accepted, retired)
+        );
+        // Longer than a ping interval (node_timeout / 2): every link carries
+        // datagrams under the new keyring before the next step.
+        collect_until(&rx, &mut log, Duration::from_millis(700), |_| false);
+    }
+    collect_until(&rx, &mut log, Duration::from_millis(1_200), |_| false);
+    let pfails: Vec<&EventRecord> = log
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                EventJson::PeerPfail { .. } | EventJson::PeerFail { .. }
+            )
+        })
+        .collect();
+    assert!(pfails.is_empty(), "the rotation caused {pfails:?}");
+    assert_eq!(auth_refused(&c.metrics().unwrap()), 0, "datagrams refused");
+    // A bad key file is refused in one line that does not repeat it.
+    let e = c
+        .set_keyring(&keyed(&format!("key {k2} 2\n")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2") && !e.contains(&k2), "{e}");
+    assert!(!format!("{:?}", keyed(&k1)).contains(&k1));
+    c.stop_cluster().unwrap();
+    // A cluster started without a key cannot gain one.
+    c.start_cluster(&self::spec(2)).unwrap();
+    let e = c
+        .set_keyring(&keyed(&format!("key 1 {k1}\n")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("started without a key") && !e.contains(&k1),
+        "{e}"
+    );
+    c.stop_cluster().unwrap();
+    c.close_session().unwrap();
+    let log = agent.log.lock().unwrap();
+    assert!(
+        !log.iter().any(|l| l.contains(&k1) || l.contains(&k2)),
+        "a key in the agent's log"
+    );
 }
 
 #[test]

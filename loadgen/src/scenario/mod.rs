@@ -432,6 +432,33 @@ impl Scenario {
         Ok((origin, s))
     }
 
+    /// The same scenario without its cluster key: `auth.key` and
+    /// `auth.sealed` off and the key rotation steps dropped from the
+    /// timeline (nothing else changes: the same updates, crashes, faults).
+    /// What `compare --without-key` runs beside it, for the key's cost.
+    ///
+    /// # Errors
+    /// The scenario has no key to drop.
+    pub fn without_key(&self) -> Result<Scenario> {
+        if !self.auth.key {
+            bail!(
+                "--without-key: scenario {} runs without a cluster key already (auth.key = false)",
+                self.name
+            );
+        }
+        let mut s = self.clone();
+        s.auth.key = false;
+        s.auth.sealed = false;
+        s.timeline.retain(|a| {
+            !matches!(
+                a.action,
+                ActionKind::KeyAdd | ActionKind::KeySwitch | ActionKind::KeyRetire
+            )
+        });
+        s.validate()?;
+        Ok(s)
+    }
+
     /// Checks everything a run relies on; refuses rather than shrinks.
     ///
     /// # Errors
@@ -647,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn cluster_keys_run_in_the_udp_world_and_key_steps_need_a_key() {
+    fn cluster_keys_run_on_real_nodes_and_key_steps_need_a_key() {
         let load = |o: &[&str]| {
             let o: Vec<String> = o.iter().map(|x| x.to_string()).collect();
             Scenario::load("key-rotation", &o).map_err(|e| format!("{e:#}"))
@@ -658,7 +685,7 @@ mod tests {
         assert!(e.contains("key-add needs auth.key = true"), "{e}");
         let e = load(&["cluster.world=sim"]).unwrap_err();
         assert!(
-            e.contains("auth: cluster keys and join cookies run in the udp world"),
+            e.contains("auth: cluster keys and join cookies run on real nodes"),
             "{e}"
         );
         let e = load(&["auth.sealed=true", "auth.key=false", "timeline=[]"]).unwrap_err();

@@ -44,10 +44,9 @@ impl WorldKind {
     fn refuses(self, action: ActionKind) -> Option<&'static str> {
         use ActionKind::{Heal, KeyAdd, KeyRetire, KeySwitch, Latency, Loss, Partition, Publish};
         match (self, action) {
-            (
-                WorldKind::Sim | WorldKind::Hosts | WorldKind::Redis,
-                KeyAdd | KeySwitch | KeyRetire,
-            ) => Some("cluster keys run in the udp world"),
+            (WorldKind::Sim | WorldKind::Redis, KeyAdd | KeySwitch | KeyRetire) => {
+                Some("cluster keys run on real nodes: the udp or hosts world")
+            }
             (WorldKind::Sim | WorldKind::Hosts, _) => None,
             (WorldKind::Udp | WorldKind::Redis, Partition | Heal | Loss | Latency) => {
                 Some("loopback cannot shape traffic honestly; use --world sim")
@@ -66,8 +65,9 @@ impl WorldKind {
     /// The first setting or timeline action the world cannot apply.
     pub fn check(self, s: &Scenario) -> Result<()> {
         let w = self.name();
-        if self != WorldKind::Udp && (s.auth.key || s.auth.join_cookies) {
-            bail!("auth: cluster keys and join cookies run in the udp world (use --world udp)");
+        if !matches!(self, WorldKind::Udp | WorldKind::Hosts) && (s.auth.key || s.auth.join_cookies)
+        {
+            bail!("auth: cluster keys and join cookies run on real nodes (the udp or hosts world)");
         }
         if self == WorldKind::Hosts {
             if s.network.duplicate > 0.0 {

@@ -12,6 +12,7 @@
 
 pub mod epidemic;
 pub mod hosts;
+pub mod keys;
 pub mod redis;
 pub mod sim;
 pub mod udp;

@@ -21,11 +21,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use gossip_core::{Instant, ItemId, Key, Keyring, NodeId};
+use gossip_core::{Instant, ItemId, NodeId};
 use gossip_node::datapath::{self, DatapathChoice};
 use gossip_node::metrics::{MetricsSource, Snapshot};
 use gossip_node::runtime::{NodeError, Runtime, RuntimeConfig};
 
+use super::keys::ClusterKeys;
 use super::sim::UPKEEP_TYPES;
 use super::{Extras, ItemKey, Published, Seen, Upkeep, World};
 use crate::observe::Resources;
@@ -91,15 +92,8 @@ pub struct UdpWorld {
     resources_before: Option<(Snapshot, Option<u64>)>,
     /// Items whose copies are not counted: every node's tracked set was full.
     uncounted: Vec<ItemKey>,
-    /// The cluster keyring (`auth.key`), as the rotation steps leave it.
-    keyring: Option<Keyring>,
-}
-
-/// A fresh cluster key: random bytes from the OS, never written anywhere.
-fn fresh_key(id: u8) -> Result<Key> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| anyhow!("no OS randomness for a cluster key: {e}"))?;
-    Ok(Key::new(id, secret))
+    /// The cluster keys (`auth.key`), as the rotation steps leave them.
+    keys: Option<ClusterKeys>,
 }
 
 impl UdpWorld {
@@ -117,14 +111,11 @@ impl UdpWorld {
             .parse()
             .map_err(|e| anyhow!("cluster.datapath: {e}"))?;
         let total = s.cluster.nodes + s.joins();
-        let keyring = match s.auth.key {
-            true => {
-                let mut k = Keyring::new(&fresh_key(1)?);
-                k.set_sealed(s.auth.sealed);
-                Some(k)
-            }
+        let keys = match s.auth.key {
+            true => Some(ClusterKeys::new(s.auth.sealed)?),
             false => None,
         };
+        let keyring = keys.as_ref().map(ClusterKeys::keyring).transpose()?;
         // Shared sockets come whole: the slots past `total` are held and never
         // started.
         let slots = s.cluster.slots.max(1);
@@ -143,7 +134,7 @@ impl UdpWorld {
                 event_queue: EVENT_QUEUE,
                 timer_slack: Duration::from_secs_f64(s.cluster.timer_slack_ms / 1_000.0),
                 ramp: Duration::from_secs_f64(s.cluster.ramp_s),
-                keyring: keyring.clone().map(std::sync::Arc::new),
+                keyring: keyring.map(std::sync::Arc::new),
                 join_cookies: s.auth.join_cookies,
                 ..RuntimeConfig::default()
             },
@@ -161,7 +152,7 @@ impl UdpWorld {
             rt,
             resources_before: None,
             uncounted: Vec::new(),
-            keyring,
+            keys,
         })
     }
 
@@ -235,32 +226,11 @@ impl World for UdpWorld {
     }
 
     fn rekey(&mut self, step: ActionKind) -> Result<String> {
-        let Some(ring) = self.keyring.as_mut() else {
+        let Some(keys) = self.keys.as_mut() else {
             bail!("{}: the nodes run without a key (auth.key)", step.name());
         };
-        let newest = ring.accepted().max().unwrap_or(0);
-        let said = match step {
-            ActionKind::KeyAdd => {
-                let id = newest.wrapping_add(1);
-                ring.accept(&fresh_key(id)?)
-                    .map_err(|e| anyhow!("key-add: {e}"))?;
-                format!("every node accepts key {id}")
-            }
-            ActionKind::KeySwitch => {
-                ring.set_sending(newest)
-                    .map_err(|e| anyhow!("key-switch: {e}"))?;
-                format!("every node sends with key {newest}")
-            }
-            ActionKind::KeyRetire => {
-                let old: Vec<u8> = ring.accepted().filter(|&id| id != ring.sending()).collect();
-                for &id in &old {
-                    ring.retire(id).map_err(|e| anyhow!("key-retire: {e}"))?;
-                }
-                format!("every node retires key(s) {old:?}")
-            }
-            other => bail!("{}: not a key rotation step", other.name()),
-        };
-        let switched = self.rt.set_keyring(std::sync::Arc::new(ring.clone()));
+        let said = keys.step(step)?;
+        let switched = self.rt.set_keyring(std::sync::Arc::new(keys.keyring()?));
         Ok(format!("{said} ({switched} running)"))
     }
 

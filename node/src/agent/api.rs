@@ -26,23 +26,26 @@
 //! | `POST /v1/track`, `POST /v1/untrack` | [`Item`] | `bool`: tracked / was tracked |
 //! | `POST /v1/copies` | [`Item`] | `Vec<Option<u32>>` by local node index |
 //! | `GET /v1/resources` | | [`Resources`] (cumulative; diff two readings) |
+//! | `PUT /v1/keyring` | [`KeyFile`] | [`KeyringSet`] (409 for a cluster started without a key) |
 //! | `PUT /v1/faults` | [`Faults`] | [`FaultsApplied`] |
 //! | `DELETE /v1/faults` | | `{}` |
 //! | `GET /v1/events` | | a stream of [`EventRecord`], one JSON object per line |
 //! | `GET /metrics` | | Prometheus text exposition of the running nodes |
 //!
 //! Requests under `/v1/session/renew`, `/v1/cluster`, `/v1/nodes`, `/v1/track`,
-//! `/v1/untrack`, `/v1/copies`, `/v1/faults` and `/v1/events` (and `DELETE
+//! `/v1/untrack`, `/v1/copies`, `/v1/keyring`, `/v1/faults` and `/v1/events` (and `DELETE
 //! /v1/session`) carry the session's id in [`SESSION_HEADER`]; any of them
 //! renews the lease.
 //!
 //! Refusals: 401 without the token (`/metrics` included); 404 an unknown
 //! path; 405 a known path with another method; 400 a malformed body (the
 //! serde error in one line), an impossible cluster spec, or a node index out
-//! of range; 413 a body over 1 MiB; 403 a session id missing or not the
+//! of range, a keyring that is not a key file (the error names the line, never
+//! its secret); 413 a body over 1 MiB; 403 a session id missing or not the
 //! agent's; 409 no session, another session holding the agent, a second
 //! cluster or event stream, a node action the node cannot do (kill or pause
-//! a node not running, resume one not paused, start one running); 422 a
+//! a node not running, resume one not paused, start one running), a keyring
+//! change for a cluster started without a key; 422 a
 //! fault set refused (faults off, no sch_netem for latency, `nft` missing),
 //! which leaves the faults applied before in place.
 //!
@@ -61,7 +64,8 @@ use crate::profile::ProfileParams;
 /// The API version this build speaks; a loadgen refuses an agent with another.
 /// 2: `ClusterSpec::join` (was `seeds`), `Hello::process`.
 /// 3: `ClusterSpec::profile` by the core's flat parameter names.
-pub const API_VERSION: u32 = 3;
+/// 4: cluster keys: `ClusterSpec::keyring` and `join_cookies`, `PUT /v1/keyring`.
+pub const API_VERSION: u32 = 4;
 
 /// The header that names the caller's session.
 pub const SESSION_HEADER: &str = "x-gossip-session";
@@ -197,6 +201,41 @@ pub struct ClusterSpec {
     /// 0: all at once.
     #[serde(default)]
     pub ramp_ms: u64,
+    /// The cluster keyring every node authenticates with; `None`: no key.
+    #[serde(default)]
+    pub keyring: Option<KeyFile>,
+    /// Nodes require proven joins (`gossip_core::cookie`).
+    #[serde(default)]
+    pub join_cookies: bool,
+}
+
+/// A cluster keyring as the text of a key file (`crate::keyfile`: `key ID
+/// HEX` lines, `send ID`, `retired ID…`, `sealed`). It holds secrets: its
+/// `Debug` shows its length alone, and no answer or error repeats it. The
+/// API carries it in the clear, so an agent's address must be one only the
+/// loadgen reaches (the lab's namespaces, loopback, a unix socket).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyFile(pub String);
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyFile({} bytes, secret)", self.0.len())
+    }
+}
+
+/// What a keyring change did: the running nodes that switched to it and the
+/// keyring's key ids now (no key material).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyringSet {
+    /// Running nodes now authenticating with the new keyring.
+    pub switched: usize,
+    /// The sending key's id.
+    pub sending: u8,
+    /// The accepted keys' ids.
+    pub accepted: Vec<u8>,
+    /// The retired ids the keyring remembers.
+    pub retired: Vec<u8>,
 }
 
 /// A node as others reach it.

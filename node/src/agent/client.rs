@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use super::api::{
     self, ApiError, ClockReading, ClusterSpec, ClusterStarted, Counters, EventRecord, Faults,
-    FaultsApplied, Hello, Item, Meet, Peer, PublishReply, PublishSpec, Resources, Session,
-    SessionSpec,
+    FaultsApplied, Hello, Item, KeyFile, KeyringSet, Meet, Peer, PublishReply, PublishSpec,
+    Resources, Session, SessionSpec,
 };
 use crate::datapath::sys;
 
@@ -302,6 +302,12 @@ impl AgentClient {
     /// Replaces the agent's faults.
     pub fn set_faults(&mut self, faults: &Faults) -> Result<FaultsApplied> {
         self.call(Method::PUT, "/v1/faults", Some(faults))
+    }
+
+    /// Replaces every node's keyring with `file`'s (a rotation step). The
+    /// agent answers with key ids only; an error never repeats the file.
+    pub fn set_keyring(&mut self, file: &KeyFile) -> Result<KeyringSet> {
+        self.call(Method::PUT, "/v1/keyring", Some(file))
     }
 
     /// Removes the agent's faults.

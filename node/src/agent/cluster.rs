@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::api::{ClusterSpec, ClusterStarted, EventJson, EventRecord, Peer, Resources};
+use super::api::{
+    ClusterSpec, ClusterStarted, EventJson, EventRecord, KeyFile, KeyringSet, Peer, Resources,
+};
 use super::now_us;
 use crate::datapath::{sys, DatapathChoice};
 use crate::metrics::Snapshot;
@@ -91,6 +93,8 @@ pub struct Cluster {
     rcvbuf_at_start: Option<u64>,
     hub: Arc<Mutex<EventHub>>,
     started: ClusterStarted,
+    /// Whether the nodes started with a keyring (only then can it change).
+    keyed: bool,
 }
 
 /// A cluster and its event pump.
@@ -145,6 +149,12 @@ impl Cluster {
                 spec.timer_slack_us
             ));
         }
+        let keyring = spec
+            .keyring
+            .as_ref()
+            .map(|k| crate::keyfile::parse(&k.0).map(Arc::new))
+            .transpose()
+            .map_err(|e| format!("keyring: {e}"))?;
         let sockets = spec.nodes / slots;
         let runtime = Runtime::start(RuntimeConfig {
             datapath,
@@ -159,6 +169,8 @@ impl Cluster {
             event_queue: spec.event_queue,
             timer_slack: Duration::from_micros(spec.timer_slack_us),
             ramp: Duration::from_millis(spec.ramp_ms),
+            keyring,
+            join_cookies: spec.join_cookies,
             ..RuntimeConfig::default()
         })
         .map_err(|e| e.to_string())?;
@@ -183,6 +195,7 @@ impl Cluster {
             rcvbuf_at_start: crate::datapath::sys::udp_rcvbuf_errors(),
             hub: Arc::new(Mutex::new(EventHub::default())),
             started,
+            keyed: spec.keyring.is_some(),
         });
         let pump_stop = Arc::new(AtomicBool::new(false));
         let pump = {
@@ -202,6 +215,32 @@ impl Cluster {
     /// Every node's id and endpoint.
     pub fn started(&self) -> &ClusterStarted {
         &self.started
+    }
+
+    /// Whether the nodes started with a keyring (only then can it change:
+    /// a node cannot gain a key while its peers run without one).
+    pub fn keyed(&self) -> bool {
+        self.keyed
+    }
+
+    /// Replaces every node's keyring with `file`'s (a rotation step: see
+    /// `crate::keyfile`); the nodes keep their epochs and counters.
+    ///
+    /// # Errors
+    /// The text is not a key file: one line, never the key material.
+    pub fn set_keyring(&self, file: &KeyFile) -> Result<KeyringSet, String> {
+        let ring = crate::keyfile::parse(&file.0).map_err(|e| format!("keyring: {e}"))?;
+        let (sending, accepted, retired) = (
+            ring.sending(),
+            ring.accepted().collect(),
+            ring.retired().to_vec(),
+        );
+        Ok(KeyringSet {
+            switched: self.runtime.set_keyring(Arc::new(ring)),
+            sending,
+            accepted,
+            retired,
+        })
     }
 
     /// The runtime.

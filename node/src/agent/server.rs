@@ -19,7 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::api::{self, ApiError, ClusterSpec, Hello, Item, Meet, PublishReply, PublishSpec};
+use super::api::{
+    self, ApiError, ClusterSpec, Hello, Item, KeyFile, Meet, PublishReply, PublishSpec,
+};
 use super::cluster::{Cluster, ClusterHandle};
 use super::faults::FaultControl;
 use super::session::{random_hex, Lease, MAX_LEASE_MS, MIN_LEASE_MS};
@@ -223,6 +225,7 @@ enum Route {
     Untrack,
     Copies,
     Resources,
+    Keyring,
     Faults,
     Events,
     Metrics,
@@ -276,6 +279,7 @@ impl Route {
             ["v1", "untrack"] => Route::Untrack,
             ["v1", "copies"] => Route::Copies,
             ["v1", "resources"] => Route::Resources,
+            ["v1", "keyring"] => Route::Keyring,
             ["v1", "faults"] => Route::Faults,
             ["v1", "events"] => Route::Events,
             ["metrics"] => Route::Metrics,
@@ -295,6 +299,7 @@ impl Route {
             | Route::Metrics => &[Method::GET],
             Route::Session | Route::Cluster => &[Method::POST, Method::DELETE],
             Route::Faults => &[Method::PUT, Method::DELETE],
+            Route::Keyring => &[Method::PUT],
             Route::Renew | Route::Node(..) | Route::Track | Route::Untrack | Route::Copies => {
                 &[Method::POST]
             }
@@ -311,6 +316,7 @@ impl Route {
             | Route::Track
             | Route::Untrack
             | Route::Copies
+            | Route::Keyring
             | Route::Faults
             | Route::Events => true,
             _ => false,
@@ -591,6 +597,21 @@ impl Agent {
                 }
             }
             (Route::Resources, _) => json(&Self::cluster(&state)?.resources()),
+            (Route::Keyring, _) => {
+                let file: KeyFile = parse(body)?;
+                let cluster = Self::cluster(&state)?;
+                drop(state);
+                if !cluster.keyed() {
+                    return refuse(
+                        StatusCode::CONFLICT,
+                        "the cluster started without a key: its nodes cannot gain one",
+                    );
+                }
+                match cluster.set_keyring(&file) {
+                    Ok(set) => json(&set),
+                    Err(e) => refuse(StatusCode::BAD_REQUEST, e),
+                }
+            }
             (Route::Faults, &Method::PUT) => {
                 let faults: api::Faults = parse(body)?;
                 match state.faults.apply(&faults) {

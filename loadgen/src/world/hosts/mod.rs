@@ -27,7 +27,7 @@ use anyhow::{anyhow, bail, Result};
 use gossip_core::wire::key_id;
 use gossip_core::{Instant, ItemId, NodeId};
 use gossip_node::agent::api::{
-    ClusterSpec, Counters, Item, Peer, PublishReply, Resources as AgentResources, Support,
+    ClusterSpec, Counters, Item, KeyFile, Peer, PublishReply, Resources as AgentResources, Support,
 };
 use gossip_node::datapath::sys::monotonic_us;
 use serde::{Deserialize, Serialize};
@@ -37,10 +37,11 @@ use agents::{Agent, Agents};
 pub use placement::Placement;
 use placement::{ranges, Net};
 
+use super::keys::ClusterKeys;
 use super::sim::UPKEEP_TYPES;
 use super::{Extras, ItemKey, Published, Seen, Shape, Upkeep, World};
 use crate::observe::Resources;
-use crate::scenario::Scenario;
+use crate::scenario::{ActionKind, Scenario};
 
 /// How often the trial loop reads the event streams.
 const PUMP_EVERY: Duration = Duration::from_millis(20);
@@ -100,6 +101,8 @@ pub struct HostsWorld {
     resources_before: Option<Vec<Option<AgentResources>>>,
     uncounted: Vec<ItemKey>,
     faults: Vec<String>,
+    /// The cluster keys (`auth.key`), as the rotation steps leave them.
+    keys: Option<ClusterKeys>,
 }
 
 impl HostsWorld {
@@ -127,6 +130,10 @@ impl HostsWorld {
                 agents.list.len()
             );
         }
+        let keys = match s.auth.key {
+            true => Some(ClusterKeys::new(s.auth.sealed)?),
+            false => None,
+        };
         let place = Placement::new(s.cluster.nodes, s.joins(), agents.list.len());
         let total = s.cluster.nodes + s.joins();
         let mut peers: Vec<Option<Peer>> = vec![None; total];
@@ -151,6 +158,8 @@ impl HostsWorld {
                 timer_slack_us: (s.cluster.timer_slack_ms * 1_000.0) as u64,
                 event_queue: EVENT_QUEUE,
                 ramp_ms: (s.cluster.ramp_s * 1_000.0) as u64,
+                keyring: keys.as_ref().map(|k| KeyFile(k.file())),
+                join_cookies: s.auth.join_cookies,
             };
             let started = a
                 .client
@@ -190,6 +199,7 @@ impl HostsWorld {
             resources_before: None,
             uncounted: Vec::new(),
             faults: Vec::new(),
+            keys,
         };
         if world.net.any() {
             world.apply_net()?;
@@ -288,7 +298,6 @@ fn added(latency_ms: f64, jitter_ms: f64) -> (f64, f64) {
 
 /// Refuses, before any node starts, a fault some agent cannot apply.
 fn refuse_unsupported(agents: &[Agent], net: &Net, s: &Scenario) -> Result<()> {
-    use crate::scenario::ActionKind;
     let wants = |k: ActionKind| s.timeline.iter().any(|a| a.action == k);
     for a in agents {
         let f = &a.hello.faults;
@@ -382,6 +391,25 @@ impl World for HostsWorld {
 
     fn partition_side(&self, fraction: f64, _initial: usize, _total: usize) -> Vec<usize> {
         self.place.side(fraction).1
+    }
+
+    fn rekey(&mut self, step: ActionKind) -> Result<String> {
+        let Some(keys) = self.keys.as_mut() else {
+            bail!("{}: the nodes run without a key (auth.key)", step.name());
+        };
+        let said = keys.step(step)?;
+        // Each agent has switched its nodes when its call returns; the
+        // scenario spaces the steps so that one reaches every node first.
+        let file = KeyFile(keys.file());
+        let mut switched = 0;
+        for a in &mut self.agents.list {
+            let set = a
+                .client
+                .set_keyring(&file)
+                .map_err(|e| anyhow!("agent {}: {}: {e:#}", a.addr, step.name()))?;
+            switched += set.switched;
+        }
+        Ok(format!("{said} ({switched} running)"))
     }
 
     fn publish(&mut self, n: usize, key: &[u8], value: &[u8]) -> Result<Published> {
