@@ -354,7 +354,7 @@ impl Swim {
         let min_us = (min * 1e6) as u64;
         let max_us = min_us * u64::from(c.suspicion_max_mult());
         let k = c.suspicion_mult().saturating_sub(2).max(1);
-        let confirmations = u32::from(self.side[i].suspecter_count.saturating_sub(1));
+        let confirmations = (self.side[i].suspecters.len() as u32).saturating_sub(1);
         Duration::from_micros(records::suspicion_timeout(min_us, max_us, confirmations, k))
     }
 

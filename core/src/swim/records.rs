@@ -18,10 +18,12 @@ pub(crate) const MAX_SUSPECTERS: usize = 8;
 pub(crate) struct Side {
     /// Suspicions refuted in the member's current life.
     pub(crate) refute: u32,
-    /// While suspect: since when, and who suspected it (self included).
+    /// While suspect: since when, and who suspected it (self included), at
+    /// most [`MAX_SUSPECTERS`]. A list that is empty until a suspicion, not
+    /// an array of eight, as a 5,000-member table would carry 5,000 of them
+    /// (0.3 MB a node) for the few members ever suspected.
     pub(crate) since: Instant,
-    pub(crate) suspecters: [NodeId; MAX_SUSPECTERS],
-    pub(crate) suspecter_count: u8,
+    pub(crate) suspecters: Vec<NodeId>,
     /// While dead: since when (forgotten after `dead_retention`).
     pub(crate) dead_since: Instant,
 }
@@ -31,8 +33,7 @@ impl Side {
         Side {
             refute,
             since: Instant::ZERO,
-            suspecters: [NodeId(0); MAX_SUSPECTERS],
-            suspecter_count: 0,
+            suspecters: Vec::new(),
             dead_since: Instant::ZERO,
         }
     }
@@ -40,26 +41,21 @@ impl Side {
     /// Starts a suspicion at `now` by `by`.
     pub(crate) fn suspect(&mut self, now: Instant, by: NodeId) {
         self.since = now;
-        self.suspecter_count = 0;
+        self.suspecters.clear();
         self.confirm(by);
     }
 
     /// The suspicion added last (none: `NodeId(0)`).
     pub(crate) fn latest_suspecter(&self) -> NodeId {
-        match self.suspecter_count {
-            0 => NodeId(0),
-            n => self.suspecters[usize::from(n) - 1],
-        }
+        self.suspecters.last().copied().unwrap_or(NodeId(0))
     }
 
     /// Adds an independent suspicion; returns whether it was new.
     pub(crate) fn confirm(&mut self, by: NodeId) -> bool {
-        let n = usize::from(self.suspecter_count);
-        if self.suspecters[..n].contains(&by) || n == MAX_SUSPECTERS {
+        if self.suspecters.contains(&by) || self.suspecters.len() == MAX_SUSPECTERS {
             return false;
         }
-        self.suspecters[n] = by;
-        self.suspecter_count += 1;
+        self.suspecters.push(by);
         true
     }
 }
@@ -273,5 +269,25 @@ mod tests {
         b.push(NodeId(3)); // news again: from zero
         b.remove(NodeId(3));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_member_record_stays_small_until_suspected() {
+        // Kept for every member at every node: 5,000 × 5,000 of them at the
+        // issue's scale. (With the suspecters inline it was 88 bytes.)
+        assert!(
+            core::mem::size_of::<Side>() <= 48,
+            "{}",
+            core::mem::size_of::<Side>()
+        );
+        let mut s = Side::new(0);
+        s.suspect(Instant::ZERO, NodeId(5));
+        assert!(s.confirm(NodeId(6)));
+        assert!(!s.confirm(NodeId(6)), "the same suspicion twice");
+        assert_eq!(s.latest_suspecter(), NodeId(6));
+        for k in 7..20 {
+            s.confirm(NodeId(k));
+        }
+        assert_eq!(s.suspecters.len(), MAX_SUSPECTERS);
     }
 }
