@@ -160,14 +160,7 @@ impl Swim {
                     // The SYNC that opened the handshake gets its answer
                     // now: our digest, so that it pushes what we lack and
                     // goes on fetching what it lacks (a joiner, in rounds).
-                    queue(
-                        cx,
-                        from,
-                        MessageType::Sync,
-                        SYNC_ANSWER_SEQ,
-                        NodeId(0),
-                        false,
-                    );
+                    answer_sync(cx, from);
                 }
             }
         }
@@ -233,14 +226,7 @@ impl Swim {
         }
         if !answer {
             // Push-pull: our digest back, so that it sends what we lack.
-            queue(
-                cx,
-                from,
-                MessageType::Sync,
-                SYNC_ANSWER_SEQ,
-                NodeId(0),
-                false,
-            );
+            answer_sync(cx, from);
         }
     }
 
@@ -357,4 +343,9 @@ impl Swim {
         self.health_up(cx);
         self.broadcasts.push(cx.me.id);
     }
+}
+
+/// Our digest to `to`, as the answer to its SYNC.
+fn answer_sync(cx: &mut Cx<'_>, to: Endpoint) {
+    queue(cx, to, MessageType::Sync, SYNC_ANSWER_SEQ, NodeId(0), false);
 }
