@@ -118,7 +118,7 @@ impl Swim {
         let mut full = false;
         let len = cx.peers.len();
         while job.walked < len {
-            let at = (job.start % len + len - job.walked % len) % len;
+            let at = job.position(len);
             let p = cx.peers.get(at);
             let listed = matches!(p.state, PeerState::Alive | PeerState::Pfail);
             if listed && job.differs(sync::bucket(p.id, job.log2)) {

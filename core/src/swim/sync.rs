@@ -216,6 +216,12 @@ impl Job {
     pub(crate) fn differs(&self, b: usize) -> bool {
         self.differ[b / 64] & (1 << (b % 64)) != 0
     }
+
+    /// The table position the walk stands at, in a table of `len` (> 0)
+    /// members: `walked` back from `start`, wrapping.
+    pub(crate) fn position(&self, len: usize) -> usize {
+        (self.start % len + len - self.walked % len) % len
+    }
 }
 
 /// The answers in progress.
@@ -291,9 +297,8 @@ impl Jobs {
         if self.resume.len() >= MAX_JOBS {
             self.resume.pop_front();
         }
-        let len = len.max(1);
-        let at = (j.start % len + len - j.walked % len) % len;
-        self.resume.push_back((j.to, at, j.began));
+        self.resume
+            .push_back((j.to, j.position(len.max(1)), j.began));
     }
 }
 
