@@ -274,21 +274,7 @@ fn lab_up_starts_detached_agents_in_their_hosts_and_lab_down_ends_them() {
 
     let down = loadgen(&["lab", "down", "--name", &name]);
     assert!(down.status.success(), "lab down: {}", stderr(&down));
-    // Every agent is among the processes ended (an agent just started may
-    // still have a child of its own there, e.g. the `nft` that clears stale
-    // tables, which is ended too: "5 process(es)" once under CI load).
-    let said = stdout(&down);
-    let ended: Vec<u32> = said
-        .split_once("(pids ")
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(list, _)| list.split(' ').filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default();
-    for pid in &pids {
-        assert!(
-            ended.contains(pid),
-            "agent {pid} not among those ended: {said}"
-        );
-    }
+    assert_agents_ended(&stdout(&down), &pids);
     for pid in pids {
         assert!(!is_running(pid), "agent {pid} still runs");
     }
@@ -322,21 +308,7 @@ fn lab_up_starts_real_agents_that_lab_down_ends() {
     }
     let down = loadgen(&["lab", "down", "--name", &name]);
     assert!(down.status.success(), "lab down: {}", stderr(&down));
-    // Every agent is among the processes ended (an agent just started may
-    // still have a child of its own there, e.g. the `nft` that clears stale
-    // tables, which is ended too: "5 process(es)" once under CI load).
-    let said = stdout(&down);
-    let ended: Vec<u32> = said
-        .split_once("(pids ")
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(list, _)| list.split(' ').filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default();
-    for pid in &pids {
-        assert!(
-            ended.contains(pid),
-            "agent {pid} not among those ended: {said}"
-        );
-    }
+    assert_agents_ended(&stdout(&down), &pids);
     for pid in pids {
         assert!(!is_running(pid), "agent {pid} still runs");
     }
@@ -500,4 +472,22 @@ fn session_of(pid: u32) -> u32 {
         .nth(3)
         .and_then(|s| s.parse().ok())
         .expect("a session id")
+}
+
+/// Every agent's pid is among the processes `lab down` says it ended (an
+/// agent just started may still have a child of its own there, e.g. the
+/// `nft` that clears stale tables, which is ended too: "5 process(es)" once
+/// under CI load).
+fn assert_agents_ended(said: &str, agents: &[u32]) {
+    let ended: Vec<u32> = said
+        .split_once("(pids ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(list, _)| list.split(' ').filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    for pid in agents {
+        assert!(
+            ended.contains(pid),
+            "agent {pid} not among those ended: {said}"
+        );
+    }
 }
