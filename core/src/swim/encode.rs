@@ -37,8 +37,7 @@ impl Swim {
             MessageType::Sync => {
                 let members = cx.failure.members();
                 let log2 = sync::buckets_log2(members, buf.len());
-                let me = (cx.me.id, cx.me.incarnation, self.refute);
-                let hashes = sync::digest(cx.peers, &self.side, me, log2);
+                let hashes = self.digest(cx, log2);
                 done(
                     encode_sync(buf, header, &hashes, seq == SYNC_ANSWER_SEQ)
                         .map_err(|_| Skip::TooSmall),

@@ -64,6 +64,8 @@ pub(crate) struct Swim {
     /// The exchange of digests in progress, if any.
     fetch: Option<sync::Fetch>,
     jobs: Jobs,
+    /// The digest of the table, kept as members change ([`Swim::rehash`]).
+    kept: sync::Kept,
     joins: Vec<Join>,
     /// Members this node declared dead or learned dead, and since when.
     dead: Vec<NodeId>,
@@ -138,6 +140,7 @@ impl Swim {
             next_sync: now,
             fetch: None,
             jobs: Jobs::default(),
+            kept: sync::Kept::default(),
             joins: Vec::new(),
             dead: Vec::new(),
         }
@@ -258,11 +261,13 @@ impl Swim {
             // the table fills, and so sent after every other news.)
             Via::Sync => self.broadcasts.push_spent(id, u32::MAX - 1),
         }
+        self.rehash(cx, i);
     }
 
     fn forget(&mut self, cx: &mut Cx<'_>, i: usize) {
         let p = cx.peers.remove(i);
-        self.side.swap_remove(i);
+        let side = self.side.swap_remove(i);
+        self.kept.toggle(p.id, side.hash);
         cx.failure.forgotten(&p);
         self.order.retain(|&x| x != p.id);
         self.cursor = self.cursor.min(self.order.len());
@@ -328,11 +333,12 @@ impl Swim {
         let id = cx.peers.get(i).id;
         cx.outbox.emit(Event::PeerPfail { id });
         self.broadcasts.push(id);
+        self.rehash(cx, i);
     }
 
     fn declare_dead(&mut self, cx: &mut Cx<'_>, now: Instant, i: usize, by_us: bool) {
         cx.set_state(i, PeerState::Fail);
-        self.side[i].dead_since = now;
+        self.side[i].since = now;
         let id = cx.peers.get(i).id;
         self.dead.push(id);
         self.order.retain(|&x| x != id);
@@ -342,6 +348,31 @@ impl Swim {
             by_quorum: by_us,
         });
         self.broadcasts.push(id);
+        self.rehash(cx, i);
+    }
+
+    /// Member `i`'s part of the kept digest brought up to date: called
+    /// after every change to its life, refutations or state.
+    fn rehash(&mut self, cx: &Cx<'_>, i: usize) {
+        let p = cx.peers.get(i);
+        let h = sync::member_hash(p.id, p.incarnation, self.side[i].refute, p.state);
+        let old = core::mem::replace(&mut self.side[i].hash, h);
+        self.kept.toggle(p.id, old ^ h);
+    }
+
+    /// Our digest at `log2` buckets: folded from the kept one, or computed
+    /// afresh when finer than kept. Debug builds check the kept one against
+    /// the table.
+    fn digest(&self, cx: &Cx<'_>, log2: u8) -> Vec<u64> {
+        let me = (cx.me.id, cx.me.incarnation, self.refute);
+        let fresh = || sync::digest(cx.peers, &self.side, me, log2);
+        match self.kept.fold(me, log2) {
+            Some(d) => {
+                debug_assert_eq!(d, fresh(), "the kept digest is out of step");
+                d
+            }
+            None => fresh(),
+        }
     }
 
     /// The suspicion timeout for member `i` now.
@@ -523,7 +554,7 @@ impl Swim {
                 self.dead.remove(0);
                 continue;
             };
-            if now.saturating_duration_since(self.side[i].dead_since) < keep {
+            if now.saturating_duration_since(self.side[i].since) < keep {
                 break;
             }
             self.forget(cx, i);

@@ -201,10 +201,9 @@ impl Swim {
         // we still differ. We push what it lacks in the exchange's first
         // round only (after that it has had it), and ask again while rounds
         // are left.
+        let ours = self.digest(cx, d.log2());
         let fetch = self.fetch.as_mut().filter(|f| answer && f.with == from);
         let push = fetch.as_ref().is_none_or(|f| f.first_round());
-        let me = (cx.me.id, cx.me.incarnation, self.refute);
-        let ours = sync::digest(cx.peers, &self.side, me, d.log2());
         let differ = sync::differ(&ours, |b| d.bucket(b));
         let Some(differ) = differ else {
             if let Some(f) = fetch {
@@ -335,6 +334,7 @@ impl Swim {
                     }
                     Health::Dead => self.broadcasts.push(m.id),
                 }
+                self.rehash(cx, i);
             }
         }
     }

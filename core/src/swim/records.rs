@@ -18,14 +18,18 @@ pub(crate) const MAX_SUSPECTERS: usize = 8;
 pub(crate) struct Side {
     /// Suspicions refuted in the member's current life.
     pub(crate) refute: u32,
-    /// While suspect: since when, and who suspected it (self included), at
-    /// most [`MAX_SUSPECTERS`]. A list that is empty until a suspicion, not
-    /// an array of eight, as a 5,000-member table would carry 5,000 of them
-    /// (0.3 MB a node) for the few members ever suspected.
+    /// While suspect: since when; while dead: since when (forgotten after
+    /// `dead_retention`); in handshake: the seq of our PROBE. One field, as
+    /// a member is one of these at a time.
     pub(crate) since: Instant,
+    /// While suspect: who suspected it (self included), at most
+    /// [`MAX_SUSPECTERS`]. A list that is empty until a suspicion, not an
+    /// array of eight, as a 5,000-member table would carry 5,000 of them
+    /// (0.3 MB a node) for the few members ever suspected.
     pub(crate) suspecters: Vec<NodeId>,
-    /// While dead: since when (forgotten after `dead_retention`).
-    pub(crate) dead_since: Instant,
+    /// What the member adds to the kept digest now (`sync::Kept`), so that a
+    /// change takes its old part out.
+    pub(crate) hash: u64,
 }
 
 impl Side {
@@ -34,7 +38,7 @@ impl Side {
             refute,
             since: Instant::ZERO,
             suspecters: Vec::new(),
-            dead_since: Instant::ZERO,
+            hash: 0,
         }
     }
 
