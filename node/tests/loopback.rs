@@ -483,3 +483,27 @@ fn lean_views_fill_and_a_killed_node_is_failed_by_its_holders() {
     );
     rt.shutdown().expect("clean shutdown");
 }
+
+/// `kill_all` stops each named node once, on both I/O threads, in one call;
+/// `track_all` tracks what fits and says which did not.
+#[test]
+fn kill_all_stops_each_named_node_once_and_track_all_reports_the_cap() {
+    let rt = Runtime::start(config(DatapathChoice::Mmsg, 31, NODES)).expect("runtime starts");
+    // Nodes on both threads (placement alternates or splits; either way a
+    // spread of indexes covers both).
+    let victims = [1, 2, NODES - 2, NODES - 1];
+    assert_eq!(rt.kill_all(&victims), victims.len());
+    assert_eq!(rt.kill_all(&victims), 0, "a node dies once");
+    for &v in &victims {
+        assert!(!rt.kill(v), "node {v} is already down");
+    }
+    assert!(rt.kill(0), "the others run on");
+    let cap = gossip_core::MAX_TRACKED;
+    let items: Vec<_> = (0..cap as u64 + 3)
+        .map(|k| gossip_core::ItemId::Join(gossip_core::NodeId(k + 1)))
+        .collect();
+    let tracked = rt.track_all(&items);
+    assert_eq!(tracked.iter().filter(|&&t| t).count(), cap);
+    assert!(tracked[..cap].iter().all(|&t| t) && !tracked[cap..].iter().any(|&t| t));
+    rt.shutdown().expect("clean shutdown");
+}

@@ -498,25 +498,38 @@ impl<'a> Drive<'a> {
                     (None, Some(f)) => ((up as f64 * f).round() as u32).clamp(1, up as u32 - 1),
                     (None, None) => 1,
                 };
-                for _ in 0..count {
+                // Chosen and their holders read first, then crashed at once
+                // (one call to the world, however many).
+                let mut chosen = Vec::new();
+                while chosen.len() < count as usize {
                     let Some(n) = a.node.or_else(|| running(&self.status)) else {
-                        return Ok(());
+                        break;
                     };
-                    let holders = self.world.holders(n);
-                    self.world
-                        .crash(n)
-                        .map_err(|e| anyhow!("crash of node {n}: {e:#}"))?;
+                    chosen.push((n, self.world.holders(n)));
                     self.set_status(n, Status::Down, now);
+                    if a.node.is_some() {
+                        break;
+                    }
+                }
+                if chosen.is_empty() {
+                    return Ok(());
+                }
+                let ns: Vec<usize> = chosen.iter().map(|c| c.0).collect();
+                self.world.crash_all(&ns).map_err(|e| {
+                    anyhow!("crash of {} node(s) from node {}: {e:#}", ns.len(), ns[0])
+                })?;
+                for (n, holders) in chosen {
                     self.new_item(ItemKey::Fail(n), Some(n), None, now);
                     if let Some(t) = self.items.last_mut() {
                         t.holders.clone_from(&holders);
                     }
-                    self.world.track(ItemKey::Fail(n));
                     self.crashed.push((n, now, holders));
                     if count == 1 {
                         self.mark(now, format!("node {n} crashes"));
                     }
                 }
+                let items: Vec<ItemKey> = ns.iter().map(|&n| ItemKey::Fail(n)).collect();
+                self.world.track_all(&items);
                 if count > 1 {
                     self.mark(now, format!("{count} nodes crash"));
                 }

@@ -214,6 +214,14 @@ pub trait World {
     /// # Errors
     /// The node could not be stopped.
     fn crash(&mut self, n: usize) -> Result<()>;
+    /// Stops nodes `ns` at once (a mass failure), as [`crash`](Self::crash)
+    /// does each.
+    ///
+    /// # Errors
+    /// A node could not be stopped.
+    fn crash_all(&mut self, ns: &[usize]) -> Result<()> {
+        ns.iter().try_for_each(|&n| self.crash(n))
+    }
     /// Starts crashed node `n` again, meeting node `meet`.
     ///
     /// # Errors
@@ -268,6 +276,10 @@ pub trait World {
     fn holders(&mut self, n: usize) -> Option<Vec<usize>>;
     /// Starts counting the copies of `item` each node receives.
     fn track(&mut self, item: ItemKey);
+    /// [`track`](Self::track) of each of `items` (a mass failure's).
+    fn track_all(&mut self, items: &[ItemKey]) {
+        items.iter().for_each(|&i| self.track(i));
+    }
     /// Stops counting the copies of `item` (its copies were read for good).
     fn untrack(&mut self, item: ItemKey) {
         let _ = item;

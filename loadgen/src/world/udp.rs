@@ -210,6 +210,11 @@ impl World for UdpWorld {
         Ok(())
     }
 
+    fn crash_all(&mut self, ns: &[usize]) -> Result<()> {
+        self.rt.kill_all(ns);
+        Ok(())
+    }
+
     fn restart(&mut self, n: usize, meet: usize) -> Result<()> {
         let seed = [self.rt.endpoints()[meet]];
         Ok(self.rt.restart(n, &seed)?)
@@ -256,6 +261,16 @@ impl World for UdpWorld {
         if !self.rt.track(self.item_id(item)) {
             self.rt.untrack(self.item_id(item));
             self.uncounted.push(item);
+        }
+    }
+
+    fn track_all(&mut self, items: &[ItemKey]) {
+        let ids: Vec<_> = items.iter().map(|&i| self.item_id(i)).collect();
+        let tracked = self.rt.track_all(&ids);
+        for (&item, ok) in items.iter().zip(tracked) {
+            if !ok {
+                self.uncounted.push(item);
+            }
         }
     }
 
