@@ -19,9 +19,11 @@ use gossip_core::{Config, Instant};
 
 mod agreement;
 mod figures;
+mod items;
 
 use agreement::Agreement;
 use figures::{audience, measure_overhead};
+use items::{Items, Tracked};
 
 use crate::observe::{Detection, Item, Mark, Recovery, Trial};
 use crate::scenario::{schedule, Action, ActionKind, Scenario};
@@ -92,25 +94,6 @@ enum Status {
     Down,
 }
 
-/// One measured item: its key, where it started, and each node's first
-/// reception.
-struct Tracked {
-    key: ItemKey,
-    /// The node it is about (joins and FAILs).
-    about: Option<usize>,
-    /// The node that published it (updates).
-    origin: Option<usize>,
-    /// When it was created: a join's start, a publish, a crash, or (for a FAIL
-    /// nobody crashed) the first FAIL. Receptions before it do not count.
-    since: Instant,
-    /// With partial views, the nodes that held a crashed node at its crash.
-    holders: Option<Vec<usize>>,
-    /// First reception at each node.
-    firsts: Vec<Option<Instant>>,
-    /// Copies at each node when every live node had it (joins and FAILs).
-    completed: Option<Vec<u32>>,
-}
-
 /// A trial in progress.
 struct Drive<'a> {
     world: Box<dyn World>,
@@ -155,7 +138,7 @@ struct Drive<'a> {
     crashed: Vec<(usize, Instant, Option<Vec<usize>>)>,
     paused: Vec<usize>,
     marks: Vec<Mark>,
-    items: Vec<Tracked>,
+    items: Items,
     /// FAIL items of nodes nobody crashed still allowed.
     extra_fails: usize,
     /// Picks the node each publish without a `node` runs on.
@@ -208,7 +191,7 @@ impl<'a> Drive<'a> {
             crashed: Vec::new(),
             paused: Vec::new(),
             marks: Vec::new(),
-            items: Vec::new(),
+            items: Items::default(),
             extra_fails: EXTRA_FAIL_ITEMS,
             rng: Rng::new(seed ^ PUBLISH_SEED),
         }
@@ -313,24 +296,19 @@ impl<'a> Drive<'a> {
                             _ => self.false_fails += 1,
                         }
                     }
-                    let known = self
-                        .items
-                        .iter()
-                        .any(|t| t.key == ItemKey::Fail(x) && e.at >= t.since);
+                    let known = self.items.known(ItemKey::Fail(x), e.at);
                     if !known && self.extra_fails > 0 && x < self.status.len() {
                         // A FAIL of a node nobody crashed: measured too.
                         self.extra_fails -= 1;
                         self.world.track(ItemKey::Fail(x));
                         let total = self.status.len();
-                        self.items.push(Tracked {
-                            key: ItemKey::Fail(x),
-                            about: Some(x),
-                            origin: None,
-                            since: read_from.min(e.at),
-                            holders: None,
-                            firsts: vec![None; total],
-                            completed: None,
-                        });
+                        self.items.push(Tracked::new(
+                            ItemKey::Fail(x),
+                            Some(x),
+                            None,
+                            read_from.min(e.at),
+                            total,
+                        ));
                     }
                     self.first(ItemKey::Fail(x), e);
                     self.log.push(*e);
@@ -361,17 +339,8 @@ impl<'a> Drive<'a> {
 
     /// Records `e` as a first reception of `key` (the latest such item).
     fn first(&mut self, key: ItemKey, e: &Seen) {
-        if let Some(t) = self
-            .items
-            .iter_mut()
-            .rev()
-            .find(|t| t.key == key && e.at >= t.since)
-        {
-            if let Some(f) = t.firsts.get_mut(e.node) {
-                if f.is_none_or(|f| e.at < f) {
-                    *f = Some(e.at);
-                }
-            }
+        if let Some(t) = self.items.latest_mut(key, e.at) {
+            t.receive(e.node, e.at);
         }
     }
 
@@ -380,6 +349,8 @@ impl<'a> Drive<'a> {
     /// node). A join in partial views concerns the holders at the end,
     /// unknown until then: its copies are read at the end.
     fn note_completions(&mut self) {
+        let is_up = |n: usize| self.status.get(n) == Some(&Status::Up);
+        let up = self.status.iter().filter(|&&s| s == Status::Up).count();
         for k in 0..self.items.len() {
             let t = &self.items[k];
             if t.completed.is_some() || matches!(t.key, ItemKey::Update { .. }) {
@@ -388,14 +359,20 @@ impl<'a> Drive<'a> {
             if self.partial && matches!(t.key, ItemKey::Join(_)) {
                 continue;
             }
-            let all = (0..self.status.len())
-                .filter(|&n| self.status[n] == Status::Up && Some(n) != t.about)
-                .filter(|n| {
-                    t.holders
-                        .as_ref()
-                        .is_none_or(|h| h.binary_search(n).is_ok())
-                })
-                .all(|n| t.firsts[n].is_some());
+            let live = |n: usize| is_up(n) && Some(n) != t.about;
+            let all = match &t.holders {
+                Some(h) => h
+                    .iter()
+                    .filter(|&&n| live(n))
+                    .all(|&n| t.firsts[n].is_some()),
+                // Every live node but its subject: not before that many have it.
+                None => {
+                    t.reached >= up - usize::from(t.about.is_some_and(is_up))
+                        && (0..self.status.len())
+                            .filter(|&n| live(n))
+                            .all(|n| t.firsts[n].is_some())
+                }
+            };
             if all {
                 let key = t.key;
                 self.items[k].completed = Some(self.world.copies(key).unwrap_or_default());
@@ -458,15 +435,8 @@ impl<'a> Drive<'a> {
         since: Instant,
     ) {
         let total = self.status.len();
-        self.items.push(Tracked {
-            key,
-            about,
-            origin,
-            since,
-            holders: None,
-            firsts: vec![None; total],
-            completed: None,
-        });
+        self.items
+            .push(Tracked::new(key, about, origin, since, total));
     }
 
     /// Applies step `step` of timeline action `i` now.
