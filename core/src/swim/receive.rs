@@ -293,6 +293,7 @@ impl Swim {
                 // Lifeguard counts independent suspicions: by whom each was
                 // raised, not who forwarded it.
                 if self.side[i].confirm(m.suspecter) {
+                    self.arm(cx, i);
                     // Lifeguard: a confirmation is news to pass on.
                     self.broadcasts.push(m.id);
                 }
@@ -313,8 +314,7 @@ impl Swim {
                     Health::Alive => {
                         if held.health == Health::Dead {
                             self.dead.retain(|&x| x != m.id);
-                            let at = cx.rng.index(self.order.len() + 1);
-                            self.order.insert(at, m.id);
+                            self.order_insert(cx, i);
                         }
                         cx.set_state(i, PeerState::Alive);
                         if via == Via::Rumor {
@@ -324,8 +324,7 @@ impl Swim {
                     Health::Suspect => {
                         if held.health == Health::Dead {
                             self.dead.retain(|&x| x != m.id);
-                            let at = cx.rng.index(self.order.len() + 1);
-                            self.order.insert(at, m.id);
+                            self.order_insert(cx, i);
                         }
                         self.suspect(cx, now, i, m.suspecter);
                     }

@@ -12,12 +12,18 @@ use crate::wire::Health;
 /// confirmations up to its k; beyond that the timeout is at its minimum).
 pub(crate) const MAX_SUSPECTERS: usize = 8;
 
+/// [`Side::pos`] of a member not in the probe order.
+pub(crate) const NOT_IN_ORDER: u32 = u32::MAX;
+
 /// Per-member state the peer table does not hold, kept parallel to it
 /// (index for index: inserted at the end, swap-removed).
 #[derive(Clone, Debug)]
 pub(crate) struct Side {
     /// Suspicions refuted in the member's current life.
     pub(crate) refute: u32,
+    /// Its place in the probe order (`Swim::order`), or [`NOT_IN_ORDER`]
+    /// (dead, or in handshake): removal in O(1).
+    pub(crate) pos: u32,
     /// While suspect: since when; while dead: since when (forgotten after
     /// `dead_retention`); in handshake: the seq of our PROBE. One field, as
     /// a member is one of these at a time.
@@ -36,6 +42,7 @@ impl Side {
     pub(crate) fn new(refute: u32) -> Self {
         Side {
             refute,
+            pos: NOT_IN_ORDER,
             since: Instant::ZERO,
             suspecters: Vec::new(),
             hash: 0,
