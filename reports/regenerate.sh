@@ -54,8 +54,17 @@ for n in 64 256; do
   "$lg" run --scenario crash --world udp --nodes $n --set profile.name=swim --trials 3 \
     --out "$out/swim-crash-udp-n$n"
 done
+# The fast points: at most memberlist "fast"'s bytes at half its detection.
 "$lg" run --scenario crash --world udp --nodes 64 --set profile.name=swim \
-  --set profile.probe_interval_ms=150 --trials 3 --out "$out/swim-crash-udp-n64-fast"
+  --set profile.probe_interval_ms=100 --set profile.probe_timeout_ms=70 --trials 3 \
+  --out "$out/swim-crash-udp-n64-fast"
+"$lg" run --scenario crash --world udp --nodes 256 --set profile.name=swim \
+  --set profile.probe_interval_ms=120 --trials 3 --out "$out/swim-crash-udp-n256-fast"
+# 5,000 nodes in one process, shared sockets with GSO/GRO, started over 30 s
+# (6.3 GB of memory; both cores for the ramp).
+"$lg" run --scenario crash --world udp --nodes 5000 --set profile.name=swim \
+  --set cluster.slots=2500 --set cluster.offload=true --set cluster.ramp_s=30 \
+  --set run.warmup_s=90 --set run.duration_s=30 --trials 2 --out "$out/swim-crash-udp-n5000"
 "$lg" run --scenario mass-failure --world sim --trials 2 --out "$out/mass-failure-sim-n300"
 "$lg" sweep --scenario slow-node --world udp --trials 1 --sweep profile.awareness_max=1,8 \
   --out "$out/slow-node-udp-n64"

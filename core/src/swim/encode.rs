@@ -5,10 +5,11 @@ use crate::ids::NodeId;
 use crate::outbox::{Outgoing, Skip};
 use crate::peers::PeerState;
 use crate::wire::{
-    encode_nack, encode_sync, Header, Health, Member, MembersWriter, MessageType, MEMBER_LEN_V4,
+    encode_nack, encode_sync, encode_sync_check, Header, Health, Member, MembersWriter,
+    MessageType, MEMBER_LEN_V4,
 };
 
-use super::{queue, sync, Cx, Swim, SYNC_ANSWER_SEQ};
+use super::{queue, sync, Cx, Swim, SYNC_ANSWER_SEQ, SYNC_CHECK_SEQ};
 
 /// A swim message as encoded: whole, or a PROBE, ACK, PROBE_REQ or gossip
 /// STATE whose members are written, open for a rumor block of user updates
@@ -36,6 +37,10 @@ impl Swim {
             MessageType::Nack => done(encode_nack(buf, header, seq).map_err(|_| Skip::TooSmall)),
             MessageType::Sync => {
                 let members = cx.failure.members();
+                if seq == SYNC_CHECK_SEQ {
+                    let hash = self.digest(cx, 0)[0];
+                    return done(encode_sync_check(buf, header, hash).map_err(|_| Skip::TooSmall));
+                }
                 let log2 = sync::buckets_log2(members, buf.len());
                 let hashes = self.digest(cx, log2);
                 done(

@@ -642,7 +642,9 @@ impl Swim {
     /// Starts an exchange of digests with `with`: periodic, or a
     /// joiner's first (`eager`: its next rounds follow a tick apart).
     fn start_fetch(&mut self, cx: &mut Cx<'_>, now: Instant, with: Endpoint, eager: bool) {
-        queue(cx, with, MessageType::Sync, 0, NodeId(0), false);
+        // A joiner asks for everything at once; a periodic exchange checks first.
+        let seq = if eager { 0 } else { SYNC_CHECK_SEQ };
+        queue(cx, with, MessageType::Sync, seq, NodeId(0), false);
         let (members, chunks) = (cx.peers.len(), cx.config.sync_chunks());
         self.fetch = Some(sync::Fetch::new(with, eager, members, chunks, now));
         self.next_sync = now + cx.config.sync_interval();
@@ -686,6 +688,13 @@ pub(crate) fn log10_sends(peers: usize) -> u32 {
 /// The descriptor's seq for a SYNC that answers one (push-pull's second
 /// half: the receiver sends STATE only, never another SYNC).
 const SYNC_ANSWER_SEQ: u32 = 1;
+
+/// The descriptor's seq for the SYNC that opens a periodic exchange: a check
+/// of one bucket (a hash of the whole membership, 8 bytes), answered with
+/// the full digest only where the memberships differ. At 5,000 members the
+/// full digest is 1,049 bytes, and a periodic SYNC of it every 5 s was more
+/// than half of a quiet node's bytes.
+const SYNC_CHECK_SEQ: u32 = 2;
 
 fn queue(cx: &mut Cx<'_>, to: Endpoint, kind: MessageType, seq: u32, about: NodeId, bare: bool) {
     cx.outbox.queue_outgoing(Outgoing {

@@ -211,6 +211,12 @@ impl Swim {
             }
             return;
         };
+        if d.check() {
+            // A check (one bucket) that differs: our full digest, so that
+            // the exchange goes on bucket by bucket, not with our whole table.
+            answer_sync(cx, from);
+            return;
+        }
         if let Some(f) = fetch {
             f.answered(cx, now);
         }

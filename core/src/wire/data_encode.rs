@@ -8,7 +8,9 @@ use super::data::{
     MODE_PUSH, RUMOR_ACK_WANTED, RUMOR_BLOCK_OVERHEAD, RUMOR_PULL,
 };
 use super::membership::SectionWriter;
-use super::swim::{encode_nack, encode_sync, MembersWriter, SwimBody, MAX_SYNC_LOG2};
+use super::swim::{
+    encode_nack, encode_sync, encode_sync_check, MembersWriter, SwimBody, MAX_SYNC_LOG2,
+};
 use super::values::{Direction, EntryRef, Stamp};
 use super::{
     encode_header, finish, Body, EncodeError, Header, Message, DIGEST_ITEM_OVERHEAD, HEADER_LEN,
@@ -481,6 +483,9 @@ fn reencode_swim(
             let mut hashes = [0u64; 1 << MAX_SYNC_LOG2];
             for (i, slot) in hashes.iter_mut().enumerate().take(d.len()) {
                 *slot = d.bucket(i);
+            }
+            if d.check() {
+                return encode_sync_check(buf, h, d.bucket(0));
             }
             return encode_sync(buf, h, &hashes[..d.len()], d.answer());
         }

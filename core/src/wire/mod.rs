@@ -35,9 +35,9 @@ pub use membership::{
     ENTRY_LEN_V6, NO_PING, SECTION_COUNT_LEN,
 };
 pub use swim::{
-    encode_nack, encode_sync, Health, Member, Members, MembersWriter, SwimBody, SyncDigest,
-    MAX_SYNC_LOG2, MEMBERS_COUNT_LEN, MEMBER_LEN_V4, MEMBER_LEN_V6, NACK_LEN, PROBE_LEN, SEQ_LEN,
-    SUSPECTER_LEN, SYNC_BUCKET_LEN,
+    encode_nack, encode_sync, encode_sync_check, Health, Member, Members, MembersWriter, SwimBody,
+    SyncDigest, MAX_SYNC_LOG2, MEMBERS_COUNT_LEN, MEMBER_LEN_V4, MEMBER_LEN_V6, NACK_LEN,
+    PROBE_LEN, SEQ_LEN, SUSPECTER_LEN, SYNC_BUCKET_LEN,
 };
 pub use values::{Direction, EntryRef, Stamp};
 

@@ -10,7 +10,8 @@
 //! PROBE_REQ = seq:u32 target:member members
 //! NACK      = seq:u32
 //! SYNC      = mode:u8 hash:u64 * 2^log2   (mode: bits 0-3 log2 <= MAX_SYNC_LOG2,
-//!                                          bit 7 answer, bits 4-6 reserved)
+//!                                          bit 7 answer, bit 6 check (log2 0,
+//!                                          not an answer), bits 4-5 reserved)
 //! STATE     = members
 //! ```
 //! `state`: bits 0-1 health (0 alive, 1 suspect, 2 dead; 3 is malformed), bit 2
@@ -61,6 +62,7 @@ pub const MAX_SYNC_LOG2: u8 = 12;
 
 const SYNC_LOG2_MASK: u8 = 0x0f;
 const SYNC_ANSWER: u8 = 0x80;
+const SYNC_CHECK: u8 = 0x40;
 const HEALTH_MASK: u8 = 0b11;
 const STATE_IPV6: u8 = 1 << 2;
 const STATE_KNOWN: u8 = HEALTH_MASK | STATE_IPV6;
@@ -251,22 +253,28 @@ impl<'a> Members<'a> {
 pub struct SyncDigest<'a> {
     log2: u8,
     answer: bool,
+    check: bool,
     hashes: &'a [u8],
 }
 
 impl<'a> SyncDigest<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> Result<Self, DecodeError> {
         let (&mode, hashes) = body.split_first().ok_or(DecodeError::Malformed)?;
-        if mode & !(SYNC_LOG2_MASK | SYNC_ANSWER) != 0 {
+        if mode & !(SYNC_LOG2_MASK | SYNC_ANSWER | SYNC_CHECK) != 0 {
             return Err(DecodeError::ReservedBits);
         }
         let log2 = mode & SYNC_LOG2_MASK;
         if log2 > MAX_SYNC_LOG2 || hashes.len() != SYNC_BUCKET_LEN << log2 {
             return Err(DecodeError::Malformed);
         }
+        let (answer, check) = (mode & SYNC_ANSWER != 0, mode & SYNC_CHECK != 0);
+        if check && (answer || log2 != 0) {
+            return Err(DecodeError::Malformed);
+        }
         Ok(SyncDigest {
             log2,
-            answer: mode & SYNC_ANSWER != 0,
+            answer,
+            check,
             hashes,
         })
     }
@@ -275,6 +283,12 @@ impl<'a> SyncDigest<'a> {
     /// STATE only, never with another SYNC).
     pub fn answer(&self) -> bool {
         self.answer
+    }
+
+    /// Whether it is a check: one bucket, the hash of the sender's whole
+    /// membership, answered with the receiver's full digest if they differ.
+    pub fn check(&self) -> bool {
+        self.check
     }
 
     /// Buckets, as log2.
@@ -526,6 +540,16 @@ pub fn encode_sync(
     Ok(finish(buf, len))
 }
 
+/// Encodes a SYNC check: one bucket, `hash` the sender's whole membership.
+///
+/// # Errors
+/// [`EncodeError::BufferTooSmall`] when it does not fit.
+pub fn encode_sync_check(buf: &mut [u8], header: &Header, hash: u64) -> Result<usize, EncodeError> {
+    let len = encode_sync(buf, header, &[hash], false)?;
+    buf[HEADER_LEN] |= SYNC_CHECK;
+    Ok(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{decode, reencode, Body, MessageType};
@@ -659,8 +683,23 @@ mod tests {
         let len = encode_sync(&mut buf, &header(MessageType::Sync), &[1, 2], false).unwrap();
         buf[HEADER_LEN] = 2;
         assert_eq!(decode(&buf[..len]), Err(DecodeError::Malformed));
-        buf[HEADER_LEN] = 0x41;
+        buf[HEADER_LEN] = 0x21;
         assert_eq!(decode(&buf[..len]), Err(DecodeError::ReservedBits));
+        // A check is one bucket and never an answer.
+        buf[HEADER_LEN] = 0x41;
+        assert_eq!(decode(&buf[..len]), Err(DecodeError::Malformed));
+        let len = encode_sync_check(&mut buf, &header(MessageType::Sync), 7).unwrap();
+        assert_eq!(len, HEADER_LEN + 1 + SYNC_BUCKET_LEN);
+        let msg = decode(&buf[..len]).unwrap();
+        let Body::Swim(SwimBody::Sync(d)) = msg.body else {
+            panic!("{:?}", msg.body)
+        };
+        assert!(d.check() && !d.answer() && d.bucket(0) == 7);
+        let mut again = [0u8; 64];
+        assert_eq!(reencode(&msg, &mut again).unwrap(), len);
+        assert_eq!(again[..len], buf[..len]);
+        buf[HEADER_LEN] = 0xc0;
+        assert_eq!(decode(&buf[..len]), Err(DecodeError::Malformed));
         buf[HEADER_LEN] = MAX_SYNC_LOG2 + 1;
         assert_eq!(decode(&buf[..len]), Err(DecodeError::Malformed));
         // A NACK with a trailing byte.

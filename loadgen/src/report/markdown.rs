@@ -87,7 +87,19 @@ pub fn render(r: &Report) -> String {
                 g("section_min")
             );
         }
-        if p.disseminates() {
+        if p.disseminates() && g("membership") == "swim" {
+            // No RUMOR rounds under swim: updates ride its datagrams, so the
+            // rumor fan-out and period are not used.
+            let _ = writeln!(
+                o,
+                "| dissemination | {} (updates ride swim's datagrams, each sent {} × ceil(log10(N + 1)) times ({}); anti-entropy {} every {} ms) |",
+                g("dissemination"),
+                g("rumor_stop_k"),
+                g("rumor_stop"),
+                g("anti_entropy_direction"),
+                g("anti_entropy_period_ms")
+            );
+        } else if p.disseminates() {
             let _ = writeln!(
                 o,
                 "| dissemination | {} (rumor {} {} k {}, fan-out {}, every {} ms; anti-entropy {} every {} ms) |",
