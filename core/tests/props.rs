@@ -403,7 +403,17 @@ impl Owned {
 /// Decodes and, on success, checks that re-encoding gives the very same bytes.
 fn decode_is_canonical(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(msg) = wire::decode(bytes) {
-        let again = Owned::of(&msg).encode();
+        let again = match msg.body {
+            // swim's bodies (a mutation can make one: a SYNC check is nine
+            // bytes): the crate's own re-encoder; this file models the others.
+            Body::Swim(_) => {
+                let mut b = vec![0u8; bytes.len() + 64];
+                let n = wire::reencode(&msg, &mut b).expect("a decoded swim body re-encodes");
+                b.truncate(n);
+                b
+            }
+            _ => Owned::of(&msg).encode(),
+        };
         prop_assert_eq!(&again[..], bytes, "decoded {:?}", msg);
     }
     Ok(())
