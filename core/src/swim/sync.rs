@@ -74,8 +74,8 @@ const KEPT_LOG2: u8 = 10;
 /// The digest of the members held (self not included), kept up to date as
 /// each member changes, so that a SYNC sent or answered costs a fold of
 /// 1,024 buckets instead of a walk of the table: at 5,000 members the walk
-/// (three hashes a member over 0.5 MB of records) was a sixth of a joining
-/// node's CPU.
+/// (three hashes a member over 0.5 MB of records) was half of a forming
+/// 5,000-node run's CPU (174 CPU-s in 100 s before, 88 after).
 #[derive(Debug)]
 pub(crate) struct Kept {
     buckets: Vec<u64>,
