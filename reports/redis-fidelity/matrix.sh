@@ -8,7 +8,7 @@
 #   reports/redis-fidelity/matrix.sh [OUT]      (default reports/reference/redis-matrix)
 #
 # Environment: NODES, TIMEOUTS, SCENARIOS (space-separated), TRIALS (crash
-# trials, default 3), STEADY_S / CRASH_S (measured windows, default 30 / 20),
+# trials, default 8), STEADY_S / CRASH_S (measured windows, default 30 / 20),
 # LOADGEN (default: cargo run --release -p gossip-loadgen --).
 # Points already reported are skipped, so an interrupted matrix resumes.
 set -eu
@@ -17,7 +17,7 @@ OUT=${1:-reports/reference/redis-matrix}
 NODES=${NODES:-48 96 24 6}
 TIMEOUTS=${TIMEOUTS:-2000 1000}
 SCENARIOS=${SCENARIOS:-steady crash}
-TRIALS=${TRIALS:-3}
+TRIALS=${TRIALS:-8}
 STEADY_S=${STEADY_S:-30}
 CRASH_S=${CRASH_S:-20}
 LOADGEN=${LOADGEN:-cargo run --release -q -p gossip-loadgen --}
