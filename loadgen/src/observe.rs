@@ -26,6 +26,9 @@ pub struct Trial {
     /// suspecting node, outside a heal's aftermath.
     #[serde(default)]
     pub false_pfails: u64,
+    /// When the false PFAILs came and among whom (none: there were none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_pfail_times: Option<SuspicionTimes>,
     /// Such FAILs declared within node_timeout + report_validity after a heal:
     /// the partition's evidence, not counted as false.
     #[serde(default)]
@@ -268,6 +271,23 @@ pub struct EpidemicTrial {
     pub redundancy: f64,
     /// Most receptions at one node.
     pub receptions_max: u32,
+}
+
+/// When a trial's false suspicions came, in seconds after the warm-up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SuspicionTimes {
+    /// The first.
+    pub first_s: f64,
+    /// The last.
+    pub last_s: f64,
+    /// Nodes suspected.
+    pub suspected: usize,
+    /// Nodes that suspected them.
+    pub suspecters: usize,
+    /// When the trial began (negative: the warm-up's length).
+    pub start_s: f64,
+    /// How many in each second since the trial began.
+    pub per_second: Vec<u32>,
 }
 
 /// A point on a trial's timeline.

@@ -351,6 +351,7 @@ pub fn render(r: &Report) -> String {
             );
         }
         o.push('\n');
+        false_suspicions(&mut o, r);
     }
     if s.recover_s.is_some()
         || s.unrecovered.is_some()
@@ -436,6 +437,36 @@ pub fn render(r: &Report) -> String {
 /// `v` with `digits` decimals and its interval, marked † when it (`ms` in
 /// milliseconds) is smaller than the clock uncertainty `clock_ms` of a
 /// hosts-world run.
+/// When each trial's false suspicions came: a storm in one trial shows where
+/// on its timeline it began and how wide it spread.
+fn false_suspicions(o: &mut String, r: &Report) {
+    for t in &r.trials {
+        let Some(f) = &t.false_pfail_times else {
+            continue;
+        };
+        let (busiest, most) = f
+            .per_second
+            .iter()
+            .enumerate()
+            .max_by_key(|&(_, n)| *n)
+            .map_or((0, 0), |(s, n)| (s, *n));
+        let _ = writeln!(
+            o,
+            "False suspicions in trial {}: {} from {:.1} s to {:.1} s after the warm-up \
+             (the trial began at {:.0} s), {} nodes suspected by {}; the most in one second: \
+             {most} at {:.0} s.\n",
+            t.index,
+            t.false_pfails,
+            f.first_s,
+            f.last_s,
+            f.start_s,
+            f.suspected,
+            f.suspecters,
+            f.start_s + busiest as f64,
+        );
+    }
+}
+
 fn ci_cell(v: f64, ci: Option<Ci>, digits: usize, ms: f64, clock_ms: Option<f64>) -> String {
     let shown = with_ci(v, ci.as_ref(), digits);
     match clock_ms {

@@ -21,10 +21,12 @@ use gossip_core::{Config, Instant};
 mod agreement;
 mod figures;
 mod items;
+mod suspicions;
 
 use agreement::Agreement;
 use figures::{audience, measure_overhead};
 use items::{Items, Tracked};
+use suspicions::Suspicions;
 
 use crate::observe::{Detection, Item, Mark, Recovery, Trial};
 use crate::scenario::{schedule, Action, ActionKind, Scenario};
@@ -52,12 +54,10 @@ pub fn drive(
     let mut d = Drive::new(world, s, &config, seed, control);
     let parts = d.act_out(s);
     let node_s = d.up_us.iter().sum::<u64>() as f64 / 1e6;
-    let (progressed, false_fails, false_pfails, partition_fails) = (
-        d.progressed,
-        d.false_fails,
-        d.false_pfails,
-        d.partition_fails,
-    );
+    let (progressed, false_fails, partition_fails) =
+        (d.progressed, d.false_fails, d.partition_fails);
+    let false_pfails = d.suspicions.count();
+    let false_pfail_times = d.suspicions.times(d.origin, d.warmup);
     // The nodes stop whatever happened; the trial's own error comes first.
     let extras = d.world.finish(node_s);
     let Some(figures) = parts? else {
@@ -74,6 +74,7 @@ pub fn drive(
         window_s: s.run.duration_s,
         false_fails,
         false_pfails,
+        false_pfail_times,
         partition_fails,
         node_hours: node_s / 3600.0,
         wall_s: started.elapsed().as_secs_f64(),
@@ -116,7 +117,7 @@ struct Drive<'a> {
     seen: Vec<Seen>,
     false_fails: u64,
     /// PFAILs of running, reachable nodes outside a heal's aftermath.
-    false_pfails: u64,
+    suspicions: Suspicions,
     /// FAILs of reachable nodes within `aftermath` of a heal.
     partition_fails: u64,
     /// The last heal, if any.
@@ -180,7 +181,7 @@ impl<'a> Drive<'a> {
             last_drain: origin,
             seen: Vec::new(),
             false_fails: 0,
-            false_pfails: 0,
+            suspicions: Suspicions::default(),
             partition_fails: 0,
             healed_at: None,
             resumed_at: vec![None; total],
@@ -324,7 +325,7 @@ impl<'a> Drive<'a> {
                         && self.world.connected(x, e.node)
                         && !after_heal
                     {
-                        self.false_pfails += 1;
+                        self.suspicions.record(self.origin, e.at, e.node, x);
                     }
                     self.log.push(*e)
                 }
