@@ -434,9 +434,6 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-/// `v` with `digits` decimals and its interval, marked † when it (`ms` in
-/// milliseconds) is smaller than the clock uncertainty `clock_ms` of a
-/// hosts-world run.
 /// When each trial's false suspicions came: a storm in one trial shows where
 /// on its timeline it began and how wide it spread.
 fn false_suspicions(o: &mut String, r: &Report) {
@@ -467,6 +464,9 @@ fn false_suspicions(o: &mut String, r: &Report) {
     }
 }
 
+/// `v` with `digits` decimals and its interval, marked † when it (`ms` in
+/// milliseconds) is smaller than the clock uncertainty `clock_ms` of a
+/// hosts-world run.
 fn ci_cell(v: f64, ci: Option<Ci>, digits: usize, ms: f64, clock_ms: Option<f64>) -> String {
     let shown = with_ci(v, ci.as_ref(), digits);
     match clock_ms {
